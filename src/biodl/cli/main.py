@@ -1,0 +1,148 @@
+"""``biodl`` entry point: train, evaluate, predict, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from biodl._version import __version__
+from biodl.cli.options import DATA_FLAGS, SPLIT_FLAGS, TRAIN_FLAGS, Flag, given
+from biodl.errors import BiodlError
+
+
+def _add_flags(p: argparse.ArgumentParser, title: str, flags: tuple[Flag, ...]) -> None:
+    group = p.add_argument_group(title)
+    for f in flags:
+        f.add(group)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="biodl", description="Deep learning for life-science data.")
+    parser.add_argument("--version", action="version", version=f"biodl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tr = sub.add_parser("train", help="train, evaluate and save a model", description="Train, evaluate and save a model.")
+    tr.add_argument("--output-dir", help="run directory (metrics.json, model/, report.html)")
+    tr.add_argument("--config", help="experiment YAML (CLI flags override it)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. train.lr=0.01")
+    tr.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
+    tr.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last.ckpt")
+    _add_flags(tr, "data", DATA_FLAGS + SPLIT_FLAGS)
+    _add_flags(tr, "model and training", TRAIN_FLAGS)
+
+    ev = sub.add_parser("evaluate", help="metrics of a saved model on a labelled file")
+    ev.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    ev.add_argument("--output", help="write the metrics as JSON here")
+    _add_flags(ev, "data (default: as the model was trained)", DATA_FLAGS)
+
+    pr = sub.add_parser("predict", help="predictions of a saved model for a file")
+    pr.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    pr.add_argument("--output", required=True, help="predictions file (.csv, .tsv or .parquet)")
+    _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
+
+    de = sub.add_parser("demo", help="train, evaluate and report on the bundled example data")
+    de.add_argument("--output-dir", default="runs/demo", help="run directory (default runs/demo)")
+    de.add_argument("--max-epochs", type=int, default=None, help="override the demo's epochs")
+    return parser
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from biodl.config import ExperimentConfig, apply_overrides, load_yaml, set_nested
+
+    raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for key, value in given(args, DATA_FLAGS + SPLIT_FLAGS + TRAIN_FLAGS).items():
+        set_nested(raw, key.split("."), value)
+    apply_overrides(raw, args.set)
+    return ExperimentConfig.from_dict(raw, source=args.config or "command line")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _train_config(args)
+    if args.print_config:
+        sys.stdout.write(cfg.to_yaml())
+        return 0
+    if not args.output_dir:
+        raise BiodlError("--output-dir is required to train")
+    from biodl.experiment import Experiment
+
+    result = Experiment(cfg).fit(args.output_dir, resume=args.resume)
+    print(f"run directory: {Path(result.output_dir).resolve()}")
+    return 0
+
+
+def _data_overrides(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    over = {k.split(".", 1)[1]: v for k, v in given(args, DATA_FLAGS).items()}
+    paths = over.pop("path", None)
+    if not paths:
+        raise BiodlError("--data-path is required")
+    return list(paths), over
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from biodl.bundle import load
+    from biodl.inference import evaluate, load_data
+    from biodl.io_utils import atomic_write_text
+    from biodl.reporting import print_metrics_table
+
+    bundle = load(args.model_path)
+    paths, over = _data_overrides(args)
+    data = load_data(bundle, paths, over, require_targets=True)
+    metrics = evaluate(bundle, data)
+    print_metrics_table({"test": metrics}, title=f"evaluation on {', '.join(Path(p).name for p in paths)}")
+    if args.output:
+        doc = {"model_path": str(args.model_path), "data_path": paths, "metrics": metrics}
+        atomic_write_text(Path(args.output), json.dumps(doc, indent=1, allow_nan=False))
+        print(f"metrics written to {args.output}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from biodl.bundle import load
+    from biodl.inference import load_data, predict_frame, write_table
+
+    bundle = load(args.model_path)
+    paths, over = _data_overrides(args)
+    data = load_data(bundle, paths, over, require_targets=False)
+    frame, _ = predict_frame(bundle, data)
+    out = write_table(frame, args.output)
+    print(f"{len(frame)} predictions written to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from biodl.demo import run_demo
+
+    run_demo(Path(args.output_dir), max_epochs=args.max_epochs)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return 2 (tracebacks with ``--debug``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("BIODL_DEBUG") == "1"
+    try:
+        return COMMANDS[args.command](args)
+    except BiodlError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The experiment schema: one typed description shared by YAML, the CLI and Python.
+
+Sections are ``data``, ``model``, ``train`` and ``evaluate``. Defaults follow Table 2 of
+Angermueller et al. (2016): Adam (lr 1e-3; SGD lr 0.01 with momentum 0.9), batch size 128,
+Glorot-uniform initialisation, batch normalisation, dropout 0.5, ReLU, learning-rate decay by a
+factor 0.5 when the validation loss stops improving, early stopping with restore of the best
+weights, and a 60/10/30 train/validation/test split.
+
+Unknown keys are errors that suggest the closest valid key; wrong types and impossible values
+are errors naming the key (:class:`biodl.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from biodl.errors import ConfigError
+
+Task = Literal["classification", "regression", "multilabel"]
+DataType = Literal["tabular", "sequence"]
+
+#: Default learning rate per optimiser (review Table 2: 0.01 for SGD; Adam's usual 1e-3).
+DEFAULT_LR: dict[str, float] = {
+    "sgd": 0.01,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "rmsprop": 1e-3,
+    "adagrad": 0.01,
+    "adadelta": 1.0,
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NormalizeConfig(_Section):
+    """Normalisation of numeric features, fitted on the training split only."""
+
+    log1p: bool = False
+    center: bool = True
+    scale: bool = True
+    whiten: Literal["none", "pca", "zca"] = "none"
+
+
+class DataConfig(_Section):
+    """Where the data come from, which columns mean what, and how to split them."""
+
+    type: DataType = "tabular"
+    path: list[str] = Field(default_factory=list)
+    task: Task | None = None
+    target_columns: list[str] = Field(default_factory=list)
+    feature_columns: list[str] | None = None
+    id_column: str | None = None
+    group_column: str | None = None
+    hdf5_features: str = "X"
+    h5ad_layer: str | None = None
+    split: Literal["auto", "random", "stratified", "group"] = "auto"
+    split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
+    cv: int | None = None
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+
+    @field_validator("split_sizes")
+    @classmethod
+    def _sizes(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(s < 0 for s in v):
+            raise ValueError(f"split sizes must be >= 0, got {list(v)}")
+        if abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"split sizes must sum to 1 (train val test), got {list(v)} = {sum(v):g}")
+        if v[0] <= 0:
+            raise ValueError("the training split must not be empty")
+        return v
+
+    @field_validator("cv")
+    @classmethod
+    def _cv(cls, v: int | None) -> int | None:
+        if v is not None and v < 2:
+            raise ValueError(f"cross-validation needs at least 2 folds, got {v}")
+        return v
+
+
+class ModelConfig(BaseModel):
+    """Architecture name plus that architecture's own typed parameters.
+
+    The parameters are validated against the registered model's ``Params`` class, so
+    ``model.hidden_sizes`` is checked for ``mlp`` and rejected (with a suggestion) for a model
+    that has no such parameter. ``name: null`` picks the data type's default model.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+    name: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The architecture parameters (everything but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(_Section):
+    """Optimisation (review Table 2 defaults)."""
+
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta"] = "adam"
+    lr: float | None = Field(default=None, description="null = the optimiser's default")
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0.0, description="L2 penalty")
+    l1: float = Field(default=0.0, ge=0.0, description="L1 penalty on weights")
+    batch_size: int = Field(default=128, ge=1)
+    max_epochs: int = Field(default=100, ge=1)
+    lr_schedule: Literal["none", "plateau", "exponential"] = "plateau"
+    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    lr_patience: int = Field(default=3, ge=0)
+    lr_gamma: float = Field(default=0.95, gt=0.0, le=1.0)
+    early_stopping: bool = True
+    patience: int = Field(default=10, ge=1)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    gradient_clip: float | None = Field(default=None, gt=0.0)
+    precision: str = "32-true"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = Field(default=1, ge=1)
+    seed: int = 0
+    num_workers: int = Field(default=0, ge=0)
+    checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
+    progress_bar: bool = True
+    deterministic: bool = False
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError(f"learning rate must be > 0, got {v}")
+        return v
+
+    def resolved_lr(self) -> float:
+        """The learning rate actually used (``lr`` or the optimiser default)."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+class EvaluateConfig(_Section):
+    """What is measured and reported."""
+
+    metrics: list[str] | None = None
+    baselines: list[str] = Field(default_factory=lambda: ["linear", "random_forest"])
+    report: bool = True
+    plots: bool = True
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _resolve_model(self) -> ExperimentConfig:
+        from biodl.models import MODELS, default_model_name
+
+        name = self.model.name or default_model_name(self.data.type)
+        spec = MODELS[name]
+        try:
+            params = spec.Params.model_validate(self.model.params())
+        except ValidationError as exc:
+            raise ValueError(_format_errors(exc, prefix="model", schema=spec.Params)) from None
+        object.__setattr__(self, "model", ModelConfig(name=name, **params.model_dump(mode="json")))
+        for metric in self.evaluate.metrics or []:
+            from biodl.metrics import METRICS
+
+            METRICS[metric]
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config") -> ExperimentConfig:
+        """Validate a nested mapping, raising :class:`ConfigError` with readable messages."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: " + _format_errors(exc, prefix="", schema=cls)) from None
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+        """Load a YAML file, then apply ``key=value`` overrides."""
+        raw = load_yaml(path)
+        apply_overrides(raw, overrides)
+        return cls.from_dict(raw, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved configuration as plain data."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The fully resolved configuration as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (safe loader: no object construction)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping with sections data/model/train/evaluate")
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings in place; values are parsed as YAML scalars/lists."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, _, text = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        set_nested(raw, parts, value)
+    return raw
+
+
+def set_nested(raw: dict[str, Any], parts: Sequence[str], value: Any) -> None:
+    """Set ``raw[parts[0]][parts[1]]... = value``, creating sections as needed."""
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{'.'.join(parts)}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _fields_at(schema: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """Valid keys of the section at ``loc`` (best effort, for suggestions)."""
+    cls: Any = schema
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if cls is None:
+            return []
+    if cls is ModelConfig:
+        return ["name"]
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _format_errors(exc: ValidationError, *, prefix: str, schema: type[BaseModel]) -> str:
+    msgs: list[str] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(([prefix] if prefix else []) + loc)
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(schema, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = f" (did you mean '{'.'.join(([prefix] if prefix else []) + loc[:-1] + [close[0]])}'?)" if close else ""
+            msgs.append(f"unknown key '{key}'{hint}")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            shown = f" (got {err['input']!r})" if err["type"] != "value_error" and "input" in err else ""
+            msgs.append(f"{key}: {msg}{shown}" if key else msg)
+    return "; ".join(msgs)

@@ -1,0 +1,93 @@
+"""The data-type ("modality") interface and its registry.
+
+A modality reads files into arrays, fits its preprocessing on the training rows, turns raw
+arrays into model inputs, and provides 2-D features for the classical baseline. Its fitted
+state is plain JSON plus named arrays, stored in the model bundle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from biodl.config import DataConfig
+from biodl.data.targets import Targets
+from biodl.registry import Registry
+
+BatchAugment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LoadedData:
+    """Rows read from the input files.
+
+    Attributes
+    ----------
+    X
+        Raw inputs, ``(N, ...)``: float32 features ``(N, F)`` for tables.
+    targets
+        Encoded targets, or ``None`` when the file has no target columns (prediction).
+    ids
+        ``(N,)`` row identifiers (strings).
+    groups
+        ``(N,)`` group labels for group splits, or ``None``.
+    summary
+        Facts for reports (files, rows, columns, counts of handled records).
+    """
+
+    X: np.ndarray
+    targets: Targets | None
+    ids: np.ndarray
+    groups: np.ndarray | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+
+class Modality(ABC):
+    """One data type (tables, sequences, ...)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
+        """Read ``paths`` into arrays (targets encoded for ``cfg.task``)."""
+
+    @abstractmethod
+    def fit(self, X_train: np.ndarray) -> None:
+        """Fit preprocessing on training inputs only."""
+
+    @abstractmethod
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Raw inputs → model inputs (same number of rows)."""
+
+    def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
+        """2-D features ``(N, F)`` for the classical baseline, from model inputs."""
+        return X_model.reshape(len(X_model), -1).astype(np.float32, copy=False)
+
+    def train_augment(self) -> BatchAugment | None:
+        """Batch augmentation applied during training, or ``None``."""
+        return None
+
+    def columns(self) -> dict[str, Any]:
+        """Resolved column mapping for the bundle."""
+        return {}
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fitted preprocessing: ``(json_meta, arrays)``."""
+        return {}, {}
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state` returned."""
+
+
+DATA_TYPES: Registry[type[Modality]] = Registry("data type")

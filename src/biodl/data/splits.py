@@ -1,0 +1,183 @@
+"""Train/validation/test splits (random, stratified, group) and k-fold cross-validation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from biodl.errors import DataError
+from biodl.io_utils import atomic_write_text
+
+
+@dataclass
+class Split:
+    """Row indices of each part; ``method`` notes what was actually done."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    method: str
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per part."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def to_dict(self, ids: Sequence[str] | None = None, **extra: object) -> dict[str, object]:
+        """JSON-ready description (indices, and ids when given)."""
+        out: dict[str, object] = {"method": self.method, **extra, "sizes": self.sizes()}
+        for part in ("train", "val", "test"):
+            idx = getattr(self, part)
+            out[part] = [int(i) for i in idx]
+            if ids is not None:
+                out[f"{part}_ids"] = [str(ids[i]) for i in idx]
+        return out
+
+
+def _counts(n: int, sizes: Sequence[float]) -> tuple[int, int]:
+    n_test = int(round(sizes[2] * n))
+    n_val = int(round(sizes[1] * n))
+    if sizes[2] > 0:
+        n_test = max(n_test, 1)
+    if sizes[1] > 0:
+        n_val = max(n_val, 1)
+    if n - n_test - n_val < 1:
+        raise DataError(f"{n} rows are too few for split sizes {list(sizes)}: the training split would be empty")
+    return n_val, n_test
+
+
+def random_split(n: int, sizes: Sequence[float], seed: int) -> Split:
+    """Shuffle rows and cut them into train/val/test."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_val, n_test = _counts(n, sizes)
+    test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+    return Split(np.sort(train), np.sort(val), np.sort(test), "random")
+
+
+def stratified_split(labels: np.ndarray, sizes: Sequence[float], seed: int) -> Split:
+    """Split each class in proportion (``labels`` ``(N,)`` ints; ``-1`` rows go with a random part)."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n = len(idx)
+        n_test = int(round(sizes[2] * n))
+        n_val = int(round(sizes[1] * n))
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    train, val, test = (np.sort(np.concatenate(parts[p])).astype(np.int64) for p in ("train", "val", "test"))
+    if len(train) == 0 or (sizes[1] > 0 and len(val) == 0) or (sizes[2] > 0 and len(test) == 0):
+        raise DataError(f"{len(labels)} rows are too few for a stratified split with sizes {list(sizes)}")
+    return Split(train, val, test, "stratified")
+
+
+def group_split(groups: np.ndarray, sizes: Sequence[float], seed: int) -> Split:
+    """Keep every group on one side: whole groups are assigned until each part's share is reached."""
+    rng = np.random.default_rng(seed)
+    uniq, inverse, counts = np.unique(groups.astype(str), return_inverse=True, return_counts=True)
+    if len(uniq) < 2 + (sizes[1] > 0):
+        raise DataError(f"a group split needs at least {2 + (sizes[1] > 0)} groups, found {len(uniq)}")
+    order = rng.permutation(len(uniq))
+    n = len(groups)
+    target_test, target_val = sizes[2] * n, sizes[1] * n
+    assign = np.zeros(len(uniq), dtype=np.int64)  # 0 train, 1 val, 2 test
+    filled = [0.0, 0.0, 0.0]
+    for g in order:
+        if filled[2] < target_test:
+            part = 2
+        elif filled[1] < target_val:
+            part = 1
+        else:
+            part = 0
+        assign[g] = part
+        filled[part] += counts[g]
+    if filled[0] == 0:
+        # the last group always goes to training
+        assign[order[-1]] = 0
+    row_part = assign[inverse]
+    return Split(
+        np.flatnonzero(row_part == 0), np.flatnonzero(row_part == 1), np.flatnonzero(row_part == 2), "group"
+    )
+
+
+def make_split(
+    n: int,
+    sizes: Sequence[float],
+    method: str,
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> Split:
+    """Dispatch to the split ``method`` (``auto`` = stratified when class labels are given)."""
+    if method == "group":
+        if groups is None:
+            raise DataError("split 'group' needs data.group_column (--group-column)")
+        return group_split(groups, sizes, seed)
+    if method in ("stratified", "auto") and labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2:
+            return stratified_split(labels, sizes, seed)
+        if method == "stratified":
+            raise DataError("a stratified split needs at least 2 rows per class")
+    elif method == "stratified":
+        raise DataError("split 'stratified' needs a single classification target")
+    return random_split(n, sizes, seed)
+
+
+def kfold_splits(
+    n: int,
+    k: int,
+    sizes: Sequence[float],
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> list[Split]:
+    """``k`` folds: each fold is the test part once; validation is carved from the rest.
+
+    The validation share of the remaining rows is ``sizes[1] / (sizes[0] + sizes[1])``.
+    """
+    if k > n:
+        raise DataError(f"cannot make {k} folds from {n} rows")
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        uniq, inverse = np.unique(groups.astype(str), return_inverse=True)
+        if len(uniq) < k:
+            raise DataError(f"{k}-fold group cross-validation needs at least {k} groups, found {len(uniq)}")
+        fold_of_group = rng.permutation(len(uniq)) % k
+        fold = fold_of_group[inverse]
+    elif labels is not None:
+        fold = np.empty(n, dtype=np.int64)
+        for cls in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == cls))
+            fold[idx] = (np.arange(len(idx)) + int(rng.integers(k))) % k
+    else:
+        fold = rng.permutation(n) % k
+    val_share = sizes[1] / (sizes[0] + sizes[1])
+    out = []
+    for f in range(k):
+        test = np.flatnonzero(fold == f)
+        rest = np.flatnonzero(fold != f)
+        rest_groups = groups[rest] if groups is not None else None
+        rest_labels = labels[rest] if labels is not None else None
+        inner = make_split(
+            len(rest),
+            (1 - val_share, val_share, 0.0),
+            "group" if groups is not None else "auto",
+            seed + f + 1,
+            labels=rest_labels,
+            groups=rest_groups,
+        )
+        out.append(Split(rest[inner.train], rest[inner.val], test, f"{k}-fold cv ({inner.method} validation)"))
+    return out
+
+
+def save_splits(path: Path, splits: dict[str, object]) -> None:
+    """Write ``splits.json`` atomically."""
+    atomic_write_text(path, json.dumps(splits, indent=1))

@@ -1,0 +1,143 @@
+"""Turn target columns into training arrays for each task.
+
+Internally there are three kinds of output:
+
+* ``binary`` — ``y`` of shape ``(N, T)``, values 0/1, ``NaN`` = missing (masked in the loss);
+  used for binary classification, multi-task binary classification and multi-label data.
+* ``multiclass`` — ``y`` of shape ``(N,)`` int64 class indices, ``-1`` = missing.
+* ``regression`` — ``y`` of shape ``(N, T)`` float, ``NaN`` = missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import DataError
+
+_MISSING_STRINGS = {"", "na", "nan", "none", "null"}
+
+
+@dataclass
+class Targets:
+    """Encoded targets.
+
+    Attributes
+    ----------
+    y
+        ``(N, T)`` float32 (binary/regression) or ``(N,)`` int64 (multiclass).
+    kind
+        ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    names
+        Target column names (``T``).
+    classes
+        Class labels as strings for single-column classification (``["neg", "pos"]`` order
+        for binary), else ``None``.
+    """
+
+    y: np.ndarray
+    kind: str
+    names: list[str]
+    classes: list[str] | None
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of network outputs."""
+        if self.kind == "multiclass":
+            return len(self.classes or [])
+        return int(self.y.shape[1])
+
+
+def _label_strings(col: pd.Series) -> np.ndarray:
+    """Labels as strings with missing values as ``None`` (``1.0`` and ``1`` are the same label)."""
+    out = np.empty(len(col), dtype=object)
+    for i, v in enumerate(col.tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out[i] = None
+        elif isinstance(v, float) and v.is_integer():
+            out[i] = str(int(v))
+        else:
+            s = str(v).strip()
+            out[i] = None if s.lower() in _MISSING_STRINGS else s
+    return out
+
+
+def _sort_labels(labels: set[str]) -> list[str]:
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
+    vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    raw_missing = col.isna().to_numpy() | col.astype(str).str.strip().str.lower().isin(_MISSING_STRINGS).to_numpy()
+    bad = np.flatnonzero(np.isnan(vals) & ~raw_missing)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            f"{source}: target column {name!r} must be numeric; row {i + 1} has {col.iloc[i]!r} "
+            f"({bad.size} non-numeric value(s))"
+        )
+    return vals
+
+
+def encode_targets(
+    frame: pd.DataFrame,
+    columns: list[str],
+    task: str,
+    *,
+    source: str,
+    classes: list[str] | None = None,
+) -> Targets:
+    """Encode ``frame[columns]`` for ``task`` (``classification``, ``regression``, ``multilabel``).
+
+    ``classes`` fixes the class order (a bundle's), so new files map to the trained outputs.
+    """
+    for c in columns:
+        if c not in frame.columns:
+            raise DataError(f"{source}: target column {c!r} not found; columns are {list(frame.columns)[:20]}")
+    n = len(frame)
+    if task == "regression":
+        y = np.stack([_numeric(frame[c], c, source) for c in columns], axis=1).astype(np.float32)
+        return Targets(y, "regression", list(columns), None)
+    if task == "classification" and len(columns) == 1:
+        labels = _label_strings(frame[columns[0]])
+        present = {v for v in labels if v is not None}
+        if classes is None:
+            if len(present) < 2:
+                raise DataError(
+                    f"{source}: classification target {columns[0]!r} needs at least 2 classes, found {sorted(present)}"
+                )
+            classes = _sort_labels(present)
+        unknown = present - set(classes)
+        if unknown:
+            raise DataError(f"{source}: column {columns[0]!r} has labels {sorted(unknown)} unknown to the model ({classes})")
+        index = {c: i for i, c in enumerate(classes)}
+        codes = np.array([-1 if v is None else index[v] for v in labels], dtype=np.int64)
+        if len(classes) == 2:
+            y = np.where(codes < 0, np.nan, codes).astype(np.float32).reshape(n, 1)
+            return Targets(y, "binary", list(columns), list(classes))
+        return Targets(codes, "multiclass", list(columns), list(classes))
+    # multilabel, or several binary classification columns (multi-task)
+    mats = []
+    for c in columns:
+        vals = _numeric(frame[c], c, source)
+        ok = np.isnan(vals) | (vals == 0) | (vals == 1)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise DataError(
+                f"{source}: label column {c!r} must hold 0/1 (blank = missing); row {i + 1} has {frame[c].iloc[i]!r}"
+            )
+        mats.append(vals)
+    y = np.stack(mats, axis=1).astype(np.float32)
+    return Targets(y, "binary", list(columns), None)
+
+
+def labelled_rows(y: np.ndarray, kind: str) -> np.ndarray:
+    """Boolean ``(N,)``: rows with at least one label."""
+    if kind == "multiclass":
+        return np.asarray(y >= 0)
+    return np.asarray(~np.isnan(y).all(axis=1))

@@ -1,0 +1,244 @@
+"""The experiment: split → normalise → train → evaluate (with baselines) → bundle → report.
+
+>>> exp = Experiment.from_yaml("examples/pbmc.yaml")
+>>> result = exp.fit("runs/pbmc")
+>>> result.metrics["test"]["accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biodl.bundle import Bundle
+from biodl.config import ExperimentConfig, apply_overrides
+from biodl.data import DATA_TYPES, LoadedData, Modality
+from biodl.data.normalise import TargetScaler
+from biodl.data.splits import Split, kfold_splits, make_split, save_splits
+from biodl.errors import ConfigError, DataError
+from biodl.io_utils import atomic_write_text
+from biodl.metrics import compute_metrics, main_metric, to_jsonable
+from biodl.models import build_model, count_parameters
+
+
+@dataclass
+class RunResult:
+    """What :meth:`Experiment.fit` returns.
+
+    Attributes
+    ----------
+    output_dir
+        The run directory (``config.yaml``, ``metrics.json``, ``model/``, ``report.html``...).
+    metrics
+        The content of ``metrics.json``.
+    history
+        Per-epoch learning curves (empty for cross-validation summaries).
+    findings
+        Learning-curve diagnostics, as dictionaries.
+    bundle
+        The trained model bundle (``None`` for a cross-validation summary).
+    """
+
+    output_dir: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    bundle: Bundle | None = None
+
+
+def _stratify_labels(data: LoadedData) -> np.ndarray | None:
+    t = data.targets
+    if t is None:
+        return None
+    if t.kind == "multiclass":
+        return t.y
+    if t.kind == "binary" and t.y.shape[1] == 1:
+        return np.where(np.isnan(t.y[:, 0]), -1, t.y[:, 0]).astype(np.int64)
+    return None
+
+
+class Experiment:
+    """A configured experiment.
+
+    Parameters
+    ----------
+    config
+        An :class:`ExperimentConfig`, or a mapping of sections (validated).
+    **sections
+        Alternatively sections as keyword arguments: ``Experiment(data={...}, train={...})``.
+    """
+
+    def __init__(self, config: ExperimentConfig | Mapping[str, Any] | None = None, **sections: Any) -> None:
+        if isinstance(config, ExperimentConfig):
+            if sections:
+                raise ConfigError("give either a config object or sections, not both")
+            self.config = config
+        else:
+            raw = dict(config or {})
+            raw.update(sections)
+            self.config = ExperimentConfig.from_dict(raw)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
+        """Load from YAML, applying ``key=value`` overrides."""
+        return cls(ExperimentConfig.from_yaml(path, overrides))
+
+    def with_overrides(self, overrides: Sequence[str]) -> Experiment:
+        """A copy with ``key=value`` overrides applied."""
+        raw = self.config.to_dict()
+        apply_overrides(raw, overrides)
+        return Experiment(ExperimentConfig.from_dict(raw))
+
+    # ------------------------------------------------------------------ running
+    def fit(self, output_dir: str | Path, *, resume: bool = False) -> RunResult:
+        """Run the whole experiment, writing everything under ``output_dir``."""
+        cfg = self.config
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", cfg.to_yaml())
+        modality = DATA_TYPES[cfg.data.type](cfg.data)
+        data = modality.load(cfg.data.path)
+        assert data.targets is not None
+        labels = _stratify_labels(data)
+        seed = cfg.train.seed
+        if cfg.data.cv:
+            return self._cross_validate(modality, data, out, labels, resume)
+        split = make_split(len(data), cfg.data.split_sizes, cfg.data.split, seed, labels=labels, groups=data.groups)
+        save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
+        return self._run(modality, data, split, out, resume)
+
+    def _cross_validate(
+        self, modality: Modality, data: LoadedData, out: Path, labels: np.ndarray | None, resume: bool
+    ) -> RunResult:
+        cfg = self.config
+        assert cfg.data.cv is not None
+        folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, cfg.train.seed, labels=labels, groups=data.groups)
+        save_splits(
+            out / "splits.json",
+            {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
+        )
+        results = []
+        for i, split in enumerate(folds):
+            fold_mod = DATA_TYPES[cfg.data.type](cfg.data)
+            results.append(self._run(fold_mod, data, split, out / f"fold_{i}", resume and (out / f"fold_{i}").exists()))
+        summary: dict[str, Any] = {"cv": {"folds": cfg.data.cv}}
+        for part in ("train", "val", "test"):
+            summary[part], summary["cv"][f"{part}_std"] = _mean_std([r.metrics.get(part, {}) for r in results])
+        base = [r.metrics.get("baseline", {}) for r in results]
+        if base and all(b for b in base):
+            mean, std = _mean_std([b.get("test", {}) for b in base])
+            summary["baseline"] = {"name": base[0].get("name"), "test": mean, "test_std": std}
+        summary["cv"]["per_fold"] = [{"test": r.metrics.get("test", {}), "dir": f"fold_{i}"} for i, r in enumerate(results)]
+        metric, higher = main_metric(results[0].bundle.kind if results[0].bundle else "regression")
+        best = _best_fold(results, metric, higher)
+        if best.bundle is not None:
+            best.bundle.save(out / "model")
+            summary["cv"]["model_from_fold"] = results.index(best)
+        atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=1, allow_nan=False))
+        from biodl.reporting import print_metrics_table
+
+        print_metrics_table(summary, title=f"{cfg.data.cv}-fold cross-validation (mean)")
+        return RunResult(out, summary, bundle=best.bundle)
+
+    def _run(self, modality: Modality, data: LoadedData, split: Split, out: Path, resume: bool) -> RunResult:
+        from biodl.baselines import run_baselines
+        from biodl.reporting import finish_run
+        from biodl.training.fit import train_model
+
+        cfg = self.config
+        targets = data.targets
+        assert targets is not None
+        out.mkdir(parents=True, exist_ok=True)
+        tr, va, te = split.train, split.val, split.test
+        if len(tr) == 0:
+            raise DataError("the training split is empty")
+        modality.fit(data.X[tr])
+        X = modality.transform(data.X)
+        y = targets.y
+        scaler = TargetScaler.fit(y[tr]) if targets.kind == "regression" else None
+        y_fit = scaler.transform(y) if scaler is not None else y
+        model = build_model(str(cfg.model.name), tuple(X.shape[1:]), targets.num_outputs, cfg.model.params())
+        fit = train_model(
+            model,
+            targets.kind,
+            cfg.train,
+            (X[tr], y_fit[tr]),
+            (X[va], y_fit[va]) if len(va) else None,
+            run_dir=out,
+            augment=modality.train_augment(),
+            resume=resume,
+        )
+        meta: dict[str, Any] = {
+            "model": {
+                "name": cfg.model.name,
+                "params": cfg.model.params(),
+                "in_shape": list(X.shape[1:]),
+                "num_outputs": targets.num_outputs,
+                "trainable_parameters": count_parameters(model),
+            },
+            "task": cfg.data.task,
+            "kind": targets.kind,
+            "target_names": targets.names,
+            "classes": targets.classes,
+            "data": cfg.data.model_dump(mode="json"),
+            "columns": modality.columns(),
+        }
+        bundle = Bundle(model, modality, meta, scaler)
+        preds = bundle.predict_arrays(X)
+        chosen = cfg.evaluate.metrics
+        metrics: dict[str, Any] = {}
+        for part, idx in (("train", tr), ("val", va), ("test", te)):
+            metrics[part] = (
+                compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen) if len(idx) else {}
+            )
+        if cfg.evaluate.baselines:
+            F = modality.baseline_features(X)
+            n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
+            metrics["baseline"] = run_baselines(
+                targets.kind, F[tr], y[tr], F[va], y[va], F[te], y[te],
+                names=tuple(cfg.evaluate.baselines), seed=cfg.train.seed, n_classes=n_classes, target_names=targets.names,
+            )
+        metrics["training"] = {"best_epoch": fit.best_epoch, "epochs": fit.epochs}
+        metrics = to_jsonable(metrics)
+        meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
+        bundle.save(out / "model")
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
+        findings = finish_run(
+            out,
+            config=cfg,
+            data=data,
+            split=split,
+            targets=targets,
+            y_pred=preds,
+            history=fit.history,
+            metrics=metrics,
+        )
+        return RunResult(out, metrics, fit.history, findings, bundle)
+
+
+def _mean_std(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    keys = [k for k, v in (blocks[0] if blocks else {}).items() if isinstance(v, (int, float)) or v is None]
+    mean: dict[str, Any] = {}
+    std: dict[str, Any] = {}
+    for k in keys:
+        vals = [b.get(k) for b in blocks]
+        nums = [float(v) for v in vals if isinstance(v, (int, float)) and math.isfinite(float(v))]
+        mean[k] = float(np.mean(nums)) if nums else None
+        std[k] = float(np.std(nums)) if nums else None
+    return mean, std
+
+
+def _best_fold(results: list[RunResult], metric: str, higher: bool) -> RunResult:
+    def score(r: RunResult) -> float:
+        v = r.metrics.get("val", {}).get(metric)
+        if v is None:
+            return -math.inf
+        return float(v) if higher else -float(v)
+
+    return max(results, key=score)

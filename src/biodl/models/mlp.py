@@ -1,0 +1,59 @@
+"""Feed-forward network for feature vectors."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from biodl.models.base import MODELS, BiodlModel, ModelParams
+from biodl.models.init import InitName, initialize
+from biodl.models.layers import Activation, dense_block
+
+
+class MLPParams(ModelParams):
+    """Hyper-parameters of :class:`MLP` (review Table 2 defaults)."""
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [256, 128])
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
+    input_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = True
+    init: InitName = "glorot_uniform"
+
+
+@MODELS.register("mlp")
+class MLP(BiodlModel):
+    """Fully connected network: [Linear → BN → activation → Dropout] × k → Linear.
+
+    Input ``(N, F)`` (other shapes are flattened), output ``(N, num_outputs)``.
+    """
+
+    Params: ClassVar[type[ModelParams]] = MLPParams
+    data_types: ClassVar[tuple[str, ...]] = ("tabular", "sequence")
+
+    def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
+        super().__init__(in_shape, num_outputs, params)
+        assert isinstance(params, MLPParams)
+        n_in = 1
+        for s in self.in_shape:
+            n_in *= s
+        layers: list[nn.Module] = [nn.Flatten()]
+        if params.input_dropout > 0:
+            layers.append(nn.Dropout(params.input_dropout))
+        for width in params.hidden_sizes:
+            layers.append(dense_block(n_in, width, params.activation, params.dropout, params.batch_norm))
+            n_in = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(n_in, num_outputs)
+        initialize(self, params.init)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer representation ``(N, hidden_sizes[-1])``."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(N, num_outputs)`` for input ``(N, *in_shape)``."""
+        return self.head(self.body(x))

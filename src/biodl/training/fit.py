@@ -1,0 +1,169 @@
+"""Build a Lightning Trainer from the config and fit a model on arrays."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
+
+from biodl.config import TrainConfig
+from biodl.data.base import BatchAugment
+from biodl.data.loader import make_loader
+from biodl.errors import BiodlError
+from biodl.training.callbacks import AtomicCheckpointIO, BestWeights, History
+from biodl.training.losses import apply_head
+from biodl.training.module import BiodlModule
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class FitResult:
+    """What training produced.
+
+    Attributes
+    ----------
+    model
+        The network with the best weights restored (eval mode).
+    history
+        Per-epoch values: ``epoch``, ``train_loss``, ``val_loss``, ``train_<metric>``, ``lr``...
+    best_epoch
+        Epoch of the lowest monitored loss.
+    epochs
+        Number of epochs run.
+    """
+
+    model: nn.Module
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs: int
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
+
+
+def train_model(
+    model: nn.Module,
+    kind: str,
+    cfg: TrainConfig,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    run_dir: Path,
+    augment: BatchAugment | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` with early stopping, LR decay, checkpoints and logs under ``run_dir``.
+
+    Parameters
+    ----------
+    train, val
+        ``(X, y)`` arrays; ``val`` may be ``None`` or empty (then the training loss is monitored).
+    resume
+        Continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
+    """
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    has_val = val is not None and len(val[0]) > 0
+    monitor = "val_loss" if has_val else "train_loss"
+    module = BiodlModule(model, kind, cfg, augment=augment, monitor=monitor)
+    history, best = History(), BestWeights(monitor)
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    callbacks: list[L.Callback] = [
+        history,
+        best,
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="epoch{epoch}",
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=cfg.checkpoint_every_n_steps,
+            save_on_train_epoch_end=True,
+        ),
+    ]
+    if cfg.early_stopping:
+        callbacks.append(EarlyStopping(monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True))
+    if cfg.progress_bar:
+        from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+        try:
+            import rich  # noqa: F401
+
+            callbacks.append(RichProgressBar(leave=False))
+        except ImportError:  # pragma: no cover
+            callbacks.append(TQDMProgressBar())
+    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    try:
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))  # type: ignore[arg-type]
+    except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
+        pass
+    trainer = L.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,  # type: ignore[arg-type]
+        gradient_clip_val=cfg.gradient_clip,
+        deterministic=cfg.deterministic,
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=run_dir,
+        plugins=[AtomicCheckpointIO()],
+    )
+    train_loader = make_loader(*train, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed)
+    val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False) if has_val and val is not None else None
+    ckpt_path = None
+    last = ckpt_dir / LAST_CHECKPOINT
+    if resume:
+        if not last.exists():
+            raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
+        ckpt_path = str(last)
+    try:
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+    except (ValueError, RuntimeError) as exc:
+        if "precision" in str(exc).lower() or "accelerator" in str(exc).lower() or "strategy" in str(exc).lower():
+            raise BiodlError(f"trainer settings rejected: {exc}") from None
+        raise
+    model.eval()
+    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch)
+
+
+@torch.inference_mode()
+def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: int = 512) -> np.ndarray:
+    """Head-applied outputs for inputs ``X`` ``(N, ...)``: probabilities or values ``(N, K)``."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs: list[np.ndarray] = []
+    for start in range(0, len(X), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])).to(device)
+        if not torch.is_floating_point(xb):
+            xb = xb.float()
+        outs.append(apply_head(kind, model(xb)).float().cpu().numpy())
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(outs)
+
+
+def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
+    """The Trainer settings worth showing in reports."""
+    return {k: getattr(cfg, k) for k in ("accelerator", "devices", "strategy", "precision", "max_epochs", "batch_size")}

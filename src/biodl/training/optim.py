@@ -1,0 +1,37 @@
+"""Optimisers and learning-rate schedules from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from biodl.config import TrainConfig
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser (L2 via ``weight_decay``)."""
+    lr, wd = cfg.resolved_lr(), cfg.weight_decay
+    name = cfg.optimizer
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=0.0, weight_decay=wd)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+    return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, monitor: str) -> dict[str, Any] | None:
+    """Lightning scheduler dict for ``lr_schedule`` (``plateau`` halves the lr by default)."""
+    if cfg.lr_schedule == "plateau":
+        sched: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+        return {"scheduler": sched, "monitor": monitor, "interval": "epoch"}
+    if cfg.lr_schedule == "exponential":
+        return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma), "interval": "epoch"}
+    return None
