@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from biodl.errors import ConfigError
 
 Task = Literal["classification", "regression", "multilabel"]
-DataType = Literal["tabular", "sequence"]
 
 #: Default learning rate per optimiser (review Table 2: 0.01 for SGD; Adam's usual 1e-3).
 DEFAULT_LR: dict[str, float] = {
@@ -49,10 +48,48 @@ class NormalizeConfig(_Section):
     whiten: Literal["none", "pca", "zca"] = "none"
 
 
+class SequenceOptions(_Section):
+    """How sequence files (FASTA, sequence tables, intervals + genome) are read and encoded."""
+
+    format: Literal["auto", "fasta", "table", "intervals"] = Field(
+        default="auto", description="input format; auto: by extension/content"
+    )
+    column: str | None = Field(default=None, description="sequence column of tables (default: seq/sequence or sniffed)")
+    header: bool | None = Field(default=None, description="tables: first line is a header (null = detect)")
+    label_table: str | None = Field(default=None, description="table of labels joined to FASTA records on their IDs")
+    alphabet: Literal["dna", "rna", "protein"] = "dna"
+    unknown: Literal["zero", "uniform", "error", "mask"] = Field(
+        default="zero",
+        description="N/ambiguity codes: all-zero, uniform 1/A, an error; mask: also other characters become all-zero",
+    )
+    length: int | None = Field(default=None, ge=1, description="required sequence length (null = the data's length)")
+    length_mode: Literal["error", "pad", "crop", "fit"] = Field(
+        default="error", description="unequal lengths: error, pad shorter (N), crop longer, or fit (both)"
+    )
+    align: Literal["center", "left"] = "center"
+    empty: Literal["error", "drop"] = Field(default="error", description="empty records: error or drop (counted)")
+    duplicate_ids: Literal["error", "rename"] = "error"
+    negatives: Literal["none", "dinucleotide-shuffle", "flank", "gc-matched"] = Field(
+        default="none", description="negatives for positives-only input (flank/gc-matched: intervals only)"
+    )
+    negatives_ratio: int = Field(default=1, ge=1, le=100)
+    seed: int = Field(default=0, description="seed of generated negatives")
+    genome: str | None = Field(default=None, description="genome FASTA for interval files")
+    intervals_width: int = Field(default=200, ge=1, description="window width centred on summits/centres")
+    label_width: int | None = Field(default=None, ge=1, description="central bin labelled from overlaps (null = min(200, width))")
+    min_overlap: float = Field(default=0.5, gt=0.0, le=1.0, description="fraction of the label bin a peak must cover")
+    flank_distance: int | None = Field(default=None, ge=1, description="offset of flank negatives (null = 2 x width)")
+    out_of_bounds: Literal["error", "drop", "pad"] = "error"
+    unknown_contigs: Literal["error", "drop"] = "error"
+    rc_augment: bool | None = Field(default=None, description="random reverse complement in training (null = on for DNA)")
+    shift: int = Field(default=0, ge=0, description="random shift of up to this many positions in training")
+    kmer_k: int = Field(default=4, ge=1, le=8, description="k of the k-mer count baseline features")
+
+
 class DataConfig(_Section):
     """Where the data come from, which columns mean what, and how to split them."""
 
-    type: DataType = "tabular"
+    type: str = Field(default="tabular", description="registered data type: tabular, sequence, ...")
     path: list[str] = Field(default_factory=list)
     task: Task | None = None
     target_columns: list[str] = Field(default_factory=list)
@@ -61,10 +98,13 @@ class DataConfig(_Section):
     group_column: str | None = None
     hdf5_features: str = "X"
     h5ad_layer: str | None = None
-    split: Literal["auto", "random", "stratified", "group"] = "auto"
+    split: Literal["auto", "random", "stratified", "group", "chromosome"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     cv: int | None = None
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    test_chroms: list[str] = Field(default_factory=list, description="chromosome split: test chromosomes")
+    val_chroms: list[str] = Field(default_factory=list, description="chromosome split: validation chromosomes")
+    sequence: SequenceOptions = Field(default_factory=SequenceOptions)
 
     @field_validator("split_sizes")
     @classmethod
@@ -163,10 +203,16 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _resolve_model(self) -> ExperimentConfig:
+        from biodl.data import DATA_TYPES
         from biodl.models import MODELS, default_model_name
 
+        DATA_TYPES[self.data.type]
         name = self.model.name or default_model_name(self.data.type)
         spec = MODELS[name]
+        if self.data.type not in spec.data_types:
+            raise ConfigError(
+                f"model '{name}' does not take data type '{self.data.type}' (it takes: {', '.join(spec.data_types)})"
+            )
         try:
             params = spec.Params.model_validate(self.model.params())
         except ValidationError as exc:

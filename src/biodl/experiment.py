@@ -201,8 +201,17 @@ class Experiment:
             F = modality.baseline_features(X)
             n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
             metrics["baseline"] = run_baselines(
-                targets.kind, F[tr], y[tr], F[va], y[va], F[te], y[te],
-                names=tuple(cfg.evaluate.baselines), seed=cfg.train.seed, n_classes=n_classes, target_names=targets.names,
+                targets.kind,
+                F[tr],
+                y[tr],
+                F[va],
+                y[va],
+                F[te],
+                y[te],
+                names=tuple(cfg.evaluate.baselines),
+                seed=cfg.train.seed,
+                n_classes=n_classes,
+                target_names=targets.names,
             )
         metrics["training"] = {"best_epoch": fit.best_epoch, "epochs": fit.epochs}
         metrics = to_jsonable(metrics)

@@ -15,7 +15,9 @@ from biodl.errors import DataError
 from biodl.metrics import compute_metrics, to_jsonable
 
 
-def load_data(bundle: Bundle, paths: list[str], overrides: Mapping[str, Any] | None = None, *, require_targets: bool) -> LoadedData:
+def load_data(
+    bundle: Bundle, paths: list[str], overrides: Mapping[str, Any] | None = None, *, require_targets: bool
+) -> LoadedData:
     """Read ``paths`` with the bundle's column mapping (optionally overridden for this file)."""
     cfg = bundle.data_config
     if overrides:

@@ -67,9 +67,7 @@ def _save(fig: Figure, path: PathLike) -> Path:
     return target
 
 
-def _column(
-    history: Mapping[str, Sequence[float]], key: str
-) -> NDArray[np.float64] | None:
+def _column(history: Mapping[str, Sequence[float | None]], key: str) -> NDArray[np.float64] | None:
     values = history.get(key)
     if values is None:
         return None
@@ -92,7 +90,7 @@ def _check_names(names: Sequence[str], n_tasks: int) -> list[str]:
 
 
 def plot_learning_curves(
-    history: Mapping[str, Sequence[float]],
+    history: Mapping[str, Sequence[float | None]],
     path: PathLike,
     *,
     metric: str | None = None,
@@ -128,9 +126,7 @@ def plot_learning_curves(
         raise ValueError("history has neither 'train_loss' nor 'val_loss'")
     n = len(base)
     epoch_col = _column(history, "epoch")
-    epochs = (
-        epoch_col if epoch_col is not None else np.arange(1, n + 1, dtype=np.float64)
-    )
+    epochs = epoch_col if epoch_col is not None else np.arange(1, n + 1, dtype=np.float64)
 
     metric_cols: dict[str, NDArray[np.float64]] = {}
     if metric:
@@ -222,9 +218,7 @@ def plot_roc_pr(
     truth = _as_2d("y_true", y_true)
     score = _as_2d("y_score", y_score)
     if truth.shape != score.shape:
-        raise ValueError(
-            f"y_true {truth.shape} and y_score {score.shape} differ in shape"
-        )
+        raise ValueError(f"y_true {truth.shape} and y_score {score.shape} differ in shape")
     labels = _check_names(names, truth.shape[1])
 
     fig = _new_figure()
@@ -303,9 +297,7 @@ def plot_confusion(
     truth = np.asarray(y_true).reshape(-1)
     pred = np.asarray(y_pred).reshape(-1)
     if truth.shape != pred.shape:
-        raise ValueError(
-            f"y_true {truth.shape} and y_pred {pred.shape} differ in shape"
-        )
+        raise ValueError(f"y_true {truth.shape} and y_pred {pred.shape} differ in shape")
     k = len(classes)
     if k == 0:
         raise ValueError("classes must not be empty")
@@ -335,9 +327,7 @@ def plot_confusion(
                     fontsize=7,
                     color="white" if fractions[i, j] > 0.5 else "black",
                 )
-    ax.set_xticks(
-        range(k), [str(c) for c in classes], rotation=45, ha="right", fontsize=7
-    )
+    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), [str(c) for c in classes], fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -374,9 +364,7 @@ def plot_residuals(
     truth = _as_2d("y_true", y_true)
     pred = _as_2d("y_pred", y_pred)
     if truth.shape != pred.shape:
-        raise ValueError(
-            f"y_true {truth.shape} and y_pred {pred.shape} differ in shape"
-        )
+        raise ValueError(f"y_true {truth.shape} and y_pred {pred.shape} differ in shape")
     labels = _check_names(names, truth.shape[1])
     shown = min(truth.shape[1], MAX_RESIDUAL_PANELS)
     n_cols = min(shown, 3)

@@ -58,8 +58,7 @@ class Registry(Generic[T]):
         key = self._key(name)
         if key not in self._items:
             raise ConfigError(
-                f"unknown {self.kind} {name!r}{suggest(key, self.names())}; "
-                f"choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}{suggest(key, self.names())}; choose one of: {', '.join(self.names())}"
             )
         return self._items[key]
 

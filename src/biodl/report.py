@@ -111,9 +111,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
             css = ' class="text"' if isinstance(value, str) else ""
             cells.append(f"<td{css}>{_esc(format_value(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _section(anchor: str, title: str, body: str) -> str:
@@ -125,9 +123,7 @@ def _block(source: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _baseline_parts(
-    metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None
-) -> tuple[str | None, Mapping[str, Any]]:
+def _baseline_parts(metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> tuple[str | None, Mapping[str, Any]]:
     """Name and test block of the baseline (argument first, then metrics)."""
     source = baseline if baseline is not None else _block(metrics, "baseline")
     if not source:
@@ -150,9 +146,7 @@ def _metric_names(*blocks: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def _per_task_rows(
-    per_task: Any, metric_names: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+def _per_task_rows(per_task: Any, metric_names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Normalise ``per_task`` to ``{task: {metric: value}}``.
 
     Accepts ``{task: {metric: value}}`` or, when every outer key is a metric
@@ -167,14 +161,10 @@ def _per_task_rows(
             for task, value in by_task.items():
                 rows.setdefault(str(task), {})[metric] = value
         return rows
-    return {
-        task: {str(k): v for k, v in values.items()} for task, values in outer.items()
-    }
+    return {task: {str(k): v for k, v in values.items()} for task, values in outer.items()}
 
 
-def _metrics_section(
-    metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None
-) -> str:
+def _metrics_section(metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> str:
     blocks = {split: _block(metrics, split) for split in _SPLITS}
     base_name, base_test = _baseline_parts(metrics, baseline)
     names = _metric_names(*blocks.values(), base_test)
@@ -184,19 +174,13 @@ def _metrics_section(
     if any("n" in b for b in (*blocks.values(), base_test)):
         rows.append(["n", *(blocks[s].get("n") for s in _SPLITS), base_test.get("n")])
     for name in names:
-        rows.append(
-            [name, *(blocks[s].get(name) for s in _SPLITS), base_test.get(name)]
-        )
-    parts = [
-        _table(header, rows) if rows else '<p class="note">no metrics recorded</p>'
-    ]
+        rows.append([name, *(blocks[s].get(name) for s in _SPLITS), base_test.get(name)])
+    parts = [_table(header, rows) if rows else '<p class="note">no metrics recorded</p>']
 
     test_names = _metric_names(blocks["test"])
     per_task = _per_task_rows(blocks["test"].get("per_task"), test_names)
     if per_task:
-        base_per_task = _per_task_rows(
-            base_test.get("per_task"), _metric_names(base_test)
-        )
+        base_per_task = _per_task_rows(base_test.get("per_task"), _metric_names(base_test))
         task_metrics = _metric_names(*per_task.values())
         columns: list[tuple[str, str, bool]] = []
         for metric in task_metrics:
@@ -206,10 +190,7 @@ def _metrics_section(
         task_rows = [
             [
                 task,
-                *(
-                    (base_per_task.get(task, {}) if is_base else values).get(metric)
-                    for _, metric, is_base in columns
-                ),
+                *((base_per_task.get(task, {}) if is_base else values).get(metric) for _, metric, is_base in columns),
             ]
             for task, values in per_task.items()
         ]
@@ -218,24 +199,15 @@ def _metrics_section(
     return _section("metrics", "Metrics vs baseline", "\n".join(parts))
 
 
-def _data_section(
-    data_summary: Mapping[str, Any], split_sizes: Mapping[str, int]
-) -> str:
+def _data_section(data_summary: Mapping[str, Any], split_sizes: Mapping[str, int]) -> str:
     parts = []
     if data_summary:
-        parts.append(
-            _table(
-                ["property", "value"], [[str(k), v] for k, v in data_summary.items()]
-            )
-        )
+        parts.append(_table(["property", "value"], [[str(k), v] for k, v in data_summary.items()]))
     else:
         parts.append('<p class="note">no data summary</p>')
     if split_sizes:
         total = sum(int(v) for v in split_sizes.values())
-        rows = [
-            [str(split), int(n), (int(n) / total) if total else None]
-            for split, n in split_sizes.items()
-        ]
+        rows = [[str(split), int(n), (int(n) / total) if total else None] for split, n in split_sizes.items()]
         parts.append("<h3>Splits</h3>")
         parts.append(_table(["split", "n", "fraction"], rows))
     return _section("data", "Data", "\n".join(parts))
@@ -247,7 +219,7 @@ def _findings_section(findings: Sequence[Finding]) -> str:
     else:
         items = []
         for finding in findings:
-            evidence = json.dumps(_plain(finding.evidence), indent=1, default=str)
+            evidence = "\n".join(f"{key}: {json.dumps(value, default=str)}" for key, value in _plain(finding.evidence).items())
             items.append(
                 f'<li class="finding"><span class="kind">{_esc(finding.kind)}</span> '
                 f"{_esc(finding.message)}<details><summary>evidence</summary>"
@@ -265,15 +237,10 @@ def _figures_section(figures: Mapping[str, Path]) -> str:
         try:
             data = Path(fig_path).read_bytes()
         except OSError as exc:
-            parts.append(
-                f'<p class="note">figure {_esc(caption)} could not be read: '
-                f"{_esc(exc.strerror or exc)}</p>"
-            )
+            parts.append(f'<p class="note">figure {_esc(caption)} could not be read: {_esc(exc.strerror or exc)}</p>')
             continue
         if not data.startswith(_PNG_SIGNATURE):
-            parts.append(
-                f'<p class="note">figure {_esc(caption)} is not a PNG file</p>'
-            )
+            parts.append(f'<p class="note">figure {_esc(caption)} is not a PNG file</p>')
             continue
         encoded = base64.b64encode(data).decode("ascii")
         parts.append(
@@ -288,9 +255,7 @@ def _config_section(config: Mapping[str, Any]) -> str:
     try:
         import yaml
 
-        text = yaml.safe_dump(
-            plain, sort_keys=False, allow_unicode=True, default_flow_style=False
-        )
+        text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
     except ImportError:  # pragma: no cover - PyYAML is a dependency of the CLI
         text = json.dumps(plain, indent=2, ensure_ascii=False)
     return _section("config", "Config", f"<pre>{_esc(text)}</pre>")
@@ -347,10 +312,7 @@ def write_report(
 
     target = Path(path)
     created = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
-    extra = [
-        _section(f"extra-{i}", sec_title, sec_html)
-        for i, (sec_title, sec_html) in enumerate(sections, start=1)
-    ]
+    extra = [_section(f"extra-{i}", sec_title, sec_html) for i, (sec_title, sec_html) in enumerate(sections, start=1)]
     nav_items = [
         ("data", "Data"),
         ("metrics", "Metrics"),

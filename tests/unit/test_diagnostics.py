@@ -159,9 +159,7 @@ def test_bad_history_raises_data_error() -> None:
 def test_findings_are_json_serialisable() -> None:
     train = np.r_[0.7, 0.6, 0.5, math.nan]
     val = 0.3 + 0.002 * (T - 11) ** 2
-    findings = diagnose(_history(train)) + diagnose(
-        _history(0.1 + 0.6 * np.exp(-T / 8.0), val)
-    )
+    findings = diagnose(_history(train)) + diagnose(_history(0.1 + 0.6 * np.exp(-T / 8.0), val))
     assert len(findings) == 2
     text = json.dumps([f.to_dict() for f in findings], allow_nan=False)
     assert json.loads(text)[1]["kind"] == "overfitting"
@@ -175,3 +173,9 @@ def test_format_findings() -> None:
     ]
     lines = format_findings(findings).splitlines()
     assert lines == ["lr_too_low: slow", "overfitting: gap grows"]
+
+
+def test_lr_with_other_length_is_ignored() -> None:
+    findings = diagnose(_history(0.70 - 0.001 * T, lr=[0.1, 0.01]))
+    assert _kinds(findings) == ["lr_too_low"]
+    assert "lr" not in findings[0].evidence

@@ -75,7 +75,7 @@ def test_registry_names_kinds_and_directions() -> None:
         assert METRICS[name]().kind == "regression"
     for name in ("mse", "rmse", "mae"):
         assert METRICS[name].higher_is_better is False
-    for name in BINARY + ["r2", "pearson", "spearman"]:
+    for name in [*BINARY, "r2", "pearson", "spearman"]:
         assert METRICS[name].higher_is_better is True
     assert METRICS["rmse"].__name__ == "RMSE"
     assert METRICS["balanced-accuracy"] is METRICS["balanced_accuracy"]
@@ -206,9 +206,7 @@ def test_macro_mean_ignores_nan_tasks_and_undefined_auroc_becomes_none() -> None
     assert math.isnan(out["per_task"]["task_1"]["auroc"])
     assert math.isnan(out["per_task"]["task_2"]["auroc"])
     assert out["auroc"] == pytest.approx(skm.roc_auc_score(y, p))
-    assert out["accuracy"] == pytest.approx(
-        (skm.accuracy_score(y, p >= 0.5) + np.mean(p >= 0.5)) / 2
-    )
+    assert out["accuracy"] == pytest.approx((skm.accuracy_score(y, p >= 0.5) + np.mean(p >= 0.5)) / 2)
     js = to_jsonable(out)
     assert js["per_task"]["task_1"]["auroc"] is None
     json.dumps(js, allow_nan=False)
@@ -224,9 +222,7 @@ def test_regression_multitask_and_single_task_shapes() -> None:
     Y[::5, 1] = np.nan
     out = compute_metrics("regression", Y, P, target_names=["x", "y"])
     m = ~np.isnan(Y[:, 1])
-    assert out["per_task"]["y"]["rmse"] == pytest.approx(
-        np.sqrt(skm.mean_squared_error(Y[m, 1], P[m, 1]))
-    )
+    assert out["per_task"]["y"]["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(Y[m, 1], P[m, 1])))
     assert out["mae"] == pytest.approx(
         (skm.mean_absolute_error(Y[:, 0], P[:, 0]) + skm.mean_absolute_error(Y[m, 1], P[m, 1])) / 2
     )
@@ -261,5 +257,6 @@ def test_to_jsonable_converts_numpy() -> None:
     d = {"a": np.float32(1.5), "b": [np.int64(3), np.inf, -np.inf], "c": (np.nan,), "d": "x"}
     out = to_jsonable(d)
     assert out == {"a": 1.5, "b": [3, None, None], "c": [None], "d": "x"}
-    assert type(out["a"]) is float and type(out["b"][0]) is int
+    assert type(out["a"]) is float
+    assert type(out["b"][0]) is int
     json.dumps(out, allow_nan=False)

@@ -34,7 +34,7 @@ def _assert_png(path: Path, *, min_width: int = 200) -> None:
 
 
 def test_learning_curves_with_metric(tmp_path: Path) -> None:
-    history = {
+    history: dict[str, list[float | None]] = {
         "epoch": [1, 2, 3, 4, 5],
         "train_loss": [0.9, 0.6, 0.5, 0.45, 0.42],
         "val_loss": [1.0, 0.7, float("nan"), 0.65, 0.7],
@@ -47,9 +47,7 @@ def test_learning_curves_with_metric(tmp_path: Path) -> None:
 
 
 def test_learning_curves_without_val_or_metric(tmp_path: Path) -> None:
-    out = plots.plot_learning_curves(
-        {"train_loss": [1.0, 0.5, 0.4]}, str(tmp_path / "sub" / "c.png"), metric="r2"
-    )
+    out = plots.plot_learning_curves({"train_loss": [1.0, 0.5, 0.4]}, str(tmp_path / "sub" / "c.png"), metric="r2")
     _assert_png(out)
 
 
@@ -76,36 +74,26 @@ def test_roc_pr_single_task_and_many_tasks(tmp_path: Path) -> None:
     _assert_png(plots.plot_roc_pr(y, rng.random(50), tmp_path / "one.png", names=["x"]))
     many = rng.integers(0, 2, size=(40, 25)).astype(float)
     names = [f"t{i}" for i in range(25)]
-    _assert_png(
-        plots.plot_roc_pr(many, rng.random((40, 25)), tmp_path / "m.png", names=names)
-    )
+    _assert_png(plots.plot_roc_pr(many, rng.random((40, 25)), tmp_path / "m.png", names=names))
 
 
 def test_roc_pr_rejects_bad_shapes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="task names"):
-        plots.plot_roc_pr(
-            np.zeros((4, 2)), np.zeros((4, 2)), tmp_path / "r.png", names=["a"]
-        )
+        plots.plot_roc_pr(np.zeros((4, 2)), np.zeros((4, 2)), tmp_path / "r.png", names=["a"])
     with pytest.raises(ValueError, match="shape"):
-        plots.plot_roc_pr(
-            np.zeros((4, 2)), np.zeros((4, 3)), tmp_path / "r.png", names=["a"]
-        )
+        plots.plot_roc_pr(np.zeros((4, 2)), np.zeros((4, 3)), tmp_path / "r.png", names=["a"])
 
 
 def test_confusion_masks_missing_labels(tmp_path: Path) -> None:
     y_true = np.array([0, 1, 2, -1, 2, 1, -1, 0])
     y_pred = np.array([0, 2, 2, 1, 2, 1, 0, 1])
-    out = plots.plot_confusion(
-        y_true, y_pred, tmp_path / "cm.png", classes=["A", "B", "<C>"]
-    )
+    out = plots.plot_confusion(y_true, y_pred, tmp_path / "cm.png", classes=["A", "B", "<C>"])
     _assert_png(out)
 
 
 def test_confusion_rejects_out_of_range_classes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside"):
-        plots.plot_confusion(
-            np.array([0, 3]), np.array([0, 1]), tmp_path / "cm.png", classes=["a", "b"]
-        )
+        plots.plot_confusion(np.array([0, 3]), np.array([0, 1]), tmp_path / "cm.png", classes=["a", "b"])
 
 
 def test_residuals_with_nan_and_many_tasks(tmp_path: Path) -> None:
@@ -114,9 +102,7 @@ def test_residuals_with_nan_and_many_tasks(tmp_path: Path) -> None:
     pred = y + rng.normal(scale=0.3, size=y.shape)
     y[rng.random(y.shape) < 0.2] = np.nan
     y[:, 1] = np.nan  # a task without any observed value
-    out = plots.plot_residuals(
-        y, pred, tmp_path / "res.png", names=[f"task{i}" for i in range(8)]
-    )
+    out = plots.plot_residuals(y, pred, tmp_path / "res.png", names=[f"task{i}" for i in range(8)])
     _assert_png(out, min_width=700)
     one = plots.plot_residuals(y[:, 0], pred[:, 0], tmp_path / "one.png", names=["y"])
     _assert_png(one)

@@ -15,9 +15,7 @@ from biodl.report import format_value, write_report
 from biodl.training.diagnostics import Finding
 
 # A valid 1x1 PNG.
-TINY_PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-)
+TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 EVIL = "<script>alert('x')</script>"
 
 METRICS = {
@@ -48,9 +46,7 @@ def _write(tmp_path: Path, **overrides: object) -> str:
         "split_sizes": {"train": 800, "val": 100, "test": 100},
         "metrics": METRICS,
         "baseline": None,
-        "findings": [
-            Finding("overfitting", "val loss rose after epoch 7", {"best_epoch": 7})
-        ],
+        "findings": [Finding("overfitting", "val loss rose after epoch 7", {"best_epoch": 7})],
         "figures": {"learning curves": figure},
         "sections": [("Extra <stuff>", "<p>pre-rendered <b>html</b></p>")],
     }
@@ -97,9 +93,7 @@ def test_report_embeds_figures_inline(tmp_path: Path) -> None:
 
 def test_report_is_offline_and_escapes_user_strings(tmp_path: Path) -> None:
     text = _write(tmp_path)
-    assert not re.search(
-        r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE
-    )
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)
     assert "<link" not in text
     assert "<script" not in text.lower()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text

@@ -37,7 +37,7 @@ class Flag:
 
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("--data-path", "data.path", "input file(s)", nargs="+"),
-    Flag("--data-type", "data.type", "data type", choices=("tabular", "sequence")),
+    Flag("--data-type", "data.type", "data type (tabular, sequence, ...)"),
     Flag("--task", "data.task", "learning task", choices=("classification", "regression", "multilabel")),
     Flag("--target-columns", "data.target_columns", "target column(s)", nargs="+"),
     Flag("--feature-columns", "data.feature_columns", "feature columns (default: all numeric)", nargs="+"),

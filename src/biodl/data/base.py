@@ -88,6 +88,7 @@ class Modality(ABC):
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state` returned."""
+        return None
 
 
 DATA_TYPES: Registry[type[Modality]] = Registry("data type")

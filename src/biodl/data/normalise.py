@@ -57,7 +57,9 @@ class Normaliser:
             inv_sqrt = 1.0 / np.sqrt(np.maximum(vals, 0.0) + 1e-5)
             pca = vecs * inv_sqrt  # (F, F): columns are scaled eigenvectors
             whitening = pca[:, ::-1].copy() if config.whiten == "pca" else pca @ vecs.T
-        return cls(config, mean.astype(np.float32), std.astype(np.float32), None if whitening is None else whitening.astype(np.float32))
+        return cls(
+            config, mean.astype(np.float32), std.astype(np.float32), None if whitening is None else whitening.astype(np.float32)
+        )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply to ``X`` ``(N, F)``; returns float32 ``(N, F)``."""

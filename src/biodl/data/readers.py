@@ -69,10 +69,14 @@ def read_delimited(path: Path) -> pd.DataFrame:
 
 def read_h5ad(path: Path, layer: str | None = None) -> RawTable:
     """Read an AnnData file: ``X`` (or a layer) as the matrix, ``obs`` as the frame."""
+    import warnings
+
     import anndata
 
     try:
-        adata = anndata.read_h5ad(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adata = anndata.read_h5ad(path)
     except Exception as exc:  # anndata raises many types for bad files
         raise DataError(f"{path}: cannot read as AnnData .h5ad: {exc}") from None
     if layer is not None:

@@ -38,8 +38,8 @@ class Split:
 
 
 def _counts(n: int, sizes: Sequence[float]) -> tuple[int, int]:
-    n_test = int(round(sizes[2] * n))
-    n_val = int(round(sizes[1] * n))
+    n_test = round(sizes[2] * n)
+    n_val = round(sizes[1] * n)
     if sizes[2] > 0:
         n_test = max(n_test, 1)
     if sizes[1] > 0:
@@ -65,8 +65,8 @@ def stratified_split(labels: np.ndarray, sizes: Sequence[float], seed: int) -> S
     for cls in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == cls))
         n = len(idx)
-        n_test = int(round(sizes[2] * n))
-        n_val = int(round(sizes[1] * n))
+        n_test = round(sizes[2] * n)
+        n_val = round(sizes[1] * n)
         parts["test"].append(idx[:n_test])
         parts["val"].append(idx[n_test : n_test + n_val])
         parts["train"].append(idx[n_test + n_val :])
@@ -100,9 +100,7 @@ def group_split(groups: np.ndarray, sizes: Sequence[float], seed: int) -> Split:
         # the last group always goes to training
         assign[order[-1]] = 0
     row_part = assign[inverse]
-    return Split(
-        np.flatnonzero(row_part == 0), np.flatnonzero(row_part == 1), np.flatnonzero(row_part == 2), "group"
-    )
+    return Split(np.flatnonzero(row_part == 0), np.flatnonzero(row_part == 1), np.flatnonzero(row_part == 2), "group")
 
 
 def make_split(

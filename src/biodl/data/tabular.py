@@ -74,6 +74,9 @@ class Tabular(Modality):
         Xs, frames, ids, names = [], [], [], None
         for p in paths:
             raw = read_raw(p, hdf5_features=cfg.hdf5_features, h5ad_layer=cfg.h5ad_layer)
+            absent = [c for c in cfg.target_columns if c not in raw.frame.columns]
+            if require_targets and absent:
+                raise DataError(f"{p}: target column {absent[0]!r} not found; columns are {list(raw.frame.columns)[:20]}")
             X, fnames = self._features(raw)
             if names is not None and fnames != names:
                 raise DataError(f"{p}: feature columns differ from {paths[0]}")
@@ -106,7 +109,7 @@ class Tabular(Modality):
             if cfg.group_column not in frame.columns:
                 raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
             groups = frame[cfg.group_column].astype(str).to_numpy()
-        summary = {"files": list(paths), "rows": int(len(X)), "features": int(X.shape[1])}
+        summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
         return LoadedData(X, targets, np.concatenate(ids), groups, summary)
 
     # ------------------------------------------------------------ preprocessing

@@ -78,8 +78,7 @@ def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
     if bad.size:
         i = int(bad[0])
         raise DataError(
-            f"{source}: target column {name!r} must be numeric; row {i + 1} has {col.iloc[i]!r} "
-            f"({bad.size} non-numeric value(s))"
+            f"{source}: target column {name!r} must be numeric; row {i + 1} has {col.iloc[i]!r} ({bad.size} non-numeric value(s))"
         )
     return vals
 
@@ -128,9 +127,7 @@ def encode_targets(
         ok = np.isnan(vals) | (vals == 0) | (vals == 1)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
-            raise DataError(
-                f"{source}: label column {c!r} must hold 0/1 (blank = missing); row {i + 1} has {frame[c].iloc[i]!r}"
-            )
+            raise DataError(f"{source}: label column {c!r} must hold 0/1 (blank = missing); row {i + 1} has {frame[c].iloc[i]!r}")
         mats.append(vals)
     y = np.stack(mats, axis=1).astype(np.float32)
     return Targets(y, "binary", list(columns), None)

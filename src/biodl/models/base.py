@@ -59,9 +59,7 @@ def default_model_name(data_type: str) -> str:
     return _DEFAULTS.get(data_type, "mlp")
 
 
-def build_model(
-    name: str, in_shape: tuple[int, ...], num_outputs: int, params: dict[str, Any] | None = None
-) -> BiodlModel:
+def build_model(name: str, in_shape: tuple[int, ...], num_outputs: int, params: dict[str, Any] | None = None) -> BiodlModel:
     """Instantiate a registered architecture from plain parameters (validated)."""
     cls = MODELS[name]
     model = cls(in_shape, num_outputs, cls.Params.model_validate(params or {}))

@@ -24,9 +24,7 @@ def activation(name: Activation) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-def dense_block(
-    in_features: int, out_features: int, act: Activation, dropout: float, batch_norm: bool
-) -> nn.Sequential:
+def dense_block(in_features: int, out_features: int, act: Activation, dropout: float, batch_norm: bool) -> nn.Sequential:
     """Linear → (BatchNorm) → activation → (Dropout)."""
     layers: list[nn.Module] = [nn.Linear(in_features, out_features, bias=not batch_norm)]
     if batch_norm:

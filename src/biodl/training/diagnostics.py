@@ -102,6 +102,8 @@ OVERFIT_MIN_EPOCHS_WORSE = 3
 
 #: Per-epoch series in ``evidence`` are thinned to at most this many points.
 EVIDENCE_MAX_POINTS = 100
+#: Numbers in ``evidence`` are rounded to this many significant digits.
+EVIDENCE_DIGITS = 8
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _num(value: float) -> float | int | None:
-    """A JSON-friendly number: integral floats become ints, NaN becomes None."""
+    """A JSON-friendly number: integral floats become ints, NaN becomes None, others are rounded."""
     number = float(value)
     if not math.isfinite(number):
         return None
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if number.is_integer() and abs(number) < 2**53:
+        return int(number)
+    return float(f"{number:.{EVIDENCE_DIGITS}g}")
 
 
 def _thin(n: int) -> NDArray[np.intp]:
@@ -171,22 +175,16 @@ def _series(epochs: FloatArray, **columns: FloatArray) -> dict[str, Any]:
     return out
 
 
-def _as_array(
-    history: Mapping[str, Sequence[float]], key: str, n: int
-) -> FloatArray | None:
+def _as_array(history: Mapping[str, Sequence[float | None]], key: str, n: int) -> FloatArray | None:
     """``history[key]`` as a float array of length ``n``, or None when absent."""
     if key not in history or history[key] is None:
         return None
     try:
-        values = np.asarray(
-            [np.nan if v is None else v for v in history[key]], dtype=np.float64
-        )
+        values = np.asarray([np.nan if v is None else v for v in history[key]], dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"history[{key!r}] must be a list of numbers: {exc}") from None
     if values.ndim != 1 or len(values) != n:
-        raise DataError(
-            f"history[{key!r}] has {values.size} values but 'train_loss' has {n}"
-        )
+        raise DataError(f"history[{key!r}] has {values.size} values but 'train_loss' has {n}")
     return values
 
 
@@ -214,9 +212,7 @@ def _epoch_label(value: float) -> str:
 # -- individual rules --------------------------------------------------------
 
 
-def _check_non_finite(
-    epochs: FloatArray, train: FloatArray, lr: FloatArray | None
-) -> Finding | None:
+def _check_non_finite(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> Finding | None:
     """Training loss turned NaN/inf after finite epochs: divergence."""
     bad = ~np.isfinite(train)
     if not bad.any():
@@ -241,9 +237,7 @@ def _check_non_finite(
     )
 
 
-def _check_rising(
-    epochs: FloatArray, train: FloatArray, lr: FloatArray | None
-) -> Finding | None:
+def _check_rising(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> Finding | None:
     """Training loss ends above its start, or gives back most of its gains."""
     first, last = float(train[0]), float(train[-1])
     i_min = int(np.argmin(train))
@@ -252,9 +246,7 @@ def _check_rising(
     rose = last - first > max(RISE_REL_OVER_FIRST * abs(first), noise)
     gained = first - low
     rebound = (
-        gained > 0
-        and (last - low) > REBOUND_FRACTION * gained
-        and (last - low) > max(REBOUND_REL_OVER_MIN * abs(low), noise)
+        gained > 0 and (last - low) > REBOUND_FRACTION * gained and (last - low) > max(REBOUND_REL_OVER_MIN * abs(low), noise)
     )
     if not (rose or rebound):
         return None
@@ -281,18 +273,14 @@ def _check_rising(
     )
 
 
-def _check_oscillating(
-    epochs: FloatArray, train: FloatArray, lr: FloatArray | None
-) -> Finding | None:
+def _check_oscillating(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> Finding | None:
     """Training loss repeatedly reverses direction by a large relative amount."""
     n = len(train)
     if n < OSC_MIN_EPOCHS:
         return None
     diffs = np.diff(train)
     turns = diffs[:-1] * diffs[1:] < 0
-    level = np.maximum(
-        np.abs(train[1:-1]), OSC_LEVEL_FLOOR * float(np.max(np.abs(train)))
-    )
+    level = np.maximum(np.abs(train[1:-1]), OSC_LEVEL_FLOOR * float(np.max(np.abs(train))))
     with np.errstate(divide="ignore", invalid="ignore"):
         amplitude = np.minimum(np.abs(diffs[:-1]), np.abs(diffs[1:])) / level
     large = turns & (amplitude >= OSC_REL_AMPLITUDE)
@@ -321,9 +309,7 @@ def _check_oscillating(
     )
 
 
-def _check_saturated(
-    epochs: FloatArray, train: FloatArray, lr: FloatArray | None
-) -> Finding | None:
+def _check_saturated(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> Finding | None:
     """Steep early drop followed by a flat plateau at a high loss."""
     n = len(train)
     first = float(train[0])
@@ -338,11 +324,7 @@ def _check_saturated(
     mid = n // 2
     tail_share = max(0.0, float(train[mid] - train[-1])) / total
     plateau = float(np.median(train[mid:]))
-    if (
-        early_share < SAT_EARLY_SHARE
-        or tail_share >= SAT_TAIL_MAX_SHARE
-        or plateau < SAT_HIGH_LEVEL * first
-    ):
+    if early_share < SAT_EARLY_SHARE or tail_share >= SAT_TAIL_MAX_SHARE or plateau < SAT_HIGH_LEVEL * first:
         return None
     cols: dict[str, FloatArray] = {"train_loss": train}
     if lr is not None:
@@ -373,9 +355,7 @@ def _slope(x: FloatArray, y: FloatArray) -> float:
     return float(xc @ (y - y.mean())) / denom if denom > 0 else 0.0
 
 
-def _check_too_low(
-    epochs: FloatArray, train: FloatArray, lr: FloatArray | None
-) -> Finding | None:
+def _check_too_low(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> Finding | None:
     """Shallow, nearly linear, still-decreasing training loss."""
     n = len(train)
     first, last = float(train[0]), float(train[-1])
@@ -416,9 +396,7 @@ def _check_too_low(
     )
 
 
-def _check_overfitting(
-    epochs: FloatArray, train: FloatArray, val: FloatArray
-) -> Finding | None:
+def _check_overfitting(epochs: FloatArray, train: FloatArray, val: FloatArray) -> Finding | None:
     """Validation loss rises after its minimum while the training loss falls."""
     ok = np.isfinite(train) & np.isfinite(val)
     if int(ok.sum()) < MIN_EPOCHS:
@@ -464,7 +442,7 @@ def _check_overfitting(
     )
 
 
-def diagnose(history: Mapping[str, Sequence[float]]) -> list[Finding]:
+def diagnose(history: Mapping[str, Sequence[float | None]]) -> list[Finding]:
     """Detect learning-rate and overfitting problems in a training history.
 
     Parameters
@@ -472,7 +450,8 @@ def diagnose(history: Mapping[str, Sequence[float]]) -> list[Finding]:
     history
         Per-epoch lists: ``train_loss`` (required), ``epoch`` (defaults to
         1, 2, ...), ``val_loss`` (optional, may contain NaN/None for epochs
-        without validation) and ``lr`` (optional, reported as evidence).
+        without validation) and ``lr`` (optional, reported as evidence;
+        ignored unless it has one value per epoch).
 
     Returns
     -------
@@ -487,9 +466,7 @@ def diagnose(history: Mapping[str, Sequence[float]]) -> list[Finding]:
         If ``train_loss`` is missing or the lists have different lengths.
     """
     if "train_loss" not in history:
-        raise DataError(
-            f"history has no 'train_loss' (keys: {', '.join(map(str, history)) or 'none'})"
-        )
+        raise DataError(f"history has no 'train_loss' (keys: {', '.join(map(str, history)) or 'none'})")
     n = len(history["train_loss"])
     train = _as_array(history, "train_loss", n)
     assert train is not None
@@ -499,7 +476,9 @@ def diagnose(history: Mapping[str, Sequence[float]]) -> list[Finding]:
     if epochs is None:
         epochs = np.arange(1, n + 1, dtype=np.float64)
     val = _as_array(history, "val_loss", n)
-    lr = _as_array(history, "lr", n)
+    raw_lr = history.get("lr")
+    # The learning rate is only evidence: a missing or per-step series is ignored.
+    lr = _as_array(history, "lr", n) if raw_lr is not None and len(raw_lr) == n else None
 
     findings: list[Finding] = []
     lr_finding = _check_non_finite(epochs, train, lr)

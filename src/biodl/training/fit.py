@@ -57,6 +57,18 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
 
 
+def _progress_bar() -> L.Callback:
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class _Bar(RichProgressBar):
+        def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+            items = super().get_metrics(trainer, pl_module)
+            items.pop("v_num", None)
+            return items
+
+    return _Bar(leave=False)
+
+
 def train_model(
     model: nn.Module,
     kind: str,
@@ -97,16 +109,13 @@ def train_model(
         ),
     ]
     if cfg.early_stopping:
-        callbacks.append(EarlyStopping(monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True))
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True
+            )
+        )
     if cfg.progress_bar:
-        from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-
-        try:
-            import rich  # noqa: F401
-
-            callbacks.append(RichProgressBar(leave=False))
-        except ImportError:  # pragma: no cover
-            callbacks.append(TQDMProgressBar())
+        callbacks.append(_progress_bar())
     loggers = [CSVLogger(run_dir, name="logs", version="")]
     try:
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))  # type: ignore[arg-type]

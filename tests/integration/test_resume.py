@@ -1,0 +1,80 @@
+"""A run killed with SIGKILL mid-training resumes from its last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import PBMC
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "biodl",
+        "train",
+        "--data-path",
+        str(PBMC),
+        "--task",
+        "classification",
+        "--target-columns",
+        "bulk_labels",
+        "--output-dir",
+        str(out),
+        "--max-epochs",
+        "40",
+        "--set",
+        "train.early_stopping=false",
+        "--set",
+        "model.hidden_sizes=[32]",
+        "--set",
+        "train.progress_bar=false",
+        "--set",
+        "train.checkpoint_every_n_steps=2",
+        "--set",
+        "evaluate.baselines=[]",
+        "--set",
+        "train.batch_size=32",
+        *extra,
+    ]
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if ckpt.exists() and ckpt.stat().st_size > 0:
+                time.sleep(1.5)  # let it get a few more steps in, then kill it mid-epoch
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "training finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert ckpt.exists() and not (out / "metrics.json").exists()
+    res = subprocess.run(_cmd(out, "--resume"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["epochs"] == 40
+    history = json.loads((out / "history.json").read_text())
+    # the epochs before the kill are kept in the history (it is restored from the checkpoint)
+    assert history["epoch"][0] == 0 and history["epoch"][-1] == 39
+    assert len(history["epoch"]) == len(set(history["epoch"]))
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    res = subprocess.run(_cmd(tmp_path / "fresh", "--resume"), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error: --resume: no checkpoint at")
+    assert "Traceback" not in res.stderr
