@@ -70,6 +70,13 @@ class Modality(ABC):
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Raw inputs → model inputs (same number of rows)."""
 
+    def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
+        """Raw inputs ``(N, ...)`` from JSON-like records (a serving request's ``inputs``).
+
+        Raises :class:`biodl.errors.DataError` naming the offending record.
+        """
+        raise NotImplementedError(f"data type {self.name!r} cannot parse request inputs")
+
     def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
         """2-D features ``(N, F)`` for the classical baseline, from model inputs."""
         return X_model.reshape(len(X_model), -1).astype(np.float32, copy=False)

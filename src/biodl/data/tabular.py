@@ -112,6 +112,30 @@ class Tabular(Modality):
         summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
         return LoadedData(X, targets, np.concatenate(ids), groups, summary)
 
+    def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
+        """Feature rows given as lists (in training column order) or ``{column: value}`` objects."""
+        names = self.feature_names or []
+        rows = np.empty((len(inputs), len(names)), dtype=np.float32)
+        for i, rec in enumerate(inputs):
+            if isinstance(rec, dict):
+                missing = [n for n in names if n not in rec]
+                if missing:
+                    raise DataError(f"input {i}: missing feature(s) {missing[:5]} ({len(missing)} of {len(names)})")
+                values = [rec[n] for n in names]
+            elif isinstance(rec, (list, tuple)):
+                if len(rec) != len(names):
+                    raise DataError(f"input {i}: expected {len(names)} feature values, got {len(rec)}")
+                values = list(rec)
+            else:
+                raise DataError(f"input {i}: expected a list of {len(names)} numbers or a column → value object")
+            try:
+                rows[i] = np.asarray(values, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise DataError(f"input {i}: feature values must be numbers") from None
+            if not np.isfinite(rows[i]).all():
+                raise DataError(f"input {i}: feature values must be finite numbers")
+        return rows
+
     # ------------------------------------------------------------ preprocessing
     def fit(self, X_train: np.ndarray) -> None:
         self.normaliser = Normaliser.fit(X_train, self.cfg.normalize)
