@@ -25,6 +25,7 @@ from biodl.errors import ConfigError, DataError
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import compute_metrics, main_metric, to_jsonable
 from biodl.models import build_model, count_parameters
+from biodl.training.fit import is_rank_zero
 
 
 @dataclass
@@ -101,7 +102,8 @@ class Experiment:
         cfg = self.config
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", cfg.to_yaml())
+        if is_rank_zero():
+            atomic_write_text(out / "config.yaml", cfg.to_yaml())
         modality = DATA_TYPES[cfg.data.type](cfg.data)
         data = modality.load(cfg.data.path)
         assert data.targets is not None
@@ -110,7 +112,8 @@ class Experiment:
         if cfg.data.cv:
             return self._cross_validate(modality, data, out, labels, resume)
         split = make_split(len(data), cfg.data.split_sizes, cfg.data.split, seed, labels=labels, groups=data.groups)
-        save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
+        if is_rank_zero():
+            save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
         return self._run(modality, data, split, out, resume)
 
     def _cross_validate(
@@ -119,14 +122,17 @@ class Experiment:
         cfg = self.config
         assert cfg.data.cv is not None
         folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, cfg.train.seed, labels=labels, groups=data.groups)
-        save_splits(
-            out / "splits.json",
-            {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
-        )
+        if is_rank_zero():
+            save_splits(
+                out / "splits.json",
+                {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
+            )
         results = []
         for i, split in enumerate(folds):
             fold_mod = DATA_TYPES[cfg.data.type](cfg.data)
             results.append(self._run(fold_mod, data, split, out / f"fold_{i}", resume and (out / f"fold_{i}").exists()))
+        if not is_rank_zero():
+            return RunResult(out, {})
         summary: dict[str, Any] = {"cv": {"folds": cfg.data.cv}}
         for part in ("train", "val", "test"):
             summary[part], summary["cv"][f"{part}_std"] = _mean_std([r.metrics.get(part, {}) for r in results])
@@ -174,6 +180,9 @@ class Experiment:
             augment=modality.train_augment(),
             resume=resume,
         )
+        if not fit.is_global_zero:
+            # one writer: other ranks of a distributed run stop after training
+            return RunResult(out, {}, fit.history)
         meta: dict[str, Any] = {
             "model": {
                 "name": cfg.model.name,

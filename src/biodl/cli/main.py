@@ -71,8 +71,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise BiodlError("--output-dir is required to train")
     from biodl.experiment import Experiment
 
+    from biodl.training.fit import is_rank_zero
+
     result = Experiment(cfg).fit(args.output_dir, resume=args.resume)
-    print(f"run directory: {Path(result.output_dir).resolve()}")
+    if is_rank_zero():
+        print(f"run directory: {Path(result.output_dir).resolve()}")
     return 0
 
 

@@ -24,6 +24,13 @@ from biodl.training.losses import apply_head
 from biodl.training.module import BiodlModule
 
 CHECKPOINT_DIR = "checkpoints"
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes outputs (rank 0 of a distributed run, or a single process)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 LAST_CHECKPOINT = "last.ckpt"
 
 
@@ -47,6 +54,7 @@ class FitResult:
     history: dict[str, list[float]]
     best_epoch: int
     epochs: int
+    is_global_zero: bool = True
 
 
 def _quiet_lightning() -> None:
@@ -154,7 +162,7 @@ def train_model(
             raise BiodlError(f"trainer settings rejected: {exc}") from None
         raise
     model.eval()
-    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch)
+    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 
 
 @torch.inference_mode()

@@ -82,9 +82,15 @@ class BiodlModule(L.LightningModule):
             return
         pred = torch.cat([o[0] for o in outs]).numpy()
         true = torch.cat([o[1] for o in outs]).numpy()
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank saw a shard: gather all of them so the epoch metric covers the whole split
+            gathered: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, (pred, true))
+            pred = np.concatenate([g[0] for g in gathered])
+            true = np.concatenate([g[1] for g in gathered])
         value = compute_metrics(self.kind, true, pred, metrics=[self.metric_name]).get(self.metric_name)
         if value is not None and np.isfinite(value):
-            self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val")
+            self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val", rank_zero_only=False)
 
     def on_train_epoch_end(self) -> None:
         self._epoch_metric("train")
