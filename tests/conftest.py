@@ -28,9 +28,13 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def pbmc_frame() -> pd.DataFrame:
     """The shipped PBMC data as one flat table: 765 gene columns + obs columns."""
+    import warnings
+
     import anndata
 
-    ad = anndata.read_h5ad(PBMC)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad = anndata.read_h5ad(PBMC)
     frame = pd.DataFrame(np.asarray(ad.X, dtype=np.float32), columns=[f"g_{g}" for g in ad.var_names])
     for col in ("bulk_labels", "n_counts", "percent_mito", "n_genes"):
         frame[col] = ad.obs[col].to_numpy()

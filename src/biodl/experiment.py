@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from biodl.bundle import Bundle
-from biodl.config import ExperimentConfig, apply_overrides
+from biodl.config import DataConfig, ExperimentConfig, apply_overrides
 from biodl.data import DATA_TYPES, LoadedData, Modality
 from biodl.data.normalise import TargetScaler
 from biodl.data.splits import Split, kfold_splits, make_split, save_splits
+from biodl.data.store import StoreRows, is_store, open_store, store_loader
 from biodl.errors import ConfigError, DataError
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import compute_metrics, main_metric, to_jsonable
@@ -84,6 +85,7 @@ class Experiment:
             raw = dict(config or {})
             raw.update(sections)
             self.config = ExperimentConfig.from_dict(raw)
+        self._chunk_rows = 1024
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
@@ -104,14 +106,31 @@ class Experiment:
         out.mkdir(parents=True, exist_ok=True)
         if is_rank_zero():
             atomic_write_text(out / "config.yaml", cfg.to_yaml())
-        modality = DATA_TYPES[cfg.data.type](cfg.data)
-        data = modality.load(cfg.data.path)
+        if len(cfg.data.path) == 1 and is_store(cfg.data.path[0]):
+            data, store_meta = open_store(cfg.data.path[0])
+            self.config = cfg = _config_for_store(cfg, store_meta)
+            modality = DATA_TYPES[store_meta["data_type"]](_store_data_config(cfg, store_meta))
+            self._chunk_rows = int(store_meta["chunk_rows"])
+            if data.targets is None:
+                raise DataError(f"{cfg.data.path[0]}: the store has no targets to train on")
+        else:
+            modality = DATA_TYPES[cfg.data.type](cfg.data)
+            data = modality.load(cfg.data.path)
         assert data.targets is not None
         labels = _stratify_labels(data)
         seed = cfg.train.seed
         if cfg.data.cv:
             return self._cross_validate(modality, data, out, labels, resume)
-        split = make_split(len(data), cfg.data.split_sizes, cfg.data.split, seed, labels=labels, groups=data.groups)
+        split = make_split(
+            len(data),
+            cfg.data.split_sizes,
+            cfg.data.split,
+            seed,
+            labels=labels,
+            groups=data.groups,
+            test_chroms=cfg.data.test_chroms,
+            val_chroms=cfg.data.val_chroms,
+        )
         if is_rank_zero():
             save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
         return self._run(modality, data, split, out, resume)
@@ -129,7 +148,7 @@ class Experiment:
             )
         results = []
         for i, split in enumerate(folds):
-            fold_mod = DATA_TYPES[cfg.data.type](cfg.data)
+            fold_mod = DATA_TYPES[modality.name](modality.cfg)
             results.append(self._run(fold_mod, data, split, out / f"fold_{i}", resume and (out / f"fold_{i}").exists()))
         if not is_rank_zero():
             return RunResult(out, {})
@@ -164,18 +183,40 @@ class Experiment:
         tr, va, te = split.train, split.val, split.test
         if len(tr) == 0:
             raise DataError("the training split is empty")
-        modality.fit(data.X[tr])
-        X = modality.transform(data.X)
+        streaming = isinstance(data.X, StoreRows)
         y = targets.y
         scaler = TargetScaler.fit(y[tr]) if targets.kind == "regression" else None
         y_fit = scaler.transform(y) if scaler is not None else y
-        model = build_model(str(cfg.model.name), tuple(X.shape[1:]), targets.num_outputs, cfg.model.params())
+        train_data: Any
+        val_data: Any
+        if streaming:
+            assert isinstance(data.X, StoreRows)
+            rng = np.random.default_rng(cfg.train.seed)
+            modality.fit(data.X[np.sort(_sample(tr, MAX_FIT_ROWS, rng))])
+            X = None
+            in_shape = tuple(modality.transform(data.X[tr[:2]]).shape[1:])
+            train_data, val_data = (
+                store_loader(
+                    data.X, y_fit, idx, modality.transform, chunk_rows=self._chunk_rows,
+                    batch_size=cfg.train.batch_size if part == "train" else max(cfg.train.batch_size, 256),
+                    shuffle=part == "train", num_workers=cfg.train.num_workers, seed=cfg.train.seed,
+                )  # fmt: skip
+                for part, idx in (("train", tr), ("val", va))
+            )
+            if not len(va):
+                val_data = None
+        else:
+            modality.fit(data.X[tr])
+            X = modality.transform(data.X)
+            in_shape = tuple(X.shape[1:])
+            train_data, val_data = (X[tr], y_fit[tr]), ((X[va], y_fit[va]) if len(va) else None)
+        model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, cfg.model.params())
         fit = train_model(
             model,
             targets.kind,
             cfg.train,
-            (X[tr], y_fit[tr]),
-            (X[va], y_fit[va]) if len(va) else None,
+            train_data,
+            val_data,
             run_dir=out,
             augment=modality.train_augment(),
             resume=resume,
@@ -187,7 +228,7 @@ class Experiment:
             "model": {
                 "name": cfg.model.name,
                 "params": cfg.model.params(),
-                "in_shape": list(X.shape[1:]),
+                "in_shape": list(in_shape),
                 "num_outputs": targets.num_outputs,
                 "trainable_parameters": count_parameters(model),
             },
@@ -195,11 +236,17 @@ class Experiment:
             "kind": targets.kind,
             "target_names": targets.names,
             "classes": targets.classes,
-            "data": cfg.data.model_dump(mode="json"),
+            "data": modality.cfg.model_dump(mode="json"),
             "columns": modality.columns(),
         }
         bundle = Bundle(model, modality, meta, scaler)
-        preds = bundle.predict_arrays(X)
+        if X is not None:
+            preds = bundle.predict_arrays(X)
+        else:
+            step = max(self._chunk_rows, 4096)
+            preds = np.concatenate(
+                [bundle.predict_arrays(modality.transform(data.X[i : i + step])) for i in range(0, len(data), step)]
+            )
         chosen = cfg.evaluate.metrics
         metrics: dict[str, Any] = {}
         for part, idx in (("train", tr), ("val", va), ("test", te)):
@@ -207,16 +254,20 @@ class Experiment:
                 compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen) if len(idx) else {}
             )
         if cfg.evaluate.baselines:
-            F = modality.baseline_features(X)
             n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
+            if X is not None:
+                F = modality.baseline_features(X)
+                parts = [(F[i], y[i]) for i in (tr, va, te)]
+            else:  # a bounded sample of each split keeps memory flat
+                rng = np.random.default_rng(cfg.train.seed)
+                picked = [np.sort(_sample(i, MAX_BASELINE_ROWS, rng)) for i in (tr, va, te)]
+                parts = [(modality.baseline_features(modality.transform(data.X[i])), y[i]) for i in picked]
+                metrics["baseline_rows"] = {p: len(i) for p, i in zip(("train", "val", "test"), picked)}
             metrics["baseline"] = run_baselines(
                 targets.kind,
-                F[tr],
-                y[tr],
-                F[va],
-                y[va],
-                F[te],
-                y[te],
+                *parts[0],
+                *parts[1],
+                *parts[2],
                 names=tuple(cfg.evaluate.baselines),
                 seed=cfg.train.seed,
                 n_classes=n_classes,
@@ -238,6 +289,37 @@ class Experiment:
             metrics=metrics,
         )
         return RunResult(out, metrics, fit.history, findings, bundle)
+
+
+#: Training rows used to fit preprocessing statistics on a streamed store.
+MAX_FIT_ROWS = 100_000
+#: Rows per split used for the classical baseline on a streamed store.
+MAX_BASELINE_ROWS = 20_000
+
+
+def _sample(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    return idx if len(idx) <= k else rng.choice(idx, size=k, replace=False)
+
+
+def _store_data_config(cfg: ExperimentConfig, meta: dict[str, Any]) -> DataConfig:
+    """The store's column mapping with this run's split and normalisation settings."""
+    stored = DataConfig.model_validate(meta["data_config"])
+    keep = {k: getattr(cfg.data, k) for k in ("split", "split_sizes", "cv", "normalize")}
+    return stored.model_copy(update=keep)
+
+
+def _config_for_store(cfg: ExperimentConfig, meta: dict[str, Any]) -> ExperimentConfig:
+    """Take the data type and task from the store (a model for another data type falls back to the default)."""
+    raw = cfg.to_dict()
+    stored = meta["data_config"]
+    raw["data"]["type"] = meta["data_type"]
+    raw["data"]["task"] = raw["data"]["task"] or stored.get("task")
+    raw["data"]["target_columns"] = raw["data"]["target_columns"] or stored.get("target_columns", [])
+    from biodl.models import MODELS
+
+    if meta["data_type"] not in MODELS[str(cfg.model.name)].data_types:
+        raw["model"] = {"name": None}
+    return ExperimentConfig.from_dict(raw)
 
 
 def _mean_std(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", required=True, help="predictions file (.csv, .tsv or .parquet)")
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
+    from biodl.cli import data as data_cli
+
+    data_cli.add_parser(sub)
+
     de = sub.add_parser("demo", help="train, evaluate and report on the bundled example data")
     de.add_argument("--output-dir", default="runs/demo", help="run directory (default runs/demo)")
     de.add_argument("--max-epochs", type=int, default=None, help="override the demo's epochs")
@@ -127,7 +131,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo}
+def cmd_data(args: argparse.Namespace) -> int:
+    from biodl.cli.data import cmd_data as run
+
+    return run(args)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,10 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
+from torch.utils.data import DataLoader
 
 from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment
@@ -77,12 +79,37 @@ def _progress_bar() -> L.Callback:
     return _Bar(leave=False)
 
 
+def _make_trainer(
+    cfg: TrainConfig, callbacks: list[L.Callback], loggers: list[Any], run_dir: Path, streaming: bool
+) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,  # type: ignore[arg-type]
+        gradient_clip_val=cfg.gradient_clip,
+        deterministic=cfg.deterministic,
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=run_dir,
+        plugins=[AtomicCheckpointIO()],
+        # streamed stores shard their chunk-wise batches across ranks themselves
+        use_distributed_sampler=not streaming,
+    )
+
+
 def train_model(
     model: nn.Module,
     kind: str,
     cfg: TrainConfig,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray] | None,
+    train: tuple[np.ndarray, np.ndarray] | DataLoader[Any],
+    val: tuple[np.ndarray, np.ndarray] | DataLoader[Any] | None,
     *,
     run_dir: Path,
     augment: BatchAugment | None = None,
@@ -99,7 +126,7 @@ def train_model(
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    has_val = val is not None and len(val[0]) > 0
+    has_val = val is not None and (isinstance(val, DataLoader) or len(val[0]) > 0)
     monitor = "val_loss" if has_val else "train_loss"
     module = BiodlModule(model, kind, cfg, augment=augment, monitor=monitor)
     history, best = History(), BestWeights(monitor)
@@ -129,26 +156,20 @@ def train_model(
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))  # type: ignore[arg-type]
     except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
         pass
-    trainer = L.Trainer(
-        max_epochs=cfg.max_epochs,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        num_nodes=cfg.num_nodes,
-        precision=cfg.precision,  # type: ignore[arg-type]
-        gradient_clip_val=cfg.gradient_clip,
-        deterministic=cfg.deterministic,
-        callbacks=callbacks,
-        logger=loggers,
-        enable_progress_bar=cfg.progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        default_root_dir=run_dir,
-        plugins=[AtomicCheckpointIO()],
-    )
-    train_loader = make_loader(*train, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed)
-    val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False) if has_val and val is not None else None
+    streaming = isinstance(train, DataLoader)
+    try:
+        trainer = _make_trainer(cfg, callbacks, loggers, run_dir, streaming)
+    except (MisconfigurationException, ValueError) as exc:
+        raise BiodlError(f"trainer settings rejected (train.accelerator/devices/strategy/precision): {exc}") from None
+    if isinstance(train, DataLoader):
+        train_loader = train
+    else:
+        train_loader = make_loader(*train, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed)
+    val_loader: DataLoader[Any] | None = None
+    if isinstance(val, DataLoader):
+        val_loader = val
+    elif has_val and val is not None:
+        val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False)
     ckpt_path = None
     last = ckpt_dir / LAST_CHECKPOINT
     if resume:

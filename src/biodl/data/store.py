@@ -1,0 +1,328 @@
+"""Out-of-core data: a chunked, compressed HDF5 store read lazily during training.
+
+``biodl data convert`` writes what a data type's reader produced (raw inputs, encoded targets with a
+label mask, ids, groups, the split) plus the metadata needed to train. Training on the store reads
+only the batches it needs: each worker process opens its own file handle, and batches are drawn
+chunk by chunk in shuffled chunk order, so memory stays flat as the data grow.
+
+Layout::
+
+    /inputs        (N, ...) raw inputs, chunked along rows (uint8 one-hot, optionally bit-packed; float32 features)
+    /targets       (N, T) float32 (NaN = missing) or (N,) int64 (-1 = missing)
+    /label_mask    (N, T) or (N,) bool, True where a label is present
+    /ids           (N,) UTF-8 strings
+    /groups        (N,) UTF-8 strings (optional)
+    /split/{train,val,test}  row indices (optional)
+    attrs          format, format_version, biodl_version, data_type, data_config (JSON), kind,
+                   target_names, classes, input_shape, input_dtype, packed_axis, chunk_rows
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from biodl._version import __version__
+from biodl.config import DataConfig
+from biodl.data.base import LoadedData
+from biodl.data.splits import Split
+from biodl.data.targets import Targets
+from biodl.errors import DataError
+
+STORE_FORMAT = "biodl-store"
+STORE_VERSION = 1
+
+
+def is_store(path: str | Path) -> bool:
+    """True if ``path`` is an HDF5 file written by :func:`write_store`."""
+    p = Path(path)
+    if p.suffix.lower() not in (".h5", ".hdf5") or not p.is_file():
+        return False
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as fh:
+            return bool(fh.attrs.get("format") == STORE_FORMAT)
+    except OSError:
+        return False
+
+
+def write_store(
+    path: str | Path,
+    data: LoadedData,
+    *,
+    data_type: str,
+    data_cfg: DataConfig,
+    split: Split | None = None,
+    chunk_rows: int = 1024,
+    pack_bits: bool = False,
+) -> Path:
+    """Write ``data`` to a chunked, gzip-compressed HDF5 store (atomically).
+
+    Parameters
+    ----------
+    pack_bits
+        Bit-pack a uint8 one-hot input ``(N, A, L)`` along the alphabet axis (8× smaller than
+        uint8 one-hot before compression); unpacked transparently when read.
+    """
+    import h5py
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    X = data.X
+    input_shape = tuple(int(s) for s in X.shape[1:])
+    packed_axis = -1
+    if pack_bits:
+        if X.dtype != np.uint8 or X.ndim < 3 or not np.isin(X, (0, 1)).all():
+            raise DataError("--pack-bits needs one-hot uint8 inputs of shape (N, alphabet, length)")
+        X = np.packbits(X, axis=1)
+        packed_axis = 1
+    chunk = (max(1, min(chunk_rows, len(X))), *X.shape[1:])
+    with h5py.File(tmp, "w") as fh:
+        fh.create_dataset("inputs", data=X, chunks=chunk, compression="gzip", compression_opts=4, shuffle=True)
+        if data.targets is not None:
+            y = data.targets.y
+            mask = (y >= 0) if data.targets.kind == "multiclass" else ~np.isnan(y)
+            fh.create_dataset("targets", data=y, chunks=(chunk[0], *y.shape[1:]), compression="gzip")
+            fh.create_dataset("label_mask", data=mask, chunks=(chunk[0], *y.shape[1:]), compression="gzip")
+        strings = h5py.string_dtype("utf-8")
+        fh.create_dataset("ids", data=np.asarray(data.ids, dtype=object), dtype=strings)
+        if data.groups is not None:
+            fh.create_dataset("groups", data=np.asarray(data.groups, dtype=object), dtype=strings)
+        if split is not None:
+            grp = fh.create_group("split")
+            for part in ("train", "val", "test"):
+                grp.create_dataset(part, data=getattr(split, part).astype(np.int64))
+            grp.attrs["method"] = split.method
+        t = data.targets
+        fh.attrs.update(
+            {
+                "format": STORE_FORMAT,
+                "format_version": STORE_VERSION,
+                "biodl_version": __version__,
+                "data_type": data_type,
+                "data_config": json.dumps(data_cfg.model_dump(mode="json")),
+                "kind": t.kind if t else "",
+                "target_names": json.dumps(t.names if t else []),
+                "classes": json.dumps(t.classes if t else None),
+                "input_shape": json.dumps(input_shape),
+                "input_dtype": str(data.X.dtype),
+                "packed_axis": packed_axis,
+                "chunk_rows": chunk[0],
+                "summary": json.dumps(data.summary, default=str),
+            }
+        )
+    os.replace(tmp, out)
+    return out
+
+
+class StoreRows:
+    """Lazy row access to a store's inputs, like an array: ``rows[idx]`` reads only those rows.
+
+    Safe across processes: the HDF5 handle is opened on first use in each process.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: Any = None
+        self._pid = -1
+        meta = read_store_meta(self.path)
+        self.shape: tuple[int, ...] = (meta["n"], *meta["input_shape"])
+        self.dtype = np.dtype(meta["input_dtype"])
+        self.packed_axis: int = meta["packed_axis"]
+        self.ndim = len(self.shape)
+
+    def _handle(self) -> Any:
+        if self._fh is None or self._pid != os.getpid():
+            import h5py
+
+            self._fh = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._fh["inputs"]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fh"], state["_pid"] = None, -1
+        return state
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        ds = self._handle()
+        if isinstance(idx, slice):
+            block = ds[idx]
+        else:
+            idx = np.asarray(idx, dtype=np.int64)
+            if idx.ndim == 0:
+                return self[idx.reshape(1)][0]
+            order = np.argsort(idx, kind="stable")
+            sorted_idx = idx[order]
+            uniq, inverse = np.unique(sorted_idx, return_inverse=True)
+            block = ds[uniq][inverse]
+            out = np.empty_like(block)
+            out[order] = block
+            block = out
+        if self.packed_axis >= 0:
+            block = np.unpackbits(block, axis=self.packed_axis, count=self.shape[self.packed_axis])
+        return np.asarray(block, dtype=self.dtype)
+
+
+def read_store_meta(path: str | Path) -> dict[str, Any]:
+    """Validate a store and return its metadata (raises :class:`DataError` with the reason)."""
+    import h5py
+
+    p = Path(path)
+    try:
+        fh = h5py.File(p, "r")
+    except OSError as exc:
+        raise DataError(f"{p}: cannot open the HDF5 store (truncated or corrupt?): {exc}") from None
+    with fh:
+        attrs = dict(fh.attrs)
+        if attrs.get("format") != STORE_FORMAT:
+            raise DataError(f"{p}: not a biodl data store (write one with `biodl data convert`)")
+        if int(attrs.get("format_version", -1)) != STORE_VERSION:
+            raise DataError(
+                f"{p}: store format version {attrs.get('format_version')} (biodl {attrs.get('biodl_version')}) "
+                f"is not readable by biodl {__version__} (store version {STORE_VERSION}); convert the data again"
+            )
+        if "inputs" not in fh:
+            raise DataError(f"{p}: store has no /inputs dataset")
+        try:
+            n = int(fh["inputs"].shape[0])
+            fh["inputs"][max(n - 1, 0) : n]  # the last chunk must be readable
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{p}: the store is truncated or corrupt: {exc}") from None
+        meta: dict[str, Any] = {
+            "n": n,
+            "data_type": str(attrs["data_type"]),
+            "data_config": json.loads(attrs["data_config"]),
+            "kind": str(attrs["kind"]),
+            "target_names": json.loads(attrs["target_names"]),
+            "classes": json.loads(attrs["classes"]),
+            "input_shape": tuple(json.loads(attrs["input_shape"])),
+            "input_dtype": str(attrs["input_dtype"]),
+            "packed_axis": int(attrs["packed_axis"]),
+            "chunk_rows": int(attrs["chunk_rows"]),
+            "summary": json.loads(attrs.get("summary", "{}")),
+            "has_targets": "targets" in fh,
+        }
+    return meta
+
+
+def open_store(path: str | Path) -> tuple[LoadedData, dict[str, Any]]:
+    """A :class:`LoadedData` whose ``X`` is a lazy :class:`StoreRows`; targets/ids are read into memory."""
+    import h5py
+
+    meta = read_store_meta(path)
+    rows = StoreRows(path)
+    with h5py.File(path, "r") as fh:
+        targets = None
+        if meta["has_targets"]:
+            targets = Targets(fh["targets"][()], meta["kind"], meta["target_names"], meta["classes"])
+        ids = np.asarray(fh["ids"].asstr()[()])
+        groups = np.asarray(fh["groups"].asstr()[()]) if "groups" in fh else None
+    summary = dict(meta["summary"])
+    summary.update(store=str(path), streamed=True)
+    return LoadedData(rows, targets, ids, groups, summary), meta  # type: ignore[arg-type]
+
+
+class StoreDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Batches from a store: rows read lazily, preprocessing applied per batch.
+
+    Parameters
+    ----------
+    rows
+        Lazy inputs.
+    y
+        Targets ``(N, T)`` / ``(N,)`` for all rows (already scaled), in memory.
+    transform
+        Raw inputs → model inputs, applied to each batch (``Modality.transform``).
+    """
+
+    def __init__(self, rows: StoreRows, y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.rows, self.y, self.transform = rows, y, transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = np.asarray(idx, dtype=np.int64)
+        x = self.transform(self.rows[index])
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(self.y[index]))
+
+
+class ChunkBatchSampler(Sampler[list[int]]):
+    """Batches of ``rows`` drawn chunk by chunk: chunk order and rows within a chunk are shuffled.
+
+    In a distributed run every rank takes an equal share of the chunks.
+    """
+
+    def __init__(self, rows: np.ndarray, *, chunk_rows: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.rows = np.sort(np.asarray(rows, dtype=np.int64))
+        self.chunk_rows, self.batch_size, self.shuffle, self.seed = chunk_rows, batch_size, shuffle, seed
+        self.epoch = 0
+        chunk_id = self.rows // chunk_rows
+        bounds = np.flatnonzero(np.diff(chunk_id)) + 1
+        self.chunks = np.split(self.rows, bounds) if len(self.rows) else []
+
+    def _my_chunks(self) -> list[np.ndarray]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(len(self.chunks)) if self.shuffle else np.arange(len(self.chunks))
+        chunks = [self.chunks[i] for i in order]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            chunks = chunks[rank::world]
+        if self.shuffle:
+            chunks = [rng.permutation(c) for c in chunks]
+        return chunks
+
+    def __iter__(self) -> Iterator[list[int]]:
+        chunks = self._my_chunks()
+        self.epoch += 1
+        flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+        for start in range(0, len(flat), self.batch_size):
+            yield flat[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        n = sum(len(c) for c in self._my_chunks())
+        return (n + self.batch_size - 1) // self.batch_size
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+def store_loader(
+    rows: StoreRows,
+    y: np.ndarray,
+    index: np.ndarray,
+    transform: Callable[[np.ndarray], np.ndarray],
+    *,
+    chunk_rows: int,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> DataLoader[Any]:
+    """A DataLoader streaming ``index`` rows of a store in chunk-shuffled batches."""
+    sampler = ChunkBatchSampler(index, chunk_rows=chunk_rows, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(
+        StoreDataset(rows, y, transform),
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=_identity,
+        persistent_workers=num_workers > 0,
+    )

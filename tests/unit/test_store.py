@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from biodl.config import DataConfig
+from biodl.data.base import LoadedData
+from biodl.data.splits import random_split
+from biodl.data.store import ChunkBatchSampler, StoreRows, open_store, read_store_meta, write_store
+from biodl.data.tabular import Tabular
+from biodl.data.targets import Targets
+from biodl.errors import DataError
+from conftest import PBMC
+
+
+def _pbmc() -> tuple[LoadedData, DataConfig]:
+    cfg = DataConfig(path=[str(PBMC)], task="classification", target_columns=["bulk_labels"])
+    return Tabular(cfg).load(cfg.path), cfg
+
+
+def test_roundtrip_equals_in_memory(tmp_path: Path) -> None:
+    data, cfg = _pbmc()
+    split = random_split(len(data), (0.6, 0.1, 0.3), seed=0)
+    path = write_store(tmp_path / "s.h5", data, data_type="tabular", data_cfg=cfg, split=split, chunk_rows=50)
+    lazy, meta = open_store(path)
+    assert meta["n"] == 700 and meta["kind"] == "multiclass" and meta["chunk_rows"] == 50
+    idx = np.array([699, 3, 3, 120, 0])  # unsorted, repeated: returned in the order asked
+    np.testing.assert_array_equal(lazy.X[idx], data.X[idx])
+    np.testing.assert_array_equal(lazy.X[10:20], data.X[10:20])
+    assert lazy.targets is not None and data.targets is not None
+    np.testing.assert_array_equal(lazy.targets.y, data.targets.y)
+    assert lazy.targets.classes == data.targets.classes
+    assert list(lazy.ids) == list(data.ids)
+    with h5py.File(path) as fh:
+        np.testing.assert_array_equal(fh["split/test"][()], split.test)
+        assert fh["inputs"].chunks == (50, 765) and fh["inputs"].compression == "gzip"
+        assert fh["label_mask"][()].all()
+
+
+def test_bitpacked_one_hot_roundtrip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, size=(300, 101))
+    onehot = np.zeros((300, 4, 101), dtype=np.uint8)
+    np.put_along_axis(onehot, codes[:, None, :], 1, axis=1)
+    y = rng.integers(0, 2, size=(300, 1)).astype(np.float32)
+    y[5, 0] = np.nan
+    data = LoadedData(onehot, Targets(y, "binary", ["bound"], None), np.arange(300).astype(str))
+    plain = write_store(tmp_path / "plain.h5", data, data_type="tabular", data_cfg=DataConfig(), chunk_rows=64)
+    packed = write_store(tmp_path / "packed.h5", data, data_type="tabular", data_cfg=DataConfig(), chunk_rows=64, pack_bits=True)
+    rows = StoreRows(packed)
+    assert rows.shape == (300, 4, 101) and rows.dtype == np.uint8
+    np.testing.assert_array_equal(rows[np.arange(300)], onehot)
+    with h5py.File(packed) as fh:
+        assert fh["inputs"].shape == (300, 1, 101)
+        assert not fh["label_mask"][5, 0]
+    assert packed.stat().st_size < plain.stat().st_size
+    with pytest.raises(DataError, match="pack-bits"):
+        write_store(
+            tmp_path / "x.h5",
+            LoadedData(onehot.astype(np.float32), None, data.ids),
+            data_type="t",
+            data_cfg=DataConfig(),
+            pack_bits=True,
+        )
+
+
+def test_bad_stores_are_clear_errors(tmp_path: Path) -> None:
+    data, cfg = _pbmc()
+    path = write_store(tmp_path / "s.h5", data, data_type="tabular", data_cfg=cfg)
+    truncated = tmp_path / "trunc.h5"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_store_meta(truncated)
+    with h5py.File(path, "a") as fh:
+        fh.attrs["format_version"] = 99
+    with pytest.raises(DataError, match="store format version 99"):
+        read_store_meta(path)
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as fh:
+        fh["X"] = np.zeros((3, 2))
+    with pytest.raises(DataError, match="not a biodl data store"):
+        read_store_meta(plain)
+
+
+def test_chunk_sampler_covers_rows_once_and_reads_few_chunks() -> None:
+    rows = np.random.default_rng(0).choice(10_000, size=6000, replace=False)
+    sampler = ChunkBatchSampler(rows, chunk_rows=256, batch_size=128, shuffle=True, seed=1)
+    epoch1 = list(sampler)
+    epoch2 = list(sampler)
+    flat = np.concatenate(epoch1)
+    assert sorted(flat.tolist()) == sorted(rows.tolist()) and len(epoch1) == len(sampler)
+    assert max(len(np.unique(np.asarray(b) // 256)) for b in epoch1) <= 3
+    assert not np.array_equal(np.concatenate(epoch2), flat)  # reshuffled each epoch
