@@ -200,7 +200,7 @@ class Experiment:
                     data.X, y_fit, idx, modality.transform, chunk_rows=self._chunk_rows,
                     batch_size=cfg.train.batch_size if part == "train" else max(cfg.train.batch_size, 256),
                     shuffle=part == "train", num_workers=cfg.train.num_workers, seed=cfg.train.seed,
-                )  # fmt: skip
+                )
                 for part, idx in (("train", tr), ("val", va))
             )
             if not len(va):
