@@ -86,6 +86,7 @@ class Experiment:
             raw.update(sections)
             self.config = ExperimentConfig.from_dict(raw)
         self._chunk_rows = 1024
+        self._callbacks: list[Any] = []
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
@@ -99,9 +100,14 @@ class Experiment:
         return Experiment(ExperimentConfig.from_dict(raw))
 
     # ------------------------------------------------------------------ running
-    def fit(self, output_dir: str | Path, *, resume: bool = False) -> RunResult:
-        """Run the whole experiment, writing everything under ``output_dir``."""
+    def fit(self, output_dir: str | Path, *, resume: bool = False, callbacks: Sequence[Any] = ()) -> RunResult:
+        """Run the whole experiment, writing everything under ``output_dir``.
+
+        ``callbacks`` are extra Lightning callbacks added to every training of this run
+        (e.g. :class:`biodl.tune.pruning.PruningCallback`).
+        """
         cfg = self.config
+        self._callbacks = list(callbacks)
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         if is_rank_zero():
@@ -118,7 +124,7 @@ class Experiment:
             data = modality.load(cfg.data.path)
         assert data.targets is not None
         labels = _stratify_labels(data)
-        seed = cfg.train.seed
+        seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
         if cfg.data.cv:
             return self._cross_validate(modality, data, out, labels, resume)
         split = make_split(
@@ -140,7 +146,8 @@ class Experiment:
     ) -> RunResult:
         cfg = self.config
         assert cfg.data.cv is not None
-        folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, cfg.train.seed, labels=labels, groups=data.groups)
+        split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+        folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, split_seed, labels=labels, groups=data.groups)
         if is_rank_zero():
             save_splits(
                 out / "splits.json",
@@ -220,6 +227,7 @@ class Experiment:
             run_dir=out,
             augment=modality.train_augment(),
             resume=resume,
+            extra_callbacks=self._callbacks,
         )
         if not fit.is_global_zero:
             # one writer: other ranks of a distributed run stop after training
@@ -292,7 +300,7 @@ class Experiment:
 
 
 #: Training rows used to fit preprocessing statistics on a streamed store.
-MAX_FIT_ROWS = 100_000
+MAX_FIT_ROWS = 10_000
 #: Rows per split used for the classical baseline on a streamed store.
 MAX_BASELINE_ROWS = 20_000
 

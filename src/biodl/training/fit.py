@@ -114,6 +114,7 @@ def train_model(
     run_dir: Path,
     augment: BatchAugment | None = None,
     resume: bool = False,
+    extra_callbacks: list[L.Callback] | None = None,
 ) -> FitResult:
     """Train ``model`` with early stopping, LR decay, checkpoints and logs under ``run_dir``.
 
@@ -123,6 +124,8 @@ def train_model(
         ``(X, y)`` arrays; ``val`` may be ``None`` or empty (then the training loss is monitored).
     resume
         Continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
+    extra_callbacks
+        More Lightning callbacks (pruning, timing, ...).
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -149,6 +152,7 @@ def train_model(
                 monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True
             )
         )
+    callbacks += list(extra_callbacks or [])
     if cfg.progress_bar:
         callbacks.append(_progress_bar())
     loggers = [CSVLogger(run_dir, name="logs", version="")]

@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts: machine facts and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Facts that make a figure comparable."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_results(
+    name: str, payload: dict[str, Any], header: Sequence[str], rows: Sequence[Sequence[Any]], notes: str = ""
+) -> Path:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (a markdown table)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "machine": machine(), **payload}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str))
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = [f"# {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    if notes:
+        lines += ["", notes]
+    md = RESULTS / f"{name}.md"
+    md.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return md
