@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import write_results
 
-from biodl.config import TrainConfig  # noqa: E402
-from biodl.data.loader import make_loader  # noqa: E402
-from biodl.models import build_model  # noqa: E402
+from biodl.config import TrainConfig
+from biodl.data.loader import make_loader
+from biodl.models import build_model
 
 SPECS: dict[str, dict[str, Any]] = {
     "deepbind": {"length": 101, "n": 16384, "params": {}},
@@ -133,6 +133,51 @@ def variant(name: str, fn: Callable[[], float]) -> tuple[str, float]:
         return name, float("nan")
 
 
+def bench_model(name: str, spec: dict[str, Any], batch: int, quick: bool, peak: float) -> tuple[dict[str, Any], list[list[Any]]]:
+    """All measurements for one architecture."""
+    n = spec["n"] // (4 if quick else 1)
+    x, y = synthetic(n, spec["length"])
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(0)
+        return build_model(name, (4, spec["length"]), 1, spec["params"])
+
+    flops = flops_per_step(fresh(), batch, spec["length"]) / batch  # per sample
+    bare = bare_loop(fresh(), x, y, batch)
+    ours = biodl_loop(fresh(), x, y, batch)
+    load = loader_rate(x, y, batch)
+    consume = bare / batch
+    rec: dict[str, Any] = {
+        "samples": n,
+        "flops_per_sample": flops,
+        "bare_samples_per_s": bare,
+        "biodl_samples_per_s": ours,
+        "overhead_ratio": ours / bare,
+        "loader_batches_per_s": load,
+        "model_batches_per_s": consume,
+    }
+    variants = [variant(f"bare, batch {batch}, default threads", lambda: bare)]
+    variants.append(variant("bare, batch 512", lambda: bare_loop(fresh(), x, y, 512)))
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+        variants.append(variant("bare, 1 thread", lambda: bare_loop(fresh(), x, y, batch)))
+        torch.set_num_threads(threads)
+    if not quick:
+        variants.append(variant("bare, torch.compile", lambda: bare_loop(torch.compile(fresh()), x, y, batch)))  # type: ignore[arg-type]
+    rec["variants"] = {
+        k: {"samples_per_s": v, "gflops": v * flops / 1e9, "fraction_of_peak": v * flops / 1e9 / peak} for k, v in variants
+    }
+    gf = ours * flops / 1e9
+    rows: list[list[Any]] = [
+        [name, round(bare), round(ours), f"{ours / bare:.3f}", round(gf, 1), f"{gf / peak:.1%}", round(load), round(consume)]
+    ]
+    for k, v in variants:
+        vg = v * flops / 1e9
+        rows.append([f"  {name}: {k}", round(v) if v == v else "n/a", "", "", round(vg, 1), f"{vg / peak:.1%}", "", ""])
+    return rec, rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller data, no torch.compile")
@@ -142,57 +187,8 @@ def main() -> None:
     rows: list[list[Any]] = []
     results: dict[str, Any] = {"gemm_peak_gflops": peak}
     for name, spec in SPECS.items():
-        n = spec["n"] // (4 if args.quick else 1)
-        x, y = synthetic(n, spec["length"])
-
-        def fresh() -> nn.Module:
-            torch.manual_seed(0)
-            return build_model(name, (4, spec["length"]), 1, spec["params"])
-
-        flops = flops_per_step(fresh(), args.batch_size, spec["length"]) / args.batch_size  # per sample
-        bare = bare_loop(fresh(), x, y, args.batch_size)
-        ours = biodl_loop(fresh(), x, y, args.batch_size)
-        load = loader_rate(x, y, args.batch_size)
-        consume = bare / args.batch_size
-        rec: dict[str, Any] = {
-            "samples": n,
-            "flops_per_sample": flops,
-            "bare_samples_per_s": bare,
-            "biodl_samples_per_s": ours,
-            "overhead_ratio": ours / bare,
-            "loader_batches_per_s": load,
-            "model_batches_per_s": consume,
-        }
-        variants = [
-            variant("bare, batch 128, default threads", lambda: bare),
-            variant("bare, batch 512", lambda: bare_loop(fresh(), x, y, 512)),
-        ]
-        threads = torch.get_num_threads()
-        if threads > 1:
-            torch.set_num_threads(1)
-            variants.append(variant("bare, 1 thread", lambda: bare_loop(fresh(), x, y, args.batch_size)))
-            torch.set_num_threads(threads)
-        if not args.quick:
-            variants.append(variant("bare, torch.compile", lambda: bare_loop(torch.compile(fresh()), x, y, args.batch_size)))  # type: ignore[arg-type]
-        rec["variants"] = {
-            k: {"samples_per_s": v, "gflops": v * flops / 1e9, "fraction_of_peak": v * flops / 1e9 / peak} for k, v in variants
-        }
-        results[name] = rec
-        rows.append([name, round(bare), round(ours), f"{ours / bare:.3f}", round(ours * flops / 1e9, 1), f"{ours * flops / 1e9 / peak:.1%}",
-                     round(load), round(consume)])  # fmt: skip
-        for k, v in variants:
-            rows.append(
-                [
-                    f"  {name}: {k}",
-                    round(v) if v == v else "n/a",
-                    "",
-                    "",
-                    round(v * flops / 1e9, 1),
-                    f"{v * flops / 1e9 / peak:.1%}",
-                    "",
-                    "",
-                ]
-            )
+        results[name], more = bench_model(name, spec, args.batch_size, args.quick, peak)
+        rows += more
     write_results(
         "training_loop",
         results,
