@@ -203,7 +203,8 @@ def main() -> None:
             "model batches/s",
         ],
         rows,
-        f"float32 GEMM peak measured here: {peak:.1f} GFLOP/s. Target biodl/bare ≥ 0.97; loader batches/s must exceed model batches/s.",
+        f"float32 GEMM peak measured here: {peak:.1f} GFLOP/s. Target biodl/bare ≥ 0.97; "
+        "loader batches/s must exceed model batches/s.",
     )
 
 
