@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biodl-installed
 
-.PHONY: demo test lint typecheck install bench clean
+.PHONY: demo test lint typecheck install bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,27 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP)
+# Headless Chromium for the browser tests (Debian packages; never a downloaded browser build).
+# Installed only when missing, apt-get exists and we are root; otherwise those tests skip.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "browser-deps: could not install chromium; the browser tests will skip"; \
+	fi
+
+test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).
+bench: $(STAMP)
+	@for script in benchmarks/*.py; do \
+		case $$script in */_common.py|*/summary.py) continue;; esac; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+	$(BIN)/python benchmarks/summary.py
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache

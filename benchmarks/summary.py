@@ -1,0 +1,40 @@
+"""Collect every ``benchmarks/results/*.json`` headline into ``results/summary.md``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: benchmark name → (headline label, function of the JSON payload giving the headline value)
+HEADLINES: dict[str, tuple[str, Any]] = {
+    "streaming": ("peak-RSS spread 1×–16× (target ≤ 20%)", lambda d: f"{d['rss_spread']:.1%}"),
+    "training_loop": (
+        "biodl / bare-loop throughput (target ≥ 0.97)",
+        lambda d: ", ".join(f"{k} {v['overhead_ratio']:.2f}" for k, v in d.items() if isinstance(v, dict) and "overhead_ratio" in v),
+    ),
+}
+
+
+def main() -> None:
+    rows = []
+    for path in sorted(RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        name = data.get("benchmark", path.stem)
+        label, fn = HEADLINES.get(name, ("see the file", lambda d: d.get("headline", "")))
+        try:
+            value = fn(data)
+        except (KeyError, TypeError, ValueError):
+            value = "n/a"
+        date = data.get("machine", {}).get("date", "")
+        rows.append(f"| {name} | {label} | {value} | [{path.stem}.md]({path.stem}.md) | {date} |")
+    text = "# Benchmark summary\n\n| benchmark | headline | value | details | measured |\n|---|---|---|---|---|\n"
+    text += "\n".join(rows) + "\n"
+    (RESULTS / "summary.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
