@@ -13,7 +13,9 @@ HEADLINES: dict[str, tuple[str, Any]] = {
     "streaming": ("peak-RSS spread 1×–16× (target ≤ 20%)", lambda d: f"{d['rss_spread']:.1%}"),
     "training_loop": (
         "biodl / bare-loop throughput (target ≥ 0.97)",
-        lambda d: ", ".join(f"{k} {v['overhead_ratio']:.2f}" for k, v in d.items() if isinstance(v, dict) and "overhead_ratio" in v),
+        lambda d: ", ".join(
+            f"{k} {v['overhead_ratio']:.2f}" for k, v in d.items() if isinstance(v, dict) and "overhead_ratio" in v
+        ),
     ),
 }
 
