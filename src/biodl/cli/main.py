@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from biodl._version import __version__
+from biodl.cli import deploy
 from biodl.cli.options import DATA_FLAGS, SPLIT_FLAGS, TRAIN_FLAGS, Flag, given
 from biodl.errors import BiodlError
 
@@ -44,15 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
     pr.add_argument("--model-path", required=True, help="run directory or its model/ folder")
     pr.add_argument("--output", required=True, help="predictions file (.csv, .tsv or .parquet)")
+    deploy.add_engine_flag(pr)
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
     from biodl.cli import data as data_cli
+    from biodl.cli import tune as tune_cli
 
     data_cli.add_parser(sub)
+    tune_cli.add_parser(sub)
 
     de = sub.add_parser("demo", help="train, evaluate and report on the bundled example data")
     de.add_argument("--output-dir", default="runs/demo", help="run directory (default runs/demo)")
     de.add_argument("--max-epochs", type=int, default=None, help="override the demo's epochs")
+    deploy.add_parsers(sub)
     return parser
 
 
@@ -74,7 +79,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.output_dir:
         raise BiodlError("--output-dir is required to train")
     from biodl.experiment import Experiment
-
     from biodl.training.fit import is_rank_zero
 
     result = Experiment(cfg).fit(args.output_dir, resume=args.resume)
@@ -118,7 +122,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     bundle = load(args.model_path)
     paths, over = _data_overrides(args)
     data = load_data(bundle, paths, over, require_targets=False)
-    frame, _ = predict_frame(bundle, data)
+    engine = deploy.predict_engine(bundle, data, args.engine)
+    frame, _ = predict_frame(bundle, data, engine)
     out = write_table(frame, args.output)
     print(f"{len(frame)} predictions written to {out}")
     return 0
@@ -137,7 +142,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from biodl.cli.tune import cmd_tune as run
+
+    return run(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo, "data": cmd_data}
+COMMANDS.update(deploy.COMMANDS)
+COMMANDS["tune"] = cmd_tune
 
 
 def main(argv: Sequence[str] | None = None) -> int:
