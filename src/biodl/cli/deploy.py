@@ -1,0 +1,141 @@
+"""``biodl export`` and ``biodl serve``, and the ``--engine`` flag of ``biodl predict``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from biodl.cli.options import DATA_FLAGS, given
+
+if TYPE_CHECKING:
+    from biodl.bundle import Bundle
+    from biodl.data.base import LoadedData
+    from biodl.engine import Engine
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+def add_engine_flag(parser: argparse.ArgumentParser) -> None:
+    """``--engine {auto,torch,onnx}``."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="inference engine; auto: ONNX Runtime when its outputs match PyTorch (max |Δ| ≤ 1e-4), else PyTorch",
+    )
+
+
+def predict_engine(bundle: Bundle, data: LoadedData, name: str) -> Engine:
+    """The engine for ``biodl predict``, parity-checked on the first rows of the input file; prints the choice."""
+    from biodl.engine import select_engine
+    from biodl.export.parity import Sample
+
+    head = data.X[:256]
+    choice = select_engine(bundle, name, Sample(bundle.modality.transform(head), head, "the input file", real=True))
+    print(f"engine: {choice.engine.name} ({choice.reason})")
+    return choice.engine
+
+
+def _data_flags(parser: argparse.ArgumentParser, title: str) -> None:
+    group = parser.add_argument_group(title)
+    for flag in DATA_FLAGS:
+        flag.add(group)
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the ``export`` and ``serve`` sub-commands."""
+    ex = sub.add_parser(
+        "export",
+        help="export a saved model to ONNX or TorchScript with a parity check",
+        description="Export a saved model (network + task head) to ONNX or TorchScript. The preprocessing and the "
+        "parity report are written next to the file as FILE.json.",
+    )
+    ex.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="export format (default onnx)")
+    ex.add_argument("--output", required=True, help="file to write, e.g. model.onnx")
+    ex.add_argument("--parity-rows", type=int, default=256, help="rows for the parity check (default 256)")
+    ex.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted |difference| to PyTorch (default 1e-4)")
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    _data_flags(ex, "parity data (default: the model's training data if still present, else synthetic inputs)")
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve a saved model over HTTP (REST API + web page)",
+        description="Serve a saved model: GET / (web page), /health, /model, /openapi.json; POST /predict, /explain.",
+    )
+    sv.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    add_engine_flag(sv)
+    sv.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest request body (default 8 MiB)")
+    sv.add_argument("--max-batch", type=int, default=256, help="most inputs per request and rows per model call (default 256)")
+    sv.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+
+
+def _parity_data(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Any]]:
+    over = {k.split(".", 1)[1]: v for k, v in given(args, DATA_FLAGS).items()}
+    paths = over.pop("path", None)
+    return (list(paths) if paths else None), over
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export with a parity check; prints the report."""
+    from biodl.bundle import load
+    from biodl.errors import BiodlError
+    from biodl.export import export_bundle
+
+    if args.parity_rows < 1:
+        raise BiodlError("--parity-rows must be at least 1")
+    bundle = load(args.model_path)
+    paths, over = _parity_data(args)
+    result = export_bundle(
+        bundle,
+        args.format,
+        args.output,
+        paths=paths,
+        overrides=over,
+        rows=args.parity_rows,
+        tolerance=args.tolerance,
+        opset=args.opset,
+    )
+    size = result.path.stat().st_size
+    print(f"exported {args.format} model to {result.path} ({size / 1024:.1f} KiB, dynamic batch axis)")
+    print(result.parity.summary())
+    for note in result.parity.notes:
+        print(f"note: {note}")
+    print(f"preprocessing, outputs and parity report: {result.manifest_path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Load the model once, pick the engine, bind the port, serve until interrupted."""
+    from biodl.errors import BiodlError
+    from biodl.serve.server import bind, run, url_of
+
+    if args.max_body_bytes < 1 or args.max_batch < 1:
+        raise BiodlError("--max-body-bytes and --max-batch must be positive")
+    sock = bind(args.host, args.port)  # first, so a port in use fails at once, before anything is loaded
+    try:
+        from biodl.bundle import load
+        from biodl.engine import select_engine
+        from biodl.export.parity import sample_inputs
+        from biodl.serve.app import create_app
+        from biodl.serve.card import example_input
+
+        bundle = load(args.model_path)
+        sample = sample_inputs(bundle, rows=64)
+        choice = select_engine(bundle, args.engine, sample)
+        app = create_app(bundle, choice, args.max_body_bytes, args.max_batch, example=example_input(bundle, sample.raw))
+    except BaseException:
+        sock.close()
+        raise
+    name = Path(args.model_path).resolve().name
+    print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
+    print(f"serving {name} on {url_of(sock)} (web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
+    run(app, sock, log_level=args.log_level)
+    return 0
+
+
+#: Sub-command name → handler, merged into ``biodl.cli.main.COMMANDS``.
+COMMANDS = {"export": cmd_export, "serve": cmd_serve}

@@ -1,0 +1,235 @@
+"""The FastAPI application: one loaded model, micro-batched predictions, saliency, a web page.
+
+Endpoints: ``GET /`` (web page), ``GET /health``, ``GET /model`` (model card),
+``POST /predict``, ``POST /explain``, ``GET /openapi.json``. Every request error (malformed
+JSON, wrong field types, records the data type rejects, undecodable images, too many inputs,
+too large a body) is answered with a 4xx status and ``{"detail": message}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from biodl._version import __version__
+from biodl.errors import BiodlError
+from biodl.serve.batching import MicroBatcher, Overloaded
+from biodl.serve.card import model_card, prediction_records
+from biodl.serve.explain import EXPLAINERS, saliency_png
+from biodl.serve.limits import BodySizeLimit
+from biodl.serve.schemas import ErrorBody, ExplainRequest, ExplainResponse, Health, Prediction, PredictRequest, PredictResponse
+
+if TYPE_CHECKING:
+    from biodl.bundle import Bundle
+    from biodl.engine import EngineChoice
+
+#: Default limits.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_BATCH = 256
+
+#: Exceptions a data type's ``parse_inputs``/``transform`` may raise for bad records (PIL: OSError subclasses).
+_RECORD_ERRORS = (ValueError, TypeError, KeyError, IndexError, binascii.Error, UnicodeError, OverflowError, OSError)
+
+_CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        413: "body or batch too large",
+        422: "invalid request or records",
+        503: "server busy",
+    }.items()
+}
+
+
+class RequestError(Exception):
+    """A client error answered with ``status`` and ``detail``."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _static(name: str) -> bytes:
+    return resources.files("biodl.serve").joinpath("static", name).read_bytes()
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+            position = err.get("loc", ("body", "?"))[-1]
+            return f"malformed JSON: {reason} (at character {position})"
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(
+    bundle: Bundle, engine: EngineChoice, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH, *, example: Any = None
+) -> FastAPI:
+    """The REST application for one loaded bundle.
+
+    Parameters
+    ----------
+    bundle
+        The loaded model bundle (loaded once, shared by all requests).
+    engine
+        The inference engine (:func:`biodl.engine.select_engine`) that runs predictions.
+    max_body_bytes
+        Larger request bodies are refused with 413.
+    max_batch
+        Most inputs per request, and most rows per model call.
+    example
+        An example request input shown on the model card and the web page.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biodl-model")
+    batcher = MicroBatcher(engine.engine.predict, executor, max_batch=max_batch)
+    modality = bundle.modality
+    limits = {"max_body_bytes": int(max_body_bytes), "max_batch": int(max_batch)}
+    card = model_card(bundle, engine=engine.to_dict(), example=example, limits=limits)
+    feature_names = getattr(modality, "feature_names", None)
+    alphabet = getattr(getattr(modality, "alphabet", None), "symbols", None)
+    row_labels = list(alphabet) if isinstance(alphabet, str) else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            executor.shutdown(wait=False)
+
+    app = FastAPI(
+        title=f"biodl model {card['name']}",
+        version=__version__,
+        description=f"Predictions of a biodl {bundle.kind} model on {modality.name} inputs.",
+        lifespan=lifespan,
+        docs_url=None,  # the interactive docs load scripts from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    def model_inputs(records: list[Any]) -> np.ndarray:
+        try:
+            raw = modality.parse_inputs(records)
+            return np.asarray(modality.transform(raw))
+        except NotImplementedError as exc:
+            raise RequestError(501, str(exc) or f"data type {modality.name!r} cannot parse request inputs") from None
+        except BiodlError as exc:
+            raise RequestError(422, str(exc)) from None
+        except _RECORD_ERRORS as exc:
+            raise RequestError(422, f"invalid input: {exc}") from None
+
+    async def run_model(X: np.ndarray) -> np.ndarray:
+        try:
+            return await batcher.submit(X)
+        except Overloaded as exc:
+            raise RequestError(503, str(exc)) from None
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    async def health() -> Health:
+        s = batcher.stats
+        return Health(
+            status="ok",
+            model=str(card["name"]),
+            engine=engine.engine.name,
+            requests=s.requests,
+            model_calls=s.calls,
+            rows=s.rows,
+            largest_batch=s.largest_batch,
+        )
+
+    @app.get("/model", tags=["service"])
+    async def model() -> dict[str, Any]:
+        """The model card: task, inputs, labels, metrics, versions, engine and limits."""
+        return card
+
+    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, tags=["model"])
+    async def predict(body: PredictRequest) -> PredictResponse:
+        """Predictions for a batch of inputs."""
+        if len(body.inputs) > max_batch:
+            raise RequestError(413, f"too many inputs: {len(body.inputs)} > {max_batch} per request")
+        X = await run_in_threadpool(model_inputs, list(body.inputs))
+        out = await run_model(X)
+        return PredictResponse(predictions=[Prediction(**r) for r in prediction_records(bundle, out)])
+
+    def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:
+        try:
+            explainer = EXPLAINERS[method]
+        except BiodlError as exc:
+            raise RequestError(422, str(exc)) from None
+        X = model_inputs([record])
+        out = engine.engine.predict(X)
+        pred = prediction_records(bundle, out)[0]
+        names = bundle.classes if bundle.kind == "multiclass" else bundle.target_names
+        names = list(names or [])
+        k = int(out.shape[1])
+        if target is None:
+            index = int(np.nanargmax(out[0])) if bundle.kind == "multiclass" else 0
+        elif isinstance(target, int):
+            if not 0 <= target < k:
+                raise RequestError(422, f"target index {target} out of range (the model has {k} outputs)")
+            index = target
+        elif target in names:
+            index = names.index(target)
+        elif bundle.kind == "binary" and bundle.classes and target in bundle.classes and k == 1:
+            index = 0
+        else:
+            raise RequestError(422, f"unknown target {target!r}; choose one of {names}")
+        label = names[index] if index < len(names) else str(index)
+        sal = explainer(bundle.model, X[0], index)
+        title = f"{method.replace('_x_', ' × ').replace('_', ' ')} for {label!r}"
+        png = saliency_png(sal, title=title, feature_names=feature_names, row_labels=row_labels)
+        return ExplainResponse(
+            method=method,
+            target=label,
+            target_index=index,
+            score=sal.score,
+            prediction=Prediction(**pred),
+            shape=list(sal.values.shape),
+            attributions=sal.values.tolist(),
+            features=list(feature_names) if feature_names is not None and sal.values.ndim == 1 else None,
+            image_png_base64=base64.b64encode(png).decode("ascii"),
+        )
+
+    @app.post("/explain", response_model=ExplainResponse, responses=_ERRORS, tags=["model"])
+    async def explain(body: ExplainRequest) -> ExplainResponse:
+        """Gradient × input saliency of one input (PyTorch autograd), with a picture."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, explain_one, body.input, body.target, body.method)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> Response:
+        return Response(_static("index.html"), media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": _CSP})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        types = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+        if name not in types:
+            raise RequestError(404, "not found")
+        return Response(_static(name), media_type=types[name], headers={"Cache-Control": "no-cache"})
+
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
+    return app

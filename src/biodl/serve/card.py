@@ -1,0 +1,104 @@
+"""Model card, input descriptions and prediction records (plain functions, no web framework)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from biodl._version import __version__
+
+if TYPE_CHECKING:
+    from biodl.bundle import Bundle
+
+#: What one request input is, per data type (types without an entry get a generic hint).
+INPUT_HINTS: dict[str, str] = {
+    "tabular": "a feature row: a list of numbers in the feature-column order, or a {column: value} object",
+    "sequence": "a nucleotide or protein sequence string",
+    "molecule": "a SMILES string",
+    "image": "a base64-encoded image file (PNG or JPEG)",
+}
+
+
+def _finite(value: float) -> float | None:
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def prediction_records(bundle: Bundle, outputs: np.ndarray) -> list[dict[str, Any]]:
+    """One JSON record per row of engine outputs ``(N, K)``.
+
+    Single-column classification gives ``{"label", "probabilities": {class: p}}``; several binary
+    tasks give ``{"probabilities": {task: p}}``; regression gives ``{"values": {target: v}}``.
+    Non-finite numbers become ``null``.
+    """
+    kind, classes, names = bundle.kind, bundle.classes, bundle.target_names
+    records: list[dict[str, Any]] = []
+    for row in np.asarray(outputs, dtype=np.float64):
+        if kind == "multiclass" and classes:
+            probs = {c: _finite(p) for c, p in zip(classes, row)}
+            records.append({"label": classes[int(np.nanargmax(row))] if np.isfinite(row).any() else None, "probabilities": probs})
+        elif kind == "binary" and classes is not None and len(row) == 1:
+            p = float(row[0])
+            label = (classes[1] if p >= 0.5 else classes[0]) if math.isfinite(p) else None
+            records.append({"label": label, "probabilities": {classes[0]: _finite(1.0 - p), classes[1]: _finite(p)}})
+        elif kind == "binary":
+            records.append({"probabilities": {n: _finite(p) for n, p in zip(names, row)}})
+        else:
+            records.append({"values": {n: _finite(v) for n, v in zip(names, row)}})
+    return records
+
+
+def describe_inputs(bundle: Bundle, example: Any = None) -> dict[str, Any]:
+    """What ``POST /predict`` accepts for this model."""
+    modality = bundle.modality
+    info: dict[str, Any] = {
+        "data_type": modality.name,
+        "description": INPUT_HINTS.get(modality.name, f"one {modality.name} record"),
+        "model_input_shape": [int(s) for s in bundle.meta["model"]["in_shape"]],
+    }
+    features = getattr(modality, "feature_names", None)
+    if features:
+        info["feature_columns"] = list(features)
+    if example is not None:
+        info["example"] = example
+    return info
+
+
+def example_input(bundle: Bundle, raw: np.ndarray | None) -> Any:
+    """A request input built from one raw data row, where the data type allows it (tables)."""
+    if raw is None or len(raw) == 0 or bundle.modality.name != "tabular":
+        return None
+    return [float(v) for v in np.asarray(raw[0], dtype=np.float64)]
+
+
+def model_card(
+    bundle: Bundle, *, engine: dict[str, Any] | None = None, example: Any = None, limits: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The ``GET /model`` document: task, model, inputs, labels, metrics, versions."""
+    meta = bundle.meta
+    spec = meta.get("model", {})
+    name = bundle.path.parent.name if bundle.path is not None and bundle.path.name == "model" else spec.get("name")
+    return {
+        "name": str(name),
+        "task": meta.get("task"),
+        "kind": bundle.kind,
+        "model": {
+            "architecture": spec.get("name"),
+            "input_shape": spec.get("in_shape"),
+            "outputs": spec.get("num_outputs"),
+            "trainable_parameters": spec.get("trainable_parameters"),
+        },
+        "inputs": describe_inputs(bundle, example),
+        "labels": bundle.classes,
+        "target_names": bundle.target_names,
+        "metrics": meta.get("metrics", {}),
+        "version": {
+            "biodl": __version__,
+            "bundle_biodl": meta.get("biodl_version"),
+            "bundle_format_version": meta.get("format_version"),
+        },
+        "engine": engine,
+        "limits": limits or {},
+    }
