@@ -144,7 +144,9 @@ def _check_no_pickles(directory: Path) -> None:
         if f.suffix.lower() in _PICKLE_SUFFIXES:
             raise BundleError(f"{f}: refusing to load a bundle that contains a pickle-capable file ({f.suffix})")
         with open(f, "rb") as fh:
-            head = fh.read(2)
+            head = fh.read(9)
+        if f.suffix.lower() == ".safetensors" and head[8:9] == b"{":
+            continue  # an 8-byte little-endian header length, then JSON; a length of 640 starts with 80 02
         if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
             raise BundleError(f"{f}: refusing to load a bundle that contains a pickle")
 
@@ -190,7 +192,9 @@ def load(path: str | Path) -> Bundle:
         raise BundleError(f"{directory}: cannot read safetensors file: {exc}") from None
     del weights_bytes
     spec = meta["model"]
-    model = build_model(spec["name"], tuple(spec["in_shape"]), int(spec["num_outputs"]), spec["params"])
+    # pretrained weights only initialise training; the bundle's own weights replace them
+    params = {k: v for k, v in spec["params"].items() if k != "pretrained_weights"}
+    model = build_model(spec["name"], tuple(spec["in_shape"]), int(spec["num_outputs"]), params)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -201,5 +205,6 @@ def load(path: str | Path) -> Bundle:
     modality = DATA_TYPES[data_cfg.type](data_cfg)
     arrays = {k.removeprefix("data."): v for k, v in prep.items() if k.startswith("data.")}
     modality.load_state(meta.get("preprocessing", {}).get("data", {}), arrays)
+    modality.configure_model(model)
     scaler = TargetScaler(prep["target.mean"], prep["target.std"]) if "target.mean" in prep else None
     return Bundle(model, modality, meta, scaler, directory)

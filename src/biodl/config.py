@@ -21,8 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biodl.errors import ConfigError
+from biodl.tune.spec import TuneConfig
 
-Task = Literal["classification", "regression", "multilabel"]
+Task = Literal["classification", "regression", "multilabel", "reconstruction", "segmentation"]
 
 #: Default learning rate per optimiser (review Table 2: 0.01 for SGD; Adam's usual 1e-3).
 DEFAULT_LR: dict[str, float] = {
@@ -76,14 +77,96 @@ class SequenceOptions(_Section):
     seed: int = Field(default=0, description="seed of generated negatives")
     genome: str | None = Field(default=None, description="genome FASTA for interval files")
     intervals_width: int = Field(default=200, ge=1, description="window width centred on summits/centres")
-    label_width: int | None = Field(default=None, ge=1, description="central bin labelled from overlaps (null = min(200, width))")
+    label_width: int | None = Field(default=None, ge=1, description="central bin labelled by overlap (null: min(200, width))")
     min_overlap: float = Field(default=0.5, gt=0.0, le=1.0, description="fraction of the label bin a peak must cover")
-    flank_distance: int | None = Field(default=None, ge=1, description="offset of flank negatives (null = 2 x width)")
+    flank_distance: int | None = Field(default=None, ge=1, description="offset of flank negatives (null: 2 x width)")
     out_of_bounds: Literal["error", "drop", "pad"] = "error"
     unknown_contigs: Literal["error", "drop"] = "error"
-    rc_augment: bool | None = Field(default=None, description="random reverse complement in training (null = on for DNA)")
+    rc_augment: bool | None = Field(default=None, description="random strand in training (null: on for DNA)")
     shift: int = Field(default=0, ge=0, description="random shift of up to this many positions in training")
     kmer_k: int = Field(default=4, ge=1, le=8, description="k of the k-mer count baseline features")
+
+
+class MoleculeOptions(_Section):
+    """How molecule files (CSV/TSV with SMILES, SDF) are read and featurised (``--data-type molecule``)."""
+
+    smiles_column: str | None = Field(default=None, description="SMILES column (null = 'smiles'/'SMILES', else the first)")
+    featurizer: list[str] | None = Field(
+        default=None,
+        description="featurisers, concatenated (morgan_counts, morgan_bits, rdkit2d, maccs, graph); null = the model's",
+    )
+    radius: int = Field(default=2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
+    n_bits: int = Field(default=2048, ge=8, description="Morgan fingerprint size")
+    use_chirality: bool = False
+    fragments: Literal["largest", "keep", "error"] = Field(
+        default="largest", description="multi-fragment SMILES (salts, mixtures): the largest organic fragment, all, or error"
+    )
+    skip_invalid: bool = Field(default=False, description="drop unparseable/empty molecules (counted, written out), not fail")
+    max_atoms: int | None = Field(default=None, ge=1, description="graph featuriser: heavy-atom capacity (null = from the data)")
+
+
+FilterName = Literal["contour", "detail", "edge_enhance", "find_edges"]
+
+
+def _all_filters() -> list[FilterName]:
+    return ["contour", "detail", "edge_enhance", "find_edges"]
+
+
+class ImageOptions(_Section):
+    """How images (and segmentation masks) are read, tiled and augmented (``--data-type image``).
+
+    Inside biodl every image is channel-first ``(C, H, W)``; ``channel_axis`` says where the
+    channels are in the files.
+    """
+
+    layout: Literal["auto", "folders", "table", "npz", "masks"] = Field(
+        default="auto",
+        description="folders: one sub-folder per class; table: CSV/TSV of image paths; npz: arrays (MedMNIST); "
+        "masks: images + --mask-dir; auto: from the path",
+    )
+    image_column: str | None = Field(default=None, description="tables: column of image paths (null = path/image/file/filename)")
+    npz_parts: list[Literal["train", "val", "test"]] | None = Field(
+        default=None, description="MedMNIST NPZ: parts to read (null = all for training; test only for a saved model, if present)"
+    )
+    channel_axis: Literal["auto", "first", "last", "none"] = Field(
+        default="auto", description="channel axis in the files (none = 2-D grey); auto: PIL images are last, TIFF by shape"
+    )
+    channels: int | None = Field(default=None, ge=1, description="convert to 1 (grey) or 3 (RGB) channels (null = as read)")
+    size: list[int] | None = Field(default=None, description="classification: resize to [H, W] (or [S]); null = as read")
+    mask_dir: str | None = Field(default=None, description="segmentation: folder of masks paired with the images by file name")
+    mask_type: Literal["auto", "binary", "multiclass", "instance"] = Field(
+        default="auto", description="binary (2 values or a threshold), multiclass label masks, instance masks (0 = background)"
+    )
+    mask_threshold: float | None = Field(default=None, description="binary masks: foreground = value > threshold (e.g. 128)")
+    small_images: Literal["pad", "error"] = Field(default="pad", description="images smaller than the model input")
+    tile_size: int = Field(default=128, ge=8, description="segmentation: training crop size")
+    crops_per_image: int = Field(default=8, ge=1, le=256, description="segmentation: random crops per image per epoch")
+    predict_tile_size: int | None = Field(
+        default=None, ge=8, description="sliding-window size for prediction (null = max(tile_size, 512))"
+    )
+    tile_overlap: float = Field(default=0.25, ge=0.0, lt=1.0, description="overlap of prediction windows")
+    augment: list[str] | None = Field(
+        default=None, description="random training transforms (registered names); null = flip + rot90, [] = none"
+    )
+    augment_strategy: Literal["few-data", "classic", "filter"] = Field(
+        default="few-data",
+        description="road-paper strategies: originals only, + rotations 90/180/270, + filtered copies",
+    )
+    filters: list[FilterName] = Field(default_factory=_all_filters, description="filter strategy: PIL ImageFilter operations")
+    intensity: Literal["channel", "image", "none"] = Field(
+        default="channel", description="standardise by training-set channel mean/std, per image, or not"
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if len(v) == 1:
+            v = [v[0], v[0]]
+        if len(v) != 2 or any(s < 1 for s in v):
+            raise ValueError(f"image size must be [H, W] or [S] with positive sizes, got {v}")
+        return v
 
 
 class DataConfig(_Section):
@@ -98,13 +181,16 @@ class DataConfig(_Section):
     group_column: str | None = None
     hdf5_features: str = "X"
     h5ad_layer: str | None = None
-    split: Literal["auto", "random", "stratified", "group", "chromosome"] = "auto"
+    split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
+    split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")
     cv: int | None = None
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     test_chroms: list[str] = Field(default_factory=list, description="chromosome split: test chromosomes")
     val_chroms: list[str] = Field(default_factory=list, description="chromosome split: validation chromosomes")
     sequence: SequenceOptions = Field(default_factory=SequenceOptions)
+    molecule: MoleculeOptions = Field(default_factory=MoleculeOptions)
+    image: ImageOptions = Field(default_factory=ImageOptions)
 
     @field_validator("split_sizes")
     @classmethod
@@ -167,6 +253,7 @@ class TrainConfig(_Section):
     strategy: str = "auto"
     num_nodes: int = Field(default=1, ge=1)
     seed: int = 0
+    ensemble_size: int = Field(default=1, ge=1, le=100, description="independently trained members (seed, seed+1, ...), averaged")
     num_workers: int = Field(default=0, ge=0)
     checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
     progress_bar: bool = True
@@ -200,6 +287,7 @@ class ExperimentConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _resolve_model(self) -> ExperimentConfig:
@@ -207,21 +295,39 @@ class ExperimentConfig(_Section):
         from biodl.models import MODELS, default_model_name
 
         DATA_TYPES[self.data.type]
-        name = self.model.name or default_model_name(self.data.type)
+        if self.data.type == "image" and self.data.task is None and self.data.image.mask_dir:
+            self.data.task = "segmentation"
+        name = self.model.name or default_model_name(self.data.type, self.data.task)
         spec = MODELS[name]
         if self.data.type not in spec.data_types:
             raise ConfigError(
                 f"model '{name}' does not take data type '{self.data.type}' (it takes: {', '.join(spec.data_types)})"
             )
+        tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
+        if tasks and self.data.task is not None and self.data.task not in tasks:
+            raise ConfigError(f"model '{name}' does not do {self.data.task} (it does: {', '.join(tasks)})")
         try:
             params = spec.Params.model_validate(self.model.params())
         except ValidationError as exc:
             raise ValueError(_format_errors(exc, prefix="model", schema=spec.Params)) from None
         object.__setattr__(self, "model", ModelConfig(name=name, **params.model_dump(mode="json")))
+        if self.data.type == "molecule" and not self.data.molecule.featurizer:
+            from biodl.data.molecule.featurizers import default_featurizer
+
+            self.data.molecule.featurizer = default_featurizer(spec)
+        if self.data.task == "reconstruction" and "baselines" not in self.evaluate.model_fields_set:
+            self.evaluate.baselines = []  # per-feature baselines are pointless; the run reports a PCA reference
         for metric in self.evaluate.metrics or []:
             from biodl.metrics import METRICS
 
             METRICS[metric]
+        return self
+
+    @model_validator(mode="after")
+    def _check_tune_space(self) -> ExperimentConfig:
+        from biodl.tune.space import check_space
+
+        check_space(self)
         return self
 
     # ------------------------------------------------------------------ helpers

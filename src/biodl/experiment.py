@@ -121,7 +121,12 @@ class Experiment:
                 raise DataError(f"{cfg.data.path[0]}: the store has no targets to train on")
         else:
             modality = DATA_TYPES[cfg.data.type](cfg.data)
-            data = modality.load(cfg.data.path)
+            data = modality.load(cfg.data.path, require_targets=cfg.data.task != "reconstruction")
+        if cfg.data.task == "reconstruction":
+            from biodl.models.autoencoder import reconstruction_targets
+
+            data.targets = reconstruction_targets(data.X)
+        _write_skipped_rows(out, data)
         assert data.targets is not None
         labels = _stratify_labels(data)
         seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
@@ -136,6 +141,7 @@ class Experiment:
             groups=data.groups,
             test_chroms=cfg.data.test_chroms,
             val_chroms=cfg.data.val_chroms,
+            parts=data.parts,
         )
         if is_rank_zero():
             save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
@@ -217,25 +223,41 @@ class Experiment:
             X = modality.transform(data.X)
             in_shape = tuple(X.shape[1:])
             train_data, val_data = (X[tr], y_fit[tr]), ((X[va], y_fit[va]) if len(va) else None)
+        import torch
+
+        torch.manual_seed(cfg.train.seed)  # the initial weights too depend on the seed only, not on earlier runs
         model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, cfg.model.params())
-        fit = train_model(
-            model,
-            targets.kind,
-            cfg.train,
-            train_data,
-            val_data,
-            run_dir=out,
-            augment=modality.train_augment(),
-            resume=resume,
-            extra_callbacks=self._callbacks,
-        )
+        modality.configure_model(model)
+        if cfg.train.ensemble_size > 1:
+            from biodl.training.ensemble import train_ensemble
+
+            fit = train_ensemble(
+                cfg, in_shape, targets.num_outputs, targets.kind, train_data, val_data, run_dir=out,
+                augment=modality.train_augment(), resume=resume, configure=modality.configure_model,
+            )  # fmt: skip
+            model = fit.model  # type: ignore[assignment]
+        else:
+            fit = train_model(
+                model,
+                targets.kind,
+                cfg.train,
+                train_data,
+                val_data,
+                run_dir=out,
+                augment=modality.train_augment(),
+                resume=resume,
+                extra_callbacks=self._callbacks,
+            )
         if not fit.is_global_zero:
             # one writer: other ranks of a distributed run stop after training
             return RunResult(out, {}, fit.history)
+        # an ensemble is rebuilt from its own spec (member architecture + size)
+        spec = getattr(model, "spec", None)
+        model_name, model_params = spec() if callable(spec) else (cfg.model.name, cfg.model.params())
         meta: dict[str, Any] = {
             "model": {
-                "name": cfg.model.name,
-                "params": cfg.model.params(),
+                "name": model_name,
+                "params": model_params,
                 "in_shape": list(in_shape),
                 "num_outputs": targets.num_outputs,
                 "trainable_parameters": count_parameters(model),
@@ -261,6 +283,19 @@ class Experiment:
             metrics[part] = (
                 compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen) if len(idx) else {}
             )
+        if cfg.data.task == "reconstruction":  # one score over all reconstructed values + a PCA reference
+            from biodl.models.autoencoder import reconstruction_report
+
+            parts_idx = {"train": tr, "val": va, "test": te}
+            code = int(getattr(model, "latent_size", 32))
+            metrics.update(reconstruction_report(X, y, preds, parts_idx, metrics=chosen, n_components=code, seed=cfg.train.seed))
+        if cfg.data.task == "multilabel":  # example-based scores of the whole label matrix (hamming, ranking, ...)
+            from biodl.metrics.multilabel import single_class_labels
+
+            metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
+            for part, idx in (("train", tr), ("val", va), ("test", te)):
+                if len(idx):
+                    metrics[part].update({k: v for k, v in compute_metrics("multilabel", y[idx], preds[idx]).items() if k != "n"})
         if cfg.evaluate.baselines:
             n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
             if X is not None:
@@ -286,6 +321,10 @@ class Experiment:
         meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
         bundle.save(out / "model")
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
+        extra_figures = {}
+        if cfg.evaluate.plots and X is not None:
+            rows = te if len(te) else va
+            extra_figures = modality.report_figures(model, X, data, rows, preds, out / "figures")
         findings = finish_run(
             out,
             config=cfg,
@@ -295,6 +334,7 @@ class Experiment:
             y_pred=preds,
             history=fit.history,
             metrics=metrics,
+            extra_figures=extra_figures,
         )
         return RunResult(out, metrics, fit.history, findings, bundle)
 
@@ -303,6 +343,16 @@ class Experiment:
 MAX_FIT_ROWS = 10_000
 #: Rows per split used for the classical baseline on a streamed store.
 MAX_BASELINE_ROWS = 20_000
+
+
+def _write_skipped_rows(out: Path, data: LoadedData) -> None:
+    """Write the input rows a modality dropped (``summary["skipped_rows"]``) to ``skipped_rows.csv``."""
+    rows = data.summary.pop("skipped_rows", None)
+    if rows and is_rank_zero():
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(out / "skipped_rows.csv", index=False)
+        print(f"{len(rows)} invalid input row(s) skipped; listed in {out / 'skipped_rows.csv'}")
 
 
 def _sample(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from biodl.bundle import Bundle
+from biodl.config import DataConfig
 from biodl.data.base import LoadedData
-from biodl.errors import DataError
+from biodl.errors import ConfigError, DataError
 from biodl.metrics import compute_metrics, to_jsonable
+
+if TYPE_CHECKING:
+    from biodl.engine import Engine
 
 
 def load_data(
@@ -21,21 +25,32 @@ def load_data(
     """Read ``paths`` with the bundle's column mapping (optionally overridden for this file)."""
     cfg = bundle.data_config
     if overrides:
-        cfg = cfg.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        cfg = _override(cfg, overrides)
     bundle.modality.cfg = cfg
+    if bundle.meta.get("task") == "reconstruction":  # the inputs are the targets
+        from biodl.models.autoencoder import reconstruction_targets
+
+        data = bundle.modality.load(paths, require_targets=False, classes=bundle.classes)
+        data.targets = reconstruction_targets(data.X)
+        return data
     return bundle.modality.load(paths, require_targets=require_targets, classes=bundle.classes)
 
 
-def predict_frame(bundle: Bundle, data: LoadedData) -> tuple[pd.DataFrame, np.ndarray]:
-    """Predictions as a table (one row per input) and the raw output array ``(N, K)``."""
+def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Predictions as a table (one row per input) and the raw output array ``(N, K)``.
+
+    ``engine`` (:mod:`biodl.engine`) runs the model; default: the bundle's PyTorch model.
+    """
     X = bundle.modality.transform(data.X)
-    out = bundle.predict_arrays(X)
+    out = engine.predict(X) if engine is not None else bundle.predict_arrays(X)
     cols: dict[str, Any] = {"id": data.ids}
     if bundle.kind == "multiclass":
         classes = bundle.classes or []
         for j, c in enumerate(classes):
             cols[f"prob_{c}"] = out[:, j]
         cols["predicted"] = [classes[i] for i in out.argmax(axis=1)]
+    elif bundle.kind == "segmentation":
+        cols.update(_mask_summary(bundle, out))
     elif bundle.kind == "binary" and bundle.classes is not None:
         pos = bundle.classes[1]
         cols[f"prob_{pos}"] = out[:, 0]
@@ -72,4 +87,54 @@ def evaluate(bundle: Bundle, data: LoadedData, metrics: list[str] | None = None)
         raise DataError("the file has no target columns to evaluate against")
     _, out = predict_frame(bundle, data)
     res = compute_metrics(data.targets.kind, data.targets.y, out, target_names=data.targets.names, metrics=metrics)
+    if bundle.meta.get("task") == "multilabel" and metrics is None:  # as in training: example-based scores too
+        res.update({k: v for k, v in compute_metrics("multilabel", data.targets.y, out).items() if k != "n"})
     return dict(to_jsonable(res))
+
+
+def _override(cfg: DataConfig, overrides: Mapping[str, Any]) -> DataConfig:
+    """``cfg`` with ``key`` / ``section.key`` values replaced (validated)."""
+    from pydantic import ValidationError
+
+    from biodl.config import set_nested
+
+    raw = cfg.model_dump(mode="json")
+    for key, value in overrides.items():
+        if value is not None:
+            set_nested(raw, key.split("."), value)
+    try:
+        return DataConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"data options: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+
+
+def _mask_summary(bundle: Bundle, probs: np.ndarray) -> dict[str, Any]:
+    """Per-image size and predicted class fractions of segmentation outputs ``(N, K, H, W)``."""
+    from biodl.metrics.segmentation import as_hard
+
+    hard = as_hard(probs)
+    sizes = getattr(bundle.modality, "image_sizes", []) or [hard.shape[-2:]] * len(hard)
+    classes = bundle.classes or ["0", "1"]
+    cols: dict[str, Any] = {"height": [int(h) for h, _ in sizes], "width": [int(w) for _, w in sizes]}
+    fractions = np.zeros((len(hard), len(classes)))
+    for i, (h, w) in enumerate(sizes):
+        fractions[i] = np.bincount(hard[i, :h, :w].ravel(), minlength=len(classes))[: len(classes)] / max(1, h * w)
+    for j, c in enumerate(classes):
+        cols[f"fraction_{c}"] = fractions[:, j]
+    return cols
+
+
+def write_masks(bundle: Bundle, data: LoadedData, probs: np.ndarray, frame: pd.DataFrame, output: str | Path) -> pd.DataFrame:
+    """Write predicted masks as PNG files next to the predictions table (``<table stem>_masks/``).
+
+    Masks have the input images' sizes and the training masks' values (0/255 for thresholded
+    binary masks). Returns ``frame`` with a ``mask_file`` column.
+    """
+    out_dir = Path(output).with_name(Path(output).stem + "_masks")
+    writer = getattr(bundle.modality, "write_masks", None)
+    if writer is None:
+        raise DataError(f"data type {bundle.data_config.type!r} cannot write masks")
+    paths = writer(probs, out_dir, [str(i) for i in data.ids])
+    frame = frame.copy()
+    frame["mask_file"] = [str(p) for p in paths]
+    return frame

@@ -61,8 +61,12 @@ def finish_run(
     y_pred: np.ndarray,
     history: dict[str, list[float]],
     metrics: dict[str, Any],
+    extra_figures: dict[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write history, plots, diagnostics and the HTML report; print the summary. Returns findings."""
+    """Write history, plots, diagnostics and the HTML report; print the summary. Returns findings.
+
+    ``extra_figures`` (caption → PNG, e.g. a data type's own figures) are added to the report.
+    """
     from biodl.training.diagnostics import diagnose, format_findings
 
     atomic_write_text(out / "history.json", json.dumps(history, indent=1).replace("NaN", "null"))
@@ -73,6 +77,7 @@ def finish_run(
     figures: dict[str, Path] = {}
     if config.evaluate.plots:
         figures = _figures(out, targets, y_pred, split, history, metric)
+    figures.update(extra_figures or {})
     print_metrics_table(metrics, title=f"{config.model.name} on {', '.join(Path(p).name for p in config.data.path)}")
     print(format_findings(findings))
     if config.evaluate.report:
@@ -93,6 +98,7 @@ def finish_run(
             baseline=metrics.get("baseline"),
             findings=findings,
             figures=figures,
+            sections=_interpretation_sections(out, config, data, split) + _deployment_sections(out),
         )
         print(f"report: {report.resolve()}")
     return found
@@ -119,6 +125,25 @@ def _figures(
         figs["Confusion matrix (test)"] = plots.plot_confusion(
             y, p.argmax(axis=1), figdir / "confusion.png", classes=list(targets.classes or [])
         )
+    elif targets.kind == "segmentation":
+        pass  # overlays come from the image data type's report_figures
     else:
         figs["Predicted vs observed (test)"] = plots.plot_residuals(y, p, figdir / "residuals.png", names=targets.names)
     return figs
+
+
+def _deployment_sections(out: Path) -> list[tuple[str, str]]:
+    """The report's "Deployment" section (how to predict with, export and serve the saved model)."""
+    from biodl.serve.report_section import deployment_section
+
+    section = deployment_section(out)
+    return [section] if section is not None else []
+
+
+def _interpretation_sections(out: Path, config: ExperimentConfig, data: LoadedData, split: Split) -> list[tuple[str, str]]:
+    """Sequence models: mutation maps of a few test sequences and filter motifs with their JASPAR matches."""
+    if config.data.type != "sequence" or not config.evaluate.plots:
+        return []
+    from biodl.explain.report import report_sections
+
+    return report_sections(out, data=data, split=split)

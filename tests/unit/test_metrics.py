@@ -242,7 +242,7 @@ def test_unknown_and_wrong_kind_metric_errors() -> None:
     with pytest.raises(ConfigError, match="auroc"):
         compute_metrics("regression", y.astype(float), p, metrics=["auroc"])
     with pytest.raises(ConfigError, match="task kind"):
-        compute_metrics("multilabel", y, p)
+        compute_metrics("ordinal", y, p)  # "multilabel" is a kind of its own (biodl.metrics.multilabel)
     with pytest.raises(ConfigError):
         METRICS["rmse"]("binary")
 

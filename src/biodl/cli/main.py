@@ -53,11 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_cli.add_parser(sub)
     tune_cli.add_parser(sub)
+    from biodl.cli import embed as embed_cli
+
+    embed_cli.add_parser(sub)
 
     de = sub.add_parser("demo", help="train, evaluate and report on the bundled example data")
     de.add_argument("--output-dir", default="runs/demo", help="run directory (default runs/demo)")
     de.add_argument("--max-epochs", type=int, default=None, help="override the demo's epochs")
     deploy.add_parsers(sub)
+    from biodl.cli import explain as explain_cli
+
+    explain_cli.add_parsers(sub)
     return parser
 
 
@@ -123,7 +129,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     paths, over = _data_overrides(args)
     data = load_data(bundle, paths, over, require_targets=False)
     engine = deploy.predict_engine(bundle, data, args.engine)
-    frame, _ = predict_frame(bundle, data, engine)
+    frame, raw = predict_frame(bundle, data, engine)
+    if bundle.kind == "segmentation":
+        from biodl.inference import write_masks
+
+        frame = write_masks(bundle, data, raw, frame, args.output)
     out = write_table(frame, args.output)
     print(f"{len(frame)} predictions written to {out}")
     return 0
@@ -151,6 +161,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo, "data": cmd_data}
 COMMANDS.update(deploy.COMMANDS)
 COMMANDS["tune"] = cmd_tune
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from biodl.cli.embed import cmd_embed as run
+
+    return run(args)
+
+
+COMMANDS["embed"] = cmd_embed
+
+
+def _explain_commands() -> dict[str, Any]:
+    from biodl.cli import explain as explain_cli
+
+    return dict(explain_cli.COMMANDS)
+
+
+COMMANDS.update(_explain_commands())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ class Flag:
     nargs: str | int | None = None
     type: Any = str
     choices: tuple[str, ...] | None = None
+    const: Any = None
 
     @property
     def dest(self) -> str:
@@ -32,23 +33,85 @@ class Flag:
             kwargs["nargs"] = self.nargs
         if self.choices is not None:
             kwargs["choices"] = self.choices
+        if self.const is not None:
+            kwargs["const"] = self.const
         parser.add_argument(self.flag, **kwargs)
 
+
+SEQUENCE_FLAGS: tuple[Flag, ...] = (
+    Flag("--sequence-column", "data.sequence.column", "sequence column of sequence tables"),
+    Flag("--alphabet", "data.sequence.alphabet", "sequence alphabet", choices=("dna", "rna", "protein")),
+    Flag("--unknown", "data.sequence.unknown", "N/ambiguity codes (mask: also other characters)",
+         choices=("zero", "uniform", "error", "mask")),
+    Flag("--sequence-length", "data.sequence.length", "required sequence length", type=int),
+    Flag("--length-mode", "data.sequence.length_mode", "unequal lengths: error, pad (N), crop, fit (both)",
+         choices=("error", "pad", "crop", "fit")),
+    Flag("--negatives", "data.sequence.negatives", "negatives for positives-only input",
+         choices=("none", "dinucleotide-shuffle", "flank", "gc-matched")),
+    Flag("--negatives-ratio", "data.sequence.negatives_ratio", "negatives per positive", type=int),
+    Flag("--genome", "data.sequence.genome", "genome FASTA for interval (BED/narrowPeak) files"),
+    Flag("--intervals-width", "data.sequence.intervals_width", "window width around peak summits/centres", type=int),
+    Flag("--kmer-k", "data.sequence.kmer_k", "k of the k-mer count baseline", type=int),
+)
+
+IMAGE_FLAGS: tuple[Flag, ...] = (
+    Flag("--mask-dir", "data.image.mask_dir", "segmentation masks, paired with the images by file name"),
+    Flag("--mask-threshold", "data.image.mask_threshold", "binary masks: foreground = value > threshold", type=float),
+    Flag("--mask-type", "data.image.mask_type", "mask kind", choices=("auto", "binary", "multiclass", "instance")),
+    Flag("--image-size", "data.image.size", "classification: resize images to H W (or S)", nargs="+", type=int),
+    Flag("--channels", "data.image.channels", "convert images to 1 (grey) or 3 (RGB) channels", type=int),
+    Flag("--channel-axis", "data.image.channel_axis", "channel axis in the files", choices=("auto", "first", "last", "none")),
+    Flag("--tile-size", "data.image.tile_size", "segmentation: training crop size", type=int),
+    Flag("--npz-parts", "data.image.npz_parts", "MedMNIST NPZ parts to read (train val test)", nargs="+"),
+    Flag("--augment", "data.image.augment", "random training transforms (none given = no augmentation)", nargs="*"),
+    Flag("--augment-strategy", "data.image.augment_strategy", "road-paper strategy", choices=("few-data", "classic", "filter")),
+)
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+MOLECULE_FLAGS: tuple[Flag, ...] = (
+    Flag("--smiles-column", "data.molecule.smiles_column", "SMILES column (default: smiles/SMILES, else the first)"),
+    Flag("--featurizer", "data.molecule.featurizer", "featurisers, concatenated (morgan_counts morgan_bits rdkit2d maccs graph)",
+         nargs="+"),
+    Flag("--radius", "data.molecule.radius", "Morgan fingerprint radius", type=int),
+    Flag("--n-bits", "data.molecule.n_bits", "Morgan fingerprint size", type=int),
+    Flag("--skip-invalid", "data.molecule.skip_invalid", "drop unparseable molecules (written to skipped_rows.csv)",
+         nargs="?", type=_bool, const=True),
+    Flag("--fragments", "data.molecule.fragments", "multi-fragment SMILES (salts)", choices=("largest", "keep", "error")),
+)
 
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("--data-path", "data.path", "input file(s)", nargs="+"),
     Flag("--data-type", "data.type", "data type (tabular, sequence, ...)"),
-    Flag("--task", "data.task", "learning task", choices=("classification", "regression", "multilabel")),
+    Flag("--task", "data.task", "learning task",
+         choices=("classification", "regression", "multilabel", "segmentation", "reconstruction")),
     Flag("--target-columns", "data.target_columns", "target column(s)", nargs="+"),
     Flag("--feature-columns", "data.feature_columns", "feature columns (default: all numeric)", nargs="+"),
     Flag("--id-column", "data.id_column", "row identifier column"),
     Flag("--group-column", "data.group_column", "group column for group splits"),
+    *SEQUENCE_FLAGS,
+    *IMAGE_FLAGS,
+    *MOLECULE_FLAGS,
 )
 
 SPLIT_FLAGS: tuple[Flag, ...] = (
-    Flag("--split", "data.split", "split method", choices=("auto", "random", "stratified", "group")),
+    Flag(
+        "--split",
+        "data.split",
+        "split method (ordered: train/val/test in file order; predefined: the data's own)",
+        choices=("auto", "random", "stratified", "group", "chromosome", "ordered", "predefined", "scaffold"),
+    ),
     Flag("--split-sizes", "data.split_sizes", "train val test fractions", nargs=3, type=float),
     Flag("--cv", "data.cv", "k-fold cross-validation", type=int),
+    Flag("--test-chroms", "data.test_chroms", "chromosome split: test chromosomes", nargs="+"),
+    Flag("--val-chroms", "data.val_chroms", "chromosome split: validation chromosomes", nargs="+"),
 )
 
 TRAIN_FLAGS: tuple[Flag, ...] = (
@@ -58,6 +121,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--lr", "train.lr", "learning rate", type=float),
     Flag("--optimizer", "train.optimizer", "optimiser", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta")),
     Flag("--seed", "train.seed", "random seed", type=int),
+    Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
     Flag("--accelerator", "train.accelerator", "cpu, gpu or auto"),
     Flag("--devices", "train.devices", "number of devices or auto", type=_devices),
     Flag("--strategy", "train.strategy", "Lightning strategy (auto, ddp, ...)"),

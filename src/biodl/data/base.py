@@ -10,7 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -20,6 +21,15 @@ from biodl.data.targets import Targets
 from biodl.registry import Registry
 
 BatchAugment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@runtime_checkable
+class JointAugment(Protocol):
+    """A batch augmentation that needs the targets too (masks moved with the image, batch expansion)."""
+
+    def augment_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented ``(x, y)``; the batch may grow (several crops or transformed copies per example)."""
+        ...
 
 
 @dataclass
@@ -38,6 +48,9 @@ class LoadedData:
         ``(N,)`` group labels for group splits, or ``None``.
     summary
         Facts for reports (files, rows, columns, counts of handled records).
+    parts
+        ``(N,)`` predefined split of each row (``"train"``, ``"val"``, ``"test"``), or ``None``;
+        used by ``split: auto`` and ``split: predefined`` (e.g. MedMNIST's own split).
     """
 
     X: np.ndarray
@@ -45,6 +58,7 @@ class LoadedData:
     ids: np.ndarray
     groups: np.ndarray | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    parts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -82,8 +96,22 @@ class Modality(ABC):
         return X_model.reshape(len(X_model), -1).astype(np.float32, copy=False)
 
     def train_augment(self) -> BatchAugment | None:
-        """Batch augmentation applied during training, or ``None``."""
+        """Batch augmentation applied during training, or ``None``.
+
+        An object that also implements :class:`JointAugment` gets ``(x, y)`` batches.
+        """
         return None
+
+    def configure_model(self, model: torch.nn.Module) -> None:
+        """Give a freshly built (or loaded) network data-dependent settings, e.g. the sliding
+        window used to predict images larger than the training crops. Default: nothing."""
+        return None
+
+    def report_figures(
+        self, model: torch.nn.Module, X_model: np.ndarray, data: LoadedData, rows: np.ndarray, y_pred: np.ndarray, figdir: Path
+    ) -> dict[str, Path]:
+        """Data-type specific report figures (caption → PNG) for the evaluation ``rows``. Default: none."""
+        return {}
 
     def columns(self) -> dict[str, Any]:
         """Resolved column mapping for the bundle."""

@@ -145,4 +145,8 @@ def read_raw(path: str | Path, *, hdf5_features: str = "X", h5ad_layer: str | No
         except Exception as exc:
             raise DataError(f"{p}: cannot read as Parquet: {exc}") from None
         return RawTable(frame, None, None, str(p))
+    if last == ".arff" or sfx[-2:] == [".arff", ".gz"]:
+        from biodl.data.arff import arff_table
+
+        return RawTable(arff_table(p), None, None, str(p))
     return RawTable(read_delimited(p), None, None, str(p))

@@ -103,6 +103,69 @@ def group_split(groups: np.ndarray, sizes: Sequence[float], seed: int) -> Split:
     return Split(np.flatnonzero(row_part == 0), np.flatnonzero(row_part == 1), np.flatnonzero(row_part == 2), "group")
 
 
+def chromosome_split(
+    chroms: np.ndarray,
+    test_chroms: Sequence[str],
+    val_chroms: Sequence[str],
+    sizes: Sequence[float],
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+) -> Split:
+    """Hold out whole chromosomes: ``test_chroms`` for testing, ``val_chroms`` for validation.
+
+    Without ``val_chroms`` the validation rows are drawn (stratified when ``labels`` are given)
+    from the training chromosomes, a share ``sizes[1] / (sizes[0] + sizes[1])`` of them.
+    """
+    names = np.asarray(chroms).astype(str)
+    if not test_chroms:
+        raise DataError("split 'chromosome' needs test chromosomes: --test-chroms chr8 chr9 (data.test_chroms)")
+    present = set(np.unique(names).tolist())
+    for part, wanted in (("test", test_chroms), ("validation", val_chroms)):
+        unknown = [c for c in wanted if c not in present]
+        if unknown:
+            shown = sorted(present)[:12]
+            more = "..." if len(present) > 12 else ""
+            raise DataError(f"{part} chromosome(s) {unknown} have no rows; the data have {shown}{more}")
+    both = set(test_chroms) & set(val_chroms)
+    if both:
+        raise DataError(f"chromosome(s) {sorted(both)} are in both the test and the validation set")
+    test = np.flatnonzero(np.isin(names, list(test_chroms)))
+    if val_chroms:
+        val = np.flatnonzero(np.isin(names, list(val_chroms)))
+        train = np.flatnonzero(~np.isin(names, list(test_chroms) + list(val_chroms)))
+        method = "chromosome"
+    else:
+        rest = np.flatnonzero(~np.isin(names, list(test_chroms)))
+        share = sizes[1] / (sizes[0] + sizes[1])
+        inner = make_split(len(rest), (1 - share, share, 0.0), "auto", seed, labels=labels[rest] if labels is not None else None)
+        train, val = rest[inner.train], rest[inner.val]
+        method = f"chromosome (validation: {inner.method} from the training chromosomes)"
+    if len(train) == 0:
+        raise DataError("the chromosome split leaves no training rows")
+    return Split(np.sort(train), np.sort(val), np.sort(test), method)
+
+
+def ordered_split(n: int, sizes: Sequence[float]) -> Split:
+    """The first rows train, the next validate, the last test (e.g. slices 0–15 / 16–19)."""
+    n_val, n_test = _counts(n, sizes)
+    n_train = n - n_val - n_test
+    idx = np.arange(n)
+    return Split(idx[:n_train], idx[n_train : n_train + n_val], idx[n_train + n_val :], "ordered")
+
+
+def predefined_split(parts: np.ndarray) -> Split:
+    """Rows assigned by the data's own ``"train"``/``"val"``/``"test"`` labels."""
+    p = np.asarray(parts).astype(str)
+    unknown = sorted(set(p.tolist()) - {"train", "val", "test"})
+    if unknown:
+        raise DataError(f"predefined split labels must be train/val/test, got {unknown}")
+    train = np.flatnonzero(p == "train")
+    if len(train) == 0:
+        raise DataError("the predefined split has no training rows")
+    return Split(train, np.flatnonzero(p == "val"), np.flatnonzero(p == "test"), "predefined")
+
+
 def make_split(
     n: int,
     sizes: Sequence[float],
@@ -111,8 +174,36 @@ def make_split(
     *,
     labels: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    test_chroms: Sequence[str] = (),
+    val_chroms: Sequence[str] = (),
+    parts: np.ndarray | None = None,
 ) -> Split:
-    """Dispatch to the split ``method`` (``auto`` = stratified when class labels are given)."""
+    """Dispatch to the split ``method`` (``auto`` = stratified when class labels are given).
+
+    ``chromosome`` holds out ``test_chroms`` (and ``val_chroms``); ``groups`` are then the
+    chromosome of each row. ``ordered`` cuts the rows in file order (train first, then
+    validation, then test). ``predefined`` (and ``auto`` when the data bring their own split,
+    e.g. MedMNIST files) uses ``parts``, each row's ``"train"``/``"val"``/``"test"``.
+    """
+    if method == "predefined" or (method == "auto" and parts is not None):
+        if parts is None:
+            raise DataError("split 'predefined' needs data that carry their own split (e.g. MedMNIST NPZ files)")
+        return predefined_split(parts)
+    if method == "ordered":
+        return ordered_split(n, sizes)
+    if method == "chromosome":
+        if groups is None:
+            raise DataError(
+                "split 'chromosome' needs the chromosome of each row: interval files, FASTA ids like chr1:100-300, "
+                "or a chromosome column (--group-column)"
+            )
+        return chromosome_split(groups, test_chroms, val_chroms, sizes, seed, labels=labels)
+    if method == "scaffold":
+        if groups is None:
+            raise DataError("split 'scaffold' needs molecules (--data-type molecule): the scaffold of each row")
+        from biodl.data.molecule.scaffold import balanced_scaffold_split
+
+        return balanced_scaffold_split(groups, sizes, seed)
     if method == "group":
         if groups is None:
             raise DataError("split 'group' needs data.group_column (--group-column)")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.expression import resolve_columns
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
 from biodl.data.targets import encode_targets
@@ -74,6 +75,8 @@ class Tabular(Modality):
         Xs, frames, ids, names = [], [], [], None
         for p in paths:
             raw = read_raw(p, hdf5_features=cfg.hdf5_features, h5ad_layer=cfg.h5ad_layer)
+            raw, self.cfg = resolve_columns(raw, cfg)  # @FILE / @others lists; genes as targets (D-GEX)
+            cfg = self.cfg
             absent = [c for c in cfg.target_columns if c not in raw.frame.columns]
             if require_targets and absent:
                 raise DataError(f"{p}: target column {absent[0]!r} not found; columns are {list(raw.frame.columns)[:20]}")

@@ -6,10 +6,14 @@ Internally there are three kinds of output:
   used for binary classification, multi-task binary classification and multi-label data.
 * ``multiclass`` — ``y`` of shape ``(N,)`` int64 class indices, ``-1`` = missing.
 * ``regression`` — ``y`` of shape ``(N, T)`` float, ``NaN`` = missing.
+* ``segmentation`` — ``y`` of shape ``(N, H, W)`` integer masks, ``-1`` = unlabelled pixel;
+  class indices, or for binary masks 0 = background and ``>= 1`` foreground (instance ids of
+  instance masks). Two classes give one output channel (sigmoid), more give one per class.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +51,9 @@ class Targets:
         """Number of network outputs."""
         if self.kind == "multiclass":
             return len(self.classes or [])
+        if self.kind == "segmentation":
+            n = len(self.classes or [])
+            return 1 if n <= 2 else n
         return int(self.y.shape[1])
 
 
@@ -120,6 +127,8 @@ def encode_targets(
             y = np.where(codes < 0, np.nan, codes).astype(np.float32).reshape(n, 1)
             return Targets(y, "binary", list(columns), list(classes))
         return Targets(codes, "multiclass", list(columns), list(classes))
+    if task == "multilabel" and len(columns) == 1 and not pd.api.types.is_numeric_dtype(frame[columns[0]]):
+        return label_lists(frame[columns[0]], source=source)
     # multilabel, or several binary classification columns (multi-task)
     mats = []
     for c in columns:
@@ -137,4 +146,33 @@ def labelled_rows(y: np.ndarray, kind: str) -> np.ndarray:
     """Boolean ``(N,)``: rows with at least one label."""
     if kind == "multiclass":
         return np.asarray(y >= 0)
+    if kind == "segmentation":
+        return np.asarray((y >= 0).reshape(len(y), -1).any(axis=1))
     return np.asarray(~np.isnan(y).all(axis=1))
+
+
+_LIST_SEPARATORS = re.compile(r"[;|,]")
+
+
+def label_lists(col: pd.Series, *, source: str) -> Targets:
+    """One column of label lists (``"a;b"``, ``"a|b"`` or ``"a,b"``) → one 0/1 target per label (sorted names).
+
+    An empty cell means "no label"; a missing cell (NaN) leaves the whole row unlabelled.
+    """
+    rows: list[list[str] | None] = []
+    for v in col.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            rows.append(None)
+        else:
+            rows.append([t.strip() for t in _LIST_SEPARATORS.split(str(v)) if t.strip()])
+    names = sorted({t for r in rows if r for t in r})
+    if not names:
+        raise DataError(f"{source}: label-list column {col.name!r} holds no labels")
+    index = {n: j for j, n in enumerate(names)}
+    y = np.zeros((len(rows), len(names)), dtype=np.float32)
+    for i, r in enumerate(rows):
+        if r is None:
+            y[i] = np.nan
+        else:
+            y[i, [index[t] for t in r]] = 1.0
+    return Targets(y, "binary", names, None)

@@ -16,8 +16,8 @@ import numpy as np
 from biodl.errors import ConfigError
 from biodl.registry import Registry
 
-Kind = Literal["binary", "multiclass", "regression"]
-KINDS: tuple[Kind, ...] = ("binary", "multiclass", "regression")
+Kind = Literal["binary", "multiclass", "regression", "segmentation", "multilabel"]
+KINDS: tuple[Kind, ...] = ("binary", "multiclass", "regression", "segmentation", "multilabel")
 
 
 def check_kind(kind: str) -> Kind:

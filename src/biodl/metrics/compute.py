@@ -17,6 +17,8 @@ _MAIN: dict[Kind, tuple[str, bool]] = {
     "binary": ("auroc", True),
     "multiclass": ("accuracy", True),
     "regression": ("rmse", False),
+    "segmentation": ("dice", True),
+    "multilabel": ("average_precision", True),
 }
 
 
@@ -98,6 +100,15 @@ def compute_metrics(
         Inconsistent shapes or labels.
     """
     checked = check_kind(kind)
+    if checked == "multilabel":
+        from biodl.metrics.multilabel import multilabel_metrics
+
+        return multilabel_metrics(y_true, y_pred, metrics=metrics)
+    if checked == "segmentation":
+        from biodl.metrics.segmentation import segmentation_metrics
+
+        _build(checked, metrics)  # unknown / wrong-kind names fail as for other kinds
+        return segmentation_metrics(y_true, y_pred, metrics=metrics, class_names=target_names)
     scorers = _build(checked, metrics)
     yt = np.asarray(y_true)
     yp = np.asarray(y_pred, dtype=float)

@@ -51,12 +51,21 @@ class BiodlModel(nn.Module):
 
 MODELS: Registry[type[BiodlModel]] = Registry("model")
 
-_DEFAULTS: dict[str, str] = {"tabular": "mlp", "sequence": "deepbind"}
+_DEFAULTS: dict[str, str] = {
+    "tabular": "mlp",
+    "sequence": "deepbind",
+    "image": "cnn",
+    "image:segmentation": "unet",
+    "molecule": "ffn",
+    "tabular:reconstruction": "autoencoder",
+    "sequence:reconstruction": "conv_autoencoder",
+    "image:reconstruction": "conv_autoencoder",
+}
 
 
-def default_model_name(data_type: str) -> str:
-    """The architecture used when ``model.name`` is not given."""
-    return _DEFAULTS.get(data_type, "mlp")
+def default_model_name(data_type: str, task: str | None = None) -> str:
+    """The architecture used when ``model.name`` is not given (``"type:task"`` entries win)."""
+    return _DEFAULTS.get(f"{data_type}:{task}", _DEFAULTS.get(data_type, "mlp"))
 
 
 def build_model(name: str, in_shape: tuple[int, ...], num_outputs: int, params: dict[str, Any] | None = None) -> BiodlModel:

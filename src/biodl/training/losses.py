@@ -17,7 +17,12 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         ``(N, T)`` logits/values, or ``(N, C)`` class logits.
     y
         ``(N, T)`` float with NaN = missing, or ``(N,)`` int64 with -1 = missing.
+        ``segmentation``: scores ``(N, K, H, W)`` and masks ``(N, H, W)`` with -1 = unlabelled;
+        ``K = 1`` is per-pixel BCE (mask value > 0 = foreground, so instance ids work), else
+        per-pixel cross-entropy.
     """
+    if kind == "segmentation":
+        return segmentation_loss(scores, y)
     if kind == "multiclass":
         if (y >= 0).sum() == 0:
             return scores.sum() * 0.0
@@ -35,8 +40,24 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return (per * mask).sum() / n
 
 
+def segmentation_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel loss over labelled pixels (``y >= 0``) of ``(N, K, H, W)`` logits."""
+    y = y.long()
+    labelled = y >= 0
+    n = labelled.sum()
+    if n == 0:
+        return scores.sum() * 0.0
+    if scores.shape[1] == 1:
+        target = (y > 0).to(scores.dtype)
+        per = F.binary_cross_entropy_with_logits(scores[:, 0], target, reduction="none")
+        return (per * labelled).sum() / n
+    return F.cross_entropy(scores, y, ignore_index=-1)
+
+
 def apply_head(kind: str, scores: torch.Tensor) -> torch.Tensor:
     """Scores → probabilities (sigmoid / softmax) or values (identity)."""
+    if kind == "segmentation":
+        return torch.sigmoid(scores) if scores.shape[1] == 1 else torch.softmax(scores, dim=1)
     if kind == "binary":
         return torch.sigmoid(scores)
     if kind == "multiclass":

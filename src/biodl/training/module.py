@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from biodl.config import TrainConfig
-from biodl.data.base import BatchAugment
+from biodl.data.base import BatchAugment, JointAugment
 from biodl.metrics import compute_metrics, main_metric
 from biodl.training.losses import apply_head, masked_loss
 from biodl.training.optim import make_optimizer, make_scheduler
@@ -59,7 +59,10 @@ class BiodlModule(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         if stage == "train" and self.augment is not None:
-            x = self.augment(x)
+            if isinstance(self.augment, JointAugment):
+                x, y = self.augment.augment_pair(x, y)
+            else:
+                x = self.augment(x)
         scores = self(x)
         loss = masked_loss(self.kind, scores, y)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)

@@ -1,0 +1,251 @@
+"""``biodl explain``, ``biodl variants`` and ``biodl motifs``: interpreting sequence models.
+
+* ``explain``: per-sequence attributions (``ism`` mutation maps, ``saliency``, ``ixg``, ``ig``,
+  ``deeplift``) → ``OUT/attributions.npy``, ``OUT/explain.npz`` and one figure per sequence;
+* ``variants``: reference vs alternative allele scores of a VCF's variants in their genomic
+  windows → TSV/CSV/Parquet;
+* ``motifs``: first-layer filters as motifs → ``OUT/motifs.meme``, logos and
+  ``OUT/motif_matches.tsv`` (top JASPAR 2024 matches per filter).
+
+Heavy modules (torch, captum, matplotlib) are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+from biodl.cli.options import DATA_FLAGS, SEQUENCE_FLAGS, Flag, given
+from biodl.errors import ConfigError
+
+__all__ = ["COMMANDS", "add_parsers"]
+
+EXPLAIN_METHODS = ("ism", "saliency", "ixg", "ig", "deeplift")
+#: Methods of image models (``biodl.explain.image``); saliency and ig work for both.
+IMAGE_METHODS = ("saliency", "ig", "occlusion", "gradcam", "lime")
+
+
+#: Data options of these commands: how the sequence file is read (default: as the model was trained).
+READ_FLAGS: tuple[Flag, ...] = tuple(f for f in DATA_FLAGS if f.flag == "--id-column") + tuple(
+    f for f in SEQUENCE_FLAGS if f.flag not in ("--negatives", "--negatives-ratio", "--kmer-k")
+)
+
+
+def _data_group(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("data (default: as the model was trained)")
+    for f in READ_FLAGS:
+        f.add(group)
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``explain``, ``variants`` and ``motifs`` on the sub-command parsers ``sub``."""
+    ex = sub.add_parser(
+        "explain",
+        help="attributions of a sequence model: mutation maps (ISM), saliency, input x gradient, IG, DeepLIFT",
+        description="Explain a sequence model's predictions for the sequences of a file.",
+    )
+    ex.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    ex.add_argument("--data-path", required=True, nargs="+", help="sequence file(s): FASTA, sequence table, ...")
+    ex.add_argument(
+        "--method",
+        choices=tuple(dict.fromkeys(EXPLAIN_METHODS + IMAGE_METHODS)),
+        default=None,
+        help="attribution method (sequence models: default ism; image models: saliency, ig, occlusion, gradcam, lime; "
+        "default gradcam)",
+    )
+    ex.add_argument("--output-dir", required=True, help="folder for attributions.npy, explain.npz and figures/")
+    ex.add_argument("--target", help="output to explain: class, task name or index (default: every output)")
+    ex.add_argument("--max-sequences", type=int, default=100, help="explain at most this many sequences (default 100)")
+    ex.add_argument("--plots", type=int, default=10, help="draw figures for this many sequences (default 10)")
+    ex.add_argument("--format", nargs="+", choices=("png", "svg"), default=["png", "svg"], help="figure formats (png svg)")
+    ex.add_argument("--n-shuffles", type=int, default=20, help="deeplift: dinucleotide-shuffled references per sequence")
+    ex.add_argument("--batch-size", type=int, default=256, help="sequences (attributions) or mutants (ism) per batch")
+    ex.add_argument("--no-fast", action="store_true", help="ism: always score every mutant with the whole model")
+    _data_group(ex)
+
+    va = sub.add_parser(
+        "variants",
+        help="score SNVs and indels: reference vs alternative allele predictions",
+        description="Score the variants of a VCF (or table) with a sequence model in windows of a genome FASTA.",
+    )
+    va.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    va.add_argument("--fasta", required=True, help="genome FASTA (indexed with pyfaidx on first use)")
+    va.add_argument("--vcf", required=True, help="variants: VCF (plain or .gz) or CSV/TSV with chrom, pos, ref, alt")
+    va.add_argument("--output", required=True, help="scores table (.tsv, .csv or .parquet)")
+    va.add_argument("--rc-average", action="store_true", help="average the predictions of both strands")
+    va.add_argument("--on-error", choices=("report", "raise"), default="report",
+                    help="REF != genome, unknown contigs, positions past contig ends: report in 'status' or fail")  # fmt: skip
+    va.add_argument("--window-edge", choices=("pad", "skip"), default="pad",
+                    help="windows running past a contig end: pad with N or skip (reported)")  # fmt: skip
+    va.add_argument("--batch-size", type=int, default=256, help="windows per forward pass")
+
+    mo = sub.add_parser(
+        "motifs",
+        help="convolution filters as motifs (MEME, logos) with their best JASPAR 2024 matches",
+        description="Align each filter's top-activating subsequences into a motif and compare it with JASPAR.",
+    )
+    mo.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    mo.add_argument("--data-path", required=True, nargs="+", help="sequence file(s) scanned for filter activations")
+    mo.add_argument("--output-dir", required=True, help="folder for motifs.meme, motif_matches.tsv and logos/")
+    mo.add_argument("--layer", help="convolution layer name (default: the first Conv1d)")
+    mo.add_argument("--top", type=int, default=5, help="JASPAR matches per filter (default 5)")
+    mo.add_argument("--threshold", type=float, default=0.5, help="sites reach this fraction of the filter's maximum (0.5)")
+    mo.add_argument("--max-sites", type=int, default=1000, help="at most this many sites per filter")
+    mo.add_argument("--max-sequences", type=int, default=20000, help="scan at most this many sequences")
+    mo.add_argument("--collection", default="CORE", help="JASPAR collection (default CORE)")
+    mo.add_argument("--tax-group", default="vertebrates", help="JASPAR taxonomic group, or 'all' (default vertebrates)")
+    mo.add_argument("--release", default="JASPAR2024", help="JASPAR release shipped with pyjaspar (default JASPAR2024)")
+    mo.add_argument("--all-versions", action="store_true", help="match every version of each JASPAR matrix (default: latest)")
+    _data_group(mo)
+
+
+def _load_sequences(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The bundle, its one-hot inputs ``(N, A, L)`` (at most ``--max-sequences``) and their ids."""
+    import numpy as np
+
+    from biodl.bundle import load
+    from biodl.inference import load_data
+
+    bundle = load(args.model_path)
+    if bundle.modality.name != "sequence":
+        raise ConfigError(f"{args.model_path}: a {bundle.modality.name} model; these commands explain sequence models")
+    over = {k.split(".", 1)[1]: v for k, v in given(args, READ_FLAGS).items()}
+    over.pop("path", None)
+    data = load_data(bundle, list(args.data_path), over, require_targets=False)
+    n = min(len(data), args.max_sequences) if args.max_sequences else len(data)
+    X = np.asarray(bundle.modality.transform(data.X[:n]), dtype=np.float32)
+    return bundle, X, np.asarray(data.ids)[:n]
+
+
+def _target_index(bundle: Any, target: str | None) -> int | None:
+    if target is None:
+        return None
+    names = list(bundle.classes or []) if bundle.kind == "multiclass" else list(bundle.target_names)
+    if bundle.kind == "binary" and bundle.classes and target in bundle.classes:
+        return 0
+    if target in names:
+        return names.index(target)
+    if re.fullmatch(r"-?\d+", target):
+        return int(target)
+    raise ConfigError(f"--target {target!r}: not an output of the model; outputs: {names}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60]
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Run ``biodl explain``."""
+    import numpy as np
+    import torch
+
+    from biodl.explain.image import bundle_data_type, cmd_explain_images
+
+    if bundle_data_type(args.model_path) == "image":
+        return cmd_explain_images(args)
+    args.method = args.method or "ism"
+    if args.method not in EXPLAIN_METHODS:
+        raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")
+
+    from biodl.explain import METHODS, DeepLiftShap, saturation_mutagenesis
+    from biodl.explain.plots import plot_attribution_logo, plot_mutation_map
+
+    bundle, X, ids = _load_sequences(args)
+    out = Path(args.output_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    target = _target_index(bundle, args.target)
+    n_out = int(bundle.model.num_outputs)
+    targets = [target] if target is not None else list(range(n_out))
+    if args.method == "ism":
+        res = saturation_mutagenesis(bundle, X, batch_size=max(args.batch_size, 1), fast=not args.no_fast, raw_outputs=True)
+        attr = res.effects[:, targets].numpy()  # (N, T, A, L)
+        print(f"ISM of {len(X)} sequences ({'fast' if res.fast else 'plain'} mode)")
+    else:
+        cls = METHODS[args.method]
+        explainer = cls(bundle, batch_size=max(1, args.batch_size))
+        per: list[torch.Tensor] = []
+        for t in targets:
+            if isinstance(explainer, DeepLiftShap):
+                per.append(explainer.attribute(X, t, n_shuffles=args.n_shuffles))
+            else:
+                per.append(explainer.attribute(X, t))
+        attr = torch.stack(per, 1).numpy()
+    names = list(bundle.classes or []) if bundle.kind == "multiclass" else list(bundle.target_names)
+    tnames = [names[t] if t < len(names) else str(t) for t in targets]
+    saved = attr[:, 0] if len(targets) == 1 else attr
+    np.save(out / "attributions.npy", saved.astype(np.float32))
+    np.savez_compressed(
+        out / "explain.npz", attributions=saved.astype(np.float32), sequences=X.astype(np.uint8), ids=ids.astype(str),
+        targets=np.asarray(tnames), method=np.asarray(args.method),
+    )  # fmt: skip
+    alphabet = str(getattr(bundle.modality.alphabet, "symbols", "ACGT"))
+    n_fig = 0
+    for i in range(min(args.plots, len(X))):
+        for k, tname in enumerate(tnames):
+            stem = out / "figures" / f"{i:04d}_{_safe(str(ids[i]))}" if len(tnames) == 1 else out / "figures" / (
+                f"{i:04d}_{_safe(str(ids[i]))}_{_safe(tname)}")  # fmt: skip
+            title = f"{ids[i]} ({tname}, {args.method})"
+            for fmt in args.format:
+                if args.method == "ism":
+                    plot_mutation_map(attr[i, k], X[i], path=stem.with_suffix(f".{fmt}"), title=title, alphabet=alphabet)
+                else:
+                    plot_attribution_logo(attr[i, k], X[i], path=stem.with_suffix(f".{fmt}"), title=title, alphabet=alphabet)
+                n_fig += 1
+    print(f"{args.method} attributions of {len(X)} sequence(s) for {', '.join(tnames)} written to {out / 'attributions.npy'} "
+          f"and {out / 'explain.npz'}; {n_fig} figure(s) in {out / 'figures'}")  # fmt: skip
+    return 0
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    """Run ``biodl variants``."""
+    from biodl.bundle import load
+    from biodl.explain.variant_effects import variant_effects, write_variant_effects
+
+    bundle = load(args.model_path)
+    if bundle.modality.name != "sequence":
+        raise ConfigError(f"{args.model_path}: a {bundle.modality.name} model; variant effects need a DNA sequence model")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = variant_effects(bundle, args.fasta, args.vcf, rc_average=args.rc_average, on_error=args.on_error,
+                              window_edge=args.window_edge, batch_size=max(1, args.batch_size))  # fmt: skip
+    path = write_variant_effects(res, args.output)
+    s = res.summary
+    extra = ", ".join(f"{k}: {v}" for k, v in s.items() if k not in ("records", "variants", "scored") and v)
+    print(f"{s['scored']} of {s['variants']} variant(s) ({s['records']} record(s)) scored; {extra or 'no problems'}")
+    print(f"written to {path}")
+    return 0
+
+
+def cmd_motifs(args: argparse.Namespace) -> int:
+    """Run ``biodl motifs``."""
+    from biodl.explain.filter_motifs import filter_motifs, motif_matches, write_meme
+    from biodl.explain.plots import plot_filter_logos, plot_motif_logo
+    from biodl.explain.tomtom import jaspar_motifs
+
+    bundle, X, _ = _load_sequences(args)
+    if X.shape[1] != 4:
+        raise ConfigError("motif matching against JASPAR needs a DNA (or RNA) model")
+    out = Path(args.output_dir)
+    (out / "logos").mkdir(parents=True, exist_ok=True)
+    motifs = filter_motifs(bundle, X, args.layer, threshold=args.threshold, max_sites=args.max_sites)
+    write_meme(motifs, out / "motifs.meme")
+    db = jaspar_motifs(args.collection, None if args.tax_group == "all" else args.tax_group, args.release, args.all_versions)
+    matches = motif_matches(motifs, db, n_top=args.top)
+    main_cols = ["filter", "rank", "jaspar_id", "jaspar_name", "score", "p_value"]
+    matches[main_cols].to_csv(out / "motif_matches.tsv", sep="\t", index=False)
+    matches.to_csv(out / "motif_matches_details.tsv", sep="\t", index=False)
+    for i, name in enumerate(motifs.names):
+        if motifs.n_sites[i] > 0:
+            plot_motif_logo(motifs.ppm[i], path=out / "logos" / f"{name}.png", title=f"{name} ({int(motifs.n_sites[i])} sites)")
+    plot_filter_logos(motifs, matches=matches, path=out / "filter_logos.png")
+    found = int((motifs.n_sites > 0).sum())
+    print(f"{found} of {len(motifs.names)} filters of {motifs.layer!r} have sites in {len(X)} sequence(s); "
+          f"motifs: {out / 'motifs.meme'}; matches: {out / 'motif_matches.tsv'}; logos: {out / 'logos'}")  # fmt: skip
+    return 0
+
+
+COMMANDS = {"explain": cmd_explain, "variants": cmd_variants, "motifs": cmd_motifs}

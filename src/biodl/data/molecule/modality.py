@@ -1,0 +1,306 @@
+"""The ``molecule`` data type: SMILES tables and SD files → fingerprints, descriptors or graphs.
+
+Inputs (``--data-type molecule``):
+
+* CSV/TSV (optionally gzipped) with a SMILES column (``--smiles-column``; default a column called
+  ``smiles``/``SMILES``, else the first) and target columns (default: every other column; blank =
+  missing label, masked in the loss);
+* SD files (``.sdf``) with property fields as targets (``--target-columns SOL``).
+
+Raw arrays are canonical SMILES ``(N,)`` (after the fragment rule of
+:mod:`biodl.data.molecule.parse`); :meth:`MoleculeModality.transform` featurises them:
+``(N, D)`` float32 for vector featurisers, ``(N, R, W)`` packed graphs with ``graph``.
+
+Invalid molecules are an error naming the rows, unless ``--skip-invalid``: then they are dropped,
+counted in the summary (``invalid_skipped``) and listed in ``summary["skipped_rows"]`` (the
+experiment writes them to ``skipped_rows.csv``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biodl.config import DataConfig, MoleculeOptions
+from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.molecule.featurizers import FEATURIZERS, Featurizer, MorganCounts, split_featurizers
+from biodl.data.molecule.graph import MIN_CAPACITY, GraphLayout, atom_type_counts, graph_size, pack_graphs, unpack_descriptors
+from biodl.data.molecule.parse import ParseReport, canonical_smiles, mols_from_smiles, parse_smiles, quiet_rdkit
+from biodl.data.molecule.readers import is_sdf, read_molecules, valid_mask
+from biodl.data.molecule.scaffold import scaffolds
+from biodl.data.targets import encode_targets
+from biodl.errors import ConfigError, DataError
+
+
+@DATA_TYPES.register("molecule")
+class MoleculeModality(Modality):
+    """Small molecules given as SMILES or SDF records.
+
+    Parameters
+    ----------
+    cfg
+        The data section; ``cfg.molecule`` holds the molecule options.
+    """
+
+    name: ClassVar[str] = "molecule"
+
+    def __init__(self, cfg: DataConfig) -> None:
+        super().__init__(cfg)
+        try:
+            import rdkit  # noqa: F401
+        except ImportError:
+            raise ConfigError("the molecule data type needs RDKit: pip install rdkit") from None
+        featurizer = cfg.molecule.featurizer or ["morgan_counts", "rdkit2d"]
+        self.uses_graph, vector_names = split_featurizers(featurizer)
+        self.featurizers: list[Featurizer] = [FEATURIZERS[n](cfg.molecule) for n in vector_names]
+        self.layout: GraphLayout | None = None
+        self.capacity_seen = 0
+        self.smiles_column: str | None = cfg.molecule.smiles_column
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def opts(self) -> MoleculeOptions:
+        """The ``data.molecule`` options."""
+        return self.cfg.molecule
+
+    # ------------------------------------------------------------------ reading
+    def _target_columns(self, frame: pd.DataFrame, sdf: bool, path: str) -> list[str]:
+        if self.cfg.target_columns:
+            return list(self.cfg.target_columns)
+        if sdf:
+            fields = sorted(c for c in frame.columns if c != "name")
+            raise DataError(f"{path}: name the SDF target field(s) with --target-columns; fields are {fields[:20]}")
+        reserved = {self.smiles_column, self.cfg.id_column, self.cfg.group_column}
+        cols = [str(c) for c in frame.columns if c not in reserved]
+        if not cols:
+            raise DataError(f"{path}: no target columns besides the SMILES column {self.smiles_column!r}")
+        return cols
+
+    def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
+        cfg, opts = self.cfg, self.opts
+        if not paths:
+            raise DataError("no data file given (--data-path)")
+        mols: list[Any] = []
+        frames: list[pd.DataFrame] = []
+        ids: list[np.ndarray] = []
+        report = ParseReport()
+        missing_fields: dict[str, int] = {}
+        total = 0
+        targets_cols: list[str] | None = list(cfg.target_columns) or None
+        for p in paths:
+            table = read_molecules(
+                p,
+                smiles_column=self.smiles_column,
+                fragments=opts.fragments,
+                target_columns=list(cfg.target_columns),
+                require_targets=require_targets,
+            )
+            if table.smiles_column is not None:
+                self.smiles_column = table.smiles_column
+            if targets_cols is None and (require_targets or not is_sdf(p)):
+                targets_cols = self._target_columns(table.frame, is_sdf(p), p)
+            total += len(table.mols)
+            report.invalid.extend(table.report.invalid)
+            report.fragments_removed += table.report.fragments_removed
+            for k, v in table.missing_fields.items():
+                missing_fields[k] = missing_fields.get(k, 0) + v
+            ok = valid_mask(table.mols)
+            frame = table.frame
+            if cfg.id_column is not None:
+                if cfg.id_column not in frame.columns:
+                    raise DataError(f"{p}: id column {cfg.id_column!r} not found")
+                row_ids = frame[cfg.id_column].astype(str).to_numpy()
+            elif "name" in frame.columns and is_sdf(p) and frame["name"].astype(str).str.len().gt(0).all():
+                row_ids = frame["name"].astype(str).to_numpy()
+            else:
+                row_ids = np.array([f"{total - len(table.mols) + i}" for i in range(len(table.mols))])
+            mols.extend(m for m, keep in zip(table.mols, ok) if keep)
+            frames.append(frame.loc[ok].reset_index(drop=True))
+            ids.append(row_ids[ok])
+        report.raise_or_count(opts.skip_invalid, total=total)
+        if report.invalid:
+            rows = ", ".join(str(r.row) for r in report.invalid[:10]) + (", ..." if len(report.invalid) > 10 else "")
+            print(f"note: skipped {len(report.invalid)} invalid molecule(s) (rows {rows})", file=sys.stderr)
+        if not mols:
+            raise DataError(f"{paths[0]}: no valid molecules")
+        frame = pd.concat(frames, ignore_index=True)
+        smiles = np.array(canonical_smiles(mols), dtype=object)
+        self.capacity_seen = max(self.capacity_seen, max(graph_size(m) for m in mols))
+        targets = None
+        single: list[str] = []
+        cols = targets_cols or []
+        has_targets = bool(cols) and all(c in frame.columns for c in cols)
+        if require_targets or has_targets:
+            if not cols:
+                raise DataError("no target columns given (--target-columns)")
+            if cfg.task is None:
+                raise DataError("no task given (--task regression|classification|multilabel)")
+            targets = encode_targets(frame, cols, cfg.task, source=", ".join(paths), classes=classes)
+            single = single_class_columns(targets.y, targets.names) if targets.kind == "binary" else []
+        if cols and cols != list(cfg.target_columns):
+            self.cfg = cfg = cfg.model_copy(update={"target_columns": cols})
+        if self.smiles_column != cfg.molecule.smiles_column:
+            self.cfg = cfg = cfg.model_copy(
+                update={"molecule": cfg.molecule.model_copy(update={"smiles_column": self.smiles_column})}
+            )
+        groups = None
+        if cfg.group_column is not None:
+            if cfg.group_column not in frame.columns:
+                raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
+            groups = frame[cfg.group_column].astype(str).to_numpy()
+        elif cfg.split == "scaffold":
+            groups = scaffolds(mols)
+        summary: dict[str, Any] = {
+            "files": list(paths),
+            "rows": total,
+            "molecules": len(mols),
+            "smiles_column": self.smiles_column,
+            "featurizer": "+".join(cfg.molecule.featurizer or []),
+            "fragments_removed": report.fragments_removed,
+        }
+        if report.invalid:
+            summary["invalid_skipped"] = len(report.invalid)
+            summary["skipped_rows"] = [r.as_dict() for r in report.invalid]
+        if missing_fields:
+            summary["records_without_target_field"] = missing_fields
+        if targets is not None and single:
+            summary["single_class_label_columns"] = single
+        return LoadedData(smiles, targets, np.concatenate(ids), groups, summary)
+
+    def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
+        """SMILES strings or ``{"smiles": ...}`` objects → canonical SMILES ``(N,)``."""
+        out = []
+        with quiet_rdkit():
+            for i, rec in enumerate(inputs):
+                text = rec.get(self.smiles_column or "smiles", rec.get("smiles")) if isinstance(rec, dict) else rec
+                if not isinstance(text, str):
+                    raise DataError(f"input {i}: expected a SMILES string or a {{'smiles': ...}} object")
+                mol, reason, _ = parse_smiles(text, self.opts.fragments)
+                if mol is None:
+                    raise DataError(f"input {i}: {reason} ({text!r})")
+                out.append(mol)
+        return np.array(canonical_smiles(out), dtype=object)
+
+    # ------------------------------------------------------------ preprocessing
+    def _vector(self, mols: list[Any], *, fit: bool) -> np.ndarray:
+        blocks = []
+        for f in self.featurizers:
+            raw = f.featurize(mols)
+            if fit:
+                f.fit(raw)
+            blocks.append(f.transform(raw))
+        if not blocks:
+            return np.zeros((len(mols), 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+
+    def fit(self, X_train: np.ndarray) -> None:
+        mols = mols_from_smiles(list(X_train))
+        F = self._vector(mols, fit=True)
+        if self.uses_graph:
+            capacity = self.opts.max_atoms or max(self.capacity_seen, max(graph_size(m) for m in mols), MIN_CAPACITY)
+            self.layout = GraphLayout.for_data(capacity, F.shape[1])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        mols = mols_from_smiles(list(X))
+        F = self._vector(mols, fit=False)
+        if not self.uses_graph:
+            return F
+        if self.layout is None:
+            raise RuntimeError("fit() must be called before transform()")
+        out = pack_graphs(mols, self.layout, F)
+        self._last = (out, np.asarray(X))
+        return out
+
+    def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
+        """Vector features as given; for graphs, Morgan counts (radius/size from the options) of the same molecules.
+
+        The SMILES behind a graph array are remembered from the latest :meth:`transform`; for other
+        arrays element and bond-type counts plus the descriptor slots are used.
+        """
+        if X_model.ndim == 2:
+            return X_model.astype(np.float32, copy=False)
+        if self._last is not None and self._last[0] is X_model:
+            return MorganCounts(self.opts).featurize(mols_from_smiles(list(self._last[1])))
+        return np.concatenate([atom_type_counts(X_model), unpack_descriptors(X_model)], axis=1)
+
+    def report_figures(
+        self, model: torch.nn.Module, X_model: np.ndarray, data: LoadedData, rows: np.ndarray, y_pred: np.ndarray, figdir: Path
+    ) -> dict[str, Path]:
+        """Per-atom attributions of the first target for four evaluation molecules."""
+        from biodl.data.molecule.explain import draw_attributions, graph_attributions, vector_attributions
+
+        pick = np.asarray(rows)[:4]
+        if len(pick) == 0:
+            return {}
+        try:
+            mols = mols_from_smiles(list(data.X[pick]))
+            if self.uses_graph:
+                weights = graph_attributions(model, X_model[pick], 0)
+            else:
+                weights = [w for w, _ in vector_attributions(model, X_model[pick], mols, self.featurizers, 0)]
+            paths = [draw_attributions(m, w, figdir / f"atoms_{i}.png", size=300) for i, (m, w) in enumerate(zip(mols, weights))]
+            return {"Atom attributions, first target (green raises, red lowers the output)": _tile(paths, figdir / "atoms.png")}
+        except Exception as exc:  # drawing must never fail a finished run
+            print(f"note: atom attribution figure skipped ({type(exc).__name__}: {exc})")
+            return {}
+
+    def feature_names(self) -> list[str]:
+        """Names of the vector features (descriptor slots for graphs)."""
+        return [n for f in self.featurizers for n in f.names()]
+
+    def columns(self) -> dict[str, Any]:
+        return {"smiles_column": self.smiles_column, "target_columns": list(self.cfg.target_columns)}
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta: dict[str, Any] = {"smiles_column": self.smiles_column, "featurizers": {}}
+        arrays: dict[str, np.ndarray] = {}
+        for f in self.featurizers:
+            m, a = f.state()
+            meta["featurizers"][f.name] = m
+            arrays.update({f"{f.name}.{k}": v for k, v in a.items()})
+        if self.layout is not None:
+            meta["graph_layout"] = {"rows": self.layout.rows, "slots": self.layout.slots}
+        return meta, arrays
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.smiles_column = meta.get("smiles_column", self.smiles_column)
+        for f in self.featurizers:
+            prefix = f"{f.name}."
+            f.load_state(
+                meta.get("featurizers", {}).get(f.name, {}),
+                {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)},
+            )
+        if "graph_layout" in meta:
+            self.layout = GraphLayout(int(meta["graph_layout"]["rows"]), int(meta["graph_layout"]["slots"]))
+
+
+def single_class_columns(y: np.ndarray, names: list[str]) -> list[str]:
+    """Names of 0/1 label columns whose labelled rows hold one class only (nothing to learn; AUROC undefined)."""
+    out = []
+    for j, name in enumerate(names):
+        col = y[:, j][~np.isnan(y[:, j])]
+        if col.size == 0 or col.max() == col.min():
+            out.append(name)
+    return out
+
+
+def _tile(paths: list[Path], out: Path) -> Path:
+    """Side-by-side montage of PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(paths), figsize=(3 * len(paths), 3), squeeze=False)
+    for ax, p in zip(axes[0], paths):
+        ax.imshow(mpimg.imread(p))
+        ax.set_axis_off()
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out

@@ -1,0 +1,496 @@
+"""The ``sequence`` data type: DNA/RNA/protein sequences → one-hot ``(N, A, L)`` uint8.
+
+Inputs (``--data-type sequence``):
+
+* FASTA files, one per class (``--data-path pos.fa neg.fa``; the class is the file name, or
+  ``CLASS=PATH``), or one FASTA plus a label table joined on record ids
+  (``data.sequence.label_table``);
+* sequence tables (CSV/TSV/whitespace, optionally gzipped, any extension) with a sequence
+  column (``--sequence-column``) and target columns;
+* interval files (BED/narrowPeak, one per task) plus a genome FASTA (``--genome``);
+* positives-only inputs with ``--negatives dinucleotide-shuffle`` (DeepBind's protocol).
+
+Raw arrays are alphabet codes ``(N, L)`` uint8; :meth:`SequenceModality.transform` one-hot
+encodes them. Problems in the input are errors naming the record, or counted in
+``LoadedData.summary`` when the user chose to pad, crop, mask, drop or rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biodl.config import DataConfig, SequenceOptions
+from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
+from biodl.data.sequence.alphabet import BLANK, INVALID, WILDCARD, Alphabet, get_alphabet, one_hot_codes
+from biodl.data.sequence.augment import SequenceAugment
+from biodl.data.sequence.intervals import IntervalOptions, Windows, load_windows
+from biodl.data.sequence.kmers import kmer_counts
+from biodl.data.sequence.records import (
+    Records,
+    class_of,
+    concat_records,
+    detect_format,
+    is_one,
+    join_label_table,
+    read_fasta_records,
+    read_sequence_table,
+    split_label,
+    table_records,
+)
+from biodl.data.sequence.shuffle import dinucleotide_shuffle
+from biodl.data.targets import Targets, encode_targets
+from biodl.errors import ConfigError, DataError
+
+
+def _first_bad(codes: np.ndarray, offsets: np.ndarray, value: int) -> tuple[int, int]:
+    """(record index, 0-based position) of the first ``value`` in the flat codes."""
+    flat = int(np.argmax(codes == value))
+    rec = int(np.searchsorted(offsets, flat, side="right") - 1)
+    return rec, flat - int(offsets[rec])
+
+
+@DATA_TYPES.register("sequence")
+class SequenceModality(Modality):
+    """Biological sequences, one-hot encoded.
+
+    Parameters
+    ----------
+    cfg
+        The data section; ``cfg.sequence`` holds the sequence options.
+    """
+
+    name: ClassVar[str] = "sequence"
+
+    def __init__(self, cfg: DataConfig) -> None:
+        super().__init__(cfg)
+        self.alphabet: Alphabet = get_alphabet(cfg.sequence.alphabet)
+        self.length: int | None = cfg.sequence.length
+        self.format: str | None = None
+        self.sequence_column: str | None = None
+        self.target_columns: list[str] = list(cfg.target_columns)
+        self.tasks: list[str] | None = None
+        if cfg.sequence.rc_augment and not self.alphabet.complementable:
+            raise ConfigError(f"data.sequence.rc_augment: {self.alphabet.name} sequences have no reverse complement")
+
+    @property
+    def opts(self) -> SequenceOptions:
+        """The ``data.sequence`` options in force."""
+        return self.cfg.sequence
+
+    # ------------------------------------------------------------------ reading
+    def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
+        """Read sequence files into codes ``(N, L)`` uint8 and encoded targets.
+
+        Parameters
+        ----------
+        paths
+            Input files (see the module docstring); FASTA paths may be ``CLASS=PATH``.
+        require_targets
+            Training/evaluation (labels needed, negatives generated) or prediction.
+        classes
+            A trained model's class order.
+        """
+        if not paths:
+            raise DataError("no data file given (--data-path)")
+        if self.opts.alphabet != self.alphabet.name:
+            raise DataError(
+                f"the model was trained on {self.alphabet.name} sequences; data.sequence.alphabet={self.opts.alphabet!r}"
+            )
+        specs = [split_label(p) for p in paths]
+        fmt = detect_format([p for _, p in specs], self.opts.format)
+        if fmt != "fasta" and any(label for label, _ in specs):
+            raise DataError("CLASS=PATH labels are for FASTA files (one file per class)")
+        self.format = fmt
+        summary: dict[str, Any] = {
+            "files": [p for _, p in specs],
+            "format": fmt,
+            "alphabet": f"{self.alphabet.name} ({self.alphabet.symbols})",
+        }
+        if fmt == "intervals":
+            return self._load_intervals([p for _, p in specs], require_targets, summary)
+        records, label_cols, task = self._read_records(specs, require_targets, classes, summary)
+        records = self._drop_empty(records, summary)
+        records = self._check_ids(records, summary)
+        codes = self._encode(records, summary)
+        if label_cols and require_targets:
+            records, codes = self._negatives(records, codes, label_cols, task, summary)
+        X = self._fix_lengths(codes, records, summary)
+        targets = None
+        if label_cols:
+            targets = self._targets(records.frame, label_cols, task, classes, summary)
+        groups = self._groups(records)
+        summary["sequences"] = len(X)
+        summary["sequence length"] = int(X.shape[1])
+        if targets is not None and targets.classes is not None:
+            codes_y = targets.y if targets.kind == "multiclass" else np.nan_to_num(targets.y[:, 0], nan=-1)
+            summary["class counts"] = {c: int(np.count_nonzero(codes_y == i)) for i, c in enumerate(targets.classes)}
+        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary)
+
+    def _read_records(
+        self, specs: list[tuple[str | None, str]], require_targets: bool, classes: list[str] | None, summary: dict[str, Any]
+    ) -> tuple[Records, list[str], str | None]:
+        cfg, opts = self.cfg, self.opts
+        if self.format == "fasta":
+            records = read_fasta_records(specs, classes)
+            if opts.label_table:
+                records = join_label_table(records, opts.label_table, cfg.id_column, summary)
+                records.frame = records.frame.drop(columns=["class"])
+                cols = self._target_columns(records.frame, require_targets, opts.label_table)
+                return records, cols, cfg.task
+            labels = [label or class_of(p) for label, p in specs]
+            positives_model = self.target_columns == ["bound"] or (not self.target_columns and classes == ["0", "1"])
+            if positives_model or (len(set(labels)) == 1 and classes is None):
+                # positives-only input (DeepBind protocol), or a model trained on such input
+                if not require_targets:
+                    return records, [], None
+                if classes is None and opts.negatives == "none":
+                    raise DataError(
+                        f"{specs[0][1]}: one FASTA file is one class; give one file per class (--data-path pos.fa neg.fa), "
+                        "a label table (data.sequence.label_table), or --negatives dinucleotide-shuffle for "
+                        "positives-only input"
+                    )
+                explicit = any(label for label, _ in specs)
+                records.frame = pd.DataFrame({"bound": records.frame["class"] if explicit else ["1"] * len(records)})
+                self.target_columns = ["bound"]
+                return records, ["bound"], "classification"
+            if cfg.task not in (None, "classification"):
+                raise DataError(f"one FASTA file per class gives a classification task, not {cfg.task!r}")
+            self.target_columns = ["class"]
+            return records, (["class"] if require_targets else []), "classification"
+        parts = []
+        offset = 0
+        for _, path in specs:
+            column = opts.column or self.sequence_column
+            frame, seq_col, _ = read_sequence_table(path, self.alphabet, column=column, header=opts.header)
+            if self.sequence_column is None or opts.column:
+                self.sequence_column = seq_col
+            parts.append(table_records(frame, seq_col, path, cfg.id_column, offset))
+            offset += len(frame)
+        records = concat_records(parts)
+        cols = self._target_columns(records.frame, require_targets, specs[0][1])
+        return records, cols, cfg.task
+
+    def _target_columns(self, frame: pd.DataFrame, require_targets: bool, source: str) -> list[str]:
+        cfg = self.cfg
+        wanted = list(cfg.target_columns or self.target_columns)
+        if wanted:
+            present = all(c in frame.columns for c in wanted)
+            if not present and require_targets:
+                missing = [c for c in wanted if c not in frame.columns]
+                raise DataError(f"{source}: target column(s) {missing} not found; columns are {list(frame.columns)[:20]}")
+            return wanted if present else []
+        if not require_targets:
+            return []
+        reserved = {cfg.id_column, cfg.group_column}
+        others = [str(c) for c in frame.columns if c not in reserved]
+        if len(others) == 1:
+            self.target_columns = others
+            return others
+        raise DataError(f"{source}: which column is the target? give --target-columns (columns: {others[:20]})")
+
+    def _drop_empty(self, records: Records, summary: dict[str, Any]) -> Records:
+        empty = np.array([len(s) == 0 for s in records.seqs], dtype=bool)
+        if not empty.any():
+            return records
+        if self.opts.empty == "error":
+            i = int(np.argmax(empty))
+            raise DataError(
+                f"{records.where[i]}: empty sequence ({int(empty.sum())} empty record(s)); "
+                "remove them or use --set data.sequence.empty=drop"
+            )
+        summary["empty records dropped"] = int(empty.sum())
+        return records.subset(~empty)
+
+    def _check_ids(self, records: Records, summary: dict[str, Any]) -> Records:
+        if not records.ids_from_data:
+            return records
+        ids = pd.Series(records.ids)
+        dup = ids.duplicated(keep="first").to_numpy()
+        if not dup.any():
+            return records
+        if self.opts.duplicate_ids == "error":
+            i = int(np.argmax(dup))
+            first = int(np.flatnonzero(ids.to_numpy() == records.ids[i])[0])
+            raise DataError(
+                f"{records.where[i]}: duplicate id {records.ids[i]!r} (first seen at {records.where[first]}; "
+                f"{int(dup.sum())} duplicate(s)); use --set data.sequence.duplicate_ids=rename to number them"
+            )
+        seen: dict[str, int] = {}
+        new_ids = []
+        for rid in records.ids:
+            seen[rid] = seen.get(rid, 0) + 1
+            new_ids.append(rid if seen[rid] == 1 else f"{rid}#{seen[rid]}")
+        records.ids = new_ids
+        summary["duplicate ids renamed (id#2, id#3...)"] = int(dup.sum())
+        return records
+
+    def _encode(self, records: Records, summary: dict[str, Any]) -> list[np.ndarray]:
+        """Per-record codes through the alphabet's lookup table; bad characters are errors or masked."""
+        alpha, opts = self.alphabet, self.opts
+        lengths = np.fromiter((len(s) for s in records.seqs), dtype=np.int64, count=len(records))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        flat = b"".join(records.seqs)
+        codes = np.frombuffer(flat.translate(alpha.table), dtype=np.uint8)
+        n_bad = int(np.count_nonzero(codes == INVALID))
+        if n_bad:
+            if opts.unknown != "mask":
+                rec, pos = _first_bad(codes, offsets, INVALID)
+                char = chr(records.seqs[rec][pos])
+                raise DataError(
+                    f"{records.where[rec]}: position {pos + 1}: character {char!r} is not in the {alpha.name} alphabet "
+                    f"({alpha.symbols}; unknown: {alpha.wildcards}); {n_bad} such character(s) in total. "
+                    "Fix the input or use --set data.sequence.unknown=mask to encode them as all-zero"
+                )
+            codes = codes.copy()
+            codes[codes == INVALID] = BLANK
+            summary["masked characters (not in the alphabet)"] = n_bad
+        n_wild = int(np.count_nonzero(codes == WILDCARD))
+        if n_wild:
+            if opts.unknown == "error":
+                rec, pos = _first_bad(codes, offsets, WILDCARD)
+                raise DataError(
+                    f"{records.where[rec]}: position {pos + 1}: unknown base {chr(records.seqs[rec][pos])!r} "
+                    f"(data.sequence.unknown=error; {n_wild} in total)"
+                )
+            how = "uniform" if opts.unknown == "uniform" else "all-zero"
+            summary[f"unknown bases ({alpha.unknown_symbol}...) encoded as {how}"] = n_wild
+        return [codes[offsets[i] : offsets[i + 1]] for i in range(len(records))]
+
+    def _negatives(
+        self, records: Records, codes: list[np.ndarray], label_cols: list[str], task: str | None, summary: dict[str, Any]
+    ) -> tuple[Records, list[np.ndarray]]:
+        opts = self.opts
+        if opts.negatives == "none":
+            return records, codes
+        if opts.negatives != "dinucleotide-shuffle":
+            raise DataError(f"negatives {opts.negatives!r} need interval files and a genome; use dinucleotide-shuffle")
+        if task == "regression":
+            raise DataError("shuffled negatives are for classification (bound / not bound), not regression")
+        values = records.frame[label_cols].to_numpy(dtype=object).ravel()
+        labelled = [str(v) for v in values if str(v).strip().lower() not in ("", "na", "nan", "none", "null")]
+        if not labelled or not all(is_one(v) for v in labelled):
+            summary["negatives"] = "none generated: the input already has negative labels"
+            return records, codes
+        rng = np.random.default_rng(opts.seed)
+        k = opts.negatives_ratio
+        shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(k)]
+        src = np.repeat(np.arange(len(records)), k)
+        suffix = ["_shuf"] if k == 1 else [f"_shuf{j + 1}" for j in range(k)]
+        ids = [f"{records.ids[i]}{suffix[j % k]}" for j, i in enumerate(src)]
+        where = [f"dinucleotide shuffle of {records.where[i]}" for i in src]
+        neg_frame = pd.DataFrame({c: ["0"] * len(src) for c in label_cols})
+        extra = [c for c in records.frame.columns if c not in label_cols]
+        for c in extra:
+            neg_frame[c] = records.frame[c].to_numpy()[src]
+        frame = pd.concat([records.frame, neg_frame[list(records.frame.columns)]], ignore_index=True)
+        chrom = records.chrom + [records.chrom[i] for i in src] if records.chrom else []
+        summary[f"negatives (dinucleotide shuffles, seed {opts.seed})"] = len(shuffled)
+        out = Records(
+            records.ids + ids, records.seqs + [b""] * len(src), frame, records.where + where, records.ids_from_data, chrom
+        )
+        return out, codes + shuffled
+
+    def _fix_lengths(self, codes: list[np.ndarray], records: Records, summary: dict[str, Any]) -> np.ndarray:
+        """Codes ``(N, L)``: equal lengths, or padded/cropped as ``length_mode`` allows."""
+        opts = self.opts
+        lengths = np.fromiter((len(c) for c in codes), dtype=np.int64, count=len(codes))
+        target = self.length
+        mode = opts.length_mode
+        why = "data.sequence.length" if opts.length is not None else "the model's input length"
+        if target is None:
+            if mode == "fit":
+                raise DataError("data.sequence.length_mode=fit needs a length: --sequence-length L")
+            target = int(lengths.max() if mode == "pad" else lengths.min() if mode == "crop" else lengths[0])
+            why = {"pad": "the longest record", "crop": "the shortest record"}.get(mode, "the first record's length")
+        self.length = target
+        short = lengths < target
+        long = lengths > target
+        bad = (short & (mode in ("error", "crop"))) | (long & (mode in ("error", "pad")))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(
+                f"{records.where[i]}: length {int(lengths[i])}, but {target} is required ({why}); "
+                f"{int(bad.sum())} record(s) differ. Use --length-mode pad (with N), crop, or fit (both, "
+                "with --sequence-length L)"
+            )
+        if not short.any() and not long.any():
+            return np.concatenate(codes).reshape(len(codes), target) if codes else np.zeros((0, target), np.uint8)
+        X = np.full((len(codes), target), BLANK, dtype=np.uint8)
+        left = opts.align == "left"
+        for i, c in enumerate(codes):
+            n = len(c)
+            if n == target:
+                X[i] = c
+            elif n < target:
+                off = 0 if left else (target - n) // 2
+                X[i, off : off + n] = c
+            else:
+                off = 0 if left else (n - target) // 2
+                X[i] = c[off : off + target]
+        if short.any():
+            summary["sequences padded with N"] = int(short.sum())
+        if long.any():
+            summary["sequences cropped"] = int(long.sum())
+        return X
+
+    def _task(self, frame: pd.DataFrame, cols: list[str], task: str | None) -> str:
+        if task is not None:
+            return task
+        if len(cols) == 1:
+            vals = pd.to_numeric(frame[cols[0]], errors="coerce")
+            present = frame[cols[0]].astype(str).str.strip() != ""
+            if vals[present].isna().any() or vals[present].nunique() <= 2:
+                return "classification"
+            raise DataError(
+                f"target {cols[0]!r} has {vals[present].nunique()} distinct numeric values: give --task regression "
+                "(or classification)"
+            )
+        vals = frame[cols].apply(pd.to_numeric, errors="coerce")
+        if ((vals == 0) | (vals == 1) | vals.isna()).all().all():
+            return "multilabel"
+        raise DataError(f"targets {cols} are not all 0/1: give --task regression or multilabel")
+
+    def _targets(
+        self, frame: pd.DataFrame, cols: list[str], task: str | None, classes: list[str] | None, summary: dict[str, Any]
+    ) -> Targets:
+        task = self._task(frame, cols, task)
+        if self.cfg.task is None:
+            summary["task (inferred)"] = task
+        try:
+            return encode_targets(frame, cols, task, source=", ".join(summary["files"]), classes=classes)
+        except DataError as exc:
+            if cols == ["class"] and "unknown to the model" in str(exc):
+                raise DataError(
+                    f"{exc}; the class of a FASTA file is its name: name it explicitly as CLASS=PATH, "
+                    f"e.g. --data-path {classes[0] if classes else 'neg'}=test_neg.fa"
+                ) from None
+            raise
+
+    def _groups(self, records: Records) -> np.ndarray | None:
+        cfg = self.cfg
+        if cfg.split == "chromosome":
+            chrom: list[str | None] = records.chrom
+            if cfg.group_column is not None and cfg.group_column in records.frame.columns:
+                chrom = list(records.frame[cfg.group_column].astype(str).tolist())
+            missing = [i for i, c in enumerate(chrom) if not c] if chrom else [0]
+            if missing:
+                i = missing[0]
+                raise DataError(
+                    f"{records.where[i] if records.where else 'input'}: no chromosome for the chromosome split; "
+                    "use ids like chr1:100-300, a chrom column (--group-column), or interval files"
+                )
+            return np.asarray(chrom, dtype=object)
+        if cfg.group_column is not None:
+            if cfg.group_column not in records.frame.columns:
+                raise DataError(f"group column {cfg.group_column!r} not found; columns are {list(records.frame.columns)[:20]}")
+            return records.frame[cfg.group_column].astype(str).to_numpy()
+        return None
+
+    def _load_intervals(self, paths: list[str], require_targets: bool, summary: dict[str, Any]) -> LoadedData:
+        cfg, opts = self.cfg, self.opts
+        if cfg.task == "regression":
+            raise DataError("interval files give binary labels per task (overlap), not regression")
+        iopts = IntervalOptions(
+            width=opts.intervals_width,
+            label_width=opts.label_width,
+            min_overlap=opts.min_overlap,
+            negatives=opts.negatives,
+            negatives_ratio=opts.negatives_ratio,
+            flank_distance=opts.flank_distance,
+            out_of_bounds=opts.out_of_bounds,
+            unknown_contigs=opts.unknown_contigs,
+            seed=opts.seed,
+        )
+        win: Windows = load_windows(paths, opts.genome, iopts, labels=require_targets, tasks=self.tasks)
+        summary.update(win.summary)
+        self.tasks = win.tasks
+        self.length = opts.intervals_width
+        records = Records(
+            list(win.ids),
+            [row.tobytes() for row in win.seqs],
+            pd.DataFrame(index=range(len(win.ids))),
+            [f"window {i}" for i in win.ids],
+            True,
+            list(win.chrom),
+        )
+        codes = self._encode(records, summary)
+        if require_targets and opts.negatives == "dinucleotide-shuffle":
+            assert win.y is not None
+            rng = np.random.default_rng(opts.seed)
+            shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(opts.negatives_ratio)]
+            src = np.repeat(np.arange(len(codes)), opts.negatives_ratio)
+            y: np.ndarray | None = np.concatenate([win.y, np.zeros((len(src), win.y.shape[1]), np.float32)])
+            ids = list(win.ids) + [f"{win.ids[i]}_shuf" for i in src]
+            chrom = list(win.chrom) + [str(win.chrom[i]) for i in src]
+            codes = codes + shuffled
+            summary[f"negatives (dinucleotide shuffles, seed {opts.seed})"] = len(shuffled)
+        else:
+            y = win.y
+            ids = list(win.ids)
+            chrom = list(win.chrom)
+        X = np.stack(codes) if codes else np.zeros((0, opts.intervals_width), np.uint8)
+        targets = Targets(y.astype(np.float32), "binary", list(win.tasks), None) if y is not None else None
+        groups = np.asarray(chrom, dtype=object) if cfg.split == "chromosome" else None
+        summary["sequences"] = len(X)
+        summary["sequence length"] = int(X.shape[1])
+        return LoadedData(X, targets, np.asarray(ids, dtype=object), groups, summary)
+
+    # ------------------------------------------------------------ preprocessing
+    def fit(self, X_train: np.ndarray) -> None:
+        """Record the input length (nothing else is fitted: one-hot needs no statistics)."""
+        if self.length is None:
+            self.length = int(X_train.shape[1])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Codes ``(N, L)`` → one-hot ``(N, A, L)`` uint8 (float32 for ``unknown=uniform``)."""
+        return one_hot_codes(X, self.alphabet.size, "uniform" if self.opts.unknown == "uniform" else "zero")
+
+    def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
+        """k-mer counts ``(N, A**k)`` (``data.sequence.kmer_k``) for the classical baseline."""
+        return kmer_counts(X_model, self.opts.kmer_k)
+
+    def train_augment(self) -> BatchAugment | None:
+        """Random reverse complement (DNA/RNA) and random shift, as configured."""
+        rc = self.opts.rc_augment
+        if rc is None:
+            rc = self.alphabet.name == "dna"
+        if not rc and self.opts.shift == 0:
+            return None
+        return SequenceAugment(rc=bool(rc), shift=self.opts.shift)
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "sequence_column": self.sequence_column,
+            "target_columns": self.target_columns,
+            "tasks": self.tasks,
+        }
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "alphabet": self.alphabet.name,
+            "length": self.length,
+            "format": self.format,
+            "sequence_column": self.sequence_column,
+            "target_columns": self.target_columns,
+            "tasks": self.tasks,
+        }
+        return meta, {}
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if "alphabet" in meta:
+            self.alphabet = get_alphabet(meta["alphabet"])
+        self.length = meta.get("length", self.length)
+        self.format = meta.get("format")
+        self.sequence_column = meta.get("sequence_column")
+        self.target_columns = list(meta.get("target_columns") or [])
+        self.tasks = meta.get("tasks")
+
+
+def augment_batch(x: torch.Tensor, *, rc: bool, shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Functional form of :class:`SequenceAugment` (for tests and notebooks)."""
+    return SequenceAugment(rc=rc, shift=shift)(x, generator=generator)

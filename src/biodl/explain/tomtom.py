@@ -1,0 +1,312 @@
+"""Motif comparison in the manner of Tomtom (Gupta et al., Genome Biol. 8:R24, 2007), in process, and JASPAR.
+
+Every query motif is aligned to every target at every offset on both strands. Columns are
+compared by the Pearson correlation of their letter probabilities (or minus their Euclidean
+distance), and an alignment's score is the sum over *all* query columns, query columns that
+overhang the target being scored against the background (Tomtom's "complete" scores). The
+null distribution of that score is Tomtom's: each query column's scores against every column
+of the database form an empirical distribution, discretised and convolved over the query's
+columns. The p-value of a target is that of its best alignment, corrected for the number of
+alignments tried (``1 - (1 - p)^n``); E-values multiply by the number of targets.
+
+JASPAR comes from the SQLite file shipped with the ``pyjaspar`` package (offline).
+
+>>> db = jaspar_motifs()                     # CORE vertebrates, JASPAR 2024, latest versions
+>>> matches = match_motifs([ppm], db, n_top=5)
+>>> matches[["query", "rank", "target_id", "target_name", "p_value"]]
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from biodl.errors import ConfigError, DataError
+
+__all__ = ["MotifDatabase", "TomtomResult", "jaspar_motifs", "match_motifs", "tomtom"]
+
+Metric = Literal["pearson", "ed"]
+
+
+class MotifDatabase(NamedTuple):
+    """Target motifs.
+
+    Attributes
+    ----------
+    ids
+        Identifiers (``MA0139.2``).
+    names
+        Names (``CTCF``).
+    ppms
+        Letter-probability matrices, each ``(4, width)`` (ACGT rows).
+    families
+        Free text (JASPAR class and family), ``""`` where unknown.
+    """
+
+    ids: list[str]
+    names: list[str]
+    ppms: list[np.ndarray]
+    families: list[str]
+
+
+class TomtomResult(NamedTuple):
+    """All query × target comparisons (arrays ``(Q, T)``).
+
+    Attributes
+    ----------
+    p_values
+        Corrected p-values of the best alignment of each pair.
+    e_values
+        ``p_values × T``.
+    scores
+        Scores of the best alignments (sums of column similarities over the query).
+    offsets
+        Offset of the target's first column relative to the query's first column (target
+        column ``j`` faces query column ``j + offset``).
+    strands
+        ``+1`` target as given, ``-1`` its reverse complement.
+    overlaps
+        Number of aligned columns.
+    """
+
+    p_values: np.ndarray
+    e_values: np.ndarray
+    scores: np.ndarray
+    offsets: np.ndarray
+    strands: np.ndarray
+    overlaps: np.ndarray
+
+
+def _jaspar_file(release: str) -> Path:
+    spec = importlib.util.find_spec("pyjaspar")
+    if spec is None or spec.origin is None:
+        raise DataError("JASPAR needs the pyjaspar package (pip install pyjaspar), which ships the database offline")
+    path = Path(spec.origin).parent / "data" / f"{release}.sqlite"
+    if not path.is_file():
+        have = sorted(p.stem for p in path.parent.glob("JASPAR*.sqlite"))
+        raise DataError(f"pyjaspar has no {release} database; releases: {have}")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def jaspar_motifs(
+    collection: str = "CORE", tax_group: str | None = "vertebrates", release: str = "JASPAR2024", all_versions: bool = False
+) -> MotifDatabase:
+    """JASPAR matrices as probabilities (cached per argument set).
+
+    Parameters
+    ----------
+    collection
+        ``CORE`` or ``UNVALIDATED``.
+    tax_group
+        ``vertebrates``, ``insects``, ``plants``... or ``None`` for all.
+    release
+        A database shipped with pyjaspar (``JASPAR2024``).
+    all_versions
+        Keep every version of a matrix (default: the latest of each base ID).
+    """
+    con = sqlite3.connect(f"file:{_jaspar_file(release)}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT ID, BASE_ID, VERSION, NAME FROM MATRIX WHERE COLLECTION = ?", (collection,)).fetchall()
+        if tax_group is not None:
+            sql = "SELECT ID FROM MATRIX_ANNOTATION WHERE TAG = 'tax_group' AND VAL = ?"
+            keep = {r[0] for r in con.execute(sql, (tax_group,))}
+            rows = [r for r in rows if r[0] in keep]
+        if not all_versions:
+            latest: dict[str, int] = {}
+            for r in rows:
+                latest[r[1]] = max(latest.get(r[1], 0), int(r[2]))
+            rows = [r for r in rows if int(r[2]) == latest[r[1]]]
+        rows.sort(key=lambda r: (r[1], int(r[2])))
+        if not rows:
+            raise DataError(f"no JASPAR matrices for collection={collection!r}, tax_group={tax_group!r} in {release}")
+        ids = [r[0] for r in rows]
+        index = {m: k for k, m in enumerate(ids)}
+        marks = ",".join("?" * len(ids))
+        data = con.execute(f"SELECT ID, row, col, val FROM MATRIX_DATA WHERE ID IN ({marks})", ids).fetchall()
+        ann = con.execute(
+            f"SELECT ID, TAG, VAL FROM MATRIX_ANNOTATION WHERE ID IN ({marks}) AND TAG IN ('class', 'family')", ids
+        ).fetchall()
+    finally:
+        con.close()
+    arr = np.asarray([(pos, "ACGT".index(str(r).upper()), int(c) - 1, float(v)) for pos, r, c, v in
+                      ((index[m], r, c, v) for m, r, c, v in data)], dtype=np.float64)  # fmt: skip
+    which, row, col, val = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].astype(np.int64), arr[:, 3]
+    widths = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(widths, which, col + 1)
+    ppms = []
+    for k, w in enumerate(widths):
+        m = np.zeros((4, int(w)))
+        sel = which == k
+        m[row[sel], col[sel]] = val[sel]
+        ppms.append(m / np.maximum(m.sum(0, keepdims=True), 1e-12))
+    fam: dict[int, list[str]] = {i: [] for i in ids}
+    for mid, _tag, v in ann:
+        if v and v not in fam[mid]:
+            fam[mid].append(str(v))
+    return MotifDatabase([f"{r[1]}.{r[2]}" for r in rows], [str(r[3]) for r in rows], ppms, ["; ".join(fam[i]) for i in ids])
+
+
+def _as_ppm(m: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(m, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != 4 or a.shape[1] < 1:
+        raise DataError(f"{name}: a motif must be a (4, width) matrix, got shape {a.shape}")
+    s = a.sum(0, keepdims=True)
+    return np.where(s > 0, a / np.where(s > 0, s, 1), 0.25)
+
+
+def _standardise(c: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm (constant columns → 0): dot products are Pearson correlations."""
+    c = c - c.mean(0, keepdims=True)
+    n = np.linalg.norm(c, axis=0, keepdims=True)
+    return np.where(n > 1e-12, c / np.where(n > 1e-12, n, 1), 0.0)
+
+
+def _column_scores(q: np.ndarray, t: np.ndarray, metric: Metric, t_std: np.ndarray | None = None) -> np.ndarray:
+    """Similarity of every query column with every target column: ``(wq, M)``."""
+    if metric == "pearson":
+        return _standardise(q).T @ (t_std if t_std is not None else _standardise(t))
+    d = (q * q).sum(0)[:, None] + (t * t).sum(0)[None, :] - 2.0 * q.T @ t
+    return -np.sqrt(np.maximum(d, 0.0))
+
+
+def _diagonal_sums(D: np.ndarray, n_off: int) -> np.ndarray:
+    """``out[t, k] = sum_i D[t, i, i + k]`` for ``D`` of shape ``(T, wq, W)`` (a strided view, no copy)."""
+    T, wq, _ = D.shape
+    s0, s1, s2 = D.strides
+    view = np.lib.stride_tricks.as_strided(D, shape=(T, n_off, wq), strides=(s0, s2, s1 + s2), writeable=False)
+    return view.sum(-1)
+
+
+def tomtom(
+    queries: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray] | MotifDatabase,
+    *,
+    metric: Metric = "pearson",
+    min_overlap: int = 5,
+    n_bins: int = 100,
+) -> TomtomResult:
+    """Compare query motifs with target motifs (both strands, all offsets).
+
+    Parameters
+    ----------
+    queries
+        Letter-probability (or count) matrices ``(4, wq)``, ACGT rows.
+    targets
+        Matrices ``(4, wt)`` or a :class:`MotifDatabase`.
+    metric
+        Column similarity: ``pearson`` correlation or ``ed`` (negative Euclidean distance).
+    min_overlap
+        Alignments must overlap by this many columns (or the shorter motif's width).
+    n_bins
+        Resolution of the discretised null distribution (bins over a column score's range).
+
+    Returns
+    -------
+    TomtomResult
+        ``(Q, T)`` arrays.
+    """
+    if metric not in ("pearson", "ed"):
+        raise ConfigError(f"metric must be 'pearson' or 'ed', got {metric!r}")
+    tlist = targets.ppms if isinstance(targets, MotifDatabase) else list(targets)
+    if not tlist:
+        raise DataError("no target motifs")
+    T = [_as_ppm(t, f"target {i}") for i, t in enumerate(tlist)]
+    both = T + [t[::-1, ::-1] for t in T]  # reverse complements (ACGT → TGCA, reversed)
+    widths = np.array([t.shape[1] for t in both])
+    cols = np.concatenate(both, axis=1)  # (4, M)
+    col_target = np.repeat(np.arange(len(both)), widths)  # motif of each database column
+    col_index = np.concatenate([np.arange(w) for w in widths])  # its position in that motif
+    n_t = len(T)
+    wmax = int(widths.max())
+    lo, hi = (-1.0, 1.0) if metric == "pearson" else (-np.sqrt(2.0), 0.0)
+    delta = (hi - lo) / n_bins
+    bg = np.full((4, 1), 0.25)
+    cols_std = _standardise(cols) if metric == "pearson" else None
+    Qn = len(queries)
+    out = [np.zeros((Qn, n_t)) for _ in range(3)] + [np.zeros((Qn, n_t), dtype=np.int64) for _ in range(3)]
+    p_out, e_out, s_out, off_out, strand_out, ov_out = out
+    for qi, qm in enumerate(queries):
+        q = _as_ppm(qm, f"query {qi}")
+        wq = q.shape[1]
+        C = _column_scores(q, cols, metric, cols_std)  # (wq, M)
+        Ci = np.clip(np.rint((C - lo) / delta), 0, n_bins).astype(np.int64)
+        b = _column_scores(q, bg, metric)[:, 0]  # (wq,) score of an overhanging column
+        bi = np.clip(np.rint((b - lo) / delta), 0, n_bins).astype(np.int64)
+        # null: per-column empirical distributions over the database's columns, convolved
+        pmf = np.ones(1)
+        for i in range(wq):
+            pmf = np.convolve(pmf, np.bincount(Ci[i], minlength=n_bins + 1) / Ci.shape[1])
+        tail = np.cumsum(pmf[::-1])[::-1]  # tail[k] = P(score >= k)
+        # alignment scores via diagonals of a padded (target, query column, target column) array
+        n_off = wmax + wq - 1
+        width = wmax + 2 * (wq - 1)
+        D = np.zeros((len(both), wq, width))
+        Di = np.zeros((len(both), wq, width), dtype=np.int64)
+        D[col_target, :, wq - 1 + col_index] = (C - b[:, None]).T
+        Di[col_target, :, wq - 1 + col_index] = (Ci - bi[:, None]).T
+        # query column i at offset k faces padded column i + k
+        score = _diagonal_sums(D, n_off) + b.sum()  # (2T, n_off)
+        iscore = _diagonal_sums(Di, n_off) + bi.sum()
+        o = np.arange(n_off)[None, :] - (wq - 1)  # query column i faces target column i + o
+        overlap = np.minimum(wq, widths[:, None] - o) - np.maximum(0, -o)
+        need = np.minimum(min_overlap, np.minimum(wq, widths))[:, None]
+        ok = (overlap >= need) & (o <= widths[:, None] - 1)
+        score = np.where(ok, score, -np.inf)
+        per = score.reshape(2, n_t, n_off).transpose(1, 0, 2).reshape(n_t, 2 * n_off)
+        best = per.argmax(1)
+        strand_i, k = np.divmod(best, n_off)
+        tgt = strand_i * n_t + np.arange(n_t)
+        best_i = iscore[tgt, k]
+        p = tail[np.clip(best_i, 0, len(tail) - 1)]
+        n_align = ok.reshape(2, n_t, n_off).sum((0, 2))
+        p_corr = -np.expm1(n_align * np.log1p(-np.minimum(p, 1 - 1e-16)))
+        p_corr = np.where(p >= 1, 1.0, p_corr)
+        p_out[qi] = np.clip(p_corr, 0, 1)
+        e_out[qi] = p_out[qi] * n_t
+        s_out[qi] = per[np.arange(n_t), best]
+        off_out[qi] = -(k - (wq - 1))  # target column j faces query column j + offset
+        strand_out[qi] = np.where(strand_i == 0, 1, -1)
+        ov_out[qi] = overlap[tgt, k]
+    return TomtomResult(p_out, e_out, s_out, off_out, strand_out, ov_out)
+
+
+def match_motifs(
+    queries: Sequence[np.ndarray],
+    database: MotifDatabase | None = None,
+    *,
+    n_top: int = 5,
+    query_names: Sequence[str] | None = None,
+    metric: Metric = "pearson",
+    min_overlap: int = 5,
+) -> pd.DataFrame:
+    """The best ``n_top`` database matches of every query, as a table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``query, rank, target_id, target_name, score, p_value, e_value, offset,
+        strand, overlap, family`` (rank 1 = smallest p-value).
+    """
+    db = database if database is not None else jaspar_motifs()
+    res = tomtom(queries, db, metric=metric, min_overlap=min_overlap)
+    names = list(query_names) if query_names is not None else [str(i) for i in range(len(queries))]
+    rows = []
+    for qi, name in enumerate(names):
+        order = np.lexsort((-res.scores[qi], res.p_values[qi]))[:n_top]
+        for rank, t in enumerate(order, start=1):
+            rows.append({
+                "query": name, "rank": rank, "target_id": db.ids[t], "target_name": db.names[t],
+                "score": float(res.scores[qi, t]), "p_value": float(res.p_values[qi, t]), "e_value": float(res.e_values[qi, t]),
+                "offset": int(res.offsets[qi, t]), "strand": "+" if res.strands[qi, t] > 0 else "-",
+                "overlap": int(res.overlaps[qi, t]), "family": db.families[t],
+            })  # fmt: skip
+    cols = ["query", "rank", "target_id", "target_name", "score", "p_value", "e_value", "offset", "strand", "overlap", "family"]
+    return pd.DataFrame(rows, columns=cols)

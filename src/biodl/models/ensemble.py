@@ -1,0 +1,73 @@
+"""Ensembles: ``K`` independently trained copies of one architecture, predictions averaged.
+
+Built by the experiment when ``train.ensemble_size > 1`` (``--ensemble-size``); each member is
+trained with its own seed (``seed + k``) and early stopping. The ensemble is a registered model
+(``ensemble``), so a bundle rebuilds it from its parameters like any other architecture.
+
+Averaging happens on the output scale: probabilities for classification (returned as logits of
+the mean probability, so the usual sigmoid/softmax head recovers the mean), values for regression.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from biodl.models.base import MODELS, BiodlModel, ModelParams, build_model
+
+_EPS = 1e-6
+
+
+class EnsembleParams(ModelParams):
+    """What the ensemble is made of."""
+
+    member: str = Field(description="registered architecture of every member")
+    size: int = Field(default=2, ge=1)
+    member_params: dict[str, Any] = Field(default_factory=dict)
+    kind: Literal["binary", "multiclass", "regression"] = "regression"
+
+
+@MODELS.register("ensemble")
+class Ensemble(BiodlModel):
+    """Mean of ``size`` member networks; output ``(N, num_outputs)`` scores."""
+
+    Params: ClassVar[type[ModelParams]] = EnsembleParams
+    data_types: ClassVar[tuple[str, ...]] = ("tabular", "sequence", "molecule", "image")
+
+    def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
+        super().__init__(in_shape, num_outputs, params)
+        assert isinstance(params, EnsembleParams)
+        self.members = torch.nn.ModuleList(
+            build_model(params.member, in_shape, num_outputs, params.member_params) for _ in range(params.size)
+        )
+
+    @classmethod
+    def from_members(cls, members: list[BiodlModel], name: str, params: dict[str, Any], kind: str) -> Ensemble:
+        """Wrap trained members (their weights are kept)."""
+        first = members[0]
+        spec = EnsembleParams(member=name, size=len(members), member_params=params, kind=kind)  # type: ignore[arg-type]
+        ens = cls(first.in_shape, first.num_outputs, spec)
+        ens.members = torch.nn.ModuleList(members)
+        return ens
+
+    def spec(self) -> tuple[str, dict[str, Any]]:
+        """``(registered name, params)`` that rebuild this ensemble."""
+        return "ensemble", self.params.model_dump(mode="json")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(N, num_outputs)`` whose head gives the mean member output."""
+        p = self.params
+        assert isinstance(p, EnsembleParams)
+        outs = torch.stack([m(x) for m in self.members])
+        if p.kind == "binary":
+            prob = torch.sigmoid(outs).mean(0).clamp(_EPS, 1 - _EPS)
+            return torch.log(prob) - torch.log1p(-prob)
+        if p.kind == "multiclass":
+            return torch.log(torch.softmax(outs, dim=-1).mean(0).clamp_min(_EPS))
+        return outs.mean(0)
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw scores of every member ``(size, N, num_outputs)`` (for spread / uncertainty)."""
+        return torch.stack([m(x) for m in self.members])

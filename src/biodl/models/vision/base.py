@@ -1,0 +1,290 @@
+"""Shared machinery of the image architectures (segmentation_models.pytorch-style).
+
+Every image model takes the uniform constructor ``Model(in_shape, num_outputs, params)``:
+``in_channels`` comes from ``in_shape = (C, H, W)``, ``num_classes`` from ``num_outputs``, and
+``params`` share the fields of :class:`VisionParams`:
+
+* ``encoder`` — the backbone variant (``vgg16``, ``resnet34``, ``vgg10``, ...);
+* ``pretrained_weights`` — a local ``.safetensors`` or ``.pth`` file (read with
+  ``torch.load(..., weights_only=True)`` only) whose parameter names follow torchvision
+  (``features.N.weight``, ``conv1.weight``, ``layer1.0.conv1.weight``, ...). Tensors whose shape
+  does not fit (a 1000-class ImageNet head, say) are skipped and reported; an RGB first
+  convolution is averaged for grey inputs;
+* ``freeze`` — ``none``; ``encoder`` (feature extraction: only the head/decoder learns); or an
+  integer N: every encoder stage but the top N is frozen (Kang et al. fine-tune the top 2).
+
+Classifiers return logits ``(N, num_outputs)``; segmentation models return per-pixel logits
+``(N, num_outputs, H, W)`` for inputs of any size (padded internally to the encoder stride), and
+in evaluation mode predict images larger than their inference window in overlapping windows.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import nn
+
+from biodl.data.image.tiling import pad_to_multiple, sliding_window
+from biodl.errors import ConfigError
+from biodl.models.base import BiodlModel, ModelParams
+
+Freeze = Literal["none", "encoder"] | int
+
+
+class VisionParams(ModelParams):
+    """Parameters every image architecture has."""
+
+    pretrained_weights: str | None = Field(
+        default=None, description="local .safetensors/.pth weights with torchvision parameter names (initialisation only)"
+    )
+    freeze: Freeze = Field(
+        default="none", description="none, encoder (feature extraction), or N = train only the top N encoder stages"
+    )
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze(cls, v: Freeze) -> Freeze:
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"freeze must be 'none', 'encoder' or a number of top stages >= 0, got {v}")
+        return v
+
+
+def conv_init(module: nn.Module) -> None:
+    """torchvision's scheme: He-normal (fan-out) convolutions, N(0, 0.01) linear layers, BN = (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a ``.pth``/``.pt`` file (``weights_only=True``: no code runs)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"pretrained weights not found: {p}")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(p)))
+        except Exception as exc:
+            raise ConfigError(f"{p}: cannot read the safetensors file ({exc})") from None
+    try:
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for anything but plain tensors
+        raise ConfigError(f"{p}: cannot read the weights with weights_only=True ({type(exc).__name__}: {exc})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConfigError(f"{p}: expected a state dict of tensors")
+    return {str(k).removeprefix("module."): v for k, v in obj.items()}
+
+
+class VisionModel(BiodlModel):
+    """Base class of image architectures (see the module docstring)."""
+
+    data_types: ClassVar[tuple[str, ...]] = ("image",)
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "multilabel", "regression")
+    #: Images per forward call in evaluation without gradients (bounds memory on large batches).
+    eval_chunk: ClassVar[int] = 64
+    #: Prefix under which torchvision parameter names live in this model (``encoder.`` for U-Nets).
+    pretrained_prefix: ClassVar[str] = ""
+
+    def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
+        super().__init__(in_shape, num_outputs, params)
+        if len(self.in_shape) != 3:
+            raise ConfigError(f"image models take (C, H, W) inputs, got in_shape {self.in_shape}")
+        self.in_channels = self.in_shape[0]
+        self.num_classes = num_outputs
+        self.pretrained_report: dict[str, Any] = {}
+
+    # ------------------------------------------------------------- structure
+    def encoder_stages(self) -> list[nn.Module]:
+        """Encoder stages from the input side to the top (the units ``freeze`` counts)."""
+        raise NotImplementedError
+
+    def first_conv(self) -> nn.Conv2d:
+        """The first convolution (filters shown in reports)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                return m
+        raise RuntimeError("no convolution")
+
+    def gradcam_layer(self) -> nn.Module:
+        """The layer Grad-CAM uses by default (last encoder stage)."""
+        return self.encoder_stages()[-1]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate representation ``(N, F)`` (2-D embeddings in reports)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------- transfer learning
+    def _finish_init(self) -> None:
+        """Load pretrained weights and freeze; subclasses call this at the end of ``__init__``."""
+        p = self.params
+        assert isinstance(p, VisionParams)
+        if p.pretrained_weights:
+            self.pretrained_report = self.load_pretrained(p.pretrained_weights)
+        self.apply_freeze(p.freeze)
+
+    def load_pretrained(self, path: str | Path) -> dict[str, Any]:
+        """Copy matching tensors of a torchvision-named state dict into this model.
+
+        Returns ``{"loaded": n, "skipped": [names with other shapes], "unused": [...], "missing": [...]}``.
+        Raises :class:`ConfigError` when nothing matches (wrong architecture).
+        """
+        state = read_weights(path)
+        own = self.state_dict()
+        prefix = self.pretrained_prefix
+        first = self.first_conv()
+        first_name = next((n for n, m in self.named_modules() if m is first), "")
+        loaded: dict[str, torch.Tensor] = {}
+        skipped, unused = [], []
+        for key, value in state.items():
+            name = key if key in own else prefix + key
+            if name not in own:
+                unused.append(key)
+                continue
+            target = own[name]
+            if (
+                name == f"{first_name}.weight"
+                and value.ndim == 4
+                and value.shape[1] != target.shape[1]
+                and value.shape[0] == target.shape[0]
+            ):
+                value = _adapt_input_channels(value, int(target.shape[1]))
+            if value.shape != target.shape:
+                skipped.append(f"{key} {tuple(value.shape)} → {tuple(target.shape)}")
+                continue
+            loaded[name] = value.to(target.dtype)
+        if not loaded:
+            raise ConfigError(f"{path}: no parameter name/shape matches {type(self).__name__} (expected torchvision names)")
+        self.load_state_dict(loaded, strict=False)
+        missing = [k for k in own if k not in loaded and not k.endswith("num_batches_tracked")]
+        return {"loaded": len(loaded), "skipped": skipped, "unused": unused[:50], "missing": missing}
+
+    def apply_freeze(self, freeze: Freeze) -> None:
+        """Freeze encoder stages (see :class:`VisionParams`)."""
+        stages = self.encoder_stages()
+        if freeze == "none":
+            n_frozen = 0
+        elif freeze == "encoder":
+            n_frozen = len(stages)
+        else:
+            n_frozen = max(0, len(stages) - int(freeze))
+        self._frozen = stages[:n_frozen]
+        for stage in self._frozen:
+            for p in stage.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> VisionModel:
+        """As :meth:`nn.Module.train`, but frozen stages keep batch-norm statistics fixed."""
+        super().train(mode)
+        for stage in getattr(self, "_frozen", []):
+            stage.eval()
+        return self
+
+    # ---------------------------------------------------------------- running
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network itself (subclasses)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for ``(N, C, H, W)`` inputs (chunked in gradient-free evaluation)."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(f"{type(self).__name__} takes (N, {self.in_channels}, H, W) images, got {tuple(x.shape)}")
+        if not self.training and not torch.is_grad_enabled() and len(x) > self.eval_chunk:
+            return torch.cat([self.forward_logits(x[i : i + self.eval_chunk]) for i in range(0, len(x), self.eval_chunk)])
+        return self.forward_logits(x)
+
+
+def _adapt_input_channels(w: torch.Tensor, c: int) -> torch.Tensor:
+    """First-layer weights for ``c`` input channels: RGB → grey sums, grey → RGB repeats (scaled)."""
+    cin = w.shape[1]
+    if c == 1:
+        return w.sum(dim=1, keepdim=True)
+    reps = math.ceil(c / cin)
+    return w.repeat(1, reps, 1, 1)[:, :c] * (cin / c)
+
+
+class SegmentationParams(VisionParams):
+    """Parameters every segmentation architecture has."""
+
+    input_scale: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="work at this fraction of the resolution (outputs are upsampled back)"
+    )
+
+
+class SegmentationModel(VisionModel):
+    """Base class of dense (per-pixel) models.
+
+    Subclasses implement :meth:`forward_net` for inputs whose sides are multiples of
+    :attr:`stride`; this class pads, rescales (``input_scale``) and tiles around it.
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ("segmentation",)
+    eval_chunk: ClassVar[int] = 4
+
+    def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
+        super().__init__(in_shape, num_outputs, params)
+        self.stride = 1
+        self.window: int | None = None
+        self.overlap = 0.25
+
+    def set_inference_window(self, window: int | None, overlap: float = 0.25) -> None:
+        """Predict images larger than ``window`` in overlapping windows (evaluation, no gradients)."""
+        self.window = window
+        self.overlap = overlap
+
+    def forward_net(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a stride-aligned batch (subclasses)."""
+        raise NotImplementedError
+
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Rescale → pad to the stride → network → crop → upsample back."""
+        p = self.params
+        scale = p.input_scale if isinstance(p, SegmentationParams) else 1.0
+        h, w = x.shape[-2:]
+        z = x
+        if scale != 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            z = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        z, (zh, zw) = pad_to_multiple(z, self.stride)
+        out = self.forward_net(z)[..., :zh, :zw]
+        if scale != 1.0:
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel logits ``(N, num_outputs, H, W)``; large images are tiled in gradient-free evaluation."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(f"{type(self).__name__} takes (N, {self.in_channels}, H, W) images, got {tuple(x.shape)}")
+        if not self.training and not torch.is_grad_enabled():
+            window = self.window if self.window is not None else max(x.shape[-2:])
+            return sliding_window(self.forward_logits, x, window=window, overlap=self.overlap, batch_size=self.eval_chunk)
+        return self.forward_logits(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average of the deepest encoder features ``(N, F)``."""
+        raise NotImplementedError
+
+
+def conv_bn_relu(cin: int, cout: int, batch_norm: bool = True, kernel: int = 3) -> list[nn.Module]:
+    """``Conv(k×k, same) [→ BN] → ReLU`` as a list of modules."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(nn.ReLU(inplace=True))
+    return layers

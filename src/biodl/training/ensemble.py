@@ -1,0 +1,61 @@
+"""Train ``train.ensemble_size`` members independently and wrap them in an :class:`~biodl.models.ensemble.Ensemble`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from biodl.config import ExperimentConfig
+from biodl.data.base import BatchAugment
+from biodl.models import build_model
+from biodl.models.ensemble import Ensemble
+from biodl.training.fit import FitResult, train_model
+
+
+def train_ensemble(
+    cfg: ExperimentConfig,
+    in_shape: tuple[int, ...],
+    num_outputs: int,
+    kind: str,
+    train: Any,
+    val: Any,
+    *,
+    run_dir: Path,
+    augment: BatchAugment | None = None,
+    resume: bool = False,
+    configure: Callable[[nn.Module], None] | None = None,
+) -> FitResult:
+    """Fit ``cfg.train.ensemble_size`` copies of ``cfg.model`` with seeds ``seed, seed + 1, ...``.
+
+    Member ``k`` keeps its logs and checkpoints in ``run_dir/member_k``. The returned history and
+    ``best_epoch`` are member 0's (the others' are in their ``logs/``). ``configure`` gives each
+    new member data-dependent settings (:meth:`biodl.data.base.Modality.configure_model`).
+    """
+    name, params = str(cfg.model.name), cfg.model.params()
+    members, fits = [], []
+    for k in range(cfg.train.ensemble_size):
+        torch.manual_seed(cfg.train.seed + k)
+        member = build_model(name, in_shape, num_outputs, params)
+        if configure is not None:
+            configure(member)
+        member_cfg = cfg.train.model_copy(update={"seed": cfg.train.seed + k, "ensemble_size": 1})
+        mdir = run_dir / f"member_{k}"
+        fits.append(
+            train_model(
+                member,
+                kind,
+                member_cfg,
+                train,
+                val,
+                run_dir=mdir,
+                augment=augment,
+                resume=resume and (mdir / "checkpoints" / "last.ckpt").exists(),
+            )
+        )
+        members.append(member)
+    ensemble = Ensemble.from_members(members, name, params, kind).eval()
+    return FitResult(ensemble, dict(fits[0].history), fits[0].best_epoch, max(f.epochs for f in fits))

@@ -1,0 +1,108 @@
+"""Variant effects on a hand-made genome and VCF with known answers (SNVs, indels, bad records)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from biodl.errors import DataError
+from biodl.explain import read_variants, variant_effects, write_variant_effects
+from toy_models import one_thread  # noqa: F401
+
+#: chr1, 1-based: 1-4 A, 5-8 C, 9-12 G, 13-16 T, 17-20 A, 21-24 C, 25-28 G, 29-32 T.
+CHR1 = "AAAACCCCGGGGTTTTAAAACCCCGGGGTTTT"
+VCF = """##fileformat=VCFv4.2
+##contig=<ID=chr1,length=32>
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO
+chr1\t10\tsnv\tG\tA\t.\t.\t.
+chr1\t9\tdel\tGG\tG\t.\t.\t.
+chr1\t8\tins\tC\tCTT\t.\t.\t.
+chr1\t10\tmulti\tG\tA,T\t.\t.\t.
+chr1\t2\tedge\tA\tG\t.\t.\t.
+chr1\t1\tmismatch\tG\tA\t.\t.\t.
+chr1\t40\tpast\tA\tG\t.\t.\t.
+chr2\t5\tunknown\tA\tG\t.\t.\t.
+chr1\t12\tsymbolic\tG\t<DEL>\t.\t.\t.
+"""
+
+
+class GCount(nn.Module):
+    """Logit = number of G in the window: every effect is a difference of G counts."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 2, :].sum(-1, keepdim=True)
+
+
+@pytest.fixture
+def genome(tmp_path: Path) -> Path:
+    fa = tmp_path / "genome.fa"
+    fa.write_text(">chr1 test\n" + CHR1[:20] + "\n" + CHR1[20:] + "\n>chrM\nACGT\n")
+    return fa
+
+
+@pytest.fixture
+def vcf(tmp_path: Path) -> Path:
+    p = tmp_path / "variants.vcf.gz"
+    with gzip.open(p, "wt") as fh:
+        fh.write(VCF)
+    return p
+
+
+def test_known_answers(genome: Path, vcf: Path) -> None:
+    with pytest.warns(RuntimeWarning, match="not scored"):
+        res = variant_effects(GCount(), genome, vcf, length=8, tasks=["g"])
+    t = res.table.set_index("id")
+    # windows of 8 bp start 4 bases left of the variant: snv CCCG[G→A]GGT, del CCCC[GG→G]GGT (extended from the genome),
+    # ins ACCC[C→CTT]G (trimmed), edge NNNA[A→G]AAC (padded with N past the contig start)
+    expected = {"snv": (4, 3), "del": (4, 3), "ins": (3, 1), "edge": (0, 1)}
+    for vid, (g_ref, g_alt) in expected.items():
+        row = t.loc[vid]
+        assert row["status"] == "scored", vid
+        assert row["logodds_diff_g"] == pytest.approx(g_alt - g_ref), vid
+        assert row["ref_g"] == pytest.approx(1 / (1 + np.exp(-g_ref)))
+        assert row["alt_g"] == pytest.approx(1 / (1 + np.exp(-g_alt)))
+        assert row["diff_g"] == pytest.approx(row["alt_g"] - row["ref_g"])
+    assert t.loc["del", "type"] == "deletion" and t.loc["ins", "type"] == "insertion" and t.loc["snv", "type"] == "SNV"
+    assert bool(t.loc["edge", "clipped"])
+    multi = res.table[res.table["id"] == "multi"]
+    assert list(multi["alt"]) == ["A", "T"] and list(multi["logodds_diff_g"]) == [-1.0, -1.0]
+    assert t.loc["mismatch", "status"] == "ref_mismatch" and t.loc["mismatch", "genome_ref"] == "A"
+    assert t.loc["past", "status"] == "past_contig_end"
+    assert t.loc["unknown", "status"] == "unknown_contig"
+    assert t.loc["symbolic", "status"] == "unsupported_allele"
+    assert np.isnan(t.loc["mismatch", "diff_g"])
+    s = res.summary
+    assert (s["records"], s["variants"], s["multiallelic_split"], s["scored"]) == (9, 10, 1, 6)
+    assert (s["ref_mismatch"], s["past_contig_end"], s["unknown_contig"], s["unsupported_allele"]) == (1, 1, 1, 1)
+
+
+def test_errors_raise_and_edges_skip(genome: Path, vcf: Path) -> None:
+    with pytest.raises(DataError, match=r"REF 'G' does not match the genome \('A'\) at chr1:1"):
+        variant_effects(GCount(), genome, vcf, length=8, on_error="raise")
+    table = pd.DataFrame({"chrom": ["chr1", "chr1"], "pos": [2, 16], "ref": ["A", "T"], "alt": ["G", "C"]})
+    with pytest.warns(RuntimeWarning, match="window_past_contig_end"):
+        res = variant_effects(GCount(), genome, table, length=8, window_edge="skip")
+    assert list(res.table["status"]) == ["window_past_contig_end", "scored"]
+    with pytest.raises(DataError, match=r"contig 'chr3' is not in genome\.fa"):
+        variant_effects(GCount(), genome, table.assign(chrom="chr3"), length=8, on_error="raise")
+
+
+def test_rc_average_and_outputs(genome: Path, vcf: Path, tmp_path: Path) -> None:
+    table = pd.DataFrame({"chrom": ["chr1"], "pos": [10], "id": ["x"], "ref": ["G"], "alt": ["C"]})
+    res = variant_effects(GCount(), genome, table, length=8, rc_average=True, activation="none")
+    # forward strand: G 4 → 3; reverse complement: G = C count of the window, 3 → 4: average (3.5, 3.5)
+    assert res.table.loc[0, "ref_t0"] == pytest.approx(3.5) and res.table.loc[0, "diff_t0"] == pytest.approx(0.0)
+    assert "logodds_diff_t0" not in res.table.columns
+    for name in ("v.tsv", "v.parquet", "v.csv"):
+        out = write_variant_effects(res, tmp_path / name)
+        back = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out, sep="\t" if name.endswith("tsv") else ",")
+        assert list(back["id"]) == ["x"]
+    variants, counts = read_variants(vcf)
+    assert counts == {"records": 9, "variants": 10, "multiallelic_split": 1}
+    assert list(variants.columns) == ["chrom", "pos", "id", "ref", "alt", "record"]
