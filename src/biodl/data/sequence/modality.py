@@ -25,7 +25,16 @@ import torch
 
 from biodl.config import DataConfig, SequenceOptions
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
-from biodl.data.sequence.alphabet import BLANK, INVALID, WILDCARD, Alphabet, get_alphabet, one_hot_codes
+from biodl.data.sequence.alphabet import (
+    BLANK,
+    INVALID,
+    WILDCARD,
+    Alphabet,
+    encode_codes,
+    find_invalid,
+    get_alphabet,
+    one_hot_codes,
+)
 from biodl.data.sequence.augment import SequenceAugment
 from biodl.data.sequence.intervals import IntervalOptions, Windows, load_windows
 from biodl.data.sequence.kmers import kmer_counts
@@ -438,6 +447,34 @@ class SequenceModality(Modality):
         summary["sequences"] = len(X)
         summary["sequence length"] = int(X.shape[1])
         return LoadedData(X, targets, np.asarray(ids, dtype=object), groups, summary)
+
+    def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
+        """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length."""
+        codes = np.empty((len(inputs), self.length or 0), dtype=np.uint8)
+        for i, seq in enumerate(inputs):
+            if not isinstance(seq, str) or not seq:
+                raise DataError(f"input {i}: expected a non-empty {self.alphabet.name} sequence string")
+            if self.length is not None and len(seq) != self.length:
+                raise DataError(f"input {i}: expected {self.length} characters, got {len(seq)}")
+            try:
+                raw = seq.encode("ascii")
+            except UnicodeEncodeError:
+                raise DataError(f"input {i}: non-ASCII character in the sequence") from None
+            row = encode_codes(raw, self.alphabet)
+            bad = find_invalid(row, raw)
+            if bad is not None and self.opts.unknown != "mask":
+                raise DataError(
+                    f"input {i}: character {bad.char!r} at position {bad.position + 1} is not in the "
+                    f"{self.alphabet.name} alphabet ({self.alphabet.symbols})"
+                )
+            if bad is not None:
+                row = np.where(row == INVALID, BLANK, row).astype(np.uint8)
+            if self.opts.unknown == "error" and (row == WILDCARD).any():
+                raise DataError(f"input {i}: unknown base at position {int(np.argmax(row == WILDCARD)) + 1}")
+            if codes.shape[1] == 0:
+                codes = np.empty((len(inputs), len(row)), dtype=np.uint8)
+            codes[i] = row
+        return codes
 
     # ------------------------------------------------------------ preprocessing
     def fit(self, X_train: np.ndarray) -> None:
