@@ -28,7 +28,7 @@ def _cmd(out: Path, *extra: str) -> list[str]:
         "--output-dir",
         str(out),
         "--max-epochs",
-        "40",
+        "20",
         "--set",
         "train.early_stopping=false",
         "--set",

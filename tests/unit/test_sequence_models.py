@@ -19,7 +19,7 @@ from conftest import shared_path
 
 #: Small versions of each architecture (paper sizes are the defaults).
 SMALL: dict[str, dict[str, Any]] = {
-    "deepbind": {},
+    "deepbind": {"filters": 32},
     "deepsea": {"filters": [32, 32, 32], "pool_sizes": [4, 4, 1], "dropouts": [0.0, 0.0, 0.0], "dense_size": 32},
     "basset": {"filters": [16, 16, 16], "filter_widths": [11, 7, 5], "pool_sizes": [3, 2, 2], "hidden_sizes": [32, 32]},
     "danq": {"filters": 32, "filter_width": 13, "pool_size": 8, "lstm_hidden": 16, "dense_size": 32},
@@ -53,7 +53,7 @@ def test_registered_for_sequences() -> None:
     for name in SMALL:
         assert MODELS[name].data_types == ("sequence",)
     cfg = ExperimentConfig.from_dict({"data": {"type": "sequence"}})
-    assert cfg.model.name == "deepbind" and cfg.model.params()["filters"] == 32
+    assert cfg.model.name == "deepbind" and cfg.model.params()["filters"] == 128
     with pytest.raises(ConfigError, match=r"unknown key 'model\.filter'"):
         ExperimentConfig.from_dict({"data": {"type": "sequence"}, "model": {"filter": 3}})
     with pytest.raises(ConfigError, match="does not take data type 'tabular'"):

@@ -17,7 +17,7 @@ from biodl.models.sequence_base import Padding, SequenceModel, SequenceParams, c
 class DeepBindParams(SequenceParams):
     """Hyper-parameters of :class:`DeepBind`."""
 
-    filters: int = Field(default=32, ge=1, description="number of motif detectors")
+    filters: int = Field(default=128, ge=1, description="number of motif detectors (tuned on validation AUC)")
     filter_width: int = Field(default=24, ge=1, description="motif detector width (bp)")
     padding: Padding = "valid"
     pooling: Literal["max", "avg", "max+avg"] = Field(default="max+avg", description="global pooling over positions")
