@@ -53,7 +53,7 @@ def hold_out(path: Path, n_test: int, max_pos: int | None, seed: int, workdir: P
     rng = np.random.default_rng(seed)
     order = np.arange(len(frame)) if mode == "top" else rng.permutation(len(frame))
     test, train = frame.iloc[np.sort(order[:n_test])], frame.iloc[np.sort(order[n_test:])]
-    if max_pos is not None and len(train) > max_pos:
+    if max_pos and len(train) > max_pos:
         train = train.iloc[np.sort(rng.choice(len(train), size=max_pos, replace=False))]
     name = tf_name(path)
     tr, te = workdir / f"{name}_train.seq.gz", workdir / f"{name}_test.seq.gz"
@@ -71,7 +71,8 @@ def run_tf(path: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     from biodl.metrics import compute_metrics
 
     name = tf_name(path)
-    train_file, test_file, n_pos = hold_out(path, args.test_positives, args.max_positives, args.seed, workdir, args.holdout)
+    n_test, cap = args.test_positives, args.max_positives
+    train_file, test_file, n_pos = hold_out(path, n_test, cap, args.seed, workdir, args.holdout)
     exp = Experiment(
         data={
             "type": "sequence",
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tfs", nargs="*", help="TF names (default: all 10)")
     parser.add_argument("--test-positives", type=int, default=500)
     parser.add_argument("--holdout", choices=("top", "random"), default="top", help="which peaks form the test set")
-    parser.add_argument("--max-positives", type=int, default=10000, help="cap on training peaks per TF (CPU time)")
+    parser.add_argument("--max-positives", type=int, default=0, help="cap on training peaks per TF (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. model.filters=64")
     parser.add_argument("--workdir", default="/tmp/biodl_encode_bench")

@@ -32,7 +32,7 @@ class MLP(BiodlModel):
     """
 
     Params: ClassVar[type[ModelParams]] = MLPParams
-    data_types: ClassVar[tuple[str, ...]] = ("tabular", "sequence")
+    data_types: ClassVar[tuple[str, ...]] = ("tabular", "sequence", "molecule")
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
