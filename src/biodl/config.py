@@ -25,6 +25,10 @@ from biodl.tune.spec import TuneConfig
 
 Task = Literal["classification", "regression", "multilabel", "reconstruction", "segmentation"]
 
+#: ``train.batch_size`` of segmentation runs when not set: random training crops per step (cellpose
+#: and segmentation_models.pytorch examples use 8; whole-image batches of 128 gave one step per epoch).
+SEGMENTATION_BATCH_SIZE = 8
+
 #: Default learning rate per optimiser (review Table 2: 0.01 for SGD; Adam's usual 1e-3).
 DEFAULT_LR: dict[str, float] = {
     "sgd": 0.01,
@@ -139,8 +143,16 @@ class ImageOptions(_Section):
     )
     mask_threshold: float | None = Field(default=None, description="binary masks: foreground = value > threshold (e.g. 128)")
     small_images: Literal["pad", "error"] = Field(default="pad", description="images smaller than the model input")
-    tile_size: int = Field(default=128, ge=8, description="segmentation: training crop size")
-    crops_per_image: int = Field(default=8, ge=1, le=256, description="segmentation: random crops per image per epoch")
+    tile_size: int = Field(
+        default=128, ge=8, description="segmentation: side of the random training crops (smaller images are padded, unlabelled)"
+    )
+    crops_per_image: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="segmentation: random crops of each training image per epoch (each also in every copy of "
+        "augment_strategy); train.batch_size counts crops",
+    )
     predict_tile_size: int | None = Field(
         default=None, ge=8, description="sliding-window size for prediction (null = max(tile_size, 512))"
     )
@@ -237,7 +249,13 @@ class TrainConfig(_Section):
     nesterov: bool = False
     weight_decay: float = Field(default=0.0, ge=0.0, description="L2 penalty")
     l1: float = Field(default=0.0, ge=0.0, description="L1 penalty on weights")
-    batch_size: int = Field(default=128, ge=1)
+    batch_size: int = Field(
+        default=128,
+        ge=1,
+        description="samples per optimisation step: rows, sequences, molecules or images; for segmentation random "
+        f"data.image.tile_size crops (default {SEGMENTATION_BATCH_SIZE} when not set; an epoch is crops_per_image crops "
+        "of every training image × the augment_strategy copies)",
+    )
     max_epochs: int = Field(default=100, ge=1)
     lr_schedule: Literal["none", "plateau", "exponential"] = "plateau"
     lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -297,6 +315,8 @@ class ExperimentConfig(_Section):
         DATA_TYPES[self.data.type]
         if self.data.type == "image" and self.data.task is None and self.data.image.mask_dir:
             self.data.task = "segmentation"
+        if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
+            self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
         name = self.model.name or default_model_name(self.data.type, self.data.task)
         spec = MODELS[name]
         if self.data.type not in spec.data_types:

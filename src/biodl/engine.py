@@ -168,6 +168,16 @@ def select_engine(
         raise BiodlError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINE_CHOICES)}")
     if key == "torch":
         return EngineChoice(TorchEngine.from_bundle(bundle), key, "PyTorch requested")
+    if bundle.kind == "segmentation":
+        # an ONNX graph is traced at one image size; PyTorch predicts any size in overlapping windows
+        if key == "onnx":
+            raise BiodlError(
+                "segmentation models are served with PyTorch: they predict images of any size in overlapping sliding "
+                "windows, which an ONNX graph traced at one image size cannot; use --engine torch or auto"
+            )
+        return EngineChoice(
+            TorchEngine.from_bundle(bundle), key, "PyTorch, which predicts images of any size in overlapping sliding windows"
+        )
     try:
         onnx_engine = OnnxEngine.from_bundle(bundle)
     except ExportError as exc:

@@ -138,3 +138,21 @@ def write_masks(bundle: Bundle, data: LoadedData, probs: np.ndarray, frame: pd.D
     frame = frame.copy()
     frame["mask_file"] = [str(p) for p in paths]
     return frame
+
+
+def write_probability_maps(
+    bundle: Bundle, data: LoadedData, probs: np.ndarray, frame: pd.DataFrame, output: str | Path
+) -> pd.DataFrame:
+    """Write per-pixel probabilities as float32 TIFF files next to the table (``<table stem>_probabilities/``).
+
+    Binary models write the foreground probability ``(H, W)``, multi-class models ``(K, H, W)`` in
+    the order of the model's classes. Returns ``frame`` with a ``probability_file`` column.
+    """
+    out_dir = Path(output).with_name(Path(output).stem + "_probabilities")
+    writer = getattr(bundle.modality, "write_probabilities", None)
+    if writer is None:
+        raise DataError(f"data type {bundle.data_config.type!r} cannot write probability maps")
+    paths = writer(probs, out_dir, [str(i) for i in data.ids])
+    frame = frame.copy()
+    frame["probability_file"] = [str(p) for p in paths]
+    return frame

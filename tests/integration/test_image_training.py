@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tifffile
+from lightning.pytorch import Callback
 from PIL import Image
 
 from biodl import Experiment
 from biodl.bundle import load
 from biodl.cli.main import main
+from biodl.config import SEGMENTATION_BATCH_SIZE
 from biodl.data.image.io import encode_png_base64
 from biodl.inference import evaluate, load_data
 from conftest import shared_path
@@ -100,6 +103,34 @@ def _squares(folder: Path, n: int, size: int = 48, seed: int = 0) -> None:
         (folder / "masks").mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / "images" / f"img{i}.png")
         Image.fromarray(mask).save(folder / "masks" / f"img{i}.png")
+
+
+class _StepCounter(Callback):
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, ...]] = []
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.batches.append(tuple(batch[0].shape))
+
+
+def test_segmentation_epoch_is_crops_and_batch_size_counts_crops(tmp_path: Path) -> None:
+    _squares(tmp_path / "data", 10)
+    exp = Experiment(
+        data={
+            "type": "image", "path": [str(tmp_path / "data" / "images")], "split": "ordered", "split_sizes": [0.7, 0.3, 0.0],
+            "image": {"mask_dir": str(tmp_path / "data" / "masks"), "tile_size": 32, "crops_per_image": 4,
+                      "augment_strategy": "classic"},
+        },
+        model={"name": "unet", "depth": 2, "base_channels": 4},
+        train={**QUIET, "max_epochs": 1},
+        evaluate={"baselines": [], "report": False, "plots": False},
+    )  # fmt: skip
+    assert exp.config.train.batch_size == SEGMENTATION_BATCH_SIZE  # crops, not the 128 rows of other tasks
+    counter = _StepCounter()
+    exp.fit(tmp_path / "run", callbacks=[counter])
+    crops = 7 * 4 * 4  # 7 training images x 4 crops x (original + 3 rotations)
+    assert len(counter.batches) == -(-crops // SEGMENTATION_BATCH_SIZE)
+    assert counter.batches[0] == (SEGMENTATION_BATCH_SIZE, 3, 32, 32)
 
 
 def test_segmentation_cli_train_evaluate_predict_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

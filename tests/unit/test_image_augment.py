@@ -96,3 +96,45 @@ def test_image_augment_crops_and_expands() -> None:
         ImageAugment([], strategy="classic").augment_pair(torch.randn(2, 1, 8, 6), torch.zeros(2, 1))
     with pytest.raises(ConfigError, match="unknown augmentation"):
         ImageAugment(["blur"])
+
+
+# ---------------------------------------------------------------- segmentation training samples
+@pytest.mark.parametrize(("strategy", "factor"), [("few-data", 1), ("classic", 4), ("filter", 5)])
+def test_crop_dataset_counts_crops_and_copies(strategy: str, factor: int) -> None:
+    from biodl.data.image.sampling import CropDataset
+
+    torch.manual_seed(0)
+    x, y = planted(n=3, size=40)
+    ds = CropDataset(x.numpy(), y.numpy(), size=16, crops_per_image=5, strategy=strategy, filters=list(FILTERS))
+    assert len(ds) == 3 * 5 * factor
+    xb, yb = ds.__getitems__(list(range(len(ds))))
+    assert xb.shape == (len(ds), 2, 16, 16) and yb.shape == (len(ds), 16, 16)
+    if strategy != "filter":  # images and masks stay aligned in every crop and rotated copy
+        assert torch.equal(xb[:, 0] > 5, yb == 1)
+
+
+def test_crop_dataset_classic_copies_are_rotations_and_small_images_are_padded() -> None:
+    from biodl.data.image.sampling import CropDataset
+
+    x, y = planted(n=2, size=24)
+    ds = CropDataset(x.numpy(), y.numpy(), size=24, crops_per_image=1, strategy="classic")
+    xb, yb = ds.__getitems__([0, 1, 2, 3])  # whole image 0, then its 90/180/270° rotations
+    for k in range(4):
+        assert torch.equal(xb[k], torch.rot90(x[0], k, dims=(-2, -1))) and torch.equal(yb[k], torch.rot90(y[0], k, dims=(-2, -1)))
+    big = CropDataset(x.numpy(), y.numpy(), size=32)
+    xs, ys = big.__getitems__([0, 1])
+    assert xs.shape == (2, 2, 32, 32) and (ys[:, 24:, :] == -1).all() and (ys[:, :, 24:] == -1).all()
+    assert torch.equal(ys[0, :24, :24], y[0])  # the image itself is the only place a 32 crop fits
+
+
+def test_image_augment_training_samples() -> None:
+    x, y = planted(n=4, size=32)
+    aug = ImageAugment(["flip"], strategy="filter", segmentation=True, crop=16, crops_per_image=2, filters=["contour"])
+    samples = aug.training_samples(x.numpy(), y.numpy())
+    assert samples is not None
+    ds, rest = samples
+    assert len(ds) == 4 * 2 * 2
+    xb, yb = ds.__getitems__([0, 1, 2])
+    xa, ya = rest.augment_pair(xb, yb)  # only the random transforms remain: no more crops or copies
+    assert xa.shape == (3, 2, 16, 16) and ya.shape == (3, 16, 16)
+    assert ImageAugment(["flip"]).training_samples(x.numpy(), torch.zeros(4, 1).numpy()) is None  # classification

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
     pr.add_argument("--model-path", required=True, help="run directory or its model/ folder")
     pr.add_argument("--output", required=True, help="predictions file (.csv, .tsv or .parquet)")
+    pr.add_argument(
+        "--probability-maps",
+        action="store_true",
+        help="segmentation: also write float32 TIFF probability maps to <output stem>_probabilities/ "
+        "(label masks are always written as PNG to <output stem>_masks/)",
+    )
     deploy.add_engine_flag(pr)
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
@@ -131,9 +137,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     engine = deploy.predict_engine(bundle, data, args.engine)
     frame, raw = predict_frame(bundle, data, engine)
     if bundle.kind == "segmentation":
-        from biodl.inference import write_masks
+        from biodl.inference import write_masks, write_probability_maps
 
         frame = write_masks(bundle, data, raw, frame, args.output)
+        if args.probability_maps:
+            frame = write_probability_maps(bundle, data, raw, frame, args.output)
+    elif args.probability_maps:
+        from biodl.errors import BiodlError
+
+        raise BiodlError("--probability-maps is for segmentation models; the table already holds the class probabilities")
     out = write_table(frame, args.output)
     print(f"{len(frame)} predictions written to {out}")
     return 0

@@ -32,6 +32,20 @@ class JointAugment(Protocol):
         ...
 
 
+@runtime_checkable
+class SampledAugment(Protocol):
+    """A training augmentation that also decides what one training sample is (e.g. a random crop).
+
+    ``training_samples(X, y)`` returns a map-style dataset whose items are the samples an epoch
+    goes through (``train.batch_size`` counts them) and the per-batch augmentation still to apply,
+    or ``None`` to train on the rows of ``X`` as they are.
+    """
+
+    def training_samples(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any] | None:
+        """``(dataset, batch augmentation or None)`` or ``None``."""
+        ...
+
+
 @dataclass
 class LoadedData:
     """Rows read from the input files.

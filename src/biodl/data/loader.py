@@ -41,10 +41,17 @@ def make_loader(
     X: np.ndarray, y: np.ndarray | None, *, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0
 ) -> DataLoader[Any]:
     """A DataLoader over arrays that fetches each batch with one indexing call."""
+    return dataset_loader(ArrayDataset(X, y), batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, seed=seed)
+
+
+def dataset_loader(
+    dataset: Dataset[Any], *, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0
+) -> DataLoader[Any]:
+    """A DataLoader over a map-style dataset whose ``__getitems__`` returns whole batches."""
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(
-        ArrayDataset(X, y),
+        dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,

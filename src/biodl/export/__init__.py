@@ -131,13 +131,22 @@ def _output_block(bundle: Bundle, net: InferenceNet) -> dict[str, Any]:
         else:
             meaning = "probability of each binary task"
             columns = bundle.target_names
+    elif kind == "segmentation":
+        classes = list(classes or ["0", "1"])
+        if k == 1:
+            meaning = f"per-pixel probability of class {classes[-1]!r} (predicted when >= 0.5, else {classes[0]!r})"
+            columns = [classes[-1]]
+        else:
+            meaning = "per-pixel class probabilities; the predicted label is the argmax over axis 1"
+            columns = classes
     else:
         meaning = "predicted values in the targets' original units"
         columns = bundle.target_names
+    in_shape = [int(s) for s in bundle.meta["model"].get("in_shape", [])]
     return {
         "name": OUTPUT_NAME,
         "dtype": "float32",
-        "shape": ["batch", k],
+        "shape": ["batch", k, *in_shape[-2:]] if kind == "segmentation" else ["batch", k],
         "columns": columns,
         "meaning": meaning,
         "in_graph": net.head_description(),

@@ -45,7 +45,8 @@ class InferenceNet(nn.Module):
     model
         The trained network (raw scores ``(N, K)``).
     kind
-        ``binary`` (sigmoid), ``multiclass`` (softmax) or ``regression`` (identity).
+        ``binary`` (sigmoid), ``multiclass`` (softmax), ``regression`` (identity) or ``segmentation``
+        (per-pixel sigmoid for one output map, else softmax over the class axis).
     target_mean, target_std
         ``(K,)`` arrays undoing the regression target scaling, or ``None``.
     """
@@ -81,14 +82,20 @@ class InferenceNet(nn.Module):
 
     def head_description(self) -> list[str]:
         """The steps after the network, in order, for the export manifest."""
-        steps = {"binary": ["sigmoid"], "multiclass": ["softmax over the last axis"]}.get(self.kind, [])
+        steps = {
+            "binary": ["sigmoid"],
+            "multiclass": ["softmax over the last axis"],
+            "segmentation": ["per pixel: sigmoid (one output map) or softmax over the class axis (axis 1)"],
+        }.get(self.kind, [])
         if self.unscale:
             steps.append("multiply by the target std and add the target mean (regression targets in original units)")
         return steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs ``(N, K)`` for preprocessed inputs ``(N, *in_shape)``."""
+        """Outputs ``(N, K)`` (segmentation: ``(N, K, H, W)``) for preprocessed inputs ``(N, *in_shape)``."""
         scores = self.model(x)
+        if self.kind == "segmentation":
+            return torch.sigmoid(scores) if scores.shape[1] == 1 else torch.softmax(scores, dim=1)
         if self.kind == "binary":
             return torch.sigmoid(scores)
         if self.kind == "multiclass":

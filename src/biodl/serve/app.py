@@ -173,9 +173,19 @@ def create_app(
             raise RequestError(413, f"too many inputs: {len(body.inputs)} > {max_batch} per request")
         X = await run_in_threadpool(model_inputs, list(body.inputs))
         out = await run_model(X)
-        return PredictResponse(predictions=[Prediction(**r) for r in prediction_records(bundle, out)])
+        if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop
+            records = await run_in_threadpool(prediction_records, bundle, out, probability_maps=body.probability_maps)
+        else:
+            records = prediction_records(bundle, out)
+        return PredictResponse(predictions=[Prediction(**r) for r in records])
 
     def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:
+        if bundle.kind == "segmentation":
+            raise RequestError(
+                501,
+                "explanations of segmentation models are not served; "
+                "use biodl explain --method {saliency,ig,occlusion,gradcam,lime}",
+            )
         try:
             explainer = EXPLAINERS[method]
         except BiodlError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ INPUT_HINTS: dict[str, str] = {
     "tabular": "a feature row: a list of numbers in the feature-column order, or a {column: value} object",
     "sequence": "a nucleotide or protein sequence string",
     "molecule": "a SMILES string",
-    "image": "a base64-encoded image file (PNG or JPEG)",
+    "image": "a base64-encoded image file (PNG, JPEG or TIFF)",
 }
 
 
@@ -26,14 +27,56 @@ def _finite(value: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def prediction_records(bundle: Bundle, outputs: np.ndarray) -> list[dict[str, Any]]:
+def mask_values(bundle: Bundle) -> np.ndarray:
+    """Pixel value of each class index in predicted masks (the training masks' values, e.g. 0/255)."""
+    values = getattr(bundle.modality, "mask_values", None)
+    if callable(values):
+        return np.asarray(values())
+    return np.arange(max(2, len(bundle.classes or [])))
+
+
+def segmentation_record(bundle: Bundle, probs: np.ndarray, *, probability_maps: bool = False) -> dict[str, Any]:
+    """The JSON record of one segmented image from its probabilities ``(K, H, W)``.
+
+    ``mask_png_base64`` is the predicted label mask as a base64 PNG whose pixel values are the
+    training masks' values (0/255 for thresholded binary masks; 16-bit when a value exceeds 255)
+    — the file ``biodl predict`` writes. ``class_fractions`` are the shares of pixels predicted
+    per class. With ``probability_maps``, ``probability_maps_png_base64`` maps each class (the
+    foreground class only, for one output map) to an 8-bit PNG of ``round(255 · p)``.
+    """
+    from biodl.data.image.io import mask_png_bytes, probability_png_bytes
+    from biodl.metrics.segmentation import as_hard
+
+    p = np.asarray(probs, dtype=np.float32)
+    classes = list(bundle.classes or ["0", "1"])
+    hard = as_hard(p[None])[0]
+    h, w = hard.shape
+    counts = np.bincount(hard.ravel(), minlength=len(classes))[: len(classes)]
+    record: dict[str, Any] = {
+        "mask_png_base64": base64.b64encode(mask_png_bytes(mask_values(bundle)[hard])).decode("ascii"),
+        "height": int(h),
+        "width": int(w),
+        "class_fractions": {c: float(n) / max(1, h * w) for c, n in zip(classes, counts)},
+    }
+    if probability_maps:
+        names = [classes[-1]] if p.shape[0] == 1 else classes
+        record["probability_maps_png_base64"] = {
+            c: base64.b64encode(probability_png_bytes(p[j])).decode("ascii") for j, c in enumerate(names)
+        }
+    return record
+
+
+def prediction_records(bundle: Bundle, outputs: np.ndarray, *, probability_maps: bool = False) -> list[dict[str, Any]]:
     """One JSON record per row of engine outputs ``(N, K)``.
 
     Single-column classification gives ``{"label", "probabilities": {class: p}}``; several binary
-    tasks give ``{"probabilities": {task: p}}``; regression gives ``{"values": {target: v}}``.
+    tasks give ``{"probabilities": {task: p}}``; regression gives ``{"values": {target: v}}``;
+    segmentation (outputs ``(N, K, H, W)``) gives a mask per image (:func:`segmentation_record`).
     Non-finite numbers become ``null``.
     """
     kind, classes, names = bundle.kind, bundle.classes, bundle.target_names
+    if kind == "segmentation":
+        return [segmentation_record(bundle, p, probability_maps=probability_maps) for p in np.asarray(outputs)]
     records: list[dict[str, Any]] = []
     for row in np.asarray(outputs, dtype=np.float64):
         if kind == "multiclass" and classes:

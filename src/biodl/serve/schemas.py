@@ -22,6 +22,9 @@ class PredictRequest(BaseModel):
         description="records of the model's data type: sequence or SMILES strings, feature rows "
         "(lists or column → value objects) or base64-encoded images",
     )
+    probability_maps: bool = Field(
+        default=False, description="segmentation models: also return per-class probability maps (8-bit PNG, base64)"
+    )
 
 
 class Prediction(BaseModel):
@@ -30,6 +33,18 @@ class Prediction(BaseModel):
     label: str | None = Field(default=None, description="predicted class (single-column classification)")
     probabilities: dict[str, float | None] | None = Field(default=None, description="class or task → probability")
     values: dict[str, float | None] | None = Field(default=None, description="target → predicted value (regression)")
+    mask_png_base64: str | None = Field(
+        default=None,
+        description="segmentation: the predicted label mask, a PNG (base64) of the input's height × width whose pixel "
+        "values are the training masks' values (0/255 for thresholded binary masks)",
+    )
+    height: int | None = Field(default=None, description="segmentation: mask height (the input image's)")
+    width: int | None = Field(default=None, description="segmentation: mask width (the input image's)")
+    class_fractions: dict[str, float] | None = Field(default=None, description="segmentation: share of pixels per class")
+    probability_maps_png_base64: dict[str, str] | None = Field(
+        default=None,
+        description="segmentation, when requested: class → probability map as an 8-bit grey PNG (pixel = round(255 · p))",
+    )
 
 
 class PredictResponse(BaseModel):

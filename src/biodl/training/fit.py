@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from biodl.config import TrainConfig
-from biodl.data.base import BatchAugment
-from biodl.data.loader import make_loader
+from biodl.data.base import BatchAugment, SampledAugment
+from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
 from biodl.errors import BiodlError
 from biodl.training.callbacks import AtomicCheckpointIO, BestWeights, History
 from biodl.training.losses import apply_head
@@ -131,6 +131,16 @@ def train_model(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     has_val = val is not None and (isinstance(val, DataLoader) or len(val[0]) > 0)
     monitor = "val_loss" if has_val else "train_loss"
+    streaming = isinstance(train, DataLoader)
+    if isinstance(train, DataLoader):
+        train_loader = train
+    else:
+        samples = augment.training_samples(*train) if isinstance(augment, SampledAugment) else None
+        # e.g. segmentation: one sample = one random crop (the dataset); augment keeps the random transforms
+        dataset, augment = samples if samples is not None else (ArrayDataset(*train), augment)
+        train_loader = dataset_loader(
+            dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
+        )
     module = BiodlModule(model, kind, cfg, augment=augment, monitor=monitor)
     history, best = History(), BestWeights(monitor)
     ckpt_dir = run_dir / CHECKPOINT_DIR
@@ -160,15 +170,10 @@ def train_model(
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))  # type: ignore[arg-type]
     except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
         pass
-    streaming = isinstance(train, DataLoader)
     try:
         trainer = _make_trainer(cfg, callbacks, loggers, run_dir, streaming)
     except (MisconfigurationException, ValueError) as exc:
         raise BiodlError(f"trainer settings rejected (train.accelerator/devices/strategy/precision): {exc}") from None
-    if isinstance(train, DataLoader):
-        train_loader = train
-    else:
-        train_loader = make_loader(*train, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed)
     val_loader: DataLoader[Any] | None = None
     if isinstance(val, DataLoader):
         val_loader = val

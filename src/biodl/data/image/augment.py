@@ -413,6 +413,25 @@ class ImageAugment:
         assert expanded is not None
         return x.contiguous(), expanded.contiguous()
 
+    def training_samples(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, ImageAugment] | None:
+        """Segmentation: the training set as random crops (see :mod:`biodl.data.image.sampling`).
+
+        Returns the :class:`~biodl.data.image.sampling.CropDataset` (one sample = one crop or one of
+        its strategy copies, so ``train.batch_size`` counts crops) and the per-batch augmentation
+        that remains (the random transforms only); ``None`` for classification or without crops.
+        """
+        if not self.segmentation or self.crop is None:
+            return None
+        from biodl.data.image.sampling import CropDataset
+
+        dataset = CropDataset(
+            X, y, size=self.crop, crops_per_image=self.crops_per_image, strategy=self.strategy, filters=self.filters,
+            intensity=self.intensity,
+        )  # fmt: skip
+        rest = ImageAugment([], segmentation=True, intensity=self.intensity)
+        rest.transforms = list(self.transforms)
+        return dataset, rest
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Image-only augmentation (no expansion or crops): the random transforms alone."""
         for t in self.transforms:

@@ -245,11 +245,29 @@ def resize(img: np.ndarray, size: tuple[int, int], *, order: int = 1) -> np.ndar
     return out[0].numpy()
 
 
+def _mask_array(mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask)
+    return m.astype(np.uint8) if m.max(initial=0) < 256 and m.min(initial=0) >= 0 else m.astype(np.uint16)
+
+
 def save_mask_png(mask: np.ndarray, path: Path) -> None:
     """Write an integer ``(H, W)`` mask as 8- or 16-bit PNG."""
     from PIL import Image
 
-    m = np.asarray(mask)
-    arr = m.astype(np.uint8) if m.max(initial=0) < 256 and m.min(initial=0) >= 0 else m.astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    Image.fromarray(_mask_array(mask)).save(path)
+
+
+def mask_png_bytes(mask: np.ndarray) -> bytes:
+    """An integer ``(H, W)`` mask as the bytes of an 8- or 16-bit PNG file (as :func:`save_mask_png` writes)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(_mask_array(mask)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def probability_png_bytes(prob: np.ndarray) -> bytes:
+    """A ``(H, W)`` probability map in [0, 1] as an 8-bit grey PNG (pixel = round(255 · p))."""
+    q = np.rint(np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float64)), 0.0, 1.0) * 255).astype(np.uint8)
+    return mask_png_bytes(q)

@@ -515,6 +515,24 @@ class ImageModality(Modality):
             written.append(path)
         return written
 
+    def write_probabilities(self, probs: np.ndarray, out_dir: Path, ids: Sequence[str]) -> list[Path]:
+        """Write probability maps as float32 TIFF files (original image sizes); returns their paths.
+
+        One output map (binary masks): ``(H, W)``, the probability of the foreground class; else
+        ``(K, H, W)``, one map per class in the order of the model's classes.
+        """
+        import tifffile
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for i, ident in enumerate(ids):
+            h, w = self.image_sizes[i] if i < len(self.image_sizes) else probs.shape[-2:]
+            p = np.asarray(probs[i, :, :h, :w], dtype=np.float32)
+            path = out_dir / Path(str(ident).replace("/", "__").replace("\\", "__")).with_suffix(".tif").name
+            tifffile.imwrite(path, p[0] if p.shape[0] == 1 else p)
+            written.append(path)
+        return written
+
     def columns(self) -> dict[str, Any]:
         return {"layout": self.layout, "mask_classes": self.mask_classes}
 

@@ -108,7 +108,19 @@ function renderPredictions(predictions) {
     const values = prediction.values ? Object.values(prediction.values).map(fmt).join(", ") : "";
     label.textContent = prediction.label ?? values ?? "";
     const details = document.createElement("td");
-    details.textContent = describe(prediction);
+    if (prediction.mask_png_base64) {
+      const fractions = Object.entries(prediction.class_fractions || {});
+      label.textContent = `mask ${prediction.height} × ${prediction.width}`;
+      const img = document.createElement("img");
+      img.className = "mask";
+      img.alt = `predicted mask of input ${i + 1}`;
+      img.src = "data:image/png;base64," + prediction.mask_png_base64;
+      const text = document.createElement("div");
+      text.textContent = fractions.map(([name, value]) => `${name}: ${fmt(value)}`).join(", ");
+      details.append(img, text);
+    } else {
+      details.textContent = describe(prediction);
+    }
     row.append(index, label, details);
     body.append(row);
   });
@@ -125,6 +137,7 @@ async function onSubmit(event) {
     const inputs = await collectInputs();
     const answer = await postJSON("/predict", { inputs });
     renderPredictions(answer.predictions);
+    if (card && card.kind === "segmentation") return; // masks are the answer; explanations: biodl explain
     const explanation = await postJSON("/explain", { input: inputs[0] });
     $("explanation-image").src = "data:image/png;base64," + explanation.image_png_base64;
     $("explanation-caption").textContent =
