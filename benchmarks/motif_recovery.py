@@ -5,7 +5,9 @@ default settings) with the sequence modality, then
 
 1. turns the first convolution's filters into motifs (top-activating subsequences of the run's
    test sequences, both strands) and compares them with JASPAR 2024 CORE vertebrates
-   (:func:`biodl.explain.motif_matches`, top 5 per filter);
+   (:func:`biodl.explain.motif_matches`, top 5 per filter) three ways: every version of each matrix
+   compared, each matrix listed once with its best version (biodl's default, ``jaspar_versions="best"``),
+   the latest versions only (``"latest"``) and every version listed separately (``"all"``);
 2. checks that some filter's top-5 matches include the factor's own motif: Oct4 vs MafK (janggu):
    MA0142 Pou5f1::Sox2 or another POU/SOX motif, and MA0496 MAFK or another MAF motif; ENCODE REST,
    GABPA, USF1 (DeepBind, bound peaks + dinucleotide-shuffled negatives): MA0138, MA0062, MA0093;
@@ -17,10 +19,13 @@ default settings) with the sequence modality, then
 
 Writes ``benchmarks/results/motif_recovery.{json,md}``, the match tables and mutation maps
 ``benchmarks/results/motif_recovery_*`` (the Oct4/MafK maps, which show janggu's GPL sequences, go to
-``--workdir``) and ``docs/interpretation_results.md``.
+``--workdir``) and ``docs/interpretation_results.md`` (the page's hand-written notes, after the ``NOTES`` mark,
+are kept).
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/motif_recovery.py`` (one training after the other; about
-an hour on 2 shared CPU cores). The janggu data are GPL-3.0: read from ../shared, never copied.
+Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/motif_recovery.py`` (one training after the
+other; 5-10 minutes of training and about as long for the JASPAR comparisons on 2 shared CPU cores);
+``--reuse`` evaluates the runs already in ``--workdir`` again. The janggu data are GPL-3.0: read from
+../shared, never copied.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ DNA = REPO.parent / "shared" / "datasets" / "dna"
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "interpretation_results.md"
 
+#: Everything after this line in docs/interpretation_results.md is hand-written and kept on rewrites.
+NOTES = "<!-- notes: written by hand, kept when benchmarks/motif_recovery.py rewrites the results above -->"
 #: What each data set must recover: (label, JASPAR base IDs, family/name keywords for "another ... motif").
 CHECKS: dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {
     "Oct4_vs_MafK": [
@@ -96,17 +103,19 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     t0 = time.perf_counter()
     run = workdir / name
     sections = _experiment(name, args, workdir)
+    timing = run / "benchmark_train_seconds.txt"
     if args.reuse and (run / "model").is_dir() and (run / "metrics.json").is_file():  # evaluate an earlier run again
         from biodl import load
 
         bundle = load(run)
         metrics = json.loads((run / "metrics.json").read_text())
-        seconds = float("nan")
+        seconds = float(timing.read_text()) if timing.is_file() else float("nan")
     else:
         result = Experiment(**sections).fit(run)
         assert result.bundle is not None
         bundle, metrics = result.bundle, result.metrics
         seconds = time.perf_counter() - t0
+        timing.write_text(f"{seconds:.1f}\n")
     cfg = bundle.data_config
     data = load_data(bundle, list(cfg.path), None, require_targets=True)
     splits = json.loads((workdir / name / "splits.json").read_text())
@@ -116,17 +125,24 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     y = data.targets.y[test, 0]
     ids = np.asarray(data.ids)[test]
     motifs = filter_motifs(bundle, X)
-    # JASPAR 2024 CORE vertebrates: the latest version of each matrix ("non-redundant", the default) and every
-    # version ("redundant"; e.g. GABPA MA0062.1-.2 are CCGGAAG, MA0062.3-.4 CAGGAAG)
+    # JASPAR 2024 CORE vertebrates: every version compared, each matrix listed once with its best version (the
+    # default), the latest version of each matrix ("non-redundant") and every version listed separately
+    # ("redundant"; e.g. GABPA MA0062.1-.2 are CCGGAAG, MA0062.3-.4 CAGGAAG)
+    every = jaspar_motifs(all_versions=True)
     full = {
-        "latest": motif_matches(motifs, jaspar_motifs(), n_top=100),
-        "all versions": motif_matches(motifs, jaspar_motifs(all_versions=True), n_top=100),
+        "best version": motif_matches(motifs, every, n_top=100),
+        "latest": motif_matches(motifs, jaspar_motifs(), n_top=100, jaspar_versions="latest"),
+        "all versions": motif_matches(motifs, every, n_top=100, jaspar_versions="all"),
     }
     all_matches = {k: v[v["rank"] <= 5] for k, v in full.items()}
     with torch.inference_mode():
         score = torch.cat([bundle.model(torch.from_numpy(X[i : i + 512])) for i in range(0, len(X), 512)])[:, 0].numpy()
+    params = bundle.meta["model"]["params"]
     out: dict[str, Any] = {
         "dataset": name, "train_seconds": round(seconds, 1), "test_sequences": len(X),
+        "model": {"name": bundle.meta["model"]["name"], "filters": params.get("filters"),
+                  "filter_width": params.get("filter_width"), "parameters": bundle.meta["model"].get("trainable_parameters")},
+        "filters_with_sites": int((motifs.n_sites > 0).sum()),
         "test_metrics": {k: metrics["test"].get(k) for k in ("auroc", "accuracy")},
         "epochs": metrics["training"]["epochs"], "checks": [],
     }  # fmt: skip
@@ -134,7 +150,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     for label, jids, words in CHECKS[name]:
         check: dict[str, Any] = {"label": label}
         hits = pd.DataFrame()
-        matches = all_matches["latest"]
+        matches = all_matches["best version"]
         for db_name, table in all_matches.items():
             found = table[[_is_hit(r, jids, words) for _, r in table.iterrows()]]
             own = found[found["jaspar_id"].str.split(".").str[0].isin(jids)]
@@ -143,7 +159,8 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
             if len(best):
                 r = best.iloc[0]
                 res.update(filter=r["filter"], jaspar_id=r["jaspar_id"], jaspar_name=r["jaspar_name"], rank=int(r["rank"]),
-                           p_value=float(r["p_value"]), filters_matching=sorted(set(found["filter"])))  # fmt: skip
+                           p_value=float(r["p_value"]),
+                           filters_matching=list(dict.fromkeys(found.sort_values("p_value")["filter"])))  # fmt: skip
             # where the factor's own matrices rank at best when not in a top 5
             ranked = full[db_name][full[db_name]["jaspar_id"].str.split(".").str[0].isin(jids)]
             if len(ranked):
@@ -210,50 +227,81 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         check.update(occurrence_coverage=round(float(np.mean(cover)), 3) if cover else None)
         check.update(maps=maps, strongest_effect_inside=inside)
         out["checks"].append(check)
-    latest = all_matches["latest"]
-    top = latest[latest["rank"] == 1].sort_values("p_value").head(8)
+    best = all_matches["best version"]
+    top = best[best["rank"] == 1].sort_values("p_value").head(8)
     out["top_filters"] = top[["filter", "jaspar_id", "jaspar_name", "p_value", "n_sites"]].to_dict("records")
-    latest.to_csv(RESULTS / f"motif_recovery_{name}_matches.tsv", sep="\t", index=False)
+    best.to_csv(RESULTS / f"motif_recovery_{name}_matches.tsv", sep="\t", index=False)
+    all_matches["latest"].to_csv(RESULTS / f"motif_recovery_{name}_matches_latest.tsv", sep="\t", index=False)
     all_matches["all versions"].to_csv(RESULTS / f"motif_recovery_{name}_matches_all_versions.tsv", sep="\t", index=False)
     print(json.dumps(out, default=str), flush=True)
     return out
 
 
 def _cell(res: dict[str, Any]) -> str:
-    """``yes: filter_3 ~ MA0062.2 GABPA (rank 2, p=1e-06)`` or ``NO``."""
+    """``yes: filter_3 ~ MA0062.2 GABPA (rank 2, p=1e-06)`` or ``NO``; matches with p >= 0.01 are flagged weak."""
     if not res.get("recovered"):
         own = res.get("own_best")
         return f"NO (best: {own['jaspar_id']} at rank {own['rank']} of {own['filter']})" if own else "NO"
-    return f"yes: {res['filter']} ~ {res['jaspar_id']} {res['jaspar_name']} (rank {res['rank']}, p={res['p_value']:.1e})"
+    weak = ", weak: p >= 0.01" if res["p_value"] >= 0.01 else ""
+    return f"yes: {res['filter']} ~ {res['jaspar_id']} {res['jaspar_name']} (rank {res['rank']}, p={res['p_value']:.1e}{weak})"
+
+
+def _filters(names: list[str], show: int = 5) -> str:
+    """``3 (filter_2, filter_7, filter_1)``: how many, the best-matching first."""
+    if not names:
+        return "none"
+    return f"{len(names)} ({', '.join(names[:show])}{', ...' if len(names) > show else ''})"
+
+
+def _model_text(results: list[dict[str, Any]]) -> str:
+    """``DeepBind, 128 filters of width 24`` (or the list of distinct models)."""
+    kinds = []
+    for r in results:
+        m = r.get("model", {})
+        name = {"deepbind": "DeepBind"}.get(str(m.get("name")), str(m.get("name")))
+        text = f"{name}, {m.get('filters')} filters of width {m.get('filter_width')}"
+        if text not in kinds:
+            kinds.append(text)
+    return "; ".join(kinds)
 
 
 def markdown(results: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+    dbs = ("best version", "latest", "all versions")
     lines = [
         "# Interpreting sequence models: motif recovery and mutation maps",
         "",
-        "Produced by `benchmarks/motif_recovery.py`: biodl's default sequence model (DeepBind, 32 filters of width 24) "
+        f"Produced by `benchmarks/motif_recovery.py`: biodl's default sequence model ({_model_text(results)}) "
         "trained with default settings on each data set; the first convolution's filters turned into motifs from the "
         "run's test sequences (`biodl.explain.filter_motifs`) and compared with JASPAR 2024 CORE vertebrates by the "
         "in-process Tomtom-like comparison (`biodl.explain.motif_matches`, Pearson column similarity, top 5 matches "
-        "per filter), against the latest version of every matrix (JASPAR's non-redundant set, biodl's default) and "
-        "against every version (the redundant set). A check passes when some filter's top 5 include the motif. "
+        "per filter) three ways: every version of each matrix compared and each matrix (base ID) listed at most once "
+        "per filter, with its best-matching version (**best version per matrix**, biodl's default, "
+        '`jaspar_versions="best"`, `biodl motifs --jaspar-versions best`); the latest version of every matrix only '
+        "(JASPAR's non-redundant set, `latest`); every version listed separately (the redundant set, `all`: the "
+        "versions of one matrix can fill a top 5). A check passes when some filter's top 5 include the motif. "
         "Mutation maps: the strongest loss-of-function substitution (fast ISM) of the top-scoring bound test "
         "sequences, and whether it falls inside an occurrence of the matched motif (the best window of a matching "
         f"filter active at >= half its maximum). Settings: `{json.dumps(settings)}`.",
         "",
-        "| data set | test ROC-AUC | motif | in a filter's top 5 (latest versions) | in a filter's top 5 (all versions) | "
-        "strongest ISM loss inside the motif |",
-        "|---|---:|---|---|---|---|",
+        "| data set | test ROC-AUC | motif | in a filter's top 5: best version per matrix (default) | latest versions | "
+        "all versions | strongest ISM loss inside the motif |",
+        "|---|---:|---|---|---|---|---|",
     ]
     for r in results:
         for c in r["checks"]:
             auc = r["test_metrics"].get("auroc")
             cov = f" (motif windows: {c['occurrence_coverage']:.0%} of the sequence)" if c.get("occurrence_coverage") else ""
+            cells = " | ".join(_cell(c[d]) for d in dbs)
             lines.append(
-                f"| {r['dataset']} | {auc:.3f} | {c['label']} | {_cell(c['latest'])} | {_cell(c['all versions'])} | "
+                f"| {r['dataset']} | {auc:.3f} | {c['label']} | {cells} | "
                 f"{c['strongest_effect_inside']} of {c['maps']} top-scoring bound sequences{cov} |"
             )
-    lines += ["", "Filters whose top-5 matches include the motif (latest / all versions), and the mutation maps drawn:", ""]
+    lines += [
+        "",
+        "Filters whose top-5 matches include the motif (best version per matrix / latest / all versions; how many, "
+        "the best-matching first), and the mutation maps drawn:",
+        "",
+    ]
     for r in results:
         for c in r["checks"]:
             fig = (
@@ -262,13 +310,17 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any]) -> str:
                 if "map_figure" in c
                 else ""
             )
-            a = ", ".join(c["latest"].get("filters_matching", [])) or "none"
-            b = ", ".join(c["all versions"].get("filters_matching", [])) or "none"
-            lines.append(f"- {r['dataset']}, {c['label']}: {a} / {b}{fig}")
-    lines += ["", "Best rank-1 matches per data set (latest versions; filter: match, p-value):", ""]
+            which = " / ".join(_filters(c[d].get("filters_matching", [])) for d in dbs)
+            lines.append(f"- {r['dataset']}, {c['label']}: {which}{fig}")
+    lines += ["", "Best rank-1 matches per data set (best version per matrix; filter: match, p-value):", ""]
     for r in results:
         best = "; ".join(f"{t['filter']}: {t['jaspar_name']} {t['jaspar_id']} ({t['p_value']:.1e})" for t in r["top_filters"][:6])
         lines.append(f"- {r['dataset']}: {best}")
+    lines += ["", "Runs: " + "; ".join(
+        f"{r['dataset']} {r['epochs']} epochs, {r['train_seconds']} s training, {r['test_sequences']} test sequences, "
+        f"{r.get('filters_with_sites', '?')} of {r.get('model', {}).get('filters', '?')} filters with sites"
+        for r in results
+    ) + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -295,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(results, settings)
     (RESULTS / "motif_recovery.md").write_text(text)
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    old = DOC.read_text() if DOC.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else ""  # the hand-written part of the page is kept
+    DOC.write_text(text + ("\n" + notes if notes else ""))
     print(text)
     return 0
 

@@ -86,9 +86,27 @@ def test_motifs_cli(run: tuple[Path, Path], tmp_path: Path) -> None:
     table = pd.read_csv(mo / "motif_matches.tsv", sep="\t")
     assert list(table.columns) == ["filter", "rank", "jaspar_id", "jaspar_name", "score", "p_value"]
     assert table.groupby("filter")["rank"].max().max() == 5
+    # default --jaspar-versions best: every version compared, each matrix (base ID) once per filter
+    base = table["jaspar_id"].str.rsplit(".", n=1).str[0]
+    assert not base.groupby(table["filter"]).apply(lambda s: s.duplicated().any()).any()
     assert (mo / "motifs.meme").read_text().startswith("MEME version 4")
     assert any((mo / "logos").glob("filter_*.png"))
     assert main(["motifs", "--model-path", str(out), "--data-path", str(pos_fa), "--output-dir", str(mo), "--layer", "nope"]) == 2
+
+
+def test_motifs_cli_latest_versions(run: tuple[Path, Path], tmp_path: Path) -> None:
+    from biodl.explain import jaspar_motifs
+
+    out, pos_fa = run
+    mo = tmp_path / "latest"
+    assert main(["motifs", "--model-path", str(out), "--data-path", str(pos_fa), "--output-dir", str(mo),
+                 "--jaspar-versions", "latest", "--top", "3"]) == 0  # fmt: skip
+    table = pd.read_csv(mo / "motif_matches.tsv", sep="\t")
+    assert len(table) and set(table["jaspar_id"]) <= set(jaspar_motifs().ids)
+    with pytest.raises(SystemExit) as err:  # argparse: unknown choice
+        main(["motifs", "--model-path", str(out), "--data-path", str(pos_fa), "--output-dir", str(mo),
+              "--jaspar-versions", "newest"])  # fmt: skip
+    assert err.value.code == 2
 
 
 def test_variants_cli(run: tuple[Path, Path], tmp_path: Path) -> None:

@@ -97,7 +97,9 @@ def add_parsers(sub: Any) -> None:
     mo.add_argument("--collection", default="CORE", help="JASPAR collection (default CORE)")
     mo.add_argument("--tax-group", default="vertebrates", help="JASPAR taxonomic group, or 'all' (default vertebrates)")
     mo.add_argument("--release", default="JASPAR2024", help="JASPAR release shipped with pyjaspar (default JASPAR2024)")
-    mo.add_argument("--all-versions", action="store_true", help="match every version of each JASPAR matrix (default: latest)")
+    mo.add_argument("--jaspar-versions", choices=("best", "latest", "all"), default="best",
+                    help="JASPAR matrix versions: best = compare every version, list each matrix once with its best "
+                         "version (default); latest = latest versions only; all = list every version")  # fmt: skip
     _data_group(mo)
 
 
@@ -233,8 +235,9 @@ def cmd_motifs(args: argparse.Namespace) -> int:
     (out / "logos").mkdir(parents=True, exist_ok=True)
     motifs = filter_motifs(bundle, X, args.layer, threshold=args.threshold, max_sites=args.max_sites)
     write_meme(motifs, out / "motifs.meme")
-    db = jaspar_motifs(args.collection, None if args.tax_group == "all" else args.tax_group, args.release, args.all_versions)
-    matches = motif_matches(motifs, db, n_top=args.top)
+    tax_group = None if args.tax_group == "all" else args.tax_group
+    db = jaspar_motifs(args.collection, tax_group, args.release, all_versions=args.jaspar_versions != "latest")
+    matches = motif_matches(motifs, db, n_top=args.top, jaspar_versions=args.jaspar_versions)
     main_cols = ["filter", "rank", "jaspar_id", "jaspar_name", "score", "p_value"]
     matches[main_cols].to_csv(out / "motif_matches.tsv", sep="\t", index=False)
     matches.to_csv(out / "motif_matches_details.tsv", sep="\t", index=False)

@@ -10,13 +10,17 @@ written in MEME format, drawn as logos and compared with JASPAR by :mod:`biodl.e
 >>> motifs = filter_motifs(bundle, X)                # first Conv1d by default
 >>> write_meme(motifs, "motifs.meme")
 >>> table = motif_matches(motifs)                   # top-5 JASPAR 2024 matches per filter
+
+JASPAR matrices have versions (``MA0062.1`` ... ``MA0062.4``); by default every version is
+compared and each matrix is listed once per filter, with its best-matching version
+(``jaspar_versions="best"``; ``"latest"`` and ``"all"`` are the alternatives).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -40,7 +44,21 @@ if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
     from biodl.explain.tomtom import MotifDatabase
 
-__all__ = ["FilterMotifs", "conv_layers", "filter_motifs", "information_content", "motif_matches", "trim_motif", "write_meme"]
+__all__ = [
+    "FilterMotifs",
+    "JasparVersions",
+    "conv_layers",
+    "filter_motifs",
+    "information_content",
+    "motif_matches",
+    "trim_motif",
+    "write_meme",
+]
+
+#: Which versions of each JASPAR matrix :func:`motif_matches` compares and lists: ``best`` (every
+#: version compared, each matrix listed once with its best-matching version), ``latest`` (the latest
+#: version of each matrix only) or ``all`` (every version, each listed separately).
+JasparVersions = Literal["best", "latest", "all"]
 
 
 class FilterMotifs(NamedTuple):
@@ -358,11 +376,34 @@ def motif_matches(
     trim: float = 0.25,
     min_sites: int = 10,
     metric: str = "pearson",
+    jaspar_versions: JasparVersions = "best",
 ) -> pd.DataFrame:
     """The best database (default: JASPAR 2024 CORE vertebrates) matches of every filter's motif.
 
     Motifs are trimmed to their informative columns first; filters with fewer than
     ``min_sites`` sites are skipped.
+
+    Parameters
+    ----------
+    motifs
+        Filter motifs from :func:`filter_motifs`.
+    database
+        Motifs to compare with (default: every version of every JASPAR 2024 CORE vertebrate
+        matrix, or the latest versions only for ``jaspar_versions="latest"``).
+    n_top
+        Matches listed per filter.
+    trim
+        Edge columns below this many bits are trimmed off the filter motifs.
+    min_sites
+        Filters with fewer aligned sites are skipped.
+    metric
+        Column similarity, ``pearson`` or ``ed`` (see :func:`biodl.explain.tomtom.tomtom`).
+    jaspar_versions
+        Versions of a matrix (IDs ``BASE.VERSION``, e.g. ``MA0062.2``) compared and listed:
+        ``best`` (default) compares every version in the database and lists each base ID at
+        most once per filter, with its best-matching version; ``latest`` compares only the
+        latest version of each base ID; ``all`` lists every version separately (the versions
+        of one matrix can then fill a filter's top ``n_top``).
 
     Returns
     -------
@@ -370,9 +411,14 @@ def motif_matches(
         Columns ``filter, rank, jaspar_id, jaspar_name, score, p_value, e_value, offset,
         strand, overlap, family, n_sites``.
     """
-    from biodl.explain.tomtom import jaspar_motifs, match_motifs
+    from biodl.explain.tomtom import jaspar_motifs, latest_versions, match_motifs
 
-    db = database if database is not None else jaspar_motifs()
+    if jaspar_versions not in get_args(JasparVersions):
+        raise ConfigError(f"jaspar_versions must be one of {list(get_args(JasparVersions))}, got {jaspar_versions!r}")
+    if database is None:
+        db = jaspar_motifs(all_versions=jaspar_versions != "latest")
+    else:
+        db = latest_versions(database) if jaspar_versions == "latest" else database
     keep = [i for i in range(len(motifs.ppm)) if motifs.n_sites[i] >= min_sites]
     queries = []
     for i in keep:
@@ -382,7 +428,8 @@ def motif_matches(
             "n_sites"]  # fmt: skip
     if not queries:
         return pd.DataFrame(columns=cols)
-    table = match_motifs(queries, db, n_top=n_top, query_names=[motifs.names[i] for i in keep], metric=metric)  # type: ignore[arg-type]
+    table = match_motifs(queries, db, n_top=n_top, query_names=[motifs.names[i] for i in keep], metric=metric,  # type: ignore[arg-type]
+                         one_per_matrix=jaspar_versions == "best")  # fmt: skip
     table = table.rename(columns={"query": "filter", "target_id": "jaspar_id", "target_name": "jaspar_name"})
     table["n_sites"] = [int(motifs.n_sites[int(str(f).split("_")[-1])]) for f in table["filter"]]
     return table[cols]

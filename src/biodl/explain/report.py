@@ -172,7 +172,9 @@ def report_sections(
     n_sequences
         Mutation maps drawn (the test sequences with the highest predicted score).
     database
-        Motifs to match (default: JASPAR 2024 CORE vertebrates).
+        Motifs to match (default: every version of JASPAR 2024 CORE vertebrates); as in
+        :func:`~biodl.explain.filter_motifs.motif_matches`, each matrix (base ID) is listed once
+        per filter, with its best-matching version.
 
     Returns
     -------
@@ -278,7 +280,8 @@ def _interpretation(
         parts.append(
             f"<h3>Filter motifs ({html.escape(motifs.layer)})</h3><p>Each filter's top-activating subsequences "
             f"({len(X)} test sequences, both strands) aligned into a motif and compared with JASPAR 2024 CORE "
-            "vertebrates (Tomtom-like Pearson column similarity; p-values from per-column empirical nulls). Filters "
+            "vertebrates (every version of each matrix compared, each matrix listed once with its best-matching version; "
+            "Tomtom-like Pearson column similarity; p-values from per-column empirical nulls). Filters "
             "ordered by the p-value of their best match; all matches: <code>interpretation/motif_matches.tsv</code>, "
             "motifs: <code>interpretation/motifs.meme</code>.</p>" + _table(best) + _img(logo, "filter logos")
         )

@@ -9,10 +9,16 @@ of the database form an empirical distribution, discretised and convolved over t
 columns. The p-value of a target is that of its best alignment, corrected for the number of
 alignments tried (``1 - (1 - p)^n``); E-values multiply by the number of targets.
 
-JASPAR comes from the SQLite file shipped with the ``pyjaspar`` package (offline).
+JASPAR comes from the SQLite file shipped with the ``pyjaspar`` package (offline). A JASPAR
+matrix (base ID ``MA0062``) often has several versions (``MA0062.1`` ... ``MA0062.4``) built from
+different data, and they can differ (GABPA: CCGGAAG in .1-.2, CAGGAAG in .3-.4). biodl's default
+compares a query with every version and lists each matrix once, with its best-matching version
+("best version per matrix"): comparing with the latest versions only can miss a factor whose
+latest matrix differs from what the model learned, and listing every version lets the versions
+of one matrix fill a query's top matches.
 
->>> db = jaspar_motifs()                     # CORE vertebrates, JASPAR 2024, latest versions
->>> matches = match_motifs([ppm], db, n_top=5)
+>>> db = jaspar_motifs(all_versions=True)    # CORE vertebrates, JASPAR 2024, every version
+>>> matches = match_motifs([ppm], db, n_top=5)   # each base ID at most once per query
 >>> matches[["query", "rank", "target_id", "target_name", "p_value"]]
 """
 
@@ -30,7 +36,7 @@ import pandas as pd
 
 from biodl.errors import ConfigError, DataError
 
-__all__ = ["MotifDatabase", "TomtomResult", "jaspar_motifs", "match_motifs", "tomtom"]
+__all__ = ["MotifDatabase", "TomtomResult", "base_id", "jaspar_motifs", "latest_versions", "match_motifs", "tomtom"]
 
 Metric = Literal["pearson", "ed"]
 
@@ -110,7 +116,13 @@ def jaspar_motifs(
     release
         A database shipped with pyjaspar (``JASPAR2024``).
     all_versions
-        Keep every version of a matrix (default: the latest of each base ID).
+        Keep every version of a matrix (default: the latest of each base ID). With every version,
+        :func:`match_motifs` lists each base ID once per query (its best version) by default.
+
+    Returns
+    -------
+    MotifDatabase
+        Matrices sorted by base ID, then version.
     """
     con = sqlite3.connect(f"file:{_jaspar_file(release)}?mode=ro", uri=True)
     try:
@@ -152,6 +164,48 @@ def jaspar_motifs(
         if v and v not in fam[mid]:
             fam[mid].append(str(v))
     return MotifDatabase([f"{r[1]}.{r[2]}" for r in rows], [str(r[3]) for r in rows], ppms, ["; ".join(fam[i]) for i in ids])
+
+
+def base_id(motif_id: str) -> str:
+    """The matrix a versioned identifier belongs to: ``MA0062.2`` → ``MA0062``.
+
+    Identifiers without a numeric ``.VERSION`` suffix (``my_motif``) are their own base ID.
+    """
+    head, sep, tail = str(motif_id).rpartition(".")
+    return head if sep and head and tail.isdigit() else str(motif_id)
+
+
+def _version(motif_id: str) -> int:
+    head, sep, tail = str(motif_id).rpartition(".")
+    return int(tail) if sep and head and tail.isdigit() else 0
+
+
+def latest_versions(database: MotifDatabase) -> MotifDatabase:
+    """The database restricted to the latest version of every base ID (see :func:`base_id`).
+
+    Parameters
+    ----------
+    database
+        Motifs, possibly several versions of each matrix.
+
+    Returns
+    -------
+    MotifDatabase
+        One motif per base ID, the one with the highest version (order kept).
+    """
+    latest: dict[str, int] = {}
+    for m in database.ids:
+        latest[base_id(m)] = max(latest.get(base_id(m), 0), _version(m))
+    keep = [k for k, m in enumerate(database.ids) if _version(m) == latest[base_id(m)]]
+    seen: set[str] = set()
+    rows = []
+    for k in keep:  # identical IDs: keep the first
+        if base_id(database.ids[k]) not in seen:
+            seen.add(base_id(database.ids[k]))
+            rows.append(k)
+    db = database
+    return MotifDatabase([db.ids[k] for k in rows], [db.names[k] for k in rows], [db.ppms[k] for k in rows],
+                         [db.families[k] for k in rows])  # fmt: skip
 
 
 def _as_ppm(m: np.ndarray, name: str) -> np.ndarray:
@@ -286,22 +340,53 @@ def match_motifs(
     query_names: Sequence[str] | None = None,
     metric: Metric = "pearson",
     min_overlap: int = 5,
+    one_per_matrix: bool = True,
 ) -> pd.DataFrame:
     """The best ``n_top`` database matches of every query, as a table.
+
+    Parameters
+    ----------
+    queries
+        Letter-probability (or count) matrices ``(4, wq)``, ACGT rows.
+    database
+        Target motifs (default: every version of every JASPAR 2024 CORE vertebrate matrix,
+        ``jaspar_motifs(all_versions=True)``).
+    n_top
+        Matches listed per query.
+    query_names
+        Names of the queries in the ``query`` column (default ``0``, ``1``...).
+    metric, min_overlap
+        As for :func:`tomtom`.
+    one_per_matrix
+        When the database holds several versions of a matrix (``MA0062.2``, ``MA0062.3``: same
+        :func:`base_id`), list only the best-ranked version of each base ID per query, so that
+        the versions of one matrix do not crowd the others out of the top ``n_top``. Every
+        version is still compared; p-values are those of the version kept (not corrected for
+        the number of versions) and E-values count every motif of the database. No effect on a
+        database with one version per matrix.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``query, rank, target_id, target_name, score, p_value, e_value, offset,
-        strand, overlap, family`` (rank 1 = smallest p-value).
+        strand, overlap, family`` (rank 1 = smallest p-value, ties broken by the larger score;
+        ranks ``1..n`` after de-duplication).
     """
-    db = database if database is not None else jaspar_motifs()
+    db = database if database is not None else jaspar_motifs(all_versions=True)
+    if n_top < 1:
+        raise ConfigError(f"n_top must be >= 1, got {n_top}")
     res = tomtom(queries, db, metric=metric, min_overlap=min_overlap)
     names = list(query_names) if query_names is not None else [str(i) for i in range(len(queries))]
+    if len(names) != len(queries):
+        raise ConfigError(f"{len(names)} query name(s) for {len(queries)} queries")
+    groups = np.unique([base_id(m) for m in db.ids], return_inverse=True)[1] if one_per_matrix else None
     rows = []
     for qi, name in enumerate(names):
-        order = np.lexsort((-res.scores[qi], res.p_values[qi]))[:n_top]
-        for rank, t in enumerate(order, start=1):
+        order = np.lexsort((-res.scores[qi], res.p_values[qi]))
+        if groups is not None:  # the first (best-ranked) version of each base ID, in rank order
+            first = np.unique(groups[order], return_index=True)[1]
+            order = order[np.sort(first)]
+        for rank, t in enumerate(order[:n_top], start=1):
             rows.append({
                 "query": name, "rank": rank, "target_id": db.ids[t], "target_name": db.names[t],
                 "score": float(res.scores[qi, t]), "p_value": float(res.p_values[qi, t]), "e_value": float(res.e_values[qi, t]),
