@@ -16,6 +16,7 @@ from biodl import Experiment
 from biodl.bundle import load
 from biodl.cli.main import main
 from biodl.data.molecule.explain import explain_molecules
+from biodl.errors import BiodlError
 
 ESOL = Path(__file__).resolve().parents[1] / "data" / "esol_subset.csv"
 QUIET = {"progress_bar": False, "seed": 0}
@@ -94,3 +95,29 @@ def test_cli_skip_invalid_writes_skipped_rows(tmp_path: Path) -> None:
     skipped = pd.read_csv(tmp_path / "ok" / "skipped_rows.csv")
     assert skipped.row.tolist() == [4, 11] and set(skipped.columns) >= {"source", "row", "input", "reason"}
     assert json.loads((tmp_path / "ok" / "splits.json").read_text())["method"].startswith("scaffold")
+
+
+def test_dmpnn_onnx_export_matches_torch_on_real_esol_molecules(dmpnn_run: Path, tmp_path: Path) -> None:
+    """The D-MPNN exports to ONNX (scatter-add sums, no XOR/index_add): ONNX Runtime = PyTorch on ESOL molecules."""
+    import onnxruntime as ort
+
+    from biodl.export.graph import INPUT_NAME, InferenceNet, to_onnx
+    from conftest import shared_path
+
+    delaney = shared_path("molecules", "moleculenet", "delaney.csv")
+    out = tmp_path / "dmpnn.onnx"
+    assert main(["export", "--model-path", str(dmpnn_run), "--output", str(out), "--data-path", str(delaney),
+                 "--parity-rows", "64"]) == 0  # fmt: skip
+    manifest = json.loads((tmp_path / "dmpnn.onnx.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["parity"]["rows"] == 64
+    bundle = load(dmpnn_run)
+    smiles = pd.read_csv(delaney).smiles.iloc[[0, 1, 2, 50, 500, 1000]].tolist()  # 6 to 30 heavy atoms, rings, a sugar
+    X = np.asarray(bundle.modality.transform(bundle.modality.parse_inputs(smiles)), dtype=np.float32)
+    expected = bundle.predict_arrays(X)
+    session = ort.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"])
+    together = session.run(None, {INPUT_NAME: X})[0]
+    one_by_one = np.concatenate([session.run(None, {INPUT_NAME: X[i : i + 1]})[0] for i in range(len(X))])
+    assert np.abs(together - expected).max() < 1e-4 and np.abs(one_by_one - expected).max() < 1e-4
+    assert np.ptp(expected) > 0.1  # different molecules, different predictions
+    with pytest.raises(BiodlError, match=r"opset 15.*scatter-add.*--opset 16"):
+        to_onnx(InferenceNet.from_bundle(bundle), opset=15, model_name="dmpnn")

@@ -189,6 +189,15 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
     ExportError
         Naming the operator ONNX cannot express (and suggesting TorchScript), or the exporter's reason.
     """
+    # a module may need a newer opset (class attributes ``min_onnx_opset`` and ``min_onnx_opset_reason``)
+    for module in net.modules():
+        needed = int(getattr(module, "min_onnx_opset", 0))
+        if opset < needed:
+            why = getattr(module, "min_onnx_opset_reason", "it uses operators newer opsets added")
+            raise ExportError(
+                f"cannot export model {model_name!r} to ONNX at opset {opset}: {why}, which ONNX expresses exactly "
+                f"only from opset {needed}; use --opset {needed} or higher, or --format torchscript"
+            )
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings(), _quiet_exporter_log():

@@ -125,6 +125,21 @@ def unpack_batch(x: torch.Tensor, layout: GraphLayout) -> GraphBatch:
     return GraphBatch(f_atoms, f_bonds, src, dst, mol_of_atom, n_atoms, descriptors)
 
 
+def _sum_rows(values: torch.Tensor, index: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """``out[i] = sum of values[j] with index[j] == i``, ``(n_rows, H)``.
+
+    ``scatter_add`` rather than ``index_add_``: the ONNX exporter turns ``index_add_`` into a
+    ScatterElements without reduction, which silently keeps one of several rows sent to the
+    same atom; ``scatter_add`` becomes ScatterElements with ``reduction="add"`` (opset >= 16).
+    """
+    return values.new_zeros((n_rows, values.shape[1])).scatter_add(0, index.unsqueeze(1).expand_as(values), values)
+
+
+def _reverse_pairs(h: torch.Tensor) -> torch.Tensor:
+    """Rows ``(1, 0, 3, 2, ...)`` of ``h``: the state of every directed bond's reverse bond."""
+    return h.reshape(-1, 2, h.shape[1]).flip(1).reshape(h.shape)
+
+
 @MODELS.register("dmpnn")
 class DMPNN(BiodlModel):
     """Directed message-passing network on packed molecular graphs; output ``(N, num_outputs)``."""
@@ -133,6 +148,9 @@ class DMPNN(BiodlModel):
     data_types: ClassVar[tuple[str, ...]] = ("molecule",)
     #: The featurisers this model asks for when ``data.molecule.featurizer`` is not given.
     default_featurizer: ClassVar[tuple[str, ...]] = ("graph",)
+    #: Lowest ONNX opset that expresses the scatter-add sums exactly (ScatterElements with reduction="add").
+    min_onnx_opset: ClassVar[int] = 16
+    min_onnx_opset_reason: ClassVar[str] = "it sums messages with scatter-add (ScatterElements with reduction 'add')"
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
@@ -164,12 +182,11 @@ class DMPNN(BiodlModel):
         n_atoms_total = batch.f_atoms.shape[0]
         h0 = self.w_i(torch.cat([batch.f_atoms[batch.src], batch.f_bonds], dim=1))
         h = self.act(h0)
-        rev = torch.arange(h.shape[0], device=h.device) ^ 1
         for _ in range(p.depth - 1):
-            incoming = h.new_zeros((n_atoms_total, h.shape[1])).index_add_(0, batch.dst, h)
-            m = incoming[batch.src] - h[rev]
+            incoming = _sum_rows(h, batch.dst, n_atoms_total)
+            m = incoming[batch.src] - _reverse_pairs(h)
             h = self.dropout(self.act(h0 + self.w_h(m)))
-        incoming = h.new_zeros((n_atoms_total, h.shape[1])).index_add_(0, batch.dst, h)
+        incoming = _sum_rows(h, batch.dst, n_atoms_total)
         return self.dropout(self.act(self.w_o(torch.cat([batch.f_atoms, incoming], dim=1))))
 
     def readout(self, atom_h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
@@ -177,7 +194,7 @@ class DMPNN(BiodlModel):
         p = self.params
         assert isinstance(p, DMPNNParams)
         n = batch.n_atoms.shape[0]
-        pooled = atom_h.new_zeros((n, atom_h.shape[1])).index_add_(0, batch.mol_of_atom, atom_h)
+        pooled = _sum_rows(atom_h, batch.mol_of_atom, n)
         if p.aggregation == "mean":
             pooled = pooled / batch.n_atoms.clamp(min=1).unsqueeze(1).to(pooled.dtype)
         elif p.aggregation == "norm":
