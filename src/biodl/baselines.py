@@ -229,6 +229,7 @@ def run_baselines(
     seed: int = 0,
     n_classes: int | None = None,
     target_names: list[str] | None = None,
+    multilabel: bool = False,
 ) -> dict[str, Any]:
     """Fit baselines on train, score them on val and test, pick the best on val.
 
@@ -248,6 +249,9 @@ def run_baselines(
         Number of classes (multiclass; default: largest label seen + 1).
     target_names
         Task names for the ``per_task`` metrics.
+    multilabel
+        Binary targets of a multi-label task: the label-matrix metrics (Hamming loss, ranking
+        loss, ...) are reported too.
 
     Returns
     -------
@@ -286,6 +290,10 @@ def run_baselines(
     ) -> dict[str, Any]:
         if X is None or y is None or len(X) == 0:
             return {}
+        if multilabel and metrics is None:
+            from biodl.metrics.multilabel import multilabel_task_metrics
+
+            return multilabel_task_metrics(np.asarray(y), model.predict(X), target_names=target_names)
         return compute_metrics(
             checked, np.asarray(y), model.predict(X), target_names=target_names, metrics=metrics
         )

@@ -272,6 +272,16 @@ class TrainConfig(_Section):
     num_nodes: int = Field(default=1, ge=1)
     seed: int = 0
     ensemble_size: int = Field(default=1, ge=1, le=100, description="independently trained members (seed, seed+1, ...), averaged")
+    pretrain: Literal["none", "autoencoder"] = Field(
+        default="none",
+        description="autoencoder: pre-train the dense layers layer by layer as denoising auto-encoders on the training inputs",
+    )
+    pretrain_epochs: int = Field(default=10, ge=1, le=10_000, description="pre-training epochs per layer")
+    pretrain_noise: Literal["none", "gaussian", "masking"] = Field(
+        default="masking", description="corruption of the pre-training inputs (denoising auto-encoders)"
+    )
+    pretrain_noise_level: float = Field(default=0.2, ge=0.0, description="masking: drop probability; gaussian: std")
+    pretrain_lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of the pre-training")
     num_workers: int = Field(default=0, ge=0)
     checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
     progress_bar: bool = True
@@ -326,6 +336,17 @@ class ExperimentConfig(_Section):
         tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
         if tasks and self.data.task is not None and self.data.task not in tasks:
             raise ConfigError(f"model '{name}' does not do {self.data.task} (it does: {', '.join(tasks)})")
+        if self.train.pretrain != "none" and not callable(getattr(spec, "dense_blocks", None)):
+            able = [n for n in MODELS.names() if callable(getattr(MODELS[n], "dense_blocks", None))]
+            raise ConfigError(
+                f"train.pretrain={self.train.pretrain}: model '{name}' has no dense layers to pre-train "
+                f"(models that have: {', '.join(able)})"
+            )
+        if self.train.ensemble_size > 1 and getattr(spec, "two_step", False):
+            raise ConfigError(
+                f"model '{name}' trains in two steps (label auto-encoder, then a network); "
+                "train.ensemble_size must be 1"
+            )
         try:
             params = spec.Params.model_validate(self.model.params())
         except ValidationError as exc:
@@ -337,10 +358,9 @@ class ExperimentConfig(_Section):
             self.data.molecule.featurizer = default_featurizer(spec)
         if self.data.task == "reconstruction" and "baselines" not in self.evaluate.model_fields_set:
             self.evaluate.baselines = []  # per-feature baselines are pointless; the run reports a PCA reference
-        for metric in self.evaluate.metrics or []:
-            from biodl.metrics import METRICS
+        from biodl.metrics.compute import check_task_metrics
 
-            METRICS[metric]
+        check_task_metrics(self.evaluate.metrics, self.data.task)
         return self
 
     @model_validator(mode="after")

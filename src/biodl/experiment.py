@@ -174,10 +174,13 @@ class Experiment:
             summary["baseline"] = {"name": base[0].get("name"), "test": mean, "test_std": std}
         summary["cv"]["per_fold"] = [{"test": r.metrics.get("test", {}), "dir": f"fold_{i}"} for i, r in enumerate(results)]
         metric, higher = main_metric(results[0].bundle.kind if results[0].bundle else "regression")
+        if cfg.data.task == "multilabel" and metric not in results[0].metrics.get("val", {}):
+            metric, higher = main_metric("multilabel")  # evaluate.metrics left out the per-label AUROC
         best = _best_fold(results, metric, higher)
         if best.bundle is not None:
             best.bundle.save(out / "model")
             summary["cv"]["model_from_fold"] = results.index(best)
+            _write_model_artifacts(best.bundle.model, out, best.bundle.target_names, plots=cfg.evaluate.plots)
         atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=1, allow_nan=False))
         from biodl.reporting import print_metrics_table
 
@@ -228,18 +231,34 @@ class Experiment:
         torch.manual_seed(cfg.train.seed)  # the initial weights too depend on the seed only, not on earlier runs
         model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, cfg.model.params())
         modality.configure_model(model)
+        # what the training loop fits: the model on the targets, or (two-step models) a part of it on latent targets
+        net, net_kind = model, targets.kind
+        label_encoder: dict[str, Any] = {}
+        if getattr(model, "two_step", False):
+            if X is None:
+                raise DataError(f"model '{cfg.model.name}' trains in two steps and needs in-memory data, not a streamed store")
+            label_encoder["history"] = model.fit_label_encoder(y[tr], seed=cfg.train.seed)  # type: ignore[operator]
+            latent = model.encode_labels(y)  # type: ignore[operator]
+            train_data, val_data = (X[tr], latent[tr]), ((X[va], latent[va]) if len(va) else None)
+            net, net_kind = model.network, "regression"  # type: ignore[assignment]
+        pretrain = _Pretrainer(cfg, X, tr, out, skip=resume and (out / "checkpoints" / "last.ckpt").exists())
         if cfg.train.ensemble_size > 1:
             from biodl.training.ensemble import train_ensemble
 
+            def configure(member: Any) -> None:
+                modality.configure_model(member)
+                pretrain(member)
+
             fit = train_ensemble(
                 cfg, in_shape, targets.num_outputs, targets.kind, train_data, val_data, run_dir=out,
-                augment=modality.train_augment(), resume=resume, configure=modality.configure_model,
+                augment=modality.train_augment(), resume=resume, configure=configure,
             )  # fmt: skip
             model = fit.model  # type: ignore[assignment]
         else:
+            pretrain(model)
             fit = train_model(
-                model,
-                targets.kind,
+                net,
+                net_kind,
                 cfg.train,
                 train_data,
                 val_data,
@@ -248,6 +267,8 @@ class Experiment:
                 resume=resume,
                 extra_callbacks=self._callbacks,
             )
+            model.eval()
+        pretrain.write()
         if not fit.is_global_zero:
             # one writer: other ranks of a distributed run stop after training
             return RunResult(out, {}, fit.history)
@@ -280,22 +301,24 @@ class Experiment:
         chosen = cfg.evaluate.metrics
         metrics: dict[str, Any] = {}
         for part, idx in (("train", tr), ("val", va), ("test", te)):
-            metrics[part] = (
-                compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen) if len(idx) else {}
-            )
+            if not len(idx):
+                metrics[part] = {}
+            elif cfg.data.task == "multilabel":  # per-label scores + example-based scores (hamming, ranking, ...)
+                from biodl.metrics.multilabel import multilabel_task_metrics
+
+                metrics[part] = multilabel_task_metrics(y[idx], preds[idx], target_names=targets.names, metrics=chosen)
+            else:
+                metrics[part] = compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen)
         if cfg.data.task == "reconstruction":  # one score over all reconstructed values + a PCA reference
             from biodl.models.autoencoder import reconstruction_report
 
             parts_idx = {"train": tr, "val": va, "test": te}
             code = int(getattr(model, "latent_size", 32))
             metrics.update(reconstruction_report(X, y, preds, parts_idx, metrics=chosen, n_components=code, seed=cfg.train.seed))
-        if cfg.data.task == "multilabel":  # example-based scores of the whole label matrix (hamming, ranking, ...)
+        if cfg.data.task == "multilabel":
             from biodl.metrics.multilabel import single_class_labels
 
             metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
-            for part, idx in (("train", tr), ("val", va), ("test", te)):
-                if len(idx):
-                    metrics[part].update({k: v for k, v in compute_metrics("multilabel", y[idx], preds[idx]).items() if k != "n"})
         if cfg.evaluate.baselines:
             n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
             if X is not None:
@@ -315,16 +338,21 @@ class Experiment:
                 seed=cfg.train.seed,
                 n_classes=n_classes,
                 target_names=targets.names,
+                multilabel=cfg.data.task == "multilabel",
             )
+        if label_encoder:
+            metrics["label_encoder"] = model.label_encoder_report(y, {"train": tr, "val": va, "test": te})  # type: ignore[operator]
         metrics["training"] = {"best_epoch": fit.best_epoch, "epochs": fit.epochs}
         metrics = to_jsonable(metrics)
         meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
         bundle.save(out / "model")
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
+        artifacts = _write_model_artifacts(model, out, targets.names, plots=cfg.evaluate.plots)
         extra_figures = {}
         if cfg.evaluate.plots and X is not None:
             rows = te if len(te) else va
             extra_figures = modality.report_figures(model, X, data, rows, preds, out / "figures")
+        extra_figures.update({f"model: {p.stem.replace('_', ' ')}": p for p in artifacts if p.suffix == ".png"})
         findings = finish_run(
             out,
             config=cfg,
@@ -343,6 +371,39 @@ class Experiment:
 MAX_FIT_ROWS = 10_000
 #: Rows per split used for the classical baseline on a streamed store.
 MAX_BASELINE_ROWS = 20_000
+
+
+class _Pretrainer:
+    """``train.pretrain``: pre-trains every network built for this run (ensemble members: seeds ``seed + k``)
+    on the training rows, then writes ``pretrain.json`` (per-layer reconstruction losses)."""
+
+    def __init__(self, cfg: ExperimentConfig, X: np.ndarray | None, tr: np.ndarray, out: Path, *, skip: bool) -> None:
+        self.cfg, self.X, self.tr, self.out = cfg, X, tr, out
+        self.active = cfg.train.pretrain != "none" and not skip  # a resumed run starts from its checkpoint
+        self.reports: list[dict[str, Any]] = []
+
+    def __call__(self, model: Any) -> None:
+        if not self.active:
+            return
+        if self.X is None:
+            raise DataError("train.pretrain needs in-memory training data, not a streamed store")
+        from biodl.training.pretrain import pretrain_from_config
+
+        seed = self.cfg.train.seed + len(self.reports)
+        self.reports.append(pretrain_from_config(model, self.X[self.tr], self.cfg.train, seed=seed))
+
+    def write(self) -> None:
+        if self.reports and is_rank_zero():
+            doc = self.reports[0] if len(self.reports) == 1 else {"members": self.reports}
+            atomic_write_text(self.out / "pretrain.json", json.dumps(to_jsonable(doc), indent=1, allow_nan=False))
+
+
+def _write_model_artifacts(model: Any, out: Path, names: list[str], *, plots: bool) -> list[Path]:
+    """Model-specific run outputs (the ``dnae`` label hierarchy), for models that have any; returns the files."""
+    writer = getattr(model, "write_run_artifacts", None)
+    if callable(writer) and is_rank_zero():
+        return list(writer(out, names, plots=plots))
+    return []
 
 
 def _write_skipped_rows(out: Path, data: LoadedData) -> None:

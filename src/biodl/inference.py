@@ -86,9 +86,12 @@ def evaluate(bundle: Bundle, data: LoadedData, metrics: list[str] | None = None)
     if data.targets is None:
         raise DataError("the file has no target columns to evaluate against")
     _, out = predict_frame(bundle, data)
-    res = compute_metrics(data.targets.kind, data.targets.y, out, target_names=data.targets.names, metrics=metrics)
-    if bundle.meta.get("task") == "multilabel" and metrics is None:  # as in training: example-based scores too
-        res.update({k: v for k, v in compute_metrics("multilabel", data.targets.y, out).items() if k != "n"})
+    if bundle.meta.get("task") == "multilabel":  # as in training: per-label and example-based scores
+        from biodl.metrics.multilabel import multilabel_task_metrics
+
+        res = multilabel_task_metrics(data.targets.y, out, target_names=data.targets.names, metrics=metrics)
+    else:
+        res = compute_metrics(data.targets.kind, data.targets.y, out, target_names=data.targets.names, metrics=metrics)
     return dict(to_jsonable(res))
 
 

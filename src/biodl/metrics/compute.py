@@ -11,7 +11,7 @@ import numpy as np
 from biodl.errors import ConfigError, DataError
 from biodl.metrics.base import METRICS, Kind, Metric, check_kind
 
-__all__ = ["compute_metrics", "main_metric", "metric_names", "to_jsonable"]
+__all__ = ["check_task_metrics", "compute_metrics", "main_metric", "metric_names", "task_metric_names", "to_jsonable"]
 
 _MAIN: dict[Kind, tuple[str, bool]] = {
     "binary": ("auroc", True),
@@ -35,6 +35,50 @@ def metric_names(kind: str) -> list[str]:
     """Names of all registered metrics supporting ``kind``, sorted."""
     checked = check_kind(kind)
     return [name for name in METRICS.names() if checked in METRICS[name].kinds]
+
+
+#: Metric kinds that can score each task (``evaluate.metrics``): a multi-label task has per-label
+#: (binary) metrics and metrics of the whole label matrix; the kind of a single-column
+#: classification target (binary or multi-class) is only known once the data are read.
+TASK_METRIC_KINDS: dict[str, tuple[Kind, ...]] = {
+    "classification": ("binary", "multiclass"),
+    "regression": ("regression",),
+    "multilabel": ("binary", "multilabel"),
+    "reconstruction": ("regression",),
+    "segmentation": ("segmentation",),
+}
+
+
+def task_metric_names(task: str) -> list[str]:
+    """Registered metrics that ``evaluate.metrics`` may list for ``task``, sorted."""
+    kinds = TASK_METRIC_KINDS.get(task)
+    if kinds is None:
+        raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASK_METRIC_KINDS)}")
+    return [name for name in METRICS.names() if any(k in METRICS[name].kinds for k in kinds)]
+
+
+def check_task_metrics(names: Sequence[str] | None, task: str | None) -> None:
+    """Raise :class:`ConfigError` naming the valid metrics when a name in ``names`` cannot score ``task``.
+
+    Without a task only unknown names are errors.
+    """
+    from biodl.registry import suggest
+
+    for name in names or []:
+        if task is None:
+            METRICS[name]
+            continue
+        valid = task_metric_names(task)
+        if name not in METRICS:
+            raise ConfigError(
+                f"evaluate.metrics: unknown metric {name!r}{suggest(name, valid)}; metrics for task {task}: {', '.join(valid)}"
+            )
+        if name.strip().lower().replace("-", "_") not in valid:
+            kinds = "/".join(METRICS[name].kinds)
+            raise ConfigError(
+                f"evaluate.metrics: {name!r} is a {kinds} metric and cannot score task {task}; "
+                f"metrics for task {task}: {', '.join(valid)}"
+            )
 
 
 def _build(kind: Kind, names: Sequence[str] | None) -> list[Metric]:

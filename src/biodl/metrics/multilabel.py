@@ -48,7 +48,9 @@ __all__ = [
     "complete_rows",
     "multilabel_metric_names",
     "multilabel_metrics",
+    "multilabel_task_metrics",
     "single_class_labels",
+    "split_metric_names",
 ]
 
 MULTILABEL: tuple[Kind, ...] = ("multilabel",)
@@ -206,6 +208,34 @@ class PrecisionAt5(_PrecisionAtK):
 
     name = "precision_at_5"
     k = 5
+
+
+def split_metric_names(names: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
+    """``evaluate.metrics`` of a multi-label task as (per-label metric names, label-matrix metric names).
+
+    ``None`` (no choice) gives ``(None, None)``: every metric of both kinds.
+    """
+    if names is None:
+        return None, None
+    matrix = set(multilabel_metric_names())
+    keys = [n.strip().lower().replace("-", "_") for n in names]
+    return [n for n in keys if n not in matrix], [n for n in keys if n in matrix]
+
+
+def multilabel_task_metrics(
+    Y: np.ndarray, P: np.ndarray, *, target_names: list[str] | None = None, metrics: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Scores of a multi-label task: per-label (binary) metrics, macro-averaged with ``per_task``, plus
+    the label-matrix metrics (Hamming loss, ranking loss, ...); ``metrics`` may mix both kinds."""
+    from biodl.metrics.compute import compute_metrics
+
+    per_label, matrix = split_metric_names(metrics)
+    out = compute_metrics("binary", Y, P, target_names=target_names, metrics=per_label)
+    if per_label == [] and "per_task" in out:
+        del out["per_task"]
+    if matrix != []:
+        out.update({k: v for k, v in multilabel_metrics(Y, P, metrics=matrix).items() if k != "n"})
+    return out
 
 
 def multilabel_metric_names() -> list[str]:

@@ -10,6 +10,7 @@ from biodl.models import ffn as _ffn  # noqa: F401  (registers "ffn")
 from biodl.models import kmer_mlp as _kmer_mlp  # noqa: F401  (registers "kmer-mlp")
 from biodl.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from biodl.models import mpnn as _mpnn  # noqa: F401  (registers "dmpnn")
+from biodl.models import twostep as _twostep  # noqa: F401  (registers "dnae")
 from biodl.models import vision as _vision  # noqa: F401  (registers cnn, vgg, resnet, unet, vgg_autoencoder)
 from biodl.models.base import (
     MODELS,

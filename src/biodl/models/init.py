@@ -6,14 +6,18 @@ from typing import Literal
 
 from torch import nn
 
-InitName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "normal", "uniform"]
+InitName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "normal", "uniform", "torch_default"]
 
 
 def initialize(module: nn.Module, scheme: InitName = "glorot_uniform") -> None:
     """Initialise the weights of every linear/convolution layer of ``module`` in place.
 
     Biases are set to zero; normalisation layers and recurrent layers keep PyTorch's defaults.
+    ``torch_default`` keeps PyTorch's own initialisation of every layer (uniform in ``±1/sqrt(fan_in)``,
+    biases included).
     """
+    if scheme == "torch_default":
+        return
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)):
             w = m.weight

@@ -50,6 +50,10 @@ class MLP(BiodlModel):
         self.head = nn.Linear(n_in, num_outputs)
         initialize(self, params.init)
 
+    def dense_blocks(self) -> list[nn.Sequential]:
+        """The hidden ``Linear → (BN) → activation → (Dropout)`` blocks, first to last (``train.pretrain``)."""
+        return [m for m in self.body if isinstance(m, nn.Sequential)]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer representation ``(N, hidden_sizes[-1])``."""
         return self.body(x)
