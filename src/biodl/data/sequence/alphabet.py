@@ -15,6 +15,7 @@ straight into a compact ``uint8`` array of shape ``(N, A, L)``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -239,8 +240,16 @@ def _encode_range(
     return wild_at, None
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def one_hot_encode(
-    sequence: str | bytes, alphabet: str | Alphabet = "dna", unknown: UnknownMode = "zero", *, n_threads: int = 1
+    sequence: str | bytes, alphabet: str | Alphabet = "dna", unknown: UnknownMode = "zero", *, n_threads: int | None = None
 ) -> np.ndarray:
     """One-hot encode one (possibly chromosome-sized) sequence.
 
@@ -260,8 +269,9 @@ def one_hot_encode(
         ``error``: wildcards are errors; ``mask``: any character outside the alphabet becomes an
         all-zero column instead of an error.
     n_threads
-        Threads encoding parts of a long sequence at once (NumPy releases the GIL); the result
-        does not depend on it.
+        Threads encoding parts of a long sequence at once (NumPy releases the GIL); ``None``
+        (default) uses the CPU cores this process may run on, one per 256 kbp chunk at most, so
+        short sequences stay on the calling thread. The result does not depend on it.
 
     Returns
     -------
@@ -277,7 +287,8 @@ def one_hot_encode(
     alpha = get_alphabet(alphabet)
     n = len(sequence)
     out = np.empty((alpha.size, n), dtype=np.uint8)
-    parts = max(1, min(int(n_threads), -(-n // _CHUNK)))
+    threads = available_cores() if n_threads is None else int(n_threads)
+    parts = max(1, min(threads, -(-n // _CHUNK)))
     bounds = [
         (_CHUNK * (-(-n // _CHUNK) * i // parts), min(n, _CHUNK * (-(-n // _CHUNK) * (i + 1) // parts))) for i in range(parts)
     ]
