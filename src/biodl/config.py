@@ -283,6 +283,9 @@ class TrainConfig(_Section):
     pretrain_noise_level: float = Field(default=0.2, ge=0.0, description="masking: drop probability; gaussian: std")
     pretrain_lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of the pre-training")
     num_workers: int = Field(default=0, ge=0)
+    threads: int | None = Field(
+        default=None, ge=1, description="CPU threads of PyTorch during the run (null: PyTorch's default, one per core)"
+    )
     checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
     progress_bar: bool = True
     deterministic: bool = False

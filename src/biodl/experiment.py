@@ -104,8 +104,15 @@ class Experiment:
         """Run the whole experiment, writing everything under ``output_dir``.
 
         ``callbacks`` are extra Lightning callbacks added to every training of this run
-        (e.g. :class:`biodl.tune.pruning.PruningCallback`).
+        (e.g. :class:`biodl.tune.pruning.PruningCallback`). PyTorch runs on ``train.threads``
+        CPU threads throughout (training, prediction, explanations), if set.
         """
+        from biodl.training.threads import torch_threads
+
+        with torch_threads(self.config.train.threads):
+            return self._fit(output_dir, resume=resume, callbacks=callbacks)
+
+    def _fit(self, output_dir: str | Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:
         cfg = self.config
         self._callbacks = list(callbacks)
         out = Path(output_dir)

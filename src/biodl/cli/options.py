@@ -131,6 +131,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--precision", "train.precision", "32-true, bf16-mixed, 16-mixed"),
     Flag("--num-nodes", "train.num_nodes", "number of nodes", type=int),
     Flag("--num-workers", "train.num_workers", "data-loader worker processes", type=int),
+    Flag("--threads", "train.threads", "CPU threads of PyTorch (default: one per core)", type=int),
 )
 
 
