@@ -8,7 +8,8 @@ only) the script
    files, which are not shipped) and adds one dinucleotide shuffle of each as negatives: the
    held-out test set (1,000 sequences);
 2. trains ``biodl``'s defaults for ``--data-type sequence`` on the remaining peaks (at most
-   ``--max-positives``) with ``--negatives dinucleotide-shuffle`` and the usual 60/10/30 split,
+   ``--max-positives``) with ``--negatives dinucleotide-shuffle`` (two shuffles per peak, the
+   default) and the usual 60/10/30 split,
    early stopping on the validation loss;
 3. fits the classical baseline (logistic regression on k-mer counts) on the same training rows;
 4. writes per-TF test ROC-AUC of both to ``benchmarks/results/encode_tfs.{json,md}``.
@@ -91,7 +92,10 @@ def run_tf(path: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any
     bundle = result.bundle
     assert bundle is not None
     # held-out test: 500 bound peaks + one dinucleotide shuffle of each (seeded differently from training)
-    test = load_data(bundle, [str(test_file)], {"sequence.seed": args.seed + 1000}, require_targets=True)
+    # (one shuffle per peak whatever the training ratio: DeepBind's 500 + 500 test sets)
+    test = load_data(
+        bundle, [str(test_file)], {"sequence.seed": args.seed + 1000, "sequence.negatives_ratio": 1}, require_targets=True
+    )
     net = evaluate(bundle, test)
     # the k-mer baseline, fitted on the run's training rows
     modality = bundle.modality

@@ -72,9 +72,9 @@ def flops_per_step(model: nn.Module, batch: int, length: int) -> float:
     return float(counter.get_total_flops())
 
 
-def bare_loop(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int, epochs: int = 2) -> float:
+def bare_loop(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int, epochs: int = 2, *, fused: bool = False) -> float:
     """A hand-written loop (Adam, BCE, shuffled batches); samples/s of the last epoch."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     loss_fn = nn.BCEWithLogitsLoss()
     X, Y = torch.from_numpy(x), torch.from_numpy(y)
     model.train()
@@ -159,9 +159,11 @@ def bench_model(name: str, spec: dict[str, Any], batch: int, quick: bool, peak: 
     variants = [variant(f"bare, batch {batch}, default threads", lambda: bare)]
     variants.append(variant("bare, batch 512", lambda: bare_loop(fresh(), x, y, 512)))
     threads = torch.get_num_threads()
+    variants.append(variant("bare, fused Adam", lambda: bare_loop(fresh(), x, y, batch, fused=True)))
     if threads > 1:
         torch.set_num_threads(1)
         variants.append(variant("bare, 1 thread", lambda: bare_loop(fresh(), x, y, batch)))
+        variants.append(variant("bare, 1 thread, batch 512", lambda: bare_loop(fresh(), x, y, 512)))
         torch.set_num_threads(threads)
     if not quick:
         variants.append(variant("bare, torch.compile", lambda: bare_loop(torch.compile(fresh()), x, y, batch)))  # type: ignore[arg-type]

@@ -77,7 +77,12 @@ class SequenceOptions(_Section):
     negatives: Literal["none", "dinucleotide-shuffle", "flank", "gc-matched"] = Field(
         default="none", description="negatives for positives-only input (flank/gc-matched: intervals only)"
     )
-    negatives_ratio: int = Field(default=1, ge=1, le=100)
+    negatives_ratio: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="negatives per positive (null: 2 dinucleotide shuffles, chosen on ENCODE validation; 1 flank/gc window)",
+    )
     seed: int = Field(default=0, description="seed of generated negatives")
     genome: str | None = Field(default=None, description="genome FASTA for interval files")
     intervals_width: int = Field(default=200, ge=1, description="window width centred on summits/centres")
@@ -89,6 +94,12 @@ class SequenceOptions(_Section):
     rc_augment: bool | None = Field(default=None, description="random strand in training (null: on for DNA)")
     shift: int = Field(default=0, ge=0, description="random shift of up to this many positions in training")
     kmer_k: int = Field(default=4, ge=1, le=8, description="k of the k-mer count baseline features")
+
+    def resolved_negatives_ratio(self) -> int:
+        """Negatives generated per positive (``negatives_ratio``, or its default for ``negatives``)."""
+        if self.negatives_ratio is not None:
+            return self.negatives_ratio
+        return 2 if self.negatives == "dinucleotide-shuffle" else 1
 
 
 class MoleculeOptions(_Section):

@@ -86,9 +86,15 @@ def test_deepbind_table_positives_only() -> None:
     data = load(
         [path], target_columns=["Bound"], id_column="EventID", sequence={"column": "seq", "negatives": "dinucleotide-shuffle"}
     )
-    assert data.X.shape == (8102, 101)
-    assert data.targets is not None and data.targets.y.mean() == 0.5
-    assert data.ids[0] == "seq_00001_peak" and data.ids[4051] == "seq_00001_peak_shuf"
+    # default: two shuffles per peak (data.sequence.negatives_ratio = null → 2 for dinucleotide shuffles)
+    assert data.X.shape == (3 * 4051, 101)
+    assert data.targets is not None and data.targets.y.sum() == 4051
+    assert data.ids[0] == "seq_00001_peak" and list(data.ids[4051:4053]) == ["seq_00001_peak_shuf1", "seq_00001_peak_shuf2"]
+    one = load(
+        [path], target_columns=["Bound"], id_column="EventID",
+        sequence={"column": "seq", "negatives": "dinucleotide-shuffle", "negatives_ratio": 1},
+    )  # fmt: skip
+    assert one.X.shape == (8102, 101) and one.ids[4051] == "seq_00001_peak_shuf"
 
 
 def test_table_with_negatives_is_left_alone(tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ def test_chromosome_split_and_shuffled_negatives(tmp_path: Path, genome: tuple[P
     rows = [("chrA", s, s + 50) for s in range(100, 1900, 150)] + [("chrB", s, s + 50) for s in range(100, 1900, 300)]
     peaks = bed(tmp_path / "p.bed", rows)
     data = load([peaks], fa, split="chromosome", negatives="dinucleotide-shuffle")
-    assert data.groups is not None and len(data) == 2 * len(rows)
+    assert data.groups is not None and len(data) == 3 * len(rows)  # two shuffles per window by default
+    assert len(set(data.ids)) == len(data)  # shuffles of one window get distinct ids
     split = make_split(len(data), (0.6, 0.1, 0.3), "chromosome", 0, groups=data.groups, test_chroms=["chrB"])
     assert set(data.groups[split.test]) == {"chrB"} and "chrB" not in set(data.groups[split.train])
     assert len(split.val) > 0 and split.method.startswith("chromosome")

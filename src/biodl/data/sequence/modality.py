@@ -285,7 +285,7 @@ class SequenceModality(Modality):
             summary["negatives"] = "none generated: the input already has negative labels"
             return records, codes
         rng = np.random.default_rng(opts.seed)
-        k = opts.negatives_ratio
+        k = opts.resolved_negatives_ratio()
         shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(k)]
         src = np.repeat(np.arange(len(records)), k)
         suffix = ["_shuf"] if k == 1 else [f"_shuf{j + 1}" for j in range(k)]
@@ -408,7 +408,7 @@ class SequenceModality(Modality):
             label_width=opts.label_width,
             min_overlap=opts.min_overlap,
             negatives=opts.negatives,
-            negatives_ratio=opts.negatives_ratio,
+            negatives_ratio=opts.resolved_negatives_ratio(),
             flank_distance=opts.flank_distance,
             out_of_bounds=opts.out_of_bounds,
             unknown_contigs=opts.unknown_contigs,
@@ -430,10 +430,12 @@ class SequenceModality(Modality):
         if require_targets and opts.negatives == "dinucleotide-shuffle":
             assert win.y is not None
             rng = np.random.default_rng(opts.seed)
-            shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(opts.negatives_ratio)]
-            src = np.repeat(np.arange(len(codes)), opts.negatives_ratio)
+            k = opts.resolved_negatives_ratio()
+            shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(k)]
+            src = np.repeat(np.arange(len(codes)), k)
             y: np.ndarray | None = np.concatenate([win.y, np.zeros((len(src), win.y.shape[1]), np.float32)])
-            ids = list(win.ids) + [f"{win.ids[i]}_shuf" for i in src]
+            suffix = ["_shuf"] if k == 1 else [f"_shuf{j + 1}" for j in range(k)]
+            ids = list(win.ids) + [f"{win.ids[i]}{suffix[j % k]}" for j, i in enumerate(src)]
             chrom = list(win.chrom) + [str(win.chrom[i]) for i in src]
             codes = codes + shuffled
             summary[f"negatives (dinucleotide shuffles, seed {opts.seed})"] = len(shuffled)
