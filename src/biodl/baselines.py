@@ -216,6 +216,37 @@ def _present(X: np.ndarray | None, y: np.ndarray | None) -> bool:
     return X is not None and y is not None and len(X) > 0
 
 
+def _selection_result(
+    candidates: dict[str, dict[str, Any]], best: str, *, has_val: bool, metric: str
+) -> dict[str, Any]:
+    """The result of a baseline selection, as :func:`run_baselines` returns it.
+
+    Parameters
+    ----------
+    candidates
+        ``{name: {"val": metrics, "test": metrics}}`` of every baseline tried.
+    best
+        Name of the selected baseline (a key of ``candidates``).
+    has_val
+        Whether the selection used the validation split (else the training split).
+    metric
+        The metric the selection maximised or minimised.
+
+    Returns
+    -------
+    dict
+        ``{"name", "val", "test", "candidates", "selected_on", "main_metric"}``.
+    """
+    return {
+        "name": best,
+        "val": candidates[best]["val"],
+        "test": candidates[best]["test"],
+        "candidates": candidates,
+        "selected_on": "val" if has_val else "train",
+        "main_metric": metric,
+    }
+
+
 def run_baselines(
     kind: str,
     X_train: np.ndarray,
@@ -316,14 +347,7 @@ def run_baselines(
         return value if higher else -value
 
     best = max(candidates, key=rank)  # max keeps the first of equal keys
-    return {
-        "name": best,
-        "val": candidates[best]["val"],
-        "test": candidates[best]["test"],
-        "candidates": candidates,
-        "selected_on": "val" if has_val else "train",
-        "main_metric": metric,
-    }
+    return _selection_result(candidates, best, has_val=has_val, metric=metric)
 
 
 #: Labelled training pixels the pixel baselines are fitted on.
@@ -417,11 +441,6 @@ def run_pixel_baselines(
         selection[name] = float(value) if value is not None and not math.isnan(value) else -math.inf
     best = max(candidates, key=lambda n: selection[n])
     return {
-        "name": best,
-        "val": candidates[best]["val"],
-        "test": candidates[best]["test"],
-        "candidates": candidates,
-        "selected_on": "val" if has_val else "train",
-        "main_metric": metric,
+        **_selection_result(candidates, best, has_val=has_val, metric=metric),
         "features": "per-pixel filter responses (intensity, Gaussian σ 1/2/4, gradient magnitude, LoG, DoG)",
     }

@@ -133,14 +133,7 @@ def write_masks(bundle: Bundle, data: LoadedData, probs: np.ndarray, frame: pd.D
     Masks have the input images' sizes and the training masks' values (0/255 for thresholded
     binary masks). Returns ``frame`` with a ``mask_file`` column.
     """
-    out_dir = Path(output).with_name(Path(output).stem + "_masks")
-    writer = getattr(bundle.modality, "write_masks", None)
-    if writer is None:
-        raise DataError(f"data type {bundle.data_config.type!r} cannot write masks")
-    paths = writer(probs, out_dir, [str(i) for i in data.ids])
-    frame = frame.copy()
-    frame["mask_file"] = [str(p) for p in paths]
-    return frame
+    return _write_beside(bundle, data, probs, frame, output, writer="write_masks", column="mask_file", what="masks")
 
 
 def write_probability_maps(
@@ -151,11 +144,54 @@ def write_probability_maps(
     Binary models write the foreground probability ``(H, W)``, multi-class models ``(K, H, W)`` in
     the order of the model's classes. Returns ``frame`` with a ``probability_file`` column.
     """
-    out_dir = Path(output).with_name(Path(output).stem + "_probabilities")
-    writer = getattr(bundle.modality, "write_probabilities", None)
-    if writer is None:
-        raise DataError(f"data type {bundle.data_config.type!r} cannot write probability maps")
-    paths = writer(probs, out_dir, [str(i) for i in data.ids])
+    return _write_beside(
+        bundle, data, probs, frame, output,
+        writer="write_probabilities", column="probability_file", what="probability maps", folder="probabilities",
+    )  # fmt: skip
+
+
+def _write_beside(
+    bundle: Bundle,
+    data: LoadedData,
+    probs: np.ndarray,
+    frame: pd.DataFrame,
+    output: str | Path,
+    *,
+    writer: str,
+    column: str,
+    what: str,
+    folder: str | None = None,
+) -> pd.DataFrame:
+    """Write one file per sample with a modality writer into a folder next to the predictions table.
+
+    Parameters
+    ----------
+    bundle, data, probs, frame, output
+        As for :func:`write_masks`.
+    writer
+        Name of the modality's method ``writer(probs, out_dir, ids) -> paths``.
+    column
+        Column of ``frame`` that gets the written paths.
+    what
+        What the files hold, for the error message.
+    folder
+        Suffix of the folder ``<table stem>_<folder>/`` (default: ``what``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``frame`` with ``column``.
+
+    Raises
+    ------
+    DataError
+        The data type has no such writer.
+    """
+    out_dir = Path(output).with_name(f"{Path(output).stem}_{folder or what}")
+    write = getattr(bundle.modality, writer, None)
+    if write is None:
+        raise DataError(f"data type {bundle.data_config.type!r} cannot write {what}")
+    paths = write(probs, out_dir, [str(i) for i in data.ids])
     frame = frame.copy()
-    frame["probability_file"] = [str(p) for p in paths]
+    frame[column] = [str(p) for p in paths]
     return frame

@@ -9,11 +9,16 @@ new one, never a partial write, even if the process is killed mid-way.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["atomic_write_bytes", "atomic_write_figure", "atomic_write_text"]
 
 _DEFAULT_MODE = 0o666
 
@@ -95,3 +100,32 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
         Text encoding, UTF-8 by default.
     """
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_figure(fig: Figure, path: str | os.PathLike[str], *, fmt: str = "png", dpi: int = 100) -> Path:
+    """Render a matplotlib figure, write it to ``path`` atomically and release the figure.
+
+    Parameters
+    ----------
+    fig
+        The figure; it is cleared afterwards (also when rendering fails).
+    path
+        Destination file. Missing parent directories are created.
+    fmt
+        Image format passed to :meth:`matplotlib.figure.Figure.savefig` (``png``, ``svg``, ``pdf``).
+    dpi
+        Resolution of raster formats.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    target = Path(path)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format=fmt, dpi=dpi)
+    finally:
+        fig.clear()
+    atomic_write_bytes(target, buffer.getvalue())
+    return target

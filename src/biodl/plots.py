@@ -8,7 +8,6 @@ imported inside the functions so that ``import biodl`` stays light.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from biodl.io_utils import atomic_write_bytes
+from biodl.io_utils import atomic_write_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,14 +56,7 @@ def _new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 
 def _save(fig: Figure, path: PathLike) -> Path:
     """Render ``fig`` to PNG, write it atomically and release the figure."""
-    target = Path(path)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=DPI)
-    finally:
-        fig.clear()
-    atomic_write_bytes(target, buffer.getvalue())
-    return target
+    return atomic_write_figure(fig, path, dpi=DPI)
 
 
 def _column(history: Mapping[str, Sequence[float | None]], key: str) -> NDArray[np.float64] | None:

@@ -12,14 +12,13 @@ sequence, whose letters are scaled by the largest effect of a substitution at th
 from __future__ import annotations
 
 import functools
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from biodl.io_utils import atomic_write_bytes
+from biodl.io_utils import atomic_write_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,16 +42,9 @@ def _figure(w: float, h: float) -> Figure:
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Render ``fig`` to PNG or SVG (by suffix), write it atomically and release it."""
-    target = Path(path)
-    fmt = "svg" if target.suffix.lower() == ".svg" else "pdf" if target.suffix.lower() == ".pdf" else "png"
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format=fmt, dpi=DPI)
-    finally:
-        fig.clear()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, buf.getvalue())
-    return target
+    suffix = Path(path).suffix.lower()
+    fmt = "svg" if suffix == ".svg" else "pdf" if suffix == ".pdf" else "png"
+    return atomic_write_figure(fig, path, fmt=fmt, dpi=DPI)
 
 
 def _frame(matrix: np.ndarray, alphabet: str, start: int = 0) -> pd.DataFrame:
@@ -125,6 +117,66 @@ def _finish(fig: Figure, path: str | Path | None) -> Figure | Path:
     return save_figure(fig, path) if path is not None else fig
 
 
+def _single_axes(ax: Axes | None, width: float, height: float) -> tuple[Figure | None, Axes]:
+    """The axes to draw on.
+
+    Parameters
+    ----------
+    ax
+        The caller's axes, or ``None`` for the single axes of a new figure.
+    width, height
+        Size (inches) of the new figure.
+
+    Returns
+    -------
+    tuple
+        ``(figure, axes)``: the new figure (``None`` when ``ax`` was given) and the axes.
+    """
+    if ax is not None:
+        return None, ax
+    fig = _figure(width, height)
+    return fig, fig.subplots()
+
+
+def _ticks_and_title(ax: Axes, title: str, *, labelsize: float, titlesize: float) -> None:
+    """Set the tick label size of ``ax`` and, when not empty, its title.
+
+    Parameters
+    ----------
+    ax
+        Axes to style.
+    title
+        Title (``""``: none).
+    labelsize, titlesize
+        Font sizes of the tick labels and of the title.
+    """
+    ax.tick_params(labelsize=labelsize)
+    if title:
+        ax.set_title(title, fontsize=titlesize)
+
+
+def _result(fig: Figure | None, ax: Axes, path: str | Path | None) -> Figure | Path:
+    """What a plotting function returns once it has drawn.
+
+    Parameters
+    ----------
+    fig
+        The figure it created, or ``None`` when it drew on the caller's axes.
+    ax
+        Axes it drew on.
+    path
+        Where to write a created figure (ignored on the caller's axes).
+
+    Returns
+    -------
+    Figure or Path
+        The figure of the caller's axes, the created figure, or ``path`` once written.
+    """
+    if fig is None:
+        return ax.figure  # type: ignore[return-value]
+    return _finish(fig, path)
+
+
 def plot_mutation_map(
     effects: Any,
     sequence: Any,
@@ -173,9 +225,7 @@ def plot_mutation_map(
         axes = list(ax)
     _letters(axes[0], S * height[None, :], alphabet, start)
     axes[0].set_ylabel("max |effect|" if letter_height == "abs" else "max loss", fontsize=7)
-    axes[0].tick_params(labelsize=7)
-    if title:
-        axes[0].set_title(title, fontsize=9)
+    _ticks_and_title(axes[0], title, labelsize=7, titlesize=9)
     lim = float(np.abs(E).max()) or 1.0
     im = axes[1].imshow(
         E, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
@@ -198,9 +248,7 @@ def plot_mutation_map(
     cb = owner.colorbar(im, ax=axes[1], fraction=0.02, pad=0.01)
     cb.ax.tick_params(labelsize=6)
     cb.set_label("effect", fontsize=7)
-    if fig is None:
-        return axes[1].figure  # type: ignore[return-value]
-    return _finish(fig, path)
+    return _result(fig, axes[1], path)
 
 
 def plot_attribution_logo(
@@ -228,19 +276,12 @@ def plot_attribution_logo(
         M = M * np.asarray(sequence, dtype=np.float64)
     end = M.shape[1] if end is None else end
     M = M[:, start:end]
-    fig = None
-    if ax is None:
-        fig = _figure(max(6.0, 0.09 * M.shape[1] + 1.0), 1.8)
-        ax = fig.subplots()
+    fig, ax = _single_axes(ax, max(6.0, 0.09 * M.shape[1] + 1.0), 1.8)
     _letters(ax, M, alphabet, start)
     ax.axhline(0, color="#888888", linewidth=0.5)
     ax.set_ylabel("attribution", fontsize=7)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    if fig is None:
-        return ax.figure  # type: ignore[return-value]
-    return _finish(fig, path)
+    _ticks_and_title(ax, title, labelsize=7, titlesize=9)
+    return _result(fig, ax, path)
 
 
 def plot_motif_logo(
@@ -265,10 +306,7 @@ def plot_motif_logo(
         M = P * information_content(P)[None, :]
     else:
         M = P
-    fig = None
-    if ax is None:
-        fig = _figure(max(2.5, 0.3 * P.shape[1] + 0.8), 1.6)
-        ax = fig.subplots()
+    fig, ax = _single_axes(ax, max(2.5, 0.3 * P.shape[1] + 0.8), 1.6)
     if engine == "fast":
         _letters(ax, M, alphabet)
     else:
@@ -276,12 +314,8 @@ def plot_motif_logo(
     if information:
         ax.set_ylim(0, np.log2(P.shape[0]))
         ax.set_ylabel("bits", fontsize=7)
-    ax.tick_params(labelsize=6)
-    if title:
-        ax.set_title(title, fontsize=8)
-    if fig is None:
-        return ax.figure  # type: ignore[return-value]
-    return _finish(fig, path)
+    _ticks_and_title(ax, title, labelsize=6, titlesize=8)
+    return _result(fig, ax, path)
 
 
 def plot_filter_logos(

@@ -7,7 +7,6 @@ dimensions to see which inputs the network maps together.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biodl.io_utils import atomic_write_bytes
+from biodl.io_utils import atomic_write_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,14 +29,7 @@ def _figure(w: float, h: float) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100)
-    finally:
-        fig.clear()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return atomic_write_figure(fig, path)
 
 
 def _display(img: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.layers import dense_block
+from biodl.models.layers import dense_stack
 from biodl.models.sequence_base import Padding, SequenceModel, SequenceParams, conv_block, conv_length, pool_length
 
 
@@ -54,12 +54,8 @@ class Basset(SequenceModel):
             blocks.append(conv_block(ch, f, w, params.padding, batch_norm=params.batch_norm, pool=p))
             ch = f
         self.conv = nn.Sequential(*blocks)
-        layers: list[nn.Module] = [nn.Flatten()]
-        n_in = ch * length
-        for width in params.hidden_sizes:
-            layers.append(dense_block(n_in, width, "relu", params.dropout, params.batch_norm))
-            n_in = width
-        self.dense = nn.Sequential(*layers)
+        hidden, n_in = dense_stack(ch * length, params.hidden_sizes, "relu", params.dropout, params.batch_norm)
+        self.dense = nn.Sequential(nn.Flatten(), *hidden)
         self.head = nn.Linear(n_in, num_outputs)
         initialize(self, params.init)
 

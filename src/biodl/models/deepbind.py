@@ -10,7 +10,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.layers import dense_block
+from biodl.models.layers import dense_stack
 from biodl.models.sequence_base import Padding, SequenceModel, SequenceParams, conv1d, conv_length
 
 
@@ -44,10 +44,7 @@ class DeepBind(SequenceModel):
         self.conv = nn.Sequential(*conv1d(self.channels, params.filters, params.filter_width, params.padding))
         self.pooling = params.pooling
         n_in = params.filters * (2 if params.pooling == "max+avg" else 1)
-        layers: list[nn.Module] = []
-        for width in params.hidden_sizes:
-            layers.append(dense_block(n_in, width, "relu", params.dropout, params.batch_norm))
-            n_in = width
+        layers, n_in = dense_stack(n_in, params.hidden_sizes, "relu", params.dropout, params.batch_norm)
         if not params.hidden_sizes and params.dropout > 0:
             layers.append(nn.Dropout(params.dropout))
         self.dense = nn.Sequential(*layers)

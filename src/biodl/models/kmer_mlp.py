@@ -11,7 +11,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.layers import Activation, dense_block
+from biodl.models.layers import Activation, dense_stack
 from biodl.models.sequence_base import SequenceModel, SequenceParams
 
 
@@ -47,11 +47,7 @@ class KmerMLP(SequenceModel):
         kernel = torch.arange(self.channels, dtype=torch.float32)[:, None] * place[None, :]  # (A, k)
         self.register_buffer("index_kernel", kernel[None], persistent=False)
         self.log_counts = params.log_counts
-        layers: list[nn.Module] = []
-        n_in = self.n_kmers
-        for width in params.hidden_sizes:
-            layers.append(dense_block(n_in, width, params.activation, params.dropout, params.batch_norm))
-            n_in = width
+        layers, n_in = dense_stack(self.n_kmers, params.hidden_sizes, params.activation, params.dropout, params.batch_norm)
         self.dense = nn.Sequential(*layers)
         self.head = nn.Linear(n_in, num_outputs)
         initialize(self, params.init)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from torch import nn
@@ -33,3 +34,31 @@ def dense_block(in_features: int, out_features: int, act: Activation, dropout: f
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
+
+
+def dense_stack(
+    in_features: int, hidden_sizes: Sequence[int], act: Activation, dropout: float, batch_norm: bool
+) -> tuple[list[nn.Module], int]:
+    """Hidden layers of a dense network: one :func:`dense_block` per width.
+
+    Parameters
+    ----------
+    in_features
+        Width of the input of the first block.
+    hidden_sizes
+        Output width of each block, first to last (may be empty).
+    act, dropout, batch_norm
+        As for :func:`dense_block`.
+
+    Returns
+    -------
+    tuple
+        ``(blocks, out_features)``: the blocks, built first to last, and the width of the last
+        one's output (``in_features`` when there are none).
+    """
+    blocks: list[nn.Module] = []
+    n_in = in_features
+    for width in hidden_sizes:
+        blocks.append(dense_block(n_in, width, act, dropout, batch_norm))
+        n_in = width
+    return blocks, n_in

@@ -10,7 +10,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, BiodlModel, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.layers import Activation, dense_block
+from biodl.models.layers import Activation, dense_stack
 
 
 class MLPParams(ModelParams):
@@ -43,9 +43,8 @@ class MLP(BiodlModel):
         layers: list[nn.Module] = [nn.Flatten()]
         if params.input_dropout > 0:
             layers.append(nn.Dropout(params.input_dropout))
-        for width in params.hidden_sizes:
-            layers.append(dense_block(n_in, width, params.activation, params.dropout, params.batch_norm))
-            n_in = width
+        blocks, n_in = dense_stack(n_in, params.hidden_sizes, params.activation, params.dropout, params.batch_norm)
+        layers += blocks
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(n_in, num_outputs)
         initialize(self, params.init)

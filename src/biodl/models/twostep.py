@@ -36,7 +36,7 @@ from biodl.models.base import MODELS, BiodlModel, ModelParams
 from biodl.models.init import InitName
 from biodl.models.layers import Activation
 from biodl.models.mlp import MLP, MLPParams
-from biodl.multilabel.dnae import DeepNonNegativeAutoencoder, fit_dnae, reconstruction_error
+from biodl.multilabel.dnae import DeepNonNegativeAutoencoder, dnae_encode, fit_dnae_with, reconstruction_error
 
 _EPS = 1e-6
 #: The paper's layer widths (used when there are more labels than the first width).
@@ -120,19 +120,7 @@ class TwoStepDNAE(BiodlModel):
         """Fit the DNAE on the training label matrix (complete 0/1 labels); returns its learning curves."""
         p = self.params
         assert isinstance(p, TwoStepDNAEParams)
-        fit = fit_dnae(
-            Y_train,
-            self.layers,
-            nonneg=p.nonneg,
-            epochs=p.dnae_epochs,
-            lr=p.dnae_lr,
-            batch_size=p.dnae_batch_size,
-            label_weighting=p.label_weighting,
-            weight_power=p.weight_power,
-            sparsity=p.sparsity,
-            pretrain=p.dnae_pretrain,
-            seed=seed,
-        )
+        fit = fit_dnae_with(p, Y_train, self.layers, seed=seed, batch_size=p.dnae_batch_size, pretrain=p.dnae_pretrain)
         self.dnae.load_state_dict(fit.model.state_dict())
         for h in self.dnae.parameters():
             h.requires_grad_(False)  # frozen in step 2
@@ -141,10 +129,7 @@ class TwoStepDNAE(BiodlModel):
 
     def encode_labels(self, Y: np.ndarray) -> np.ndarray:
         """Latent labels ``W_L`` ``(N, k_L)`` of complete label rows: the step-2 targets."""
-        from biodl.multilabel.dnae import check_label_matrix
-
-        with torch.no_grad():
-            return self.dnae.encode(torch.from_numpy(check_label_matrix(Y))).numpy()
+        return dnae_encode(self.dnae, Y)
 
     # ------------------------------------------------------------------ prediction
     def dense_blocks(self) -> list[nn.Sequential]:

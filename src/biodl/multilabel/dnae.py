@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -245,6 +245,50 @@ def fit_dnae(
     return DNAEFit(model, history, w)
 
 
+class DNAEOptions(Protocol):
+    """DNAE options as the two-step learners hold them (``dnae_*`` for the optimisation)."""
+
+    nonneg: NonNeg
+    label_weighting: LabelWeighting
+    weight_power: float
+    sparsity: float
+    dnae_epochs: int
+    dnae_lr: float
+
+
+def fit_dnae_with(
+    options: DNAEOptions, V: np.ndarray, layers: list[int], *, seed: int, batch_size: int = 256, pretrain: bool = True
+) -> DNAEFit:
+    """:func:`fit_dnae` with the options of a two-step learner.
+
+    Parameters
+    ----------
+    options
+        Holds ``nonneg``, ``label_weighting``, ``weight_power``, ``sparsity``, ``dnae_epochs`` and
+        ``dnae_lr`` (:class:`biodl.multilabel.TwoStepLearner`, the ``dnae`` model's parameters).
+    V, layers, seed, batch_size, pretrain
+        As for :func:`fit_dnae`.
+
+    Returns
+    -------
+    DNAEFit
+        The fitted auto-encoder.
+    """
+    return fit_dnae(
+        V,
+        layers,
+        nonneg=options.nonneg,
+        epochs=options.dnae_epochs,
+        lr=options.dnae_lr,
+        batch_size=batch_size,
+        label_weighting=options.label_weighting,
+        weight_power=options.weight_power,
+        sparsity=options.sparsity,
+        pretrain=pretrain,
+        seed=seed,
+    )
+
+
 def reconstruction_error(V: np.ndarray, V_hat: np.ndarray) -> dict[str, float]:
     """Squared Frobenius error, its per-entry mean, and the relative error ``||V - V'||_F / ||V||_F``."""
     V = np.asarray(V, dtype=np.float64)
@@ -259,6 +303,26 @@ def dnae_reconstruct(fit: DNAEFit | DeepNonNegativeAutoencoder, V: np.ndarray) -
     model = fit.model if isinstance(fit, DNAEFit) else fit
     with torch.no_grad():
         return model(torch.from_numpy(check_label_matrix(V))).numpy()
+
+
+def dnae_encode(fit: DNAEFit | DeepNonNegativeAutoencoder, V: np.ndarray) -> np.ndarray:
+    """Latent labels of a (possibly new) label matrix.
+
+    Parameters
+    ----------
+    fit
+        A fitted DNAE (:func:`fit_dnae`) or its auto-encoder.
+    V
+        Complete 0/1 label rows ``(N, p)`` (checked by :func:`check_label_matrix`).
+
+    Returns
+    -------
+    numpy.ndarray
+        The codes ``W_L = V H_1 ⋯ H_L`` ``(N, k_L)``, computed without gradients.
+    """
+    model = fit.model if isinstance(fit, DNAEFit) else fit
+    with torch.no_grad():
+        return model.encode(torch.from_numpy(check_label_matrix(V))).numpy()
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from biodl.errors import DataError
-from biodl.multilabel.dnae import DNAEFit, LabelWeighting, NonNeg, check_label_matrix, fit_dnae
+from biodl.multilabel.dnae import DNAEFit, LabelWeighting, NonNeg, check_label_matrix, dnae_encode, fit_dnae_with
 
 NetworkFactory = Callable[[tuple[int, ...], int], nn.Module]
 
@@ -96,17 +96,7 @@ class TwoStepLearner:
             raise DataError(f"{len(X)} feature rows but {len(V)} label rows")
         if self.layers[-1] >= V.shape[1]:
             raise DataError(f"the last DNAE layer ({self.layers[-1]}) must be smaller than the number of labels ({V.shape[1]})")
-        self.dnae = fit_dnae(
-            V,
-            self.layers,
-            nonneg=self.nonneg,
-            epochs=self.dnae_epochs,
-            lr=self.dnae_lr,
-            label_weighting=self.label_weighting,
-            weight_power=self.weight_power,
-            sparsity=self.sparsity,
-            seed=self.seed,
-        )
+        self.dnae = fit_dnae_with(self, V, self.layers, seed=self.seed)
         latent = self.latent_labels(V)
         torch.manual_seed(self.seed)
         factory = self.network or (lambda shape, k: dense_regressor(shape, k))
@@ -121,8 +111,7 @@ class TwoStepLearner:
         """``W_L`` ``(N, k_L)`` of label rows."""
         if self.dnae is None:
             raise RuntimeError("fit() first")
-        with torch.no_grad():
-            return self.dnae.model.encode(torch.from_numpy(check_label_matrix(Y))).numpy()
+        return dnae_encode(self.dnae, Y)
 
     def predict_latent(self, X: np.ndarray) -> np.ndarray:
         """Predicted latent labels ``(N, k_L)``."""

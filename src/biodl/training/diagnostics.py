@@ -175,6 +175,29 @@ def _series(epochs: FloatArray, **columns: FloatArray) -> dict[str, Any]:
     return out
 
 
+def _loss_series(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) -> dict[str, Any]:
+    """Evidence columns of a learning-rate rule.
+
+    Parameters
+    ----------
+    epochs
+        Epoch numbers of the points.
+    train
+        Training loss at those epochs.
+    lr
+        Learning rate at those epochs, or ``None`` when it was not logged.
+
+    Returns
+    -------
+    dict
+        :func:`_series` of ``train_loss`` and, when given, ``lr``.
+    """
+    cols: dict[str, FloatArray] = {"train_loss": train}
+    if lr is not None:
+        cols["lr"] = lr
+    return _series(epochs, **cols)
+
+
 def _as_array(history: Mapping[str, Sequence[float | None]], key: str, n: int) -> FloatArray | None:
     """``history[key]`` as a float array of length ``n``, or None when absent."""
     if key not in history or history[key] is None:
@@ -220,13 +243,11 @@ def _check_non_finite(epochs: FloatArray, train: FloatArray, lr: FloatArray | No
     first_bad = int(np.argmax(bad))
     if first_bad == 0:
         return None  # never finite: more likely bad data than a bad learning rate
-    cols: dict[str, FloatArray] = {"train_loss": train[: first_bad + 1]}
-    if lr is not None:
-        cols["lr"] = lr[: first_bad + 1]
+    upto = slice(0, first_bad + 1)
     evidence = {
         "pattern": "non_finite",
         "first_non_finite_epoch": _num(epochs[first_bad]),
-        **_series(epochs[: first_bad + 1], **cols),
+        **_loss_series(epochs[upto], train[upto], None if lr is None else lr[upto]),
     }
     return Finding(
         "lr_too_high",
@@ -250,9 +271,6 @@ def _check_rising(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) 
     )
     if not (rose or rebound):
         return None
-    cols: dict[str, FloatArray] = {"train_loss": train}
-    if lr is not None:
-        cols["lr"] = lr
     evidence = {
         "pattern": "increasing",
         "first_epoch": _num(epochs[0]),
@@ -261,7 +279,7 @@ def _check_rising(epochs: FloatArray, train: FloatArray, lr: FloatArray | None) 
         "min_train_loss": _num(low),
         "last_epoch": _num(epochs[-1]),
         "last_train_loss": _num(last),
-        **_series(epochs, **cols),
+        **_loss_series(epochs, train, lr),
     }
     via = f", minimum {_g(low)} at epoch {_epoch_label(epochs[i_min])}" if i_min else ""
     return Finding(
@@ -289,16 +307,13 @@ def _check_oscillating(epochs: FloatArray, train: FloatArray, lr: FloatArray | N
     if n_large < OSC_MIN_COUNT or n_large < OSC_MIN_FRACTION * possible:
         return None
     turn_idx = np.flatnonzero(large) + 1
-    cols: dict[str, FloatArray] = {"train_loss": train}
-    if lr is not None:
-        cols["lr"] = lr
     evidence = {
         "pattern": "oscillating",
         "n_reversals": n_large,
         "n_possible": possible,
         "reversal_epochs": [_num(epochs[i]) for i in turn_idx],
         "median_rel_amplitude": _num(float(np.median(amplitude[large]))),
-        **_series(epochs, **cols),
+        **_loss_series(epochs, train, lr),
     }
     return Finding(
         "lr_too_high",
@@ -326,9 +341,6 @@ def _check_saturated(epochs: FloatArray, train: FloatArray, lr: FloatArray | Non
     plateau = float(np.median(train[mid:]))
     if early_share < SAT_EARLY_SHARE or tail_share >= SAT_TAIL_MAX_SHARE or plateau < SAT_HIGH_LEVEL * first:
         return None
-    cols: dict[str, FloatArray] = {"train_loss": train}
-    if lr is not None:
-        cols["lr"] = lr
     evidence = {
         "pattern": "early_saturation",
         "early_epochs": [_num(epochs[0]), _num(epochs[k])],
@@ -336,7 +348,7 @@ def _check_saturated(epochs: FloatArray, train: FloatArray, lr: FloatArray | Non
         "tail_share_of_decrease": _num(tail_share),
         "plateau_train_loss": _num(plateau),
         "plateau_rel_to_first": _num(plateau / first),
-        **_series(epochs, **cols),
+        **_loss_series(epochs, train, lr),
     }
     return Finding(
         "lr_too_high",
@@ -374,9 +386,6 @@ def _check_too_low(epochs: FloatArray, train: FloatArray, lr: FloatArray | None)
     late = _slope(steps[mid:], train[mid:])
     if early >= 0 or late / early < LOW_MIN_SLOPE_RATIO:
         return None
-    cols: dict[str, FloatArray] = {"train_loss": train}
-    if lr is not None:
-        cols["lr"] = lr
     evidence = {
         "first_epoch": _num(epochs[0]),
         "first_train_loss": _num(first),
@@ -385,7 +394,7 @@ def _check_too_low(epochs: FloatArray, train: FloatArray, lr: FloatArray | None)
         "rel_decrease": _num(rel_decrease),
         "decreasing_fraction": _num(decreasing),
         "late_to_early_slope_ratio": _num(late / early),
-        **_series(epochs, **cols),
+        **_loss_series(epochs, train, lr),
     }
     return Finding(
         "lr_too_low",

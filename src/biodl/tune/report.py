@@ -9,7 +9,6 @@ seeded) and drawn here, so no plotly is needed.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from biodl.config import ExperimentConfig
-from biodl.io_utils import atomic_write_bytes, atomic_write_text
+from biodl.io_utils import atomic_write_figure, atomic_write_text
 from biodl.report import format_value, write_report
 
 if TYPE_CHECKING:
@@ -106,13 +105,7 @@ def _figure(size: tuple[float, float] = (7.0, 3.8)) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100)
-    finally:
-        fig.clear()
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return atomic_write_figure(fig, path)
 
 
 def plot_history(study: optuna.Study, path: Path, *, metric: str) -> Path:
