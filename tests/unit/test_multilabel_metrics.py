@@ -71,3 +71,15 @@ def test_registry_and_errors(data: tuple[np.ndarray, np.ndarray]) -> None:
         METRICS["hamming_loss"]("binary")
     with pytest.raises(DataError, match="not a multi-label metric"):
         multilabel_metrics(Y, P, metrics=["auroc"])
+
+
+def test_a_single_label_column_scores_like_sklearn_with_a_never_relevant_label(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """One label column (sklearn calls it "binary" and refuses ranking metrics) equals the same column
+    next to a label that is never relevant and always scored lowest."""
+    Y, P = data[0][:, :1], data[1][:, :1]
+    padded_Y = np.c_[Y, np.zeros(len(Y))]
+    padded_P = np.c_[P, np.full(len(P), -1.0)]
+    out = compute_metrics("multilabel", Y, P)
+    assert out["ranking_loss"] == pytest.approx(skm.label_ranking_loss(padded_Y, padded_P))
+    assert out["coverage"] == pytest.approx(skm.coverage_error(padded_Y, padded_P))
+    assert out["average_precision"] == pytest.approx(skm.label_ranking_average_precision_score(padded_Y, padded_P))

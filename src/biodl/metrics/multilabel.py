@@ -121,6 +121,8 @@ class RankingLoss(MultilabelMetric):
     higher_is_better = False
 
     def compute_matrix(self, Y: np.ndarray, P: np.ndarray) -> float:
+        if Y.shape[1] == 1:  # no label pairs (sklearn rejects a single column)
+            return 0.0
         return float(label_ranking_loss(Y, P))
 
 
@@ -144,6 +146,8 @@ class Coverage(MultilabelMetric):
     higher_is_better = False
 
     def compute_matrix(self, Y: np.ndarray, P: np.ndarray) -> float:
+        if Y.shape[1] == 1:  # one label: covered at depth 1 when relevant, 0 when there is none (as sklearn)
+            return float(np.mean(Y[:, 0] == 1))
         return float(coverage_error(Y, P))
 
 
@@ -154,6 +158,8 @@ class AveragePrecision(MultilabelMetric):
     name = "average_precision"
 
     def compute_matrix(self, Y: np.ndarray, P: np.ndarray) -> float:
+        if Y.shape[1] == 1:  # every row is all-relevant or all-irrelevant: sklearn's convention scores 1
+            return 1.0
         return float(label_ranking_average_precision_score(Y, P))
 
 
