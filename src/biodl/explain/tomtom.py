@@ -124,6 +124,8 @@ def jaspar_motifs(
     MotifDatabase
         Matrices sorted by base ID, then version.
     """
+    if not all_versions:  # one filtering rule for every database: latest_versions
+        return latest_versions(jaspar_motifs(collection, tax_group, release, True))
     con = sqlite3.connect(f"file:{_jaspar_file(release)}?mode=ro", uri=True)
     try:
         rows = con.execute("SELECT ID, BASE_ID, VERSION, NAME FROM MATRIX WHERE COLLECTION = ?", (collection,)).fetchall()
@@ -131,11 +133,6 @@ def jaspar_motifs(
             sql = "SELECT ID FROM MATRIX_ANNOTATION WHERE TAG = 'tax_group' AND VAL = ?"
             keep = {r[0] for r in con.execute(sql, (tax_group,))}
             rows = [r for r in rows if r[0] in keep]
-        if not all_versions:
-            latest: dict[str, int] = {}
-            for r in rows:
-                latest[r[1]] = max(latest.get(r[1], 0), int(r[2]))
-            rows = [r for r in rows if int(r[2]) == latest[r[1]]]
         rows.sort(key=lambda r: (r[1], int(r[2])))
         if not rows:
             raise DataError(f"no JASPAR matrices for collection={collection!r}, tax_group={tax_group!r} in {release}")
