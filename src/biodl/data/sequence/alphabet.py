@@ -33,7 +33,7 @@ INVALID = 255
 UnknownMode = Literal["zero", "uniform", "error", "mask"]
 
 # Bases per chunk when a long sequence is encoded: small enough to stay in cache.
-_CHUNK = 1 << 18
+_CHUNK = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -206,14 +206,15 @@ def _encode_chunk(chunk: bytes, alpha: Alphabet, out: np.ndarray, folded: np.nda
     other = len(raw) - int(np.count_nonzero(out))
     if other == 0:
         return 0, 0
-    return other, int(np.count_nonzero(fold == ord(alpha.unknown_symbol.lower())))
+    wild = np.equal(fold, ord(alpha.unknown_symbol.lower()), out=folded[len(folded) // 2 :][: len(raw)].view(bool))
+    return other, int(np.count_nonzero(wild))
 
 
 def _encode_range(
     sequence: str | bytes, alpha: Alphabet, out: np.ndarray, lo: int, hi: int, unknown: UnknownMode
 ) -> tuple[list[np.ndarray], tuple[int, str] | None]:
     """Encode ``sequence[lo:hi]`` chunk by chunk; returns (wildcard positions, first error)."""
-    folded = np.empty(min(hi - lo, _CHUNK), dtype=np.uint8)
+    folded = np.empty(2 * min(hi - lo, _CHUNK), dtype=np.uint8)  # case-folded bytes, then the wildcard mask
     wild_at: list[np.ndarray] = []
     for start in range(lo, hi, _CHUNK):
         piece = sequence[start : min(start + _CHUNK, hi)]
