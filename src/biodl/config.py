@@ -320,6 +320,11 @@ class EvaluateConfig(_Section):
     baselines: list[str] = Field(default_factory=lambda: ["linear", "random_forest"])
     report: bool = True
     plots: bool = True
+    select_threshold: str | None = Field(
+        default=None,
+        description="binary segmentation: choose the foreground probability threshold (0.2-0.8) that maximises this "
+        "metric (dice, patch_f1, ...) on the validation split; null = 0.5 (model.threshold)",
+    )
 
 
 class ExperimentConfig(_Section):
@@ -339,10 +344,11 @@ class ExperimentConfig(_Section):
         DATA_TYPES[self.data.type]
         if self.data.type == "image" and self.data.task is None and self.data.image.mask_dir:
             self.data.task = "segmentation"
-        if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
-            self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
         name = self.model.name or default_model_name(self.data.type, self.data.task)
         spec = MODELS[name]
+        self._apply_model_defaults(name, spec.config_defaults)
+        if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
+            self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
         if self.data.type not in spec.data_types:
             raise ConfigError(
                 f"model '{name}' does not take data type '{self.data.type}' (it takes: {', '.join(spec.data_types)})"
@@ -358,8 +364,7 @@ class ExperimentConfig(_Section):
             )
         if self.train.ensemble_size > 1 and getattr(spec, "two_step", False):
             raise ConfigError(
-                f"model '{name}' trains in two steps (label auto-encoder, then a network); "
-                "train.ensemble_size must be 1"
+                f"model '{name}' trains in two steps (label auto-encoder, then a network); train.ensemble_size must be 1"
             )
         try:
             params = spec.Params.model_validate(self.model.params())
@@ -375,7 +380,27 @@ class ExperimentConfig(_Section):
         from biodl.metrics.compute import check_task_metrics
 
         check_task_metrics(self.evaluate.metrics, self.data.task)
+        if self.evaluate.select_threshold is not None:
+            if self.data.task != "segmentation":
+                raise ConfigError(
+                    f"evaluate.select_threshold applies to binary segmentation, not {self.data.task or 'this task'}"
+                )
+            check_task_metrics([self.evaluate.select_threshold], "segmentation")
         return self
+
+    def _apply_model_defaults(self, name: str, defaults: Mapping[str, object]) -> None:
+        """Set the model's recommended settings on every key the user left at its default."""
+        for key, value in defaults.items():
+            *path, field = key.split(".")
+            section: BaseModel = self
+            for part in path:
+                section = getattr(section, part)
+            if field in section.model_fields_set:
+                continue
+            try:
+                setattr(section, field, value)
+            except ValidationError as exc:  # a bad recommendation is a bug of the model class
+                raise ConfigError(f"model '{name}' recommends an invalid {key}: {exc}") from None
 
     @model_validator(mode="after")
     def _check_tune_space(self) -> ExperimentConfig:

@@ -217,12 +217,18 @@ class Experiment:
             rng = np.random.default_rng(cfg.train.seed)
             modality.fit(data.X[np.sort(_sample(tr, MAX_FIT_ROWS, rng))])
             X = None
-            in_shape = tuple(modality.transform(data.X[tr[:2]]).shape[1:])
+            in_shape = modality.input_shape(tuple(modality.transform(data.X[tr[:2]]).shape[1:]))
             train_data, val_data = (
                 store_loader(
-                    data.X, y_fit, idx, modality.transform, chunk_rows=self._chunk_rows,
+                    data.X,
+                    y_fit,
+                    idx,
+                    modality.transform,
+                    chunk_rows=self._chunk_rows,
                     batch_size=cfg.train.batch_size if part == "train" else max(cfg.train.batch_size, 256),
-                    shuffle=part == "train", num_workers=cfg.train.num_workers, seed=cfg.train.seed,
+                    shuffle=part == "train",
+                    num_workers=cfg.train.num_workers,
+                    seed=cfg.train.seed,
                 )
                 for part, idx in (("train", tr), ("val", va))
             )
@@ -231,7 +237,7 @@ class Experiment:
         else:
             modality.fit(data.X[tr])
             X = modality.transform(data.X)
-            in_shape = tuple(X.shape[1:])
+            in_shape = modality.input_shape(tuple(X.shape[1:]))
             train_data, val_data = (X[tr], y_fit[tr]), ((X[va], y_fit[va]) if len(va) else None)
         import torch
 
@@ -307,6 +313,11 @@ class Experiment:
             )
         chosen = cfg.evaluate.metrics
         metrics: dict[str, Any] = {}
+        if cfg.evaluate.select_threshold and len(va):
+            selected = _select_threshold(model, cfg.evaluate.select_threshold, targets.kind, y[va], preds[va])
+            if selected is not None:
+                metrics["threshold"], preds = selected, _shift_threshold(preds, selected["value"])
+                meta["model"]["params"]["threshold"] = selected["value"]
         for part, idx in (("train", tr), ("val", va), ("test", te)):
             if not len(idx):
                 metrics[part] = {}
@@ -446,6 +457,35 @@ def _config_for_store(cfg: ExperimentConfig, meta: dict[str, Any]) -> Experiment
     if meta["data_type"] not in MODELS[str(cfg.model.name)].data_types:
         raw["model"] = {"name": None}
     return ExperimentConfig.from_dict(raw)
+
+
+#: Foreground thresholds tried by ``evaluate.select_threshold``.
+THRESHOLD_GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
+
+
+def _select_threshold(model: Any, metric: str, kind: str, y_val: np.ndarray, p_val: np.ndarray) -> dict[str, Any] | None:
+    """The binary foreground threshold that maximises ``metric`` on the validation rows.
+
+    Sets ``model.params.threshold`` (the model then shifts its logits) and returns what was
+    tried, or ``None`` when the model has no threshold (multi-class masks, ensembles).
+    """
+    params = getattr(model, "params", None)
+    if params is None or p_val.ndim < 2 or p_val.shape[1] != 1 or not hasattr(params, "threshold"):
+        return None
+    scores = {
+        t: float(compute_metrics(kind, y_val, (p_val > t).astype(np.float32), metrics=[metric]).get(metric, np.nan))
+        for t in THRESHOLD_GRID
+    }
+    best = max(scores, key=lambda t: (np.nan_to_num(scores[t], nan=-1.0), -abs(t - 0.5)))  # ties: nearest 0.5
+    params.threshold = best
+    return {"metric": metric, "value": best, "validation": {str(t): s for t, s in scores.items()}}
+
+
+def _shift_threshold(p: np.ndarray, threshold: float) -> np.ndarray:
+    """Probabilities as the model gives them once its logits are shifted by ``-logit(threshold)``."""
+    q = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    z = np.log(q / (1 - q)) - np.log(threshold / (1 - threshold))
+    return (1.0 / (1.0 + np.exp(-z))).astype(p.dtype)
 
 
 def _mean_std(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:

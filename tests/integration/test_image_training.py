@@ -142,7 +142,7 @@ def test_segmentation_cli_train_evaluate_predict_explain(tmp_path: Path, capsys:
             "--mask-dir", str(tmp_path / "data" / "masks"), "--model", "vgg_autoencoder", "--tile-size", "32",
             "--augment-strategy", "filter", "--max-epochs", "2", "--batch-size", "4", "--optimizer", "rmsprop",
             "--output-dir", str(run), "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[]",
-            "--set", "model.decoder_channels=[16,8,8,8]",
+            "--set", "model.decoder_channels=[16,8,8,8]", "--split-sizes", "0.6", "0.2", "0.2",
         ]
     )  # fmt: skip
     assert rc == 0
@@ -163,3 +163,36 @@ def test_segmentation_cli_train_evaluate_predict_explain(tmp_path: Path, capsys:
     capsys.readouterr()
     assert main(["evaluate", "--model-path", str(run), "--data-path", str(tmp_path / "data" / "images")]) == 2
     assert "img3.png: mask is 10×10 but its image" in capsys.readouterr().err
+
+
+def test_threshold_selected_on_validation_is_saved_and_applied(tmp_path: Path) -> None:
+    """evaluate.select_threshold picks the foreground threshold on the validation images; the
+    bundle keeps it, so evaluating the saved model reproduces the run's test scores."""
+    _squares(tmp_path / "data", 12)
+    run = tmp_path / "run"
+    exp = Experiment(
+        data={
+            "type": "image", "path": [str(tmp_path / "data" / "images")], "split": "ordered", "split_sizes": [0.5, 0.25, 0.25],
+            "image": {"mask_dir": str(tmp_path / "data" / "masks"), "tile_size": 32, "crops_per_image": 2},
+        },
+        model={"name": "unet", "depth": 2, "base_channels": 4, "tta": "flip"},
+        train={**QUIET, "max_epochs": 2},
+        evaluate={"baselines": [], "report": False, "plots": False, "select_threshold": "dice"},
+    )  # fmt: skip
+    result = exp.fit(run)
+    picked = result.metrics["threshold"]
+    assert picked["metric"] == "dice" and len(picked["validation"]) == 13
+    best = max(picked["validation"].values())
+    assert picked["validation"][str(picked["value"])] == best
+    assert result.metrics["val"]["dice"] == pytest.approx(best, abs=1e-6)  # val is scored at the chosen threshold
+    bundle = load(run)
+    assert bundle.meta["model"]["params"]["threshold"] == picked["value"]
+    test_dir = tmp_path / "test"
+    (test_dir / "images").mkdir(parents=True)
+    (test_dir / "masks").mkdir()
+    for name in json.loads((run / "splits.json").read_text())["test_ids"]:
+        (test_dir / "images" / name).write_bytes((tmp_path / "data" / "images" / name).read_bytes())
+        (test_dir / "masks" / name).write_bytes((tmp_path / "data" / "masks" / name).read_bytes())
+    data = load_data(bundle, [str(test_dir / "images")], {"image": {"mask_dir": str(test_dir / "masks")}}, require_targets=True)
+    again = evaluate(bundle, data)
+    assert again["dice"] == pytest.approx(result.metrics["test"]["dice"], abs=1e-6)

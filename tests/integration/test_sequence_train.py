@@ -164,7 +164,7 @@ def test_intervals_multitask_deepsea(tmp_path: Path) -> None:
             "path": [str(tmp_path / "t1.bed"), str(tmp_path / "t2.bed")],
             "split": "chromosome",
             "test_chroms": ["chrB"],
-            "sequence": {"genome": str(genome), "intervals_width": 200, "negatives": "flank", "kmer_k": 2},
+            "sequence": {"genome": str(genome), "intervals_width": 200, "negatives": "flank", "kmer_k": 2, "shift": 10},
         },
         model={"name": "deepsea", "filters": [8, 8, 8], "pool_sizes": [4, 4, 1], "dense_size": 8},
         train={**QUICK, "max_epochs": 2},

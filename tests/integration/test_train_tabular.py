@@ -131,3 +131,26 @@ def test_group_split_from_column(small_csv: Path, tmp_path: Path) -> None:
     assert splits["method"] == "group"
     assert not set(donors[splits["train"]]) & set(donors[splits["test"]])
     assert res.metrics["test"]["n"] == len(splits["test"])
+
+
+def test_schedules_and_clipping_step_once_per_epoch(small_csv: Path, tmp_path: Path) -> None:
+    """The written-out optimisation step: exponential decay per epoch, plateau halving on a stalled
+    validation loss, gradient clipping by norm; history records the learning rate of every epoch."""
+    genes = [c for c in pd.read_csv(small_csv, nrows=1).columns if c.startswith("g_")]
+    data = {"path": [str(small_csv)], "task": "classification", "target_columns": ["bulk_labels"], "feature_columns": genes}
+    quick = {"progress_bar": False, "batch_size": 64, "early_stopping": False}
+    Experiment(
+        data=data, model={"hidden_sizes": [16]}, evaluate={"baselines": [], "report": False, "plots": False},
+        train={**quick, "max_epochs": 4, "lr": 0.01, "lr_schedule": "exponential", "lr_gamma": 0.5, "gradient_clip": 0.1},
+    ).fit(tmp_path / "exp")  # fmt: skip
+    history = json.loads((tmp_path / "exp" / "history.json").read_text())
+    assert history["lr"] == pytest.approx([0.01 * 0.5**e for e in range(4)])
+    assert history["train_loss"][-1] < history["train_loss"][0]  # clipped steps still learn
+    # plateau: stepped on the validation loss once per epoch; the rate starts at lr and never rises
+    plateau = Experiment(
+        data=data, model={"hidden_sizes": [16]}, evaluate={"baselines": [], "report": False, "plots": False},
+        train={**quick, "max_epochs": 4, "lr": 0.01, "lr_schedule": "plateau", "lr_patience": 0, "lr_factor": 0.5},
+    )  # fmt: skip
+    plateau.fit(tmp_path / "plateau")
+    lr = json.loads((tmp_path / "plateau" / "history.json").read_text())["lr"]
+    assert lr[0] == pytest.approx(0.01) and all(b <= a for a, b in zip(lr, lr[1:], strict=False))

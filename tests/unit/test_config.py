@@ -95,3 +95,26 @@ def test_yaml_cannot_instantiate_objects(tmp_path: Path) -> None:
     evil.write_text("train: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         ExperimentConfig.from_yaml(evil)
+
+
+def test_model_recommended_defaults_fill_only_unset_keys() -> None:
+    """The road paper's models bring its recipe (RMSprop, 80/20, whole 400 px tiles); user values win."""
+    seg = {"type": "image", "task": "segmentation", "image": {"mask_dir": "masks"}}
+    cfg = ExperimentConfig.from_dict({"data": seg, "model": {"name": "vgg_autoencoder"}})
+    assert cfg.train.optimizer == "rmsprop" and cfg.train.batch_size == 2 and cfg.train.max_epochs == 60
+    assert list(cfg.data.split_sizes) == [0.8, 0.2, 0.0] and cfg.data.image.tile_size == 400
+    assert cfg.model.params()["input_scale"] == 0.25 and cfg.model.params()["encoder"] == "vgg10"
+    mine = ExperimentConfig.from_dict(
+        {
+            "data": {**seg, "split_sizes": [0.7, 0.1, 0.2]},
+            "model": {"name": "vgg_autoencoder"},
+            "train": {"optimizer": "adam", "batch_size": 4},
+        }
+    )
+    assert mine.train.optimizer == "adam" and mine.train.batch_size == 4 and list(mine.data.split_sizes) == [0.7, 0.1, 0.2]
+    assert mine.train.max_epochs == 60  # still the model's where the user said nothing
+    # a U-Net keeps the schema's defaults (8 random crops per step, Adam)
+    unet = ExperimentConfig.from_dict({"data": seg, "model": {"name": "unet"}})
+    assert unet.train.optimizer == "adam" and unet.train.batch_size == 8 and unet.data.image.tile_size == 128
+    # the resolved config re-validates to itself (the recommendations are now explicit values)
+    assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()

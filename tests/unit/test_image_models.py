@@ -173,3 +173,27 @@ def test_tiling_is_exact_for_pointwise_networks() -> None:
     x = torch.randn(1, 3, 200, 130)
     with torch.no_grad():
         assert torch.allclose(sliding_window(conv, x, window=64, overlap=0.25), conv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["unet", "vgg_autoencoder"])
+def test_test_time_augmentation_is_equivariant(name: str) -> None:
+    """tta=dihedral averages the 8 flips/rotations: rotating the input rotates the output exactly;
+    tta=flip averages 4 views; tta=none is the plain network."""
+    torch.manual_seed(0)
+    params: dict[str, Any] = {"depth": 2, "base_channels": 4} if name == "unet" else {"input_scale": 1.0}
+    model = build_model(name, (3, 32, 32), 1, params).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        plain = model.forward_logits(x)
+        model.params.tta = "none"  # type: ignore[attr-defined]
+        assert torch.equal(model(x), plain)
+        model.params.tta = "dihedral"  # type: ignore[attr-defined]
+        tta = model(x)
+        assert not torch.allclose(tta, plain, atol=1e-4)
+        rotated = model(torch.rot90(x, 1, dims=(-2, -1)))
+        torch.testing.assert_close(rotated, torch.rot90(tta, 1, dims=(-2, -1)), atol=1e-5, rtol=1e-4)
+        flipped = model(torch.flip(x, dims=(-1,)))
+        torch.testing.assert_close(flipped, torch.flip(tta, dims=(-1,)), atol=1e-5, rtol=1e-4)
+        model.params.tta = "flip"  # type: ignore[attr-defined]
+        views = [plain, *(torch.flip(model.forward_logits(torch.flip(x, d)), d) for d in [(-1,), (-2,), (-2, -1)])]
+        torch.testing.assert_close(model(x), torch.stack(views).mean(0), atol=1e-5, rtol=1e-4)

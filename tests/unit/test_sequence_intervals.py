@@ -154,3 +154,57 @@ def test_chromosome_split_and_shuffled_negatives(tmp_path: Path, genome: tuple[P
         make_split(len(data), (0.6, 0.1, 0.3), "chromosome", 0, groups=data.groups, test_chroms=["chrB"], val_chroms=["chrA"])
     with pytest.raises(DataError, match="needs the chromosome of each row"):
         make_split(10, (0.6, 0.1, 0.3), "chromosome", 0, test_chroms=["chrB"])
+
+
+def test_shift_reads_flanks_of_real_sequence(tmp_path: Path, genome: tuple[Path, dict[str, str]]) -> None:
+    """data.sequence.shift > 0: windows carry `shift` bp of genome on each side; the model sees the core."""
+    import torch
+
+    from biodl.data.sequence.augment import FlankCropDataset, SequenceAugment
+    from biodl.models import build_model
+
+    fa, contigs = genome
+    peaks = bed(tmp_path / "p.bed", [("chrA", 300, 400), ("chrB", 1000, 1100), ("chrA", 1990, 2000)])
+    opts = {"genome": str(fa), "intervals_width": WIDTH, "shift": 7, "out_of_bounds": "pad"}
+    cfg = DataConfig(type="sequence", path=[str(peaks)], sequence=opts)
+    mod = SequenceModality(cfg)
+    data = mod.load([str(peaks)])
+    assert data.X.shape[1] == WIDTH + 14 and data.summary["sequence length"] == WIDTH
+    assert data.summary["windows whose flank runs past a contig end (N-padded flank)"] == 1
+    seqs = dict(zip(data.ids, decode_codes(data.X), strict=True))
+    assert seqs["chrA:300-400"] == contigs["chrA"][293:407].upper()  # ids keep the core coordinates
+    X = mod.transform(data.X)
+    assert mod.input_shape(tuple(X.shape[1:])) == (4, WIDTH)
+    # training rows: random slices of the wide window, every offset within the flanks
+    aug = mod.train_augment()
+    assert isinstance(aug, SequenceAugment)
+    samples = aug.training_samples(X, np.zeros((len(X), 1), np.float32))
+    assert samples is not None and isinstance(samples[0], FlankCropDataset)
+    ds = samples[0]
+    torch.manual_seed(0)
+    offsets = set()
+    for _ in range(40):
+        crops, _ = ds.__getitems__([0, 1])
+        assert crops.shape == (2, 4, WIDTH)
+        for row, crop in zip((0, 1), crops, strict=True):
+            matches = [o for o in range(15) if np.array_equal(X[row, :, o : o + WIDTH], crop.numpy())]
+            assert matches, "a training crop is not a slice of its window"
+            offsets.add(matches[0])
+    assert min(offsets) < 3 and max(offsets) > 11  # shifts span the flanks
+    # evaluation: the model centre-crops the wide windows
+    model = build_model("deepbind", (4, WIDTH), 1, {"filters": 4, "filter_width": 8})
+    mod.configure_model(model)
+    model.eval()
+    with torch.no_grad():
+        wide = model(torch.from_numpy(X))
+        core = model(torch.from_numpy(np.ascontiguousarray(X[:, :, 7 : 7 + WIDTH])))
+    torch.testing.assert_close(wide, core)
+    # a trained model's data type keeps its flank, whatever the prediction config says
+    meta, arrays = mod.state()
+    other = SequenceModality(
+        DataConfig(
+            type="sequence", path=[str(peaks)], sequence={"genome": str(fa), "intervals_width": WIDTH, "out_of_bounds": "pad"}
+        )
+    )
+    other.load_state(meta, arrays)
+    assert other.load([str(peaks)], require_targets=False).X.shape[1] == WIDTH + 14

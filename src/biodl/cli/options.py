@@ -41,13 +41,25 @@ class Flag:
 SEQUENCE_FLAGS: tuple[Flag, ...] = (
     Flag("--sequence-column", "data.sequence.column", "sequence column of sequence tables"),
     Flag("--alphabet", "data.sequence.alphabet", "sequence alphabet", choices=("dna", "rna", "protein")),
-    Flag("--unknown", "data.sequence.unknown", "N/ambiguity codes (mask: also other characters)",
-         choices=("zero", "uniform", "error", "mask")),
+    Flag(
+        "--unknown",
+        "data.sequence.unknown",
+        "N/ambiguity codes (mask: also other characters)",
+        choices=("zero", "uniform", "error", "mask"),
+    ),
     Flag("--sequence-length", "data.sequence.length", "required sequence length", type=int),
-    Flag("--length-mode", "data.sequence.length_mode", "unequal lengths: error, pad (N), crop, fit (both)",
-         choices=("error", "pad", "crop", "fit")),
-    Flag("--negatives", "data.sequence.negatives", "negatives for positives-only input",
-         choices=("none", "dinucleotide-shuffle", "flank", "gc-matched")),
+    Flag(
+        "--length-mode",
+        "data.sequence.length_mode",
+        "unequal lengths: error, pad (N), crop, fit (both)",
+        choices=("error", "pad", "crop", "fit"),
+    ),
+    Flag(
+        "--negatives",
+        "data.sequence.negatives",
+        "negatives for positives-only input",
+        choices=("none", "dinucleotide-shuffle", "flank", "gc-matched"),
+    ),
     Flag("--negatives-ratio", "data.sequence.negatives_ratio", "negatives per positive", type=int),
     Flag("--genome", "data.sequence.genome", "genome FASTA for interval (BED/narrowPeak) files"),
     Flag("--intervals-width", "data.sequence.intervals_width", "window width around peak summits/centres", type=int),
@@ -65,7 +77,13 @@ IMAGE_FLAGS: tuple[Flag, ...] = (
     Flag("--npz-parts", "data.image.npz_parts", "MedMNIST NPZ parts to read (train val test)", nargs="+"),
     Flag("--augment", "data.image.augment", "random training transforms (none given = no augmentation)", nargs="*"),
     Flag("--augment-strategy", "data.image.augment_strategy", "road-paper strategy", choices=("few-data", "classic", "filter")),
+    Flag(
+        "--select-threshold",
+        "evaluate.select_threshold",
+        "binary segmentation: pick the foreground threshold that maximises this metric on validation (dice, patch_f1, ...)",
+    ),
 )
+
 
 def _bool(text: str) -> bool:
     low = text.strip().lower()
@@ -78,20 +96,34 @@ def _bool(text: str) -> bool:
 
 MOLECULE_FLAGS: tuple[Flag, ...] = (
     Flag("--smiles-column", "data.molecule.smiles_column", "SMILES column (default: smiles/SMILES, else the first)"),
-    Flag("--featurizer", "data.molecule.featurizer", "featurisers, concatenated (morgan_counts morgan_bits rdkit2d maccs graph)",
-         nargs="+"),
+    Flag(
+        "--featurizer",
+        "data.molecule.featurizer",
+        "featurisers, concatenated (morgan_counts morgan_bits rdkit2d maccs graph)",
+        nargs="+",
+    ),
     Flag("--radius", "data.molecule.radius", "Morgan fingerprint radius", type=int),
     Flag("--n-bits", "data.molecule.n_bits", "Morgan fingerprint size", type=int),
-    Flag("--skip-invalid", "data.molecule.skip_invalid", "drop unparseable molecules (written to skipped_rows.csv)",
-         nargs="?", type=_bool, const=True),
+    Flag(
+        "--skip-invalid",
+        "data.molecule.skip_invalid",
+        "drop unparseable molecules (written to skipped_rows.csv)",
+        nargs="?",
+        type=_bool,
+        const=True,
+    ),
     Flag("--fragments", "data.molecule.fragments", "multi-fragment SMILES (salts)", choices=("largest", "keep", "error")),
 )
 
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("--data-path", "data.path", "input file(s)", nargs="+"),
     Flag("--data-type", "data.type", "data type (tabular, sequence, ...)"),
-    Flag("--task", "data.task", "learning task",
-         choices=("classification", "regression", "multilabel", "segmentation", "reconstruction")),
+    Flag(
+        "--task",
+        "data.task",
+        "learning task",
+        choices=("classification", "regression", "multilabel", "segmentation", "reconstruction"),
+    ),
     Flag("--target-columns", "data.target_columns", "target column(s)", nargs="+"),
     Flag("--feature-columns", "data.feature_columns", "feature columns (default: all numeric)", nargs="+"),
     Flag("--id-column", "data.id_column", "row identifier column"),
@@ -122,8 +154,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--optimizer", "train.optimizer", "optimiser", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta")),
     Flag("--seed", "train.seed", "random seed", type=int),
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
-    Flag("--pretrain", "train.pretrain", "layer-wise pre-training of the dense layers (denoising auto-encoders)",
-         choices=("none", "autoencoder")),
+    Flag(
+        "--pretrain",
+        "train.pretrain",
+        "layer-wise pre-training of the dense layers (denoising auto-encoders)",
+        choices=("none", "autoencoder"),
+    ),
     Flag("--pretrain-epochs", "train.pretrain_epochs", "pre-training epochs per layer", type=int),
     Flag("--accelerator", "train.accelerator", "cpu, gpu or auto"),
     Flag("--devices", "train.devices", "number of devices or auto", type=_devices),

@@ -105,6 +105,10 @@ class Modality(ABC):
         """
         raise NotImplementedError(f"data type {self.name!r} cannot parse request inputs")
 
+    def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The network's input shape, from the shape of one transformed row (default: the same)."""
+        return shape
+
     def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
         """2-D features ``(N, F)`` for the classical baseline, from model inputs."""
         return X_model.reshape(len(X_model), -1).astype(np.float32, copy=False)

@@ -200,7 +200,8 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
             )
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings(), _quiet_exporter_log():
+        # no_grad: the graph is the inference path (segmentation: test-time augmentation, decision threshold)
+        with warnings.catch_warnings(), _quiet_exporter_log(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 net,
@@ -231,7 +232,7 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
 def to_torchscript(net: InferenceNet, *, model_name: str = "model") -> bytes:
     """Serialised TorchScript module (traced; the batch axis stays free)."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(net, (_example(net),), check_trace=False)
             buf = io.BytesIO()

@@ -9,6 +9,7 @@ is applied by the training module and at prediction time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +42,10 @@ class BiodlModel(nn.Module):
     Params: ClassVar[type[ModelParams]] = ModelParams
     #: Data types the architecture accepts.
     data_types: ClassVar[tuple[str, ...]] = ("tabular",)
+    #: Experiment settings this architecture recommends (its paper's training recipe), as
+    #: dotted config keys (``"train.optimizer": "rmsprop"``). They replace the schema's defaults
+    #: only for keys the user did not set, and are validated like user values.
+    config_defaults: ClassVar[Mapping[str, object]] = {}
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__()

@@ -54,6 +54,7 @@ class SequenceModel(BiodlModel):
         self.channels, self.length = self.in_shape
         assert isinstance(params, SequenceParams)
         self.rc_average = bool(params.rc_average and self.channels == 4)
+        self.input_flank = 0
 
     def check_length(self, length: int, what: str) -> None:
         """Raise a config error when the sequence is too short for the layers."""
@@ -68,7 +69,13 @@ class SequenceModel(BiodlModel):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``(N, num_outputs)``; in eval mode averaged over both strands if ``rc_average``."""
+        """Scores ``(N, num_outputs)``; in eval mode averaged over both strands if ``rc_average``.
+
+        Inputs of ``length + 2 * input_flank`` positions are centre-cropped: interval windows keep
+        flanks of real sequence for random-shift training (set by the sequence data type).
+        """
+        if self.input_flank and x.shape[-1] == self.length + 2 * self.input_flank:
+            x = x[..., self.input_flank : x.shape[-1] - self.input_flank]
         if not torch.is_floating_point(x):
             x = x.float()
         if self.training or not self.rc_average:

@@ -89,7 +89,6 @@ def _make_trainer(
         strategy=cfg.strategy,
         num_nodes=cfg.num_nodes,
         precision=cfg.precision,  # type: ignore[arg-type]
-        gradient_clip_val=cfg.gradient_clip,
         deterministic=cfg.deterministic,
         callbacks=callbacks,
         logger=loggers,

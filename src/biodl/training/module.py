@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.core.optimizer import LightningOptimizer
 import numpy as np
 import torch
 from torch import nn
@@ -14,6 +15,9 @@ from biodl.data.base import BatchAugment, JointAugment
 from biodl.metrics import compute_metrics, main_metric
 from biodl.training.losses import apply_head, masked_loss
 from biodl.training.optim import make_optimizer, make_scheduler
+
+#: Training steps between updates of the running loss shown in the progress bar.
+PROGRESS_EVERY = 50
 
 
 class BiodlModule(L.LightningModule):
@@ -31,6 +35,13 @@ class BiodlModule(L.LightningModule):
         Optional batch augmentation used in training steps only.
     monitor
         The quantity the schedule watches (``val_loss``, or ``train_loss`` without validation).
+
+    Notes
+    -----
+    The optimisation step is written out (Lightning's manual optimisation): zero the gradients,
+    backward, optional clipping by norm, step; the learning-rate schedule steps once per epoch
+    after the epoch's losses are logged. Lightning's automatic loop runs a closure and a dozen
+    hooks per step, ~0.2 ms: 3 % of a DeepBind-size step on a laptop CPU.
     """
 
     def __init__(
@@ -42,6 +53,7 @@ class BiodlModule(L.LightningModule):
         monitor: str = "val_loss",
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False
         self.model = model
         self.kind = kind
         self.train_cfg = train_cfg
@@ -49,6 +61,18 @@ class BiodlModule(L.LightningModule):
         self.monitor = monitor
         self.metric_name, _ = main_metric(kind)
         self._outs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"train": [], "val": []}
+        # summed (loss x batch size) and sample counts of the running epoch: Lightning's per-step
+        # self.log costs ~0.6 ms a call (it re-devices the metric state), 10 % of a small model's step
+        self._loss_sum: dict[str, torch.Tensor | None] = {"train": None, "val": None}
+        self._loss_n: dict[str, int] = {"train": 0, "val": 0}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name twice per hook call, ~40 times a step; nn.Module's
+        # __setattr__ (parameter/buffer/module checks) is needless for this plain attribute
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw scores for inputs (compact integer inputs are cast to float here)."""
@@ -65,7 +89,13 @@ class BiodlModule(L.LightningModule):
                 x = self.augment(x)
         scores = self(x)
         loss = masked_loss(self.kind, scores, y)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        n = len(x)
+        weighted = loss.detach() * n
+        prev = self._loss_sum[stage]
+        self._loss_sum[stage] = weighted if prev is None else prev + weighted
+        self._loss_n[stage] += n
+        if stage == "train" and self.train_cfg.progress_bar and self.trainer.global_step % PROGRESS_EVERY == 0:
+            self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         self._outs[stage].append((apply_head(self.kind, scores.detach().float()).cpu(), y.detach().cpu()))
         if stage == "train" and self.train_cfg.l1 > 0:
             l1 = sum(p.abs().sum() for n, p in self.model.named_parameters() if p.ndim > 1)
@@ -73,10 +103,32 @@ class BiodlModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        opt = self.optimizers()
+        assert isinstance(opt, LightningOptimizer)
+        loss = self._step(batch, "train")
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.train_cfg.gradient_clip:
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            if scaler is not None:  # 16-mixed: clip the true gradients
+                scaler.unscale_(opt.optimizer)
+            self.clip_gradients(opt, gradient_clip_val=self.train_cfg.gradient_clip, gradient_clip_algorithm="norm")
+        opt.step()
+        return loss.detach()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
+
+    def _epoch_loss(self, stage: str) -> None:
+        """Log ``{stage}_loss``: the sample-weighted mean over the epoch (summed over all ranks)."""
+        total, n = self._loss_sum[stage], self._loss_n[stage]
+        self._loss_sum[stage], self._loss_n[stage] = None, 0
+        if total is None or n == 0:
+            return
+        pair = torch.stack([total.double(), torch.tensor(float(n), dtype=torch.float64, device=total.device)])
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(pair)
+        self.log(f"{stage}_loss", float(pair[0] / pair[1]), on_step=False, on_epoch=True, prog_bar=True, rank_zero_only=False)
 
     def _epoch_metric(self, stage: str) -> None:
         outs = self._outs[stage]
@@ -96,14 +148,26 @@ class BiodlModule(L.LightningModule):
             self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val", rank_zero_only=False)
 
     def on_train_epoch_end(self) -> None:
+        self._epoch_loss("train")
         self._epoch_metric("train")
+        opt = self.optimizers()
+        assert isinstance(opt, LightningOptimizer)
+        self.log("lr", float(opt.param_groups[0]["lr"]), on_step=False, on_epoch=True, rank_zero_only=False)  # this epoch's
+        sched = self.lr_schedulers()
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            value = self.trainer.callback_metrics.get(self.monitor)
+            if value is not None:  # validation ran before this hook, so val_loss is this epoch's
+                sched.step(float(value))
+        elif sched is not None:
+            sched.step()
 
     def on_validation_epoch_end(self) -> None:
+        self._epoch_loss("val")
         self._epoch_metric("val")
 
     def configure_optimizers(self) -> Any:
         opt = make_optimizer(self.model.parameters(), self.train_cfg)
-        sched = make_scheduler(opt, self.train_cfg, self.monitor)
+        sched = make_scheduler(opt, self.train_cfg)
         if sched is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -27,11 +27,10 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, monitor: str) -> dict[str, Any] | None:
-    """Lightning scheduler dict for ``lr_schedule`` (``plateau`` halves the lr by default)."""
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The epoch-wise learning-rate schedule of ``lr_schedule`` (``plateau`` halves the lr by default), or ``None``."""
     if cfg.lr_schedule == "plateau":
-        sched: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
-        return {"scheduler": sched, "monitor": monitor, "interval": "epoch"}
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
     if cfg.lr_schedule == "exponential":
-        return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma), "interval": "epoch"}
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
     return None

@@ -86,6 +86,8 @@ def sliding_window(
     """
     n, _, h, w = x.shape
     if h <= window and w <= window:
+        if n <= batch_size or torch.jit.is_tracing():  # a traced graph must not fix the batch chunks
+            return fn(x)
         return torch.cat([fn(x[i : i + batch_size]) for i in range(0, n, batch_size)])
     wh, ww = min(window, h), min(window, w)
     boxes = [(i, j) for i in window_starts(h, wh, overlap) for j in window_starts(w, ww, overlap)]

@@ -224,6 +224,7 @@ class IntervalOptions:
     out_of_bounds: str = "error"
     unknown_contigs: str = "error"
     seed: int = 0
+    flank: int = 0
 
 
 @dataclass
@@ -237,7 +238,7 @@ class Windows:
     chrom, start
         ``(N,)`` contig names and 0-based starts.
     seqs
-        ``(N, width)`` ASCII bytes of the window sequences.
+        ``(N, width + 2 * flank)`` ASCII bytes of the window sequences (with the flanks).
     y
         ``(N, T)`` float32 labels per task (``None`` without labels).
     tasks
@@ -367,7 +368,14 @@ def load_windows(
             start = np.concatenate([start, ns])
             y = np.concatenate([y, np.zeros((len(ns), y.shape[1]), dtype=np.float32)])
             negative = np.concatenate([negative, np.ones(len(ns), dtype=bool)])
-    seqs = fetch_windows(genome, chrom, start, width)
+    if opts.flank:
+        # context on both sides for random-shift training: a shifted window is a slice of real sequence
+        lengths = np.array([genome.lengths[str(c)] for c in chrom], dtype=np.int64)
+        past = int(np.count_nonzero((start - opts.flank < 0) | (start + width + opts.flank > lengths)))
+        summary["shift flank (bp each side)"] = opts.flank
+        if past:
+            summary["windows whose flank runs past a contig end (N-padded flank)"] = past
+    seqs = fetch_windows(genome, chrom, start - opts.flank, width + 2 * opts.flank)
     genome.close()
     ids = np.char.add(np.char.add(np.char.add(chrom, ":"), start.astype(str)), np.char.add("-", (start + width).astype(str)))
     return Windows(ids.astype(object), chrom, start, seqs, y, task_names, negative, summary)

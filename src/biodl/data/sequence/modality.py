@@ -82,6 +82,9 @@ class SequenceModality(Modality):
         self.sequence_column: str | None = None
         self.target_columns: list[str] = list(cfg.target_columns)
         self.tasks: list[str] | None = None
+        # interval windows carry `shift` bp of real sequence on each side (random shifts slice it)
+        self.flank = 0
+        self._trained_flank = False
         if cfg.sequence.rc_augment and not self.alphabet.complementable:
             raise ConfigError(f"data.sequence.rc_augment: {self.alphabet.name} sequences have no reverse complement")
 
@@ -413,6 +416,7 @@ class SequenceModality(Modality):
             out_of_bounds=opts.out_of_bounds,
             unknown_contigs=opts.unknown_contigs,
             seed=opts.seed,
+            flank=self._interval_flank(),
         )
         win: Windows = load_windows(paths, opts.genome, iopts, labels=require_targets, tasks=self.tasks)
         summary.update(win.summary)
@@ -443,12 +447,35 @@ class SequenceModality(Modality):
             y = win.y
             ids = list(win.ids)
             chrom = list(win.chrom)
-        X = np.stack(codes) if codes else np.zeros((0, opts.intervals_width), np.uint8)
+        X = np.stack(codes) if codes else np.zeros((0, opts.intervals_width + 2 * self.flank), np.uint8)
         targets = Targets(y.astype(np.float32), "binary", list(win.tasks), None) if y is not None else None
         groups = np.asarray(chrom, dtype=object) if cfg.split == "chromosome" else None
         summary["sequences"] = len(X)
-        summary["sequence length"] = int(X.shape[1])
+        summary["sequence length"] = int(X.shape[1]) - 2 * self.flank
         return LoadedData(X, targets, np.asarray(ids, dtype=object), groups, summary)
+
+    def _interval_flank(self) -> int:
+        """Flank of interval windows: ``shift`` when training (a trained model keeps its own)."""
+        if not self._trained_flank:  # a loaded model keeps the flank it was trained with
+            self.flank = self.opts.shift
+        return self.flank
+
+    def configure_model(self, model: torch.nn.Module) -> None:
+        """Sequence models centre-crop inputs that carry the shift flanks."""
+        if hasattr(model, "input_flank"):
+            setattr(model, "input_flank", self.flank)  # noqa: B010 (any SequenceModel)
+
+    def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The model sees the core window; the flanks only feed random shifts (and are cropped)."""
+        if self.flank and len(shape) == 2:
+            return (shape[0], shape[1] - 2 * self.flank)
+        return shape
+
+    def _core(self, X_model: np.ndarray) -> np.ndarray:
+        """Model inputs without the shift flanks ``(N, A, L)``."""
+        if self.flank and X_model.shape[-1] == (self.length or 0) + 2 * self.flank:
+            return X_model[..., self.flank : X_model.shape[-1] - self.flank]
+        return X_model
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length."""
@@ -490,7 +517,7 @@ class SequenceModality(Modality):
 
     def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
         """k-mer counts ``(N, A**k)`` (``data.sequence.kmer_k``) for the classical baseline."""
-        return kmer_counts(X_model, self.opts.kmer_k)
+        return kmer_counts(np.ascontiguousarray(self._core(X_model)), self.opts.kmer_k)
 
     def train_augment(self) -> BatchAugment | None:
         """Random reverse complement (DNA/RNA) and random shift, as configured."""
@@ -499,6 +526,8 @@ class SequenceModality(Modality):
             rc = self.alphabet.name == "dna"
         if not rc and self.opts.shift == 0:
             return None
+        if self.flank:  # interval windows: shifts are random slices of the wider window
+            return SequenceAugment(rc=bool(rc), shift=self.flank, flank=self.flank)
         return SequenceAugment(rc=bool(rc), shift=self.opts.shift)
 
     def columns(self) -> dict[str, Any]:
@@ -513,6 +542,7 @@ class SequenceModality(Modality):
         meta = {
             "alphabet": self.alphabet.name,
             "length": self.length,
+            "flank": self.flank,
             "format": self.format,
             "sequence_column": self.sequence_column,
             "target_columns": self.target_columns,
@@ -524,6 +554,8 @@ class SequenceModality(Modality):
         if "alphabet" in meta:
             self.alphabet = get_alphabet(meta["alphabet"])
         self.length = meta.get("length", self.length)
+        self.flank = int(meta.get("flank", 0))
+        self._trained_flank = True
         self.format = meta.get("format")
         self.sequence_column = meta.get("sequence_column")
         self.target_columns = list(meta.get("target_columns") or [])

@@ -225,6 +225,17 @@ class SegmentationParams(VisionParams):
     input_scale: float = Field(
         default=1.0, gt=0.0, le=1.0, description="work at this fraction of the resolution (outputs are upsampled back)"
     )
+    threshold: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="binary masks: foreground probability threshold; the output logits are shifted by -logit(threshold) "
+        "so that every consumer's 0.5 cut means this threshold (set by evaluate.select_threshold)",
+    )
+    tta: Literal["none", "flip", "dihedral"] = Field(
+        default="none",
+        description="test-time augmentation: average the logits over flips (4 views) or flips and 90° rotations (8 views)",
+    )
 
 
 class SegmentationModel(VisionModel):
@@ -258,23 +269,59 @@ class SegmentationModel(VisionModel):
         scale = p.input_scale if isinstance(p, SegmentationParams) else 1.0
         h, w = x.shape[-2:]
         z = x
-        if scale != 1.0:
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            z = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        if scale != 1.0:  # a scale factor (not a computed size) keeps the graph exportable
+            z = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True)
         z, (zh, zw) = pad_to_multiple(z, self.stride)
         out = self.forward_net(z)[..., :zh, :zw]
         if scale != 1.0:
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         return out
 
+    def forward_tta(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_logits` averaged over the views of ``params.tta`` (each mapped back).
+
+        Parameters
+        ----------
+        x
+            ``(N, C, H, W)`` images.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, num_outputs, H, W)`` mean logits; the plain logits for ``tta="none"``.
+        """
+        mode = getattr(self.params, "tta", "none")
+        if mode == "none":
+            return self.forward_logits(x)
+        # the dihedral group as transposes and flips (exportable; rotations are their products)
+        total = torch.zeros((), dtype=x.dtype, device=x.device)
+        transposes = (False, True) if mode == "dihedral" else (False,)
+        flips: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+        for transpose in transposes:
+            for dims in flips:
+                v = x.transpose(-2, -1) if transpose else x
+                v = torch.flip(v, dims=dims) if dims else v
+                y = self.forward_logits(v)
+                y = torch.flip(y, dims=dims) if dims else y
+                total = total + (y.transpose(-2, -1) if transpose else y)
+        return total / (len(transposes) * len(flips))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel logits ``(N, num_outputs, H, W)``; large images are tiled in gradient-free evaluation."""
+        """Per-pixel logits ``(N, num_outputs, H, W)``; large images are tiled in gradient-free evaluation.
+
+        Gradient-free evaluation also applies the test-time augmentation of ``params.tta``.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ConfigError(f"{type(self).__name__} takes (N, {self.in_channels}, H, W) images, got {tuple(x.shape)}")
         if not self.training and not torch.is_grad_enabled():
             window = self.window if self.window is not None else max(x.shape[-2:])
-            return sliding_window(self.forward_logits, x, window=window, overlap=self.overlap, batch_size=self.eval_chunk)
-        return self.forward_logits(x)
+            out = sliding_window(self.forward_tta, x, window=window, overlap=self.overlap, batch_size=self.eval_chunk)
+        else:
+            out = self.forward_logits(x)
+        threshold = getattr(self.params, "threshold", 0.5)
+        if self.num_outputs == 1 and threshold != 0.5:
+            out = out - math.log(threshold / (1.0 - threshold))
+        return out
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Global average of the deepest encoder features ``(N, F)``."""
