@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -153,4 +154,4 @@ def test_schedules_and_clipping_step_once_per_epoch(small_csv: Path, tmp_path: P
     )  # fmt: skip
     plateau.fit(tmp_path / "plateau")
     lr = json.loads((tmp_path / "plateau" / "history.json").read_text())["lr"]
-    assert lr[0] == pytest.approx(0.01) and all(b <= a for a, b in zip(lr, lr[1:], strict=False))
+    assert lr[0] == pytest.approx(0.01) and all(b <= a for a, b in itertools.pairwise(lr))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.core.optimizer import LightningOptimizer
 import numpy as np
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 from biodl.config import TrainConfig
@@ -112,7 +112,7 @@ class BiodlModule(L.LightningModule):
             scaler = getattr(self.trainer.precision_plugin, "scaler", None)
             if scaler is not None:  # 16-mixed: clip the true gradients
                 scaler.unscale_(opt.optimizer)
-            self.clip_gradients(opt, gradient_clip_val=self.train_cfg.gradient_clip, gradient_clip_algorithm="norm")
+            self.clip_gradients(opt.optimizer, gradient_clip_val=self.train_cfg.gradient_clip, gradient_clip_algorithm="norm")
         opt.step()
         return loss.detach()
 
@@ -158,7 +158,7 @@ class BiodlModule(L.LightningModule):
             value = self.trainer.callback_metrics.get(self.monitor)
             if value is not None:  # validation ran before this hook, so val_loss is this epoch's
                 sched.step(float(value))
-        elif sched is not None:
+        elif isinstance(sched, torch.optim.lr_scheduler.LRScheduler):
             sched.step()
 
     def on_validation_epoch_end(self) -> None:

@@ -270,7 +270,9 @@ class SegmentationModel(VisionModel):
         h, w = x.shape[-2:]
         z = x
         if scale != 1.0:  # a scale factor (not a computed size) keeps the graph exportable
-            z = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True)
+            z = F.interpolate(
+                x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True
+            )
         z, (zh, zw) = pad_to_multiple(z, self.stride)
         out = self.forward_net(z)[..., :zh, :zw]
         if scale != 1.0:
