@@ -133,7 +133,9 @@ def variant(name: str, fn: Callable[[], float]) -> tuple[str, float]:
         return name, float("nan")
 
 
-def bench_model(name: str, spec: dict[str, Any], batch: int, quick: bool, peak: float) -> tuple[dict[str, Any], list[list[Any]]]:
+def bench_model(
+    name: str, spec: dict[str, Any], batch: int, quick: bool, peak: float, repeats: int = 5
+) -> tuple[dict[str, Any], list[list[Any]]]:
     """All measurements for one architecture."""
     n = spec["n"] // (4 if quick else 1)
     x, y = synthetic(n, spec["length"])
@@ -146,7 +148,7 @@ def bench_model(name: str, spec: dict[str, Any], batch: int, quick: bool, peak: 
     # interleaved repeats, best of each: one run of either loop varies by tens of per cent with
     # thread scheduling on a small CPU
     bares, ourss = [], []
-    for _ in range(1 if quick else 5):
+    for _ in range(1 if quick else repeats):
         bares.append(bare_loop(fresh(), x, y, batch))
         ourss.append(biodl_loop(fresh(), x, y, batch))
     bare, ours = max(bares), max(ourss)
@@ -193,12 +195,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller data, no torch.compile")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved bare/biodl pairs per model")
+    ap.add_argument("--models", nargs="+", choices=sorted(SPECS), default=sorted(SPECS), help="architectures to measure")
     args = ap.parse_args()
     peak = gemm_peak()
     rows: list[list[Any]] = []
     results: dict[str, Any] = {"gemm_peak_gflops": peak}
     for name, spec in SPECS.items():
-        results[name], more = bench_model(name, spec, args.batch_size, args.quick, peak)
+        if name not in args.models:
+            continue
+        results[name], more = bench_model(name, spec, args.batch_size, args.quick, peak, args.repeats)
         rows += more
     write_results(
         "training_loop",

@@ -40,8 +40,8 @@ class BiodlModule(L.LightningModule):
     -----
     The optimisation step is written out (Lightning's manual optimisation): zero the gradients,
     backward, optional clipping by norm, step; the learning-rate schedule steps once per epoch
-    after the epoch's losses are logged. Lightning's automatic loop runs a closure and a dozen
-    hooks per step, ~0.2 ms: 3 % of a DeepBind-size step on a laptop CPU.
+    after the epoch's losses are logged. Lightning's automatic loop adds a closure and several
+    hooks to every step (about 0.2 ms, 2-3 % of a DeepBind-size step on a 2-core CPU).
     """
 
     def __init__(
