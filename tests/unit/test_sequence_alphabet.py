@@ -154,3 +154,26 @@ def test_kmer_counts_match_naive_counting(seqs: list[str], k: int) -> None:
 def test_kmer_names() -> None:
     assert kmer_names("ACGT", 2)[:5] == ["AA", "AC", "AG", "AT", "CA"]
     assert len(kmer_names("ACGT", 3)) == 64 and len(set(itertools.chain(kmer_names("AC", 3)))) == 8
+
+
+def test_strings_are_read_in_place_and_other_inputs_are_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPython ASCII str is viewed without a copy; bytes, non-ASCII text and str subclasses
+    take the copying path; all give the same encoding and the same error positions."""
+    monkeypatch.setattr(alpha_mod, "_CHUNK", 1000)
+    rng = np.random.default_rng(1)
+    text = "".join(rng.choice(list("ACGTNacgtn"), size=4097))
+    view = alpha_mod._byte_view(text)
+    assert view is not None and view.tobytes() == text.encode() and not view.flags.writeable
+    assert alpha_mod._byte_view(text + "é") is None  # not ASCII
+
+    class Tagged(str):
+        pass
+
+    assert alpha_mod._byte_view(Tagged(text)) is None  # another memory layout
+    expected = one_hot_encode(text.encode())
+    for form in (text, Tagged(text), bytearray(text.encode())):
+        np.testing.assert_array_equal(one_hot_encode(form, n_threads=2), expected)
+    bad = text[:2500] + "Z" + text[2501:]
+    for form in (bad, bad.encode()):
+        with pytest.raises(DataError, match="position 2501: character 'Z'"):
+            one_hot_encode(form, n_threads=2)

@@ -15,7 +15,9 @@ straight into a compact ``uint8`` array of shape ``(N, A, L)``.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -187,7 +189,38 @@ def one_hot_codes(codes: np.ndarray, size: int, unknown: UnknownMode = "zero", *
     return out
 
 
-def _encode_chunk(chunk: bytes, alpha: Alphabet, out: np.ndarray, folded: np.ndarray) -> tuple[int, int]:
+#: Size of CPython's compact-ASCII string header (the characters follow it in the same block).
+_ASCII_HEADER = sys.getsizeof("") - 1
+
+
+def _byte_view(sequence: str | bytes) -> np.ndarray | None:
+    """The sequence's bytes as a read-only ``uint8`` array without copying them, or ``None``.
+
+    Bytes-like input is viewed directly. A CPython ``str`` of ASCII characters is stored as one
+    block (header, characters, terminating NUL); it is viewed in place when the block has exactly
+    that size, so no byte outside the string is read. Anything else (PyPy, non-ASCII text) returns
+    ``None`` and is copied chunk by chunk instead. The caller must keep ``sequence`` alive.
+    """
+    if isinstance(sequence, bytes | bytearray | memoryview):
+        return np.frombuffer(sequence, dtype=np.uint8)
+    n = len(sequence)
+    if (
+        sys.implementation.name != "cpython"
+        or n == 0
+        or not sequence.isascii()
+        or sys.getsizeof(sequence) != _ASCII_HEADER + n + 1
+    ):
+        return None
+    block = (ctypes.c_uint8 * n).from_address(id(sequence) + _ASCII_HEADER)
+    view = np.frombuffer(memoryview(block), dtype=np.uint8)  # type: ignore[call-overload,unused-ignore]
+    probe = [0, n // 2, n - 1]
+    if view[probe].tobytes() != "".join(sequence[i] for i in probe).encode("ascii"):
+        return None  # not the layout we expect: copy instead
+    view.flags.writeable = False
+    return view
+
+
+def _encode_chunk(chunk: bytes | np.ndarray, alpha: Alphabet, out: np.ndarray, folded: np.ndarray) -> tuple[int, int]:
     """Encode one chunk into ``out`` ``(A, len(chunk))``.
 
     Symbols are letters, so the table's rows are matched by comparing case-folded bytes
@@ -198,7 +231,7 @@ def _encode_chunk(chunk: bytes, alpha: Alphabet, out: np.ndarray, folded: np.nda
     tuple of int
         Bytes that are not symbols, and how many of them are the main wildcard (``N``/``X``).
     """
-    raw = np.frombuffer(chunk, dtype=np.uint8)
+    raw = chunk if isinstance(chunk, np.ndarray) else np.frombuffer(chunk, dtype=np.uint8)
     fold = folded[: len(raw)]
     np.bitwise_or(raw, np.uint8(0x20), out=fold)
     for a, sym in enumerate(alpha.symbols.lower().encode("ascii")):
@@ -216,15 +249,23 @@ def _encode_range(
     """Encode ``sequence[lo:hi]`` chunk by chunk; returns (wildcard positions, first error)."""
     folded = np.empty(2 * min(hi - lo, _CHUNK), dtype=np.uint8)  # case-folded bytes, then the wildcard mask
     wild_at: list[np.ndarray] = []
+    whole = _byte_view(sequence)
     for start in range(lo, hi, _CHUNK):
-        piece = sequence[start : min(start + _CHUNK, hi)]
-        try:
-            chunk = piece.encode("ascii") if isinstance(piece, str) else bytes(piece)
-        except UnicodeEncodeError as exc:
-            return wild_at, (start + exc.start, f"character {piece[exc.start]!r} is not in the {alpha.name} alphabet")
-        other, n_wild = _encode_chunk(chunk, alpha, out[:, start : start + len(chunk)], folded)
-        if other == 0 or (other == n_wild and unknown in ("zero", "mask")):
-            continue  # only symbols, or symbols and N
+        end = min(start + _CHUNK, hi)
+        if whole is not None:  # no copy, and no GIL held between the NumPy calls
+            other, n_wild = _encode_chunk(whole[start:end], alpha, out[:, start:end], folded)
+            if other == 0 or (other == n_wild and unknown in ("zero", "mask")):
+                continue  # only symbols, or symbols and N
+            chunk = whole[start:end].tobytes()
+        else:
+            piece = sequence[start:end]
+            try:
+                chunk = piece.encode("ascii") if isinstance(piece, str) else bytes(piece)
+            except UnicodeEncodeError as exc:
+                return wild_at, (start + exc.start, f"character {piece[exc.start]!r} is not in the {alpha.name} alphabet")
+            other, n_wild = _encode_chunk(chunk, alpha, out[:, start:end], folded)
+            if other == 0 or (other == n_wild and unknown in ("zero", "mask")):
+                continue
         codes = encode_codes(chunk, alpha)
         bad = find_invalid(codes, chunk)
         if bad is not None and unknown != "mask":
