@@ -115,7 +115,9 @@ def test_killed_workers_running_trial_is_marked_failed(tmp_path: Path) -> None:
     orphan = study.ask()
     storage.record_heartbeat(orphan._trial_id)  # what the killed worker's heartbeat thread last did
     study.tell(study.ask(), 0.5)
-    time.sleep(1.5)
+    # the storage may compare against a clock with whole-second resolution (SQLite's CURRENT_TIMESTAMP):
+    # wait well past the 1-second grace period
+    time.sleep(2.5)
     cfg = ExperimentConfig.from_dict({"tune": {"storage": url, "study_name": "s", "heartbeat_interval": 1, "grace_period": 1}})
     joined = open_study(cfg, tmp_path, SPACE, StudyTarget("auroc", "maximize", None), optuna.samplers.RandomSampler())
     states = {t.number: t.state for t in joined.get_trials()}
