@@ -27,7 +27,9 @@ the experiment leaves unset): RMSprop (lr 1e-3, Keras' default), binary cross-en
 train/validation split, whole 400×400 tiles, plus CPU-sized choices tuned by 5-fold
 cross-validation on the EPFL road images (``docs/image_results.md``): the network works at a
 quarter of the resolution (``input_scale: 0.25``; the paper: 1.0), batches of 2 images, at
-most 60 epochs with patience 15.
+most 60 epochs with patience 15; predictions average the 8 flips and 90° rotations
+(``tta: dihedral``) and the foreground threshold is chosen on the validation images for 16×16-patch
+F1 (``evaluate.select_threshold: patch_f1``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class VGGAutoencoderParams(SegmentationParams):
         description="work at this fraction of the resolution (outputs are upsampled back; 0.25 suits a CPU, the paper: 1.0)",
     )
     tta: Literal["none", "flip", "dihedral"] = Field(
-        default="flip", description="test-time augmentation: logits averaged over the 4 flips (8 views: dihedral)"
+        default="dihedral",
+        description="test-time augmentation: logits averaged over the 8 flips and 90° rotations (flip: the 4 flips)",
     )
     encoder: Literal["vgg16", "vgg12", "vgg10"] = "vgg10"
     decoder_channels: list[int] | None = Field(default=None, description="decoder widths, deepest first (null = the variant's)")
