@@ -168,7 +168,7 @@ class Experiment:
             )
         results = []
         for i, split in enumerate(folds):
-            fold_mod = DATA_TYPES[modality.name](modality.cfg)
+            fold_mod = modality.for_fold()
             results.append(self._run(fold_mod, data, split, out / f"fold_{i}", resume and (out / f"fold_{i}").exists()))
         if not is_rank_zero():
             return RunResult(out, {})

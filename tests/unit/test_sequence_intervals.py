@@ -199,6 +199,9 @@ def test_shift_reads_flanks_of_real_sequence(tmp_path: Path, genome: tuple[Path,
         wide = model(torch.from_numpy(X))
         core = model(torch.from_numpy(np.ascontiguousarray(X[:, :, 7 : 7 + WIDTH])))
     torch.testing.assert_close(wide, core)
+    # a cross-validation fold keeps what reading established (flank, length, tasks)
+    fold = mod.for_fold()
+    assert fold.flank == 7 and fold.input_shape(tuple(X.shape[1:])) == (4, WIDTH) and fold.tasks == mod.tasks
     # a trained model's data type keeps its flank, whatever the prediction config says
     meta, arrays = mod.state()
     other = SequenceModality(

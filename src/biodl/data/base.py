@@ -105,6 +105,11 @@ class Modality(ABC):
         """
         raise NotImplementedError(f"data type {self.name!r} cannot parse request inputs")
 
+    def for_fold(self) -> Modality:
+        """A fresh instance for one cross-validation fold: what reading the files established
+        (formats, columns, window flanks) carried over, nothing fitted. Default: a new instance."""
+        return type(self)(self.cfg)
+
     def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The network's input shape, from the shape of one transformed row (default: the same)."""
         return shape

@@ -460,6 +460,14 @@ class SequenceModality(Modality):
             self.flank = self.opts.shift
         return self.flank
 
+    def for_fold(self) -> SequenceModality:
+        """A fold's instance keeps the format, columns, tasks, length and flank found when reading."""
+        fold = SequenceModality(self.cfg)
+        fold.alphabet, fold.length, fold.flank, fold._trained_flank = self.alphabet, self.length, self.flank, self._trained_flank
+        fold.format, fold.sequence_column, fold.tasks = self.format, self.sequence_column, self.tasks
+        fold.target_columns = list(self.target_columns)
+        return fold
+
     def configure_model(self, model: torch.nn.Module) -> None:
         """Sequence models centre-crop inputs that carry the shift flanks."""
         if hasattr(model, "input_flank"):
