@@ -147,6 +147,8 @@ def test_schedules_and_clipping_step_once_per_epoch(small_csv: Path, tmp_path: P
     history = json.loads((tmp_path / "exp" / "history.json").read_text())
     assert history["lr"] == pytest.approx([0.01 * 0.5**e for e in range(4)])
     assert history["train_loss"][-1] < history["train_loss"][0]  # clipped steps still learn
+    metric = next(k for k in history if k.startswith("train_") and k != "train_loss")
+    assert len(history[metric]) == 4 and all(v is not None for v in history[metric])  # every epoch its own value
     # plateau: stepped on the validation loss once per epoch; the rate starts at lr and never rises
     plateau = Experiment(
         data=data, model={"hidden_sizes": [16]}, evaluate={"baselines": [], "report": False, "plots": False},

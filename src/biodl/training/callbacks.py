@@ -11,20 +11,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Checkpoint
 
 
-class AfterModelEpochEnd(Checkpoint):
-    """Base of callbacks that read the epoch's logged values in ``on_train_epoch_end``.
-
-    Lightning runs the ``on_train_epoch_end`` of plain callbacks *before* the module's, and
-    that of checkpoint and early-stopping callbacks after it. The module logs its epoch loss
-    and metric in its own hook, so callbacks that read them derive from
-    :class:`~lightning.pytorch.callbacks.Checkpoint` to run in the second group.
-    """
-
-
-class History(AfterModelEpochEnd):
+class History(L.Callback):
     """Collects one row of logged values per epoch (survives resume through the checkpoint)."""
 
     def __init__(self) -> None:
@@ -39,7 +28,7 @@ class History(AfterModelEpochEnd):
                 continue
             row[k.removesuffix("_epoch")] = float(v)
         opts = trainer.optimizers
-        if opts and "lr" not in row:  # the module logs the epoch's rate before its schedule steps
+        if opts:  # the module steps its schedule after this hook: this is the epoch's rate
             row["lr"] = float(opts[0].param_groups[0]["lr"])
         self.rows.append(row)
 
@@ -57,7 +46,7 @@ class History(AfterModelEpochEnd):
         self.rows = list(state_dict.get("rows", []))
 
 
-class BestWeights(AfterModelEpochEnd):
+class BestWeights(L.Callback):
     """Keeps the weights with the lowest monitored loss and restores them when training ends."""
 
     def __init__(self, monitor: str = "val_loss") -> None:

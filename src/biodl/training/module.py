@@ -66,14 +66,6 @@ class BiodlModule(L.LightningModule):
         self._loss_sum: dict[str, torch.Tensor | None] = {"train": None, "val": None}
         self._loss_n: dict[str, int] = {"train": 0, "val": 0}
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name twice per hook call, ~40 times a step; nn.Module's
-        # __setattr__ (parameter/buffer/module checks) is needless for this plain attribute
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw scores for inputs (compact integer inputs are cast to float here)."""
         if not torch.is_floating_point(x):
@@ -147,12 +139,16 @@ class BiodlModule(L.LightningModule):
         if value is not None and np.isfinite(value):
             self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val", rank_zero_only=False)
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # log the epoch's training loss and metric at its last batch: Lightning runs the callbacks'
+        # on_train_epoch_end (history, best weights) before the module's, and they read these values
+        if self.trainer.is_last_batch:
+            self._epoch_loss("train")
+            self._epoch_metric("train")
+
     def on_train_epoch_end(self) -> None:
-        self._epoch_loss("train")
+        self._epoch_loss("train")  # no-ops unless the last batch went unnoticed
         self._epoch_metric("train")
-        opt = self.optimizers()
-        assert isinstance(opt, LightningOptimizer)
-        self.log("lr", float(opt.param_groups[0]["lr"]), on_step=False, on_epoch=True, rank_zero_only=False)  # this epoch's
         sched = self.lr_schedulers()
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
             value = self.trainer.callback_metrics.get(self.monitor)

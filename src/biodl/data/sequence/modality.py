@@ -535,7 +535,7 @@ class SequenceModality(Modality):
         if not rc and self.opts.shift == 0:
             return None
         if self.flank:  # interval windows: shifts are random slices of the wider window
-            return SequenceAugment(rc=bool(rc), shift=self.flank, flank=self.flank)
+            return SequenceAugment(rc=bool(rc), flank=self.flank)
         return SequenceAugment(rc=bool(rc), shift=self.opts.shift)
 
     def columns(self) -> dict[str, Any]:
