@@ -1,16 +1,19 @@
-"""Callbacks: per-epoch history, best-weight restore, atomic checkpoint files."""
+"""Callbacks: per-epoch history, best-weight restore, last checkpoint written atomically in the background."""
 
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
 
 
 class History(L.Callback):
@@ -77,14 +80,87 @@ class BestWeights(L.Callback):
         self.state = copy.deepcopy(state_dict.get("state"))
 
 
+class LastCheckpoint(Checkpoint):
+    """Writes ``dirpath/last.ckpt`` at the end of every training epoch and every ``every_n_steps`` steps.
+
+    Lightning runs checkpoint callbacks after the module's epoch-end hook, so the saved state
+    includes the epoch's learning-rate schedule step. (Lightning's ``ModelCheckpoint`` with
+    ``save_top_k=0`` writes ``last`` only after a top-k save, i.e. not at all at epoch ends.)
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int | None = None) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_steps = every_n_steps
+        self._saved_step = -1
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        n = self.every_n_steps
+        if n and trainer.global_step // n > max(self._saved_step, 0) // n:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.global_step != self._saved_step:
+            self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
+        self._saved_step = trainer.global_step
+
+
+def _write_atomically(data: memoryview, final: Path) -> None:
+    tmp = final.with_name(final.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes checkpoints to a temporary file and renames it, so a kill never leaves half a file."""
+    """Writes checkpoints whole or not at all, the file I/O off the training thread.
+
+    The checkpoint is serialised in the caller (a consistent snapshot of weights and optimiser
+    state), then one background thread writes it to a temporary file, syncs it to disk and renames
+    it over the previous one: a kill at any moment leaves the previous or the new checkpoint,
+    never half a file. Writes happen in order; a failed write is raised at the next save or at
+    :meth:`teardown`, which waits for the last write.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         final = Path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(final.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biodl-checkpoint")
+        self._pending = self._pool.submit(_write_atomically, buf.getbuffer(), final)
+
+    def wait(self) -> None:
+        """Block until the last checkpoint is on disk (re-raising its error, if any)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.wait()
+        return super().load_checkpoint(path, *args, **kwargs)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        self.wait()
+        super().remove_checkpoint(path)
+
+    def teardown(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None

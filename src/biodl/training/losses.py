@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 
-def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: bool = False) -> torch.Tensor:
     """Mean loss over labelled entries.
 
     Parameters
@@ -20,9 +20,19 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         ``segmentation``: scores ``(N, K, H, W)`` and masks ``(N, H, W)`` with -1 = unlabelled;
         ``K = 1`` is per-pixel BCE (mask value > 0 = foreground, so instance ids work), else
         per-pixel cross-entropy.
+    complete
+        The caller knows no entry is missing: the plain mean loss, without building a mask
+        (the same value, a few fewer operations per step).
     """
     if kind == "segmentation":
         return segmentation_loss(scores, y)
+    if complete and kind == "multiclass":
+        return F.cross_entropy(scores, y.long())
+    if complete:
+        target = y.reshape(scores.shape).to(scores.dtype)
+        if kind == "binary":
+            return F.binary_cross_entropy_with_logits(scores, target)
+        return F.mse_loss(scores, target)
     if kind == "multiclass":
         if (y >= 0).sum() == 0:
             return scores.sum() * 0.0

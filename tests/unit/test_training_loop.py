@@ -1,0 +1,194 @@
+"""The training loop's fast paths change nothing but speed: grouped fetches, plain steps, unmasked loss."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from biodl.config import TrainConfig
+from biodl.data.loader import ArrayDataset
+from biodl.training.fit import FitResult, batches_per_step, labels_complete, train_model
+from biodl.training.losses import masked_loss
+from biodl.training.module import BiodlModule
+from conftest import PBMC
+
+EPOCHS = 3
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def pbmc() -> tuple[np.ndarray, np.ndarray]:
+    """600 real PBMC cells: 100 gene-expression features, the cell type as class index."""
+    import anndata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad = anndata.read_h5ad(PBMC)
+    X = np.asarray(ad.X[:600, :100], dtype=np.float32)
+    codes = ad.obs["bulk_labels"].astype("category").cat.codes.to_numpy()[:600]
+    return X, codes.astype(np.int64)
+
+
+class StepLog(L.Callback):
+    """Records the optimiser steps taken and whether the module stepped without hook dispatch."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.plain: list[bool] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert isinstance(pl_module, BiodlModule)
+        self.steps.append(trainer.global_step)
+        self.plain.append(pl_module._plain_steps)
+
+
+class CountBackward(StepLog):
+    """A callback that needs Lightning's per-step hooks: they must keep being called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backward = 0
+        self.before_step = 0
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.backward += 1
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        self.before_step += 1
+
+
+def fit(data: tuple[np.ndarray, np.ndarray], kind: str, tmp: Path, callback: StepLog, **kw: Any) -> tuple[FitResult, nn.Module]:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(data[0].shape[1], 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 10 if kind == "multiclass" else 1)
+    )
+    settings = {"max_epochs": EPOCHS, "batch_size": BATCH, "progress_bar": False, "early_stopping": False, "seed": 0}
+    group = kw.pop("group_batches", None)
+    cfg = TrainConfig(**{**settings, **kw})
+    res = train_model(model, kind, cfg, data, None, run_dir=tmp, extra_callbacks=[callback], group_batches=group)
+    return res, model
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "logs" / "metrics.csv") as fh:
+        return sorted({int(row["step"]) for row in csv.DictReader(fh)})
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> None:
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=f"parameter {name} differs")
+
+
+def test_grouped_fetches_train_on_the_same_batches_in_the_same_order(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    assert batches_per_step(ArrayDataset(*pbmc), BATCH) > 1  # the default groups these small batches
+    one, grouped = StepLog(), StepLog()
+    res1, m1 = fit(pbmc, "multiclass", tmp_path / "one", one, group_batches=1)
+    res8, m8 = fit(pbmc, "multiclass", tmp_path / "grouped", grouped)
+    n_batches = -(-len(pbmc[0]) // BATCH)
+    # one optimiser step per mini-batch either way: global_step counts them
+    assert one.steps == grouped.steps == [n_batches * (e + 1) for e in range(EPOCHS)]
+    same_weights(m1, m8)
+    np.testing.assert_allclose(res1.history["train_loss"], res8.history["train_loss"], rtol=1e-5)
+    # the loggers' step axis counts optimiser steps too
+    assert (
+        logged_steps(tmp_path / "one") == logged_steps(tmp_path / "grouped") == [n_batches * (e + 1) - 1 for e in range(EPOCHS)]
+    )
+    assert res8.history["train_loss"][-1] < res8.history["train_loss"][0]  # it did learn
+
+
+def test_plain_steps_equal_lightning_dispatch(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """Clipping and L1 on the plain path give the weights Lightning's own backward/step path gives."""
+    X, codes = pbmc
+    y = (codes == 0).astype(np.float32)[:, None]
+    y[::7] = np.nan  # missing labels: the masked loss
+    extra = {"gradient_clip": 0.05, "l1": 1e-4, "optimizer": "sgd", "lr": 0.1}
+    plain, hooked = StepLog(), CountBackward()
+    res_p, mp = fit((X, y), "binary", tmp_path / "plain", plain, **extra)
+    res_h, mh = fit((X, y), "binary", tmp_path / "hooked", hooked, **extra)
+    assert all(plain.plain) and not any(hooked.plain)
+    # the callback's per-step hooks ran once per optimiser step
+    assert hooked.backward == hooked.before_step == hooked.steps[-1] == plain.steps[-1]
+    same_weights(mp, mh)
+    np.testing.assert_allclose(res_p.history["train_loss"], res_h.history["train_loss"], rtol=1e-5)
+
+
+def test_batches_per_step_respects_byte_budget_data_size_and_checkpoint_interval() -> None:
+    small = ArrayDataset(np.zeros((10_000, 4, 101), np.uint8), np.zeros((10_000, 1), np.float32))
+    assert batches_per_step(small, 128) == 8
+    assert batches_per_step(small, 128, checkpoint_every=6) == 2  # checkpoints every 6 steps still fire
+    assert batches_per_step(small, 5_000) == 2  # no more groups than the data has batches
+    images = ArrayDataset(np.zeros((64, 3, 512, 512), np.float32), np.zeros((64, 1), np.float32))
+    assert batches_per_step(images, 16) == 1  # 48 MiB a batch: fetched one at a time
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression", "multiclass"])
+def test_unmasked_loss_equals_masked_loss_on_complete_labels(kind: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(50, 4 if kind == "multiclass" else 3, generator=gen)
+    if kind == "multiclass":
+        y = torch.randint(0, 4, (50,), generator=gen)
+    elif kind == "binary":
+        y = (torch.rand(50, 3, generator=gen) > 0.5).float()
+    else:
+        y = torch.randn(50, 3, generator=gen)
+    torch.testing.assert_close(masked_loss(kind, scores, y, complete=True), masked_loss(kind, scores, y))
+
+
+def test_labels_complete() -> None:
+    assert labels_complete("binary", np.array([[0.0], [1.0]]))
+    assert not labels_complete("binary", np.array([[0.0], [np.nan]]))
+    assert labels_complete("multiclass", np.array([0, 2, 1]))
+    assert not labels_complete("multiclass", np.array([0, -1, 1]))
+    assert not labels_complete("segmentation", np.zeros((2, 4, 4)))
+
+
+class ReadCheckpoint(L.Callback):
+    """At each epoch's start, reads ``last.ckpt`` as a resumed run would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[tuple[int, int, int]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            assert not self.path.exists()
+            return
+        trainer.strategy.checkpoint_io.wait()  # type: ignore[attr-defined]
+        ckpt = torch.load(self.path, weights_only=False)
+        sched = ckpt["lr_schedulers"][0]
+        self.seen.append((ckpt["epoch"], ckpt["global_step"], sched["last_epoch"]))
+
+
+def test_every_epoch_leaves_a_whole_checkpoint_with_its_schedule_step(
+    pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    reader = ReadCheckpoint(tmp_path / "checkpoints" / "last.ckpt")
+    fit(pbmc, "multiclass", tmp_path, reader, lr_schedule="exponential")
+    n_batches = -(-len(pbmc[0]) // BATCH)
+    # written after the epoch's schedule step, so a resumed run continues with the right rate
+    assert reader.seen == [(e, n_batches * (e + 1), e + 1) for e in range(EPOCHS - 1)]
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_progress_bar_counts_mini_batches(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    class BarTotals(StepLog):
+        def __init__(self) -> None:
+            super().__init__()
+            self.totals: list[float] = []
+
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            bar = trainer.progress_bar_callback
+            assert bar is not None
+            self.totals.append(bar.total_train_batches)
+
+    seen = BarTotals()
+    fit(pbmc, "multiclass", tmp_path, seen, progress_bar=True, max_epochs=1)
+    assert seen.totals == [-(-len(pbmc[0]) // BATCH)]
