@@ -72,8 +72,9 @@ def fit(data: tuple[np.ndarray, np.ndarray], kind: str, tmp: Path, callback: Ste
     )
     settings = {"max_epochs": EPOCHS, "batch_size": BATCH, "progress_bar": False, "early_stopping": False, "seed": 0}
     group = kw.pop("group_batches", None)
+    resume = kw.pop("resume", False)
     cfg = TrainConfig(**{**settings, **kw})
-    res = train_model(model, kind, cfg, data, None, run_dir=tmp, extra_callbacks=[callback], group_batches=group)
+    res = train_model(model, kind, cfg, data, None, run_dir=tmp, extra_callbacks=[callback], group_batches=group, resume=resume)
     return res, model
 
 
@@ -192,3 +193,57 @@ def test_progress_bar_counts_mini_batches(pbmc: tuple[np.ndarray, np.ndarray], t
     seen = BarTotals()
     fit(pbmc, "multiclass", tmp_path, seen, progress_bar=True, max_epochs=1)
     assert seen.totals == [-(-len(pbmc[0]) // BATCH)]
+
+
+def test_resuming_from_an_epoch_end_checkpoint_continues_with_the_next_epoch(
+    pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    first, resumed = StepLog(), StepLog()
+    fit(pbmc, "multiclass", tmp_path, first, max_epochs=2, lr_schedule="exponential")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 10))
+    cfg = TrainConfig(max_epochs=4, batch_size=BATCH, progress_bar=False, early_stopping=False, seed=0, lr_schedule="exponential")
+    res = train_model(model, "multiclass", cfg, pbmc, None, run_dir=tmp_path, resume=True, extra_callbacks=[resumed])
+    n_batches = -(-len(pbmc[0]) // BATCH)
+    assert resumed.steps == [n_batches * 3, n_batches * 4]  # epochs 2 and 3 only, counting on
+    assert res.history["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    lr = res.history["lr"]  # the schedule carried on: one decay per epoch across the restart
+    assert lr[3] / lr[2] == pytest.approx(lr[1] / lr[0]) and lr[2] < lr[1]
+    # the CSV log keeps the first run's epochs (Lightning's writer would delete them)
+    with open(tmp_path / "logs" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted({int(r["epoch"]) for r in rows}) == [0, 1, 2, 3]
+    assert all(r["train_loss"] for r in rows if r["train_accuracy"] == "")
+
+
+def test_resumed_log_drops_epochs_the_checkpoint_does_not_cover(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    fit(pbmc, "multiclass", tmp_path, StepLog(), max_epochs=2)
+    log = tmp_path / "logs" / "metrics.csv"
+    with open(log, "a") as fh:  # an epoch logged after the last checkpoint, then the run was killed
+        fh.write("2,99,0.5,\n")
+    res, _ = fit(pbmc, "multiclass", tmp_path, StepLog(), max_epochs=3, resume=True)
+    with open(log) as fh:
+        steps = [(int(r["epoch"]), int(r["step"])) for r in csv.DictReader(fh)]
+    assert (2, 99) not in steps and {e for e, _ in steps} == {0, 1, 2}
+    assert res.history["epoch"] == [0.0, 1.0, 2.0]
+
+
+def test_no_step_checkpoint_at_an_epochs_last_batch(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """A kill between the last batch and the epoch's end resumes mid-epoch, not past the epoch's end."""
+    path = tmp_path / "checkpoints" / "last.ckpt"
+
+    class AtEpochEnd(StepLog):  # runs before the epoch-end checkpoint (checkpoint callbacks go last)
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, int]] = []
+
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            trainer.strategy.checkpoint_io.wait()  # type: ignore[attr-defined]
+            self.seen.append((trainer.global_step, torch.load(path, weights_only=False)["global_step"]))
+
+    seen = AtEpochEnd()
+    fit(pbmc, "multiclass", tmp_path, seen, checkpoint_every_n_steps=2)
+    n_batches = -(-len(pbmc[0]) // BATCH)
+    assert n_batches % 2 == 1  # epoch 1 ends on an even step, where an interval checkpoint would fall
+    step, saved = seen.seen[1]
+    assert step == 2 * n_batches and step - 2 <= saved < step

@@ -97,11 +97,13 @@ class LastCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         n = self.every_n_steps
-        if n and trainer.global_step // n > max(self._saved_step, 0) // n:
+        # not at the epoch's last batch: a run resumed from there would skip the epoch's end
+        # (history row, schedule step, early-stopping check); the epoch-end save follows
+        if n and not trainer.is_last_batch and trainer.global_step // n > max(self._saved_step, 0) // n:
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking and trainer.global_step != self._saved_step:
+        if not trainer.sanity_checking:
             self._save(trainer)
 
     def _save(self, trainer: L.Trainer) -> None:

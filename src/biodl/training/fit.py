@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -23,6 +23,7 @@ from biodl.data.base import BatchAugment, SampledAugment
 from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
 from biodl.errors import BiodlError
 from biodl.training.callbacks import AtomicCheckpointIO, BestWeights, History, LastCheckpoint
+from biodl.training.csv_log import ResumableCSVLogger, checkpoint_epoch
 from biodl.training.losses import apply_head
 from biodl.training.module import BiodlModule
 
@@ -230,9 +231,13 @@ def train_model(
     callbacks += list(extra_callbacks or [])
     if cfg.progress_bar:
         callbacks.append(_progress_bar())
-    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    last = ckpt_dir / LAST_CHECKPOINT
+    if resume and not last.exists():
+        raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
+    keep = checkpoint_epoch(last) + 1 if resume else None  # the epochs the checkpoint covers
+    loggers: list[Any] = [ResumableCSVLogger(run_dir, name="logs", version="", keep_before_epoch=keep)]
     try:
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))  # type: ignore[arg-type]
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))
     except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
         pass
     try:
@@ -244,12 +249,7 @@ def train_model(
         val_loader = val
     elif has_val and val is not None:
         val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False)
-    ckpt_path = None
-    last = ckpt_dir / LAST_CHECKPOINT
-    if resume:
-        if not last.exists():
-            raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
-        ckpt_path = str(last)
+    ckpt_path = str(last) if resume else None
     try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
     except (ValueError, RuntimeError) as exc:
