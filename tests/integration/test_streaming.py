@@ -1,4 +1,4 @@
-"""Training from an HDF5 store (streamed) matches in-memory training."""
+"""Training from an HDF5 or Zarr store (streamed) matches in-memory training."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from biodl import Experiment
 BIODL = str(Path(sys.executable).parent / "biodl")
 
 
-def test_convert_then_stream_train_matches_in_memory(small_csv: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_convert_then_stream_train_matches_in_memory(small_csv: Path, tmp_path: Path, suffix: str) -> None:
+    if suffix == ".zarr":
+        pytest.importorskip("zarr", reason="Zarr stores need the optional zarr package (pip install 'biodl[zarr]')")
     genes = [c for c in pd.read_csv(small_csv, nrows=1).columns if c.startswith("g_")]
-    store = tmp_path / "small.h5"
+    store = tmp_path / f"small{suffix}"
     res = subprocess.run(
         [BIODL, "data", "convert", "--data-path", str(small_csv), "--task", "classification",
          "--target-columns", "is_mono", "--feature-columns", *genes, "--output", str(store), "--chunk-rows", "32"],

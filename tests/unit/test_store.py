@@ -9,7 +9,7 @@ import pytest
 from biodl.config import DataConfig
 from biodl.data.base import LoadedData
 from biodl.data.splits import random_split
-from biodl.data.store import ChunkBatchSampler, StoreRows, open_store, read_store_meta, write_store
+from biodl.data.store import ChunkBatchSampler, StoreRows, is_store, open_store, read_store_meta, write_store
 from biodl.data.tabular import Tabular
 from biodl.data.targets import Targets
 from biodl.errors import DataError
@@ -94,3 +94,55 @@ def test_chunk_sampler_covers_rows_once_and_reads_few_chunks() -> None:
     assert sorted(flat.tolist()) == sorted(rows.tolist()) and len(epoch1) == len(sampler)
     assert max(len(np.unique(np.asarray(b) // 256)) for b in epoch1) <= 3
     assert not np.array_equal(np.concatenate(epoch2), flat)  # reshuffled each epoch
+
+
+def _zarr_or_skip() -> None:
+    pytest.importorskip("zarr", reason="Zarr stores need the optional zarr package (pip install 'biodl[zarr]')")
+
+
+def test_zarr_store_reads_like_the_hdf5_store(tmp_path: Path) -> None:
+    _zarr_or_skip()
+    data, cfg = _pbmc()
+    split = random_split(len(data), (0.6, 0.1, 0.3), seed=0)
+    h5 = write_store(tmp_path / "s.h5", data, data_type="tabular", data_cfg=cfg, split=split, chunk_rows=50)
+    zs = write_store(tmp_path / "s.zarr", data, data_type="tabular", data_cfg=cfg, split=split, chunk_rows=50)
+    assert zs.is_dir() and is_store(zs) and is_store(h5) and not is_store(tmp_path)
+    a, meta_a = open_store(h5)
+    b, meta_b = open_store(zs)
+    assert meta_a == meta_b
+    idx = np.array([699, 3, 3, 120, 0])
+    np.testing.assert_array_equal(b.X[idx], data.X[idx])
+    np.testing.assert_array_equal(b.X[650:700], a.X[650:700])
+    assert a.targets is not None and b.targets is not None
+    np.testing.assert_array_equal(b.targets.y, a.targets.y)
+    assert list(b.ids) == list(a.ids) == list(data.ids)
+    # rewriting replaces the store whole; no temporary directory is left behind
+    write_store(zs, data, data_type="tabular", data_cfg=cfg, chunk_rows=100)
+    assert read_store_meta(zs)["chunk_rows"] == 100 and sorted(p.name for p in tmp_path.iterdir()) == ["s.h5", "s.zarr"]
+
+
+def test_zarr_bitpacked_and_non_ascii_ids(tmp_path: Path) -> None:
+    _zarr_or_skip()
+    rng = np.random.default_rng(0)
+    onehot = np.zeros((100, 4, 30), dtype=np.uint8)
+    np.put_along_axis(onehot, rng.integers(0, 4, size=(100, 1, 30)), 1, axis=1)
+    ids = np.asarray([f"séq-{i}" for i in range(100)], dtype=object)
+    data = LoadedData(onehot, None, ids, groups=np.asarray(["α"] * 50 + ["β"] * 50, dtype=object))
+    path = write_store(tmp_path / "p.zarr", data, data_type="tabular", data_cfg=DataConfig(), chunk_rows=16, pack_bits=True)
+    lazy, meta = open_store(path)
+    assert not meta["has_targets"]
+    np.testing.assert_array_equal(lazy.X[np.arange(100)], onehot)
+    assert list(lazy.ids) == list(ids) and lazy.groups is not None and set(lazy.groups) == {"α", "β"}
+
+
+def test_damaged_zarr_store_is_a_clear_error(tmp_path: Path) -> None:
+    _zarr_or_skip()
+    data, cfg = _pbmc()
+    path = write_store(tmp_path / "s.zarr", data, data_type="tabular", data_cfg=cfg, chunk_rows=64)
+    chunk = next(p for p in (path / "inputs" / "c").rglob("*") if p.is_file() and p.parts[-2] == "0")
+    chunk.unlink()  # e.g. an interrupted copy: zarr would silently read zeros for it
+    with pytest.raises(DataError, match=r"truncated or corrupt: /inputs lacks 1 chunk file"):
+        read_store_meta(path)
+    (path / "zarr.json").unlink()
+    with pytest.raises(DataError, match="cannot open the Zarr store"):
+        read_store_meta(path)

@@ -16,10 +16,12 @@ def add_parser(sub: Any) -> None:
     conv = dsub.add_parser(
         "convert",
         help="write a chunked, compressed HDF5 store for out-of-core training",
-        description="Read inputs with the same data options as `biodl train` and write a chunked HDF5 store.",
+        description="Read inputs with the same data options as `biodl train` and write a chunked HDF5 (or Zarr) store.",
     )
-    conv.add_argument("--output", required=True, help="store file (.h5)")
-    conv.add_argument("--chunk-rows", type=int, default=1024, help="rows per HDF5 chunk (default 1024)")
+    conv.add_argument(
+        "--output", required=True, help="store: an HDF5 file (.h5) or a Zarr directory (.zarr, needs the zarr package)"
+    )
+    conv.add_argument("--chunk-rows", type=int, default=1024, help="rows per chunk (default 1024)")
     conv.add_argument("--pack-bits", action="store_true", help="bit-pack one-hot sequence inputs")
     conv.add_argument("--config", help="experiment YAML whose data section is used")
     conv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")

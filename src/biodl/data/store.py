@@ -1,4 +1,4 @@
-"""Out-of-core data: a chunked, compressed HDF5 store read lazily during training.
+"""Out-of-core data: a chunked, compressed HDF5 (or Zarr) store read lazily during training.
 
 ``biodl data convert`` writes what a data type's reader produced (raw inputs, encoded targets with a
 label mask, ids, groups, the split) plus the metadata needed to train. Training on the store reads
@@ -15,13 +15,19 @@ Layout::
     /split/{train,val,test}  row indices (optional)
     attrs          format, format_version, biodl_version, data_type, data_config (JSON), kind,
                    target_names, classes, input_shape, input_dtype, packed_axis, chunk_rows
+
+A path ending in ``.zarr`` is a Zarr v3 directory with the same layout (zstd-compressed; strings
+as ``<name>_utf8`` bytes plus ``<name>_offsets``, as Zarr v3 has no standard string type). It
+needs the optional ``zarr`` package (``pip install 'biodl[zarr]'``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +44,67 @@ from biodl.errors import DataError
 
 STORE_FORMAT = "biodl-store"
 STORE_VERSION = 1
+ZARR_SUFFIX = ".zarr"
+
+
+def is_zarr(path: str | Path) -> bool:
+    """True if ``path`` names a Zarr store (by its ``.zarr`` suffix)."""
+    return Path(path).suffix.lower() == ZARR_SUFFIX
+
+
+def _zarr() -> Any:
+    try:
+        import zarr
+    except ModuleNotFoundError:
+        raise DataError("Zarr stores (.zarr) need the zarr package: pip install 'biodl[zarr]' (or use a .h5 store)") from None
+    return zarr
+
+
+@contextmanager
+def _open_read(path: Path) -> Iterator[Any]:
+    """The store's root group (an ``h5py.File`` or a ``zarr.Group``), read-only."""
+    if is_zarr(path):
+        zarr = _zarr()
+        if not (path / "zarr.json").is_file():
+            raise OSError(f"no zarr.json in {path}")
+        yield zarr.open_group(str(path), mode="r")
+        return
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        yield fh
+
+
+def _take(ds: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (sorted, unique) of a store array."""
+    return np.asarray(ds.oindex[rows] if hasattr(ds, "oindex") else ds[rows])
+
+
+def _read_strings(root: Any, name: str, *, zarr_layout: bool) -> np.ndarray | None:
+    if zarr_layout:
+        if f"{name}_utf8" not in root:
+            return None
+        raw = np.asarray(root[f"{name}_utf8"][...]).tobytes()
+        ends = np.asarray(root[f"{name}_offsets"][...])
+        starts = np.concatenate([[0], ends[:-1]])
+        return np.asarray([raw[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True)], dtype=object)
+    if name not in root:
+        return None
+    return np.asarray(root[name].asstr()[()])
 
 
 def is_store(path: str | Path) -> bool:
-    """True if ``path`` is an HDF5 file written by :func:`write_store`."""
+    """True if ``path`` is an HDF5 file or a Zarr directory written by :func:`write_store`."""
     p = Path(path)
-    if p.suffix.lower() not in (".h5", ".hdf5") or not p.is_file():
+    if is_zarr(p):
+        if not (p / "zarr.json").is_file():
+            return False
+    elif p.suffix.lower() not in (".h5", ".hdf5") or not p.is_file():
         return False
-    import h5py
-
     try:
-        with h5py.File(p, "r") as fh:
-            return bool(fh.attrs.get("format") == STORE_FORMAT)
-    except OSError:
+        with _open_read(p) as root:
+            return bool(root.attrs.get("format") == STORE_FORMAT)
+    except (OSError, ValueError):
         return False
 
 
@@ -72,8 +126,6 @@ def write_store(
         Bit-pack a uint8 one-hot input ``(N, A, L)`` along the alphabet axis (8× smaller than
         uint8 one-hot before compression); unpacked transparently when read.
     """
-    import h5py
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -85,43 +137,103 @@ def write_store(
             raise DataError("--pack-bits needs one-hot uint8 inputs of shape (N, alphabet, length)")
         X = np.packbits(X, axis=1)
         packed_axis = 1
-    chunk = (max(1, min(chunk_rows, len(X))), *X.shape[1:])
-    with h5py.File(tmp, "w") as fh:
-        fh.create_dataset("inputs", data=X, chunks=chunk, compression="gzip", compression_opts=4, shuffle=True)
-        if data.targets is not None:
-            y = data.targets.y
-            mask = (y >= 0) if data.targets.kind == "multiclass" else ~np.isnan(y)
-            fh.create_dataset("targets", data=y, chunks=(chunk[0], *y.shape[1:]), compression="gzip")
-            fh.create_dataset("label_mask", data=mask, chunks=(chunk[0], *y.shape[1:]), compression="gzip")
-        strings = h5py.string_dtype("utf-8")
-        fh.create_dataset("ids", data=np.asarray(data.ids, dtype=object), dtype=strings)
-        if data.groups is not None:
-            fh.create_dataset("groups", data=np.asarray(data.groups, dtype=object), dtype=strings)
+    rows = max(1, min(chunk_rows, len(X)))
+    arrays: dict[str, tuple[np.ndarray, int | None]] = {"inputs": (X, rows)}  # name -> (data, chunk rows)
+    if data.targets is not None:
+        y = data.targets.y
+        mask = (y >= 0) if data.targets.kind == "multiclass" else ~np.isnan(y)
+        arrays["targets"] = (y, rows)
+        arrays["label_mask"] = (mask, rows)
+    strings = {"ids": data.ids} | ({"groups": data.groups} if data.groups is not None else {})
+    t = data.targets
+    attrs = {
+        "format": STORE_FORMAT,
+        "format_version": STORE_VERSION,
+        "biodl_version": __version__,
+        "data_type": data_type,
+        "data_config": json.dumps(data_cfg.model_dump(mode="json")),
+        "kind": t.kind if t else "",
+        "target_names": json.dumps(t.names if t else []),
+        "classes": json.dumps(t.classes if t else None),
+        "input_shape": json.dumps(input_shape),
+        "input_dtype": str(data.X.dtype),
+        "packed_axis": packed_axis,
+        "chunk_rows": rows,
+        "summary": json.dumps(data.summary, default=str),
+    }
+    if is_zarr(out):
+        _write_zarr(tmp, arrays, strings, split, attrs)
+        old = out.with_name(out.name + ".old")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        _write_hdf5(tmp, arrays, strings, split, attrs)
+        os.replace(tmp, out)
+    return out
+
+
+def _write_hdf5(
+    path: Path,
+    arrays: dict[str, tuple[np.ndarray, int | None]],
+    strings: dict[str, Any],
+    split: Split | None,
+    attrs: dict[str, Any],
+) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        for name, (values, rows) in arrays.items():
+            chunks = (rows, *values.shape[1:]) if rows else None
+            extra = {"compression_opts": 4, "shuffle": True} if name == "inputs" else {}
+            fh.create_dataset(name, data=values, chunks=chunks, compression="gzip", **extra)
+        for name, values in strings.items():
+            fh.create_dataset(name, data=np.asarray(values, dtype=object), dtype=h5py.string_dtype("utf-8"))
         if split is not None:
             grp = fh.create_group("split")
             for part in ("train", "val", "test"):
                 grp.create_dataset(part, data=getattr(split, part).astype(np.int64))
             grp.attrs["method"] = split.method
-        t = data.targets
-        fh.attrs.update(
-            {
-                "format": STORE_FORMAT,
-                "format_version": STORE_VERSION,
-                "biodl_version": __version__,
-                "data_type": data_type,
-                "data_config": json.dumps(data_cfg.model_dump(mode="json")),
-                "kind": t.kind if t else "",
-                "target_names": json.dumps(t.names if t else []),
-                "classes": json.dumps(t.classes if t else None),
-                "input_shape": json.dumps(input_shape),
-                "input_dtype": str(data.X.dtype),
-                "packed_axis": packed_axis,
-                "chunk_rows": chunk[0],
-                "summary": json.dumps(data.summary, default=str),
-            }
-        )
-    os.replace(tmp, out)
-    return out
+        fh.attrs.update(attrs)
+
+
+def _write_zarr(
+    path: Path,
+    arrays: dict[str, tuple[np.ndarray, int | None]],
+    strings: dict[str, Any],
+    split: Split | None,
+    attrs: dict[str, Any],
+) -> None:
+    zarr = _zarr()
+    if path.exists():
+        shutil.rmtree(path)
+    root = zarr.open_group(str(path), mode="w")
+    # every chunk is written, even all-zero ones, so a missing chunk file means a damaged store
+    full = {"write_empty_chunks": True}
+    for name, (values, rows) in arrays.items():
+        chunks = (rows, *values.shape[1:]) if rows else values.shape
+        root.create_array(name, data=values, chunks=chunks, config=full)
+    for name, values in strings.items():
+        encoded = [str(v).encode("utf-8") for v in values]
+        raw = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, np.uint8)
+        root.create_array(f"{name}_utf8", data=raw, config=full)
+        root.create_array(f"{name}_offsets", data=np.cumsum([len(e) for e in encoded], dtype=np.int64), config=full)
+    if split is not None:
+        grp = root.create_group("split")
+        for part in ("train", "val", "test"):
+            grp.create_array(part, data=getattr(split, part).astype(np.int64), config=full)
+        grp.attrs["method"] = split.method
+    root.attrs.update(attrs)
+
+
+def _missing_chunks(path: Path, ds: Any) -> int:
+    """Chunk files a Zarr array should have but lacks (0 for HDF5, which checks itself)."""
+    if not is_zarr(path):
+        return 0
+    expected = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks, strict=True)]))
+    found = sum(len(files) for _, _, files in os.walk(path / "inputs" / "c"))
+    return max(0, expected - found)
 
 
 class StoreRows:
@@ -142,9 +254,12 @@ class StoreRows:
 
     def _handle(self) -> Any:
         if self._fh is None or self._pid != os.getpid():
-            import h5py
+            if is_zarr(self.path):
+                self._fh = _zarr().open_group(str(self.path), mode="r")
+            else:
+                import h5py
 
-            self._fh = h5py.File(self.path, "r")
+                self._fh = h5py.File(self.path, "r")
             self._pid = os.getpid()
         return self._fh["inputs"]
 
@@ -167,7 +282,7 @@ class StoreRows:
             order = np.argsort(idx, kind="stable")
             sorted_idx = idx[order]
             uniq, inverse = np.unique(sorted_idx, return_inverse=True)
-            block = ds[uniq][inverse]
+            block = _take(ds, uniq)[inverse]
             out = np.empty_like(block)
             out[order] = block
             block = out
@@ -178,14 +293,14 @@ class StoreRows:
 
 def read_store_meta(path: str | Path) -> dict[str, Any]:
     """Validate a store and return its metadata (raises :class:`DataError` with the reason)."""
-    import h5py
-
     p = Path(path)
+    kind = "Zarr" if is_zarr(p) else "HDF5"
     try:
-        fh = h5py.File(p, "r")
-    except OSError as exc:
-        raise DataError(f"{p}: cannot open the HDF5 store (truncated or corrupt?): {exc}") from None
-    with fh:
+        opened = _open_read(p)
+        fh = opened.__enter__()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: cannot open the {kind} store (truncated or corrupt?): {exc}") from None
+    try:
         attrs = dict(fh.attrs)
         if attrs.get("format") != STORE_FORMAT:
             raise DataError(f"{p}: not a biodl data store (write one with `biodl data convert`)")
@@ -199,8 +314,11 @@ def read_store_meta(path: str | Path) -> dict[str, Any]:
         try:
             n = int(fh["inputs"].shape[0])
             fh["inputs"][max(n - 1, 0) : n]  # the last chunk must be readable
-        except (OSError, KeyError) as exc:
+            missing = _missing_chunks(p, fh["inputs"])
+        except (OSError, KeyError, ValueError) as exc:
             raise DataError(f"{p}: the store is truncated or corrupt: {exc}") from None
+        if missing:
+            raise DataError(f"{p}: the store is truncated or corrupt: /inputs lacks {missing} chunk file(s)")
         meta: dict[str, Any] = {
             "n": n,
             "data_type": str(attrs["data_type"]),
@@ -215,21 +333,21 @@ def read_store_meta(path: str | Path) -> dict[str, Any]:
             "summary": json.loads(attrs.get("summary", "{}")),
             "has_targets": "targets" in fh,
         }
+    finally:
+        opened.__exit__(None, None, None)
     return meta
 
 
 def open_store(path: str | Path) -> tuple[LoadedData, dict[str, Any]]:
     """A :class:`LoadedData` whose ``X`` is a lazy :class:`StoreRows`; targets/ids are read into memory."""
-    import h5py
-
     meta = read_store_meta(path)
     rows = StoreRows(path)
-    with h5py.File(path, "r") as fh:
+    with _open_read(Path(path)) as fh:
         targets = None
         if meta["has_targets"]:
-            targets = Targets(fh["targets"][()], meta["kind"], meta["target_names"], meta["classes"])
-        ids = np.asarray(fh["ids"].asstr()[()])
-        groups = np.asarray(fh["groups"].asstr()[()]) if "groups" in fh else None
+            targets = Targets(np.asarray(fh["targets"][...]), meta["kind"], meta["target_names"], meta["classes"])
+        ids = _read_strings(fh, "ids", zarr_layout=is_zarr(path))
+        groups = _read_strings(fh, "groups", zarr_layout=is_zarr(path))
     summary = dict(meta["summary"])
     summary.update(store=str(path), streamed=True)
     return LoadedData(rows, targets, ids, groups, summary), meta  # type: ignore[arg-type]
