@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -108,6 +108,15 @@ def is_store(path: str | Path) -> bool:
         return False
 
 
+class _Content(NamedTuple):
+    """What a store holds, whatever the format."""
+
+    arrays: dict[str, tuple[np.ndarray, int | None]]  # name -> (values, rows per chunk)
+    strings: dict[str, Any]  # name -> (N,) strings
+    split: Split | None
+    attrs: dict[str, Any]
+
+
 def write_store(
     path: str | Path,
     data: LoadedData,
@@ -161,26 +170,22 @@ def write_store(
         "chunk_rows": rows,
         "summary": json.dumps(data.summary, default=str),
     }
+    content = _Content(arrays, strings, split, attrs)
     if is_zarr(out):
-        _write_zarr(tmp, arrays, strings, split, attrs)
+        _write_zarr(tmp, content)
         old = out.with_name(out.name + ".old")
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        _write_hdf5(tmp, arrays, strings, split, attrs)
+        _write_hdf5(tmp, content)
         os.replace(tmp, out)
     return out
 
 
-def _write_hdf5(
-    path: Path,
-    arrays: dict[str, tuple[np.ndarray, int | None]],
-    strings: dict[str, Any],
-    split: Split | None,
-    attrs: dict[str, Any],
-) -> None:
+def _write_hdf5(path: Path, content: _Content) -> None:
+    arrays, strings, split, attrs = content
     import h5py
 
     with h5py.File(path, "w") as fh:
@@ -198,13 +203,8 @@ def _write_hdf5(
         fh.attrs.update(attrs)
 
 
-def _write_zarr(
-    path: Path,
-    arrays: dict[str, tuple[np.ndarray, int | None]],
-    strings: dict[str, Any],
-    split: Split | None,
-    attrs: dict[str, Any],
-) -> None:
+def _write_zarr(path: Path, content: _Content) -> None:
+    arrays, strings, split, attrs = content
     zarr = _zarr()
     if path.exists():
         shutil.rmtree(path)
