@@ -298,6 +298,12 @@ class TrainConfig(_Section):
         default=None, ge=1, description="CPU threads of PyTorch during the run (null: PyTorch's default, one per core)"
     )
     checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
+    batches_per_step: int | None = Field(
+        default=None,
+        ge=1,
+        description="mini-batches of in-memory data fetched and stepped through per Lightning step (null: up to 8, "
+        "by input size; 1: one per step, e.g. for callbacks that act per batch). Training is the same either way",
+    )
     progress_bar: bool = True
     deterministic: bool = False
 

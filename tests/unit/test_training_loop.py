@@ -43,11 +43,13 @@ class StepLog(L.Callback):
     def __init__(self) -> None:
         self.steps: list[int] = []
         self.plain: list[bool] = []
+        self.micro: int | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert isinstance(pl_module, BiodlModule)
         self.steps.append(trainer.global_step)
         self.plain.append(pl_module._plain_steps)
+        self.micro = pl_module.micro_batch
 
 
 class CountBackward(StepLog):
@@ -91,8 +93,9 @@ def same_weights(a: nn.Module, b: nn.Module) -> None:
 def test_grouped_fetches_train_on_the_same_batches_in_the_same_order(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
     assert batches_per_step(ArrayDataset(*pbmc), BATCH) > 1  # the default groups these small batches
     one, grouped = StepLog(), StepLog()
-    res1, m1 = fit(pbmc, "multiclass", tmp_path / "one", one, group_batches=1)
+    res1, m1 = fit(pbmc, "multiclass", tmp_path / "one", one, batches_per_step=1)  # the config key
     res8, m8 = fit(pbmc, "multiclass", tmp_path / "grouped", grouped)
+    assert one.micro is None and grouped.micro == BATCH
     n_batches = -(-len(pbmc[0]) // BATCH)
     # one optimiser step per mini-batch either way: global_step counts them
     assert one.steps == grouped.steps == [n_batches * (e + 1) for e in range(EPOCHS)]

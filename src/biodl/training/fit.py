@@ -184,8 +184,9 @@ def train_model(
     extra_callbacks
         More Lightning callbacks (pruning, timing, ...).
     group_batches
-        Mini-batches of in-memory arrays per Lightning step (``None``: :func:`batches_per_step`;
-        ``1``: one per step). Any value trains on the same batches in the same order.
+        Mini-batches of in-memory arrays per Lightning step (``None``: ``train.batches_per_step``,
+        else :func:`batches_per_step`; ``1``: one per step). Any value trains on the same batches
+        in the same order.
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -200,7 +201,9 @@ def train_model(
         # e.g. segmentation: one sample = one random crop (the dataset); augment keeps the random transforms
         dataset, augment = samples if samples is not None else (ArrayDataset(*train), augment)
         if isinstance(dataset, ArrayDataset):
-            group = group_batches or batches_per_step(dataset, cfg.batch_size, cfg.checkpoint_every_n_steps)
+            group = (
+                group_batches or cfg.batches_per_step or batches_per_step(dataset, cfg.batch_size, cfg.checkpoint_every_n_steps)
+            )
         # the sampler's permutation does not depend on the batch size, so K batches per fetch are
         # exactly the K consecutive batches a one-per-fetch loader would serve
         train_loader = dataset_loader(
