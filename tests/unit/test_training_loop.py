@@ -166,7 +166,7 @@ class ReadCheckpoint(L.Callback):
             assert not self.path.exists()
             return
         trainer.strategy.checkpoint_io.wait()  # type: ignore[attr-defined]
-        ckpt = torch.load(self.path, weights_only=False)
+        ckpt = torch.load(self.path, weights_only=True)
         sched = ckpt["lr_schedulers"][0]
         self.seen.append((ckpt["epoch"], ckpt["global_step"], sched["last_epoch"]))
 
@@ -242,7 +242,7 @@ def test_no_step_checkpoint_at_an_epochs_last_batch(pbmc: tuple[np.ndarray, np.n
 
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             trainer.strategy.checkpoint_io.wait()  # type: ignore[attr-defined]
-            self.seen.append((trainer.global_step, torch.load(path, weights_only=False)["global_step"]))
+            self.seen.append((trainer.global_step, torch.load(path, weights_only=True)["global_step"]))
 
     seen = AtEpochEnd()
     fit(pbmc, "multiclass", tmp_path, seen, checkpoint_every_n_steps=2)

@@ -12,11 +12,19 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
-def checkpoint_epoch(path: Path) -> int:
-    """The epoch a Lightning checkpoint was written in (memory-mapped: the weights are not read)."""
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a Lightning checkpoint was written in, or ``None`` if it holds more than plain data.
+
+    Read with ``weights_only=True`` (no code runs) and memory-mapped (the weights are not read).
+    """
+    import pickle
+
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError):
+        return None
     return int(ckpt.get("epoch", -1))
 
 
@@ -30,10 +38,11 @@ class ResumableCSVLogger(CSVLogger):
     Parameters
     ----------
     keep_before_epoch
-        ``None`` for a fresh run (the old log is replaced, as in Lightning).
+        ``None`` for a fresh run (the old log is replaced, as in Lightning); ``math.inf`` keeps
+        every row.
     """
 
-    def __init__(self, *args: Any, keep_before_epoch: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, keep_before_epoch: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keep_before_epoch = keep_before_epoch
 

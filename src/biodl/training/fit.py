@@ -237,7 +237,10 @@ def train_model(
     last = ckpt_dir / LAST_CHECKPOINT
     if resume and not last.exists():
         raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
-    keep = checkpoint_epoch(last) + 1 if resume else None  # the epochs the checkpoint covers
+    keep: float | None = None  # a fresh run replaces the log; a resumed one keeps what its checkpoint covers
+    if resume:
+        epoch = checkpoint_epoch(last)
+        keep = math.inf if epoch is None else epoch + 1
     loggers: list[Any] = [ResumableCSVLogger(run_dir, name="logs", version="", keep_before_epoch=keep)]
     try:
         loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))
