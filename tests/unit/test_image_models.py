@@ -197,3 +197,20 @@ def test_test_time_augmentation_is_equivariant(name: str) -> None:
         model.params.tta = "flip"  # type: ignore[attr-defined]
         views = [plain, *(torch.flip(model.forward_logits(torch.flip(x, d)), d) for d in [(-1,), (-2,), (-2, -1)])]
         torch.testing.assert_close(model(x), torch.stack(views).mean(0), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("size", "scale"), [((400, 400), 0.25), ((123, 77), 0.3), ((64, 96), 0.5)])
+def test_traced_downscale_is_exportable_and_equal(size: tuple[int, int], scale: float) -> None:
+    """Traced for export, the antialiased input rescale becomes two matrix products: the same numbers."""
+    from biodl.models.vision.base import downscale
+
+    class Down(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return downscale(x, scale)
+
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    eager = Down()(x)
+    traced = torch.jit.trace(Down(), (x,), check_trace=False)
+    assert "upsample_bilinear2d_aa" not in str(traced.graph)
+    torch.testing.assert_close(traced(x), eager, rtol=0, atol=1e-5)
+    assert eager.shape[-2:] == (int(size[0] * scale), int(size[1] * scale))

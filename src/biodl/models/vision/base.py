@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
@@ -238,6 +239,42 @@ class SegmentationParams(VisionParams):
     )
 
 
+def resize_matrix(n: int, scale: float) -> np.ndarray:
+    """``(m, n)`` matrix of PyTorch's antialiased bilinear resize of a length-``n`` axis by ``scale``.
+
+    ``m = floor(n * scale)``; row ``i`` holds the triangle-filter weights of output ``i`` (support
+    widened by the downscale factor, renormalised at the borders), as in PyTorch's and PIL's
+    antialiased resize. Computed in NumPy, so a traced graph holds it as a constant.
+    """
+    m = math.floor(n * scale)
+    ratio = n / m  # recompute_scale_factor=True: the scale of the actual sizes
+    support = ratio if ratio >= 1.0 else 1.0
+    inv = 1.0 / ratio if ratio >= 1.0 else 1.0
+    out = np.zeros((m, n), dtype=np.float64)
+    for i in range(m):
+        center = ratio * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n)
+        w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - center + 0.5) * inv))
+        out[i, lo:hi] = w / w.sum()
+    return out
+
+
+def downscale(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Antialiased bilinear resize of ``(N, C, H, W)`` images by ``scale``.
+
+    Traced for export (TorchScript, ONNX: fixed spatial size), it is two matrix products with
+    constant resize matrices — the same numbers (within float rounding) — because ONNX has no
+    antialiased resize at the opsets biodl targets.
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        a_h = torch.from_numpy(resize_matrix(h, scale)).to(x.dtype)
+        a_w = torch.from_numpy(resize_matrix(w, scale).T.copy()).to(x.dtype)
+        return a_h @ x @ a_w
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True)
+
+
 class SegmentationModel(VisionModel):
     """Base class of dense (per-pixel) models.
 
@@ -269,10 +306,8 @@ class SegmentationModel(VisionModel):
         scale = p.input_scale if isinstance(p, SegmentationParams) else 1.0
         h, w = x.shape[-2:]
         z = x
-        if scale != 1.0:  # a scale factor (not a computed size) keeps the graph exportable
-            z = F.interpolate(
-                x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True
-            )
+        if scale != 1.0:
+            z = downscale(x, scale)
         z, (zh, zw) = pad_to_multiple(z, self.stride)
         out = self.forward_net(z)[..., :zh, :zw]
         if scale != 1.0:
