@@ -214,3 +214,17 @@ def test_traced_downscale_is_exportable_and_equal(size: tuple[int, int], scale: 
     assert "upsample_bilinear2d_aa" not in str(traced.graph)
     torch.testing.assert_close(traced(x), eager, rtol=0, atol=1e-5)
     assert eager.shape[-2:] == (int(size[0] * scale), int(size[1] * scale))
+
+
+@pytest.mark.parametrize(("size", "out"), [((13, 13), (7, 7)), ((40, 25), (3, 7)), ((14, 14), (7, 7))])
+def test_traced_adaptive_pool_is_exportable_and_equal(size: tuple[int, int], out: tuple[int, int]) -> None:
+    """Output sizes that do not divide the input (ONNX cannot pool them) trace as matrix products."""
+    from biodl.models.vision.base import AdaptiveAvgPool2d
+
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    pool = AdaptiveAvgPool2d(out)
+    eager = pool(x)
+    torch.testing.assert_close(eager, nn.AdaptiveAvgPool2d(out)(x))
+    traced = torch.jit.trace(pool, (x,), check_trace=False)
+    assert ("adaptive_avg_pool2d" in str(traced.graph)) == (size[0] % out[0] == 0 and size[1] % out[1] == 0)
+    torch.testing.assert_close(traced(x), eager, rtol=0, atol=1e-6)

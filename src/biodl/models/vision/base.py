@@ -260,6 +260,45 @@ def resize_matrix(n: int, scale: float) -> np.ndarray:
     return out
 
 
+def separable(x: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """``rows @ x @ cols.T`` over the last two axes of ``x`` ``(..., H, W)``: a separable linear map
+    given as ``(H', H)`` and ``(W', W)`` matrices (constants in a traced graph)."""
+    a_h = torch.from_numpy(rows).to(device=x.device, dtype=x.dtype)
+    a_w = torch.from_numpy(np.ascontiguousarray(cols.T)).to(device=x.device, dtype=x.dtype)
+    return a_h @ x @ a_w
+
+
+def adaptive_pool_matrix(n: int, out: int) -> np.ndarray:
+    """``(out, n)`` matrix of adaptive average pooling along one axis (PyTorch's bins).
+
+    Row ``i`` averages inputs ``floor(i n / out)`` to ``ceil((i + 1) n / out)``.
+    """
+    mat = np.zeros((out, n), dtype=np.float64)
+    for i in range(out):
+        lo, hi = (i * n) // out, -(-(i + 1) * n // out)
+        mat[i, lo:hi] = 1.0 / (hi - lo)
+    return mat
+
+
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """PyTorch's adaptive average pooling, exportable at any size.
+
+    ONNX pools only output sizes that divide the input; traced for export (fixed spatial size),
+    other sizes become two matrix products with the same bins. Same parameters (none) and state
+    dict as ``torch.nn.AdaptiveAvgPool2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+            size: Any = self.output_size
+            pair = (size, size) if isinstance(size, int) or size is None else tuple(size)
+            oh, ow = pair[0] or h, pair[1] or w
+            if h % oh or w % ow:
+                return separable(x, adaptive_pool_matrix(h, oh), adaptive_pool_matrix(w, ow))
+        return super().forward(x)
+
+
 def downscale(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Antialiased bilinear resize of ``(N, C, H, W)`` images by ``scale``.
 
@@ -269,9 +308,7 @@ def downscale(x: torch.Tensor, scale: float) -> torch.Tensor:
     """
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        a_h = torch.from_numpy(resize_matrix(h, scale)).to(x.dtype)
-        a_w = torch.from_numpy(resize_matrix(w, scale).T.copy()).to(x.dtype)
-        return a_h @ x @ a_w
+        return separable(x, resize_matrix(h, scale), resize_matrix(w, scale))
     return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True, recompute_scale_factor=True)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from biodl.errors import ConfigError
 from biodl.models.base import MODELS, ModelParams
-from biodl.models.vision.base import VisionModel, VisionParams, conv_init
+from biodl.models.vision.base import AdaptiveAvgPool2d, VisionModel, VisionParams, conv_init
 
 #: Layer configurations ("M" = 2×2 max pooling), as in torchvision.
 CONFIGS: dict[str, list[int | str]] = {
@@ -85,7 +85,7 @@ class VGG(VisionModel):
                 "resize with data.image.size (--image-size 32) or use the 'cnn' model"
             )
         self.features = make_features(CONFIGS[params.encoder], self.in_channels, params.batch_norm)
-        self.avgpool = nn.AdaptiveAvgPool2d((params.pool_size, params.pool_size))
+        self.avgpool = AdaptiveAvgPool2d((params.pool_size, params.pool_size))
         w = params.classifier_width
         self.classifier = nn.Sequential(
             nn.Linear(512 * params.pool_size * params.pool_size, w),
