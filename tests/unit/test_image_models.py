@@ -199,6 +199,7 @@ def test_test_time_augmentation_is_equivariant(name: str) -> None:
         torch.testing.assert_close(model(x), torch.stack(views).mean(0), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the fixed-size trace is the point
 @pytest.mark.parametrize(("size", "scale"), [((400, 400), 0.25), ((123, 77), 0.3), ((64, 96), 0.5)])
 def test_traced_downscale_is_exportable_and_equal(size: tuple[int, int], scale: float) -> None:
     """Traced for export, the antialiased input rescale becomes two matrix products: the same numbers."""
@@ -216,6 +217,7 @@ def test_traced_downscale_is_exportable_and_equal(size: tuple[int, int], scale: 
     assert eager.shape[-2:] == (int(size[0] * scale), int(size[1] * scale))
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize(("size", "out"), [((13, 13), (7, 7)), ((40, 25), (3, 7)), ((14, 14), (7, 7))])
 def test_traced_adaptive_pool_is_exportable_and_equal(size: tuple[int, int], out: tuple[int, int]) -> None:
     """Output sizes that do not divide the input (ONNX cannot pool them) trace as matrix products."""
