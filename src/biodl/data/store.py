@@ -86,7 +86,7 @@ def _read_strings(root: Any, name: str, *, zarr_layout: bool) -> np.ndarray | No
             return None
         raw = np.asarray(root[f"{name}_utf8"][...]).tobytes()
         ends = np.asarray(root[f"{name}_offsets"][...])
-        starts = np.concatenate([[0], ends[:-1]])
+        starts = np.concatenate([np.zeros(1, dtype=ends.dtype), ends[:-1]])[: len(ends)]
         return np.asarray([raw[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True)], dtype=object)
     if name not in root:
         return None
