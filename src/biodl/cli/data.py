@@ -37,7 +37,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from biodl.data import DATA_TYPES
     from biodl.data.splits import make_split
     from biodl.data.store import write_store
-    from biodl.experiment import _stratify_labels
+    from biodl.experiment.split import stratify_labels as _stratify_labels
 
     raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for key, value in given(args, DATA_FLAGS + SPLIT_FLAGS).items():

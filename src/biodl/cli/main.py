@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. train.lr=0.01")
     tr.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
     tr.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last.ckpt")
+    tr.add_argument(
+        "--overwrite", action="store_true", help="replace the finished run in OUTPUT_DIR (default: refuse to train into it)"
+    )
     _add_flags(tr, "data", DATA_FLAGS + SPLIT_FLAGS)
     _add_flags(tr, "model and training", TRAIN_FLAGS)
 
@@ -93,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from biodl.experiment import Experiment
     from biodl.training.fit import is_rank_zero
 
-    result = Experiment(cfg).fit(args.output_dir, resume=args.resume)
+    result = Experiment(cfg).fit(args.output_dir, resume=args.resume, overwrite=args.overwrite)
     if is_rank_zero():
         print(f"run directory: {Path(result.output_dir).resolve()}")
     return 0

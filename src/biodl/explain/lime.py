@@ -1,15 +1,17 @@
-"""LIME for images (Ribeiro et al. 2016) on scikit-image superpixels, batched.
+"""LIME for images (Ribeiro et al. 2016): Captum's :class:`captum.attr.Lime` on scikit-image superpixels.
 
-The image is cut into superpixels (SLIC or quickshift); random subsets of them are hidden
-(set to 0, the training mean after standardisation), the perturbed images are scored in
-batches, and a weighted ridge regression of the scores on the on/off pattern gives each
-superpixel its weight. The number of samples defaults to ``clip(8 × superpixels, 100, 2000)``
+The image is cut into superpixels (SLIC or quickshift), which become Captum's ``feature_mask``; Captum
+hides random subsets of them (set to 0, the training mean after standardisation), scores the perturbed
+images in batches and fits a weighted ridge regression of the scores on the on/off pattern, which gives
+each superpixel its weight (LIME's exponential kernel on the cosine distance of the on/off pattern).
+The number of samples defaults to ``clip(8 × superpixels, 100, 2000)``
 so that every superpixel is switched on and off often enough. Kang et al. use LIME's
 superpixel highlights to show which image parts support a label set.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biodl.explain.image import _Explainer
+from biodl.explain.image_base import Explainer
 
 
 def default_samples(n_superpixels: int) -> int:
@@ -46,7 +48,7 @@ def superpixels(x: torch.Tensor, method: Literal["slic", "quickshift"] = "slic",
     return labels.reshape(img.shape[1:]).astype(np.int64)
 
 
-class LimeImage(_Explainer):
+class LimeImage(Explainer):
     """LIME on superpixels; ``attribute(inputs, target)`` → ``(N, 1, H, W)`` superpixel weights.
 
     Parameters
@@ -92,26 +94,32 @@ class LimeImage(_Explainer):
         self.last_segments: np.ndarray | None = None
 
     def _one(self, fwd: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, target: int, **kwargs: Any) -> torch.Tensor:
-        from sklearn.linear_model import Ridge
+        from captum._utils.models.linear_model import SkLearnRidge
+        from captum.attr import Lime
 
         seg = superpixels(x[0], self.segmenter, self.n_segments)
         self.last_segments = seg
         s = int(seg.max()) + 1
         n = self.n_samples or default_samples(s)
-        rng = np.random.default_rng(self.seed)
-        z = (rng.random((n, s)) < 0.5).astype(np.float32)
-        z[0] = 1.0
-        seg_t = torch.from_numpy(seg)
-        scores = np.empty(n, dtype=np.float64)
-        with torch.no_grad():
-            for start in range(0, n, self.batch_size):
-                zb = torch.from_numpy(z[start : start + self.batch_size])
-                keep = zb[:, seg_t][:, None]  # (B, 1, H, W)
-                out = fwd(x * keep)
-                scores[start : start + len(zb)] = out[:, target].double().cpu().numpy()
-        on = z.sum(axis=1)
-        cosine = 1.0 - on / (np.sqrt(np.maximum(on, 1e-12)) * np.sqrt(s))
-        weights = np.sqrt(np.exp(-(cosine**2) / self.kernel_width**2))
-        reg = Ridge(alpha=1.0).fit(z, scores, sample_weight=weights)
-        coef = torch.from_numpy(reg.coef_.astype(np.float32))
-        return coef[seg_t][None, None]
+        mask = torch.from_numpy(seg)[None, None]  # (1, 1, H, W): the same superpixels on every channel
+        lime = Lime(fwd, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=self._similarity)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(self.seed)
+            attr = lime.attribute(
+                x,
+                target=target,
+                baselines=0.0,
+                feature_mask=mask,
+                n_samples=n,
+                perturbations_per_eval=self.batch_size,
+                return_input_shape=False,
+            )
+        coef = attr.detach().float().reshape(-1)[:s]  # (S,) one weight per superpixel
+        return coef[torch.from_numpy(seg)][None, None]
+
+    def _similarity(self, original: Any, perturbed: Any, interpretable: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """LIME's kernel on the cosine distance between the on/off pattern and all-on (the original image)."""
+        z = interpretable.float().reshape(-1)
+        on = z.sum()
+        cosine = 1.0 - on / (torch.sqrt(on.clamp_min(1e-12)) * math.sqrt(z.numel()))
+        return torch.sqrt(torch.exp(-(cosine**2) / self.kernel_width**2))

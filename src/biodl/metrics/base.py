@@ -7,9 +7,9 @@ missing labels and averaging over tasks happen in :mod:`biodl.metrics.compute`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -115,3 +115,8 @@ class Metric:
 
 
 METRICS: Registry[type[Metric]] = Registry("metric")
+
+#: Scorers of the kinds scored on the whole label matrix (``multilabel``), registered by their own module
+#: (imported by :mod:`biodl.metrics`) so that :func:`~biodl.metrics.compute.compute_metrics` needs no import of it.
+#: Signature: ``scorer(y_true, y_pred, metrics=None) -> {metric: value, "n": rows}``.
+KIND_SCORERS: dict[str, Callable[..., dict[str, Any]]] = {}

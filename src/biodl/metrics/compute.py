@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from biodl.errors import ConfigError, DataError
-from biodl.metrics.base import METRICS, Kind, Metric, check_kind
+from biodl.metrics.base import KIND_SCORERS, METRICS, Kind, Metric, check_kind
 
 __all__ = ["check_task_metrics", "compute_metrics", "main_metric", "metric_names", "task_metric_names", "to_jsonable"]
 
@@ -144,10 +144,8 @@ def compute_metrics(
         Inconsistent shapes or labels.
     """
     checked = check_kind(kind)
-    if checked == "multilabel":
-        from biodl.metrics.multilabel import multilabel_metrics
-
-        return multilabel_metrics(y_true, y_pred, metrics=metrics)
+    if checked in KIND_SCORERS:  # multilabel: registered by biodl.metrics.multilabel
+        return KIND_SCORERS[checked](y_true, y_pred, metrics=metrics)
     if checked == "segmentation":
         from biodl.metrics.segmentation import segmentation_metrics
 

@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.metrics import coverage_error, f1_score, label_ranking_average_precision_score, label_ranking_loss
 
 from biodl.errors import DataError
-from biodl.metrics.base import METRICS, Kind, Metric, quiet
+from biodl.metrics.base import KIND_SCORERS, METRICS, Kind, Metric, quiet
 
 __all__ = [
     "AveragePrecision",
@@ -279,3 +279,6 @@ def single_class_labels(Y: np.ndarray, names: Sequence[str]) -> list[str]:
     if out:
         print(f"note: {len(out)} label(s) have a single class in the training split: {', '.join(out[:10])}")
     return out
+
+
+KIND_SCORERS["multilabel"] = multilabel_metrics

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from biodl.training.diagnostics import Finding
+    from biodl.tune.results import StudyTarget, TuneResult
     from biodl.tune.space import SearchSpace
-    from biodl.tune.study import StudyTarget, TuneResult
 
 __all__ = [
     "best_trial",
@@ -280,7 +280,7 @@ def write_outputs(
     report, plots
         Whether to write the HTML report and the figures.
     """
-    from biodl.tune.study import TuneResult
+    from biodl.tune.results import TuneResult
 
     frame = trials_frame(study, space, target.metric)
     table = output_dir / "trials.csv"

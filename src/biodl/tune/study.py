@@ -29,7 +29,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from biodl.config import ExperimentConfig
 from biodl.errors import BiodlError, ConfigError
 from biodl.tune.pruning import PrunerContext, PruningCallback, make_pruner, pruned_in_storage
+from biodl.tune.results import StudyTarget, TuneResult
 from biodl.tune.samplers import LineSampler, SamplerContext, make_sampler
 from biodl.tune.space import SearchSpace, check_space_values
 
@@ -162,26 +162,6 @@ def _announce_stale(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 # ------------------------------------------------------------------------------------ target
-@dataclass(frozen=True)
-class StudyTarget:
-    """What the study optimises.
-
-    Attributes
-    ----------
-    metric
-        Key of the ``val`` block of ``metrics.json``, or ``loss`` (lowest ``val_loss``).
-    direction
-        ``maximize`` or ``minimize``.
-    monitor
-        Value reported each epoch for pruning (``val_<metric>``), or ``None`` when the metric
-        is not logged per epoch (then trials are not pruned).
-    """
-
-    metric: str
-    direction: str
-    monitor: str | None
-
-
 def _targets_kind(cfg: ExperimentConfig) -> str:
     """Load the data once (also catching data errors before any trial) and return the task kind."""
     from biodl.data import DATA_TYPES
@@ -377,31 +357,6 @@ def objective_value(metrics: Mapping[str, Any], history: Mapping[str, list[float
 
 
 # ------------------------------------------------------------------------------------ running
-@dataclass
-class TuneResult:
-    """What :func:`run_study` returns.
-
-    Attributes
-    ----------
-    study
-        The Optuna study (all workers' trials).
-    output_dir
-        The tune directory.
-    best_config
-        ``best_config.yaml`` (``None`` while no trial has completed).
-    trials_table
-        ``trials.csv``.
-    report
-        ``tune_report.html`` (``None`` when ``evaluate.report`` is off).
-    """
-
-    study: optuna.Study
-    output_dir: Path
-    best_config: Path | None
-    trials_table: Path
-    report: Path | None
-
-
 def _check_launch(cfg: ExperimentConfig) -> None:
     """Refuse set-ups in which every DDP rank would run its own study loop."""
     rank = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_PROCID")

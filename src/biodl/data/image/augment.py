@@ -38,19 +38,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from biodl.data.image.ops import FILTERS, Intensity, Pair, pil_filter, rot90
 from biodl.data.image.tiling import random_crops
 from biodl.errors import ConfigError
 from biodl.registry import Registry
-
-Pair = tuple[torch.Tensor, torch.Tensor | None]
-
-#: PIL filter names of the filter strategy.
-FILTERS: dict[str, str] = {
-    "contour": "CONTOUR",
-    "detail": "DETAIL",
-    "edge_enhance": "EDGE_ENHANCE",
-    "find_edges": "FIND_EDGES",
-}
 
 
 class Transform:
@@ -96,12 +87,6 @@ class Flip(Transform):
                     y = y.clone()
                     y[sel] = y[sel].flip(dim_y)
         return x, y
-
-
-def rot90(x: torch.Tensor, y: torch.Tensor | None, k: int) -> Pair:
-    """Rotate a whole batch by ``k`` × 90° (counter-clockwise)."""
-    xr = torch.rot90(x, k, dims=(-2, -1))
-    return xr, (torch.rot90(y, k, dims=(-2, -1)) if y is not None else None)
 
 
 @AUGMENTATIONS.register("rot90")
@@ -242,53 +227,6 @@ class Noise(Transform):
         return x + sel * torch.randn_like(x) * self.sigma, y
 
 
-class Intensity:
-    """Maps model inputs back to 8-bit pixel values and forth (for PIL filters).
-
-    Parameters
-    ----------
-    mean, std
-        ``(C,)`` channel statistics the inputs were standardised with, or ``None`` when the
-        inputs are not channel-standardised (then each image channel is min-max scaled).
-    """
-
-    def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> None:
-        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float32)[:, None, None]
-        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float32)[:, None, None]
-
-    def to_uint8(self, img: torch.Tensor) -> tuple[np.ndarray, Any]:
-        """``(C, H, W)`` uint8 and what :meth:`from_uint8` needs to undo the mapping."""
-        if self.mean is not None and self.std is not None:
-            raw = img * self.std + self.mean
-            return (raw.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), None
-        lo = img.amin(dim=(-2, -1), keepdim=True)
-        hi = img.amax(dim=(-2, -1), keepdim=True)
-        span = (hi - lo).clamp_min(1e-8)
-        return ((img - lo) / span * 255).round().clamp(0, 255).to(torch.uint8).numpy(), (lo, span)
-
-    def from_uint8(self, arr: np.ndarray, ctx: Any) -> torch.Tensor:
-        """Inverse of :meth:`to_uint8`."""
-        t = torch.from_numpy(arr.astype(np.float32) / 255.0)
-        if ctx is None:
-            assert self.mean is not None and self.std is not None
-            return (t - self.mean) / self.std
-        lo, span = ctx
-        return t * span + lo
-
-
-def pil_filter(x: torch.Tensor, name: str, intensity: Intensity) -> torch.Tensor:
-    """Apply the PIL ``ImageFilter`` ``name`` (a key of :data:`FILTERS`) to every image channel."""
-    from PIL import Image, ImageFilter
-
-    flt = getattr(ImageFilter, FILTERS[name])
-    out = torch.empty_like(x)
-    for b in range(len(x)):
-        arr, ctx = intensity.to_uint8(x[b].detach().cpu().float())
-        res = np.stack([np.asarray(Image.fromarray(ch).filter(flt)) for ch in arr])
-        out[b] = intensity.from_uint8(res, ctx).to(x.dtype)
-    return out
-
-
 @AUGMENTATIONS.register("filter")
 class Filter(Transform):
     """One of the road paper's PIL filters, chosen at random per sample."""
@@ -338,11 +276,6 @@ def expand(
         raise ConfigError(f"unknown augment strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     yy = torch.cat([t for t in ys if t is not None]) if y is not None else None
     return torch.cat(xs), yy
-
-
-def strategy_factor(strategy: str, filters: Sequence[str]) -> int:
-    """How many samples each original becomes."""
-    return {"few-data": 1, "classic": 4, "filter": 1 + len(filters)}[strategy]
 
 
 class ImageAugment:

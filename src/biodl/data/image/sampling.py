@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from biodl.data.image.augment import Intensity, pil_filter, rot90, strategy_factor
+from biodl.data.image.ops import Intensity, pil_filter, rot90, strategy_factor
 
 
 def pad_to_size(x: torch.Tensor, y: torch.Tensor | None, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,0 +1,136 @@
+"""The experiment: load → split → fit preprocessing → train → evaluate → write.
+
+>>> exp = Experiment.from_yaml("examples/pbmc.yaml")
+>>> result = exp.fit("runs/pbmc")
+>>> result.metrics["test"]["accuracy"]
+
+Each step is a function of its own module with typed inputs and outputs (:mod:`biodl.experiment.results`);
+:class:`Experiment` only chains them. A new data type plugs in through ``DATA_TYPES`` (step 1), a new model
+kind through ``MODELS`` (step 4); neither touches this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from biodl.config import ExperimentConfig, apply_overrides
+from biodl.data.splits import Split
+from biodl.errors import ConfigError
+from biodl.experiment.cv import write_cv_summary
+from biodl.experiment.evaluate import evaluate_run
+from biodl.experiment.load import load_inputs
+from biodl.experiment.prepare import fit_preprocessing
+from biodl.experiment.results import Inputs, RunResult
+from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
+from biodl.experiment.split import cv_folds, split_rows
+from biodl.experiment.train import train_network
+from biodl.experiment.write import write_run, write_skipped_rows
+from biodl.training.fit import is_rank_zero
+
+
+class Experiment:
+    """A configured experiment.
+
+    Parameters
+    ----------
+    config
+        An :class:`ExperimentConfig`, or a mapping of sections (validated).
+    **sections
+        Alternatively sections as keyword arguments: ``Experiment(data={...}, train={...})``.
+    """
+
+    def __init__(self, config: ExperimentConfig | Mapping[str, Any] | None = None, **sections: Any) -> None:
+        if isinstance(config, ExperimentConfig):
+            if sections:
+                raise ConfigError("give either a config object or sections, not both")
+            self.config = config
+        else:
+            raw = dict(config or {})
+            raw.update(sections)
+            self.config = ExperimentConfig.from_dict(raw)
+        self._callbacks: list[Any] = []
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
+        """Load from YAML, applying ``key=value`` overrides."""
+        return cls(ExperimentConfig.from_yaml(path, overrides))
+
+    def with_overrides(self, overrides: Sequence[str]) -> Experiment:
+        """A copy with ``key=value`` overrides applied."""
+        raw = self.config.to_dict()
+        apply_overrides(raw, overrides)
+        return Experiment(ExperimentConfig.from_dict(raw))
+
+    # ------------------------------------------------------------------ running
+    def fit(
+        self,
+        output_dir: str | Path,
+        *,
+        resume: bool = False,
+        overwrite: bool = True,
+        callbacks: Sequence[Any] = (),
+    ) -> RunResult:
+        """Run the whole experiment, writing everything under ``output_dir``.
+
+        ``callbacks`` are extra Lightning callbacks added to every training of this run
+        (e.g. :class:`biodl.tune.pruning.PruningCallback`). PyTorch runs on ``train.threads``
+        CPU threads throughout (training, prediction, explanations), if set.
+
+        ``overwrite=False`` (``biodl train`` without ``--overwrite``) refuses a directory that holds a
+        finished run unless ``resume``. ``config.yaml`` is written once the inputs were read; a run that
+        fails after that leaves ``output_dir/FAILED`` with the error.
+        """
+        from biodl.training.threads import torch_threads
+
+        out = Path(output_dir)
+        check_run_dir(out, overwrite=overwrite, resume=resume)
+        with torch_threads(self.config.train.threads):
+            cfg = self.config
+            run_cfg, inputs = load_inputs(cfg)
+            self.config = run_cfg
+            if is_rank_zero():
+                start_run_dir(out, cfg.to_yaml(), overwrite=overwrite, resume=resume)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+            try:
+                result = self._fit(inputs, out, resume=resume, callbacks=callbacks)
+            except BaseException as exc:
+                if is_rank_zero():
+                    mark_failed(out, exc)
+                raise
+            if is_rank_zero():
+                clear_failed(out)
+            return result
+
+    def _fit(self, inputs: Inputs, out: Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:
+        self._callbacks = list(callbacks)
+        write_skipped_rows(out, inputs.data)
+        if self.config.data.cv:
+            return self._cross_validate(inputs, out, resume)
+        split = split_rows(self.config, inputs, out)
+        return self._run(inputs, split, out, resume)
+
+    def _cross_validate(self, inputs: Inputs, out: Path, resume: bool) -> RunResult:
+        cfg = self.config
+        results = []
+        for i, split in enumerate(cv_folds(cfg, inputs, out)):
+            fold = Inputs(inputs.modality.for_fold(), inputs.data, inputs.chunk_rows)
+            fold_dir = out / f"fold_{i}"
+            results.append(self._run(fold, split, fold_dir, resume and fold_dir.exists()))
+        if not is_rank_zero():
+            return RunResult(out, {})
+        return write_cv_summary(cfg, results, out)
+
+    def _run(self, inputs: Inputs, split: Split, out: Path, resume: bool) -> RunResult:
+        """One training run on one split: fit preprocessing → train → evaluate → write."""
+        cfg = self.config
+        out.mkdir(parents=True, exist_ok=True)
+        prepared = fit_preprocessing(cfg, inputs, split)
+        trained = train_network(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
+        if not trained.is_global_zero:
+            # one writer: other ranks of a distributed run stop after training
+            return RunResult(out, {}, trained.history)
+        evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
+        return write_run(cfg, inputs, split, prepared, trained, evaluation, out)

@@ -1,0 +1,65 @@
+"""Step 2: assign rows to train / validation / test (or to cross-validation folds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biodl.config import ExperimentConfig
+from biodl.data import LoadedData
+from biodl.data.splits import Split, kfold_splits, make_split, save_splits
+from biodl.experiment.results import Inputs
+from biodl.training.fit import is_rank_zero
+
+
+def stratify_labels(data: LoadedData) -> np.ndarray | None:
+    """Class labels to stratify on (multi-class, or one binary target), else ``None``."""
+    t = data.targets
+    if t is None:
+        return None
+    if t.kind == "multiclass":
+        return t.y
+    if t.kind == "binary" and t.y.shape[1] == 1:
+        return np.where(np.isnan(t.y[:, 0]), -1, t.y[:, 0]).astype(np.int64)
+    return None
+
+
+def split_seed(cfg: ExperimentConfig) -> int:
+    """``data.split_seed``, else ``train.seed``."""
+    return cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+
+
+def split_rows(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> Split:
+    """One train/val/test split by ``data.split``; written to ``out/splits.json``."""
+    data = inputs.data
+    seed = split_seed(cfg)
+    split = make_split(
+        len(data),
+        cfg.data.split_sizes,
+        cfg.data.split,
+        seed,
+        labels=stratify_labels(data),
+        groups=data.groups,
+        test_chroms=cfg.data.test_chroms,
+        val_chroms=cfg.data.val_chroms,
+        parts=data.parts,
+    )
+    if is_rank_zero():
+        save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
+    return split
+
+
+def cv_folds(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> list[Split]:
+    """``data.cv`` folds (each with its own validation rows); written to ``out/splits.json``."""
+    assert cfg.data.cv is not None
+    data = inputs.data
+    folds = kfold_splits(
+        len(data), cfg.data.cv, cfg.data.split_sizes, split_seed(cfg), labels=stratify_labels(data), groups=data.groups
+    )
+    if is_rank_zero():
+        save_splits(
+            out / "splits.json",
+            {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
+        )
+    return folds

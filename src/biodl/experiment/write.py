@@ -1,0 +1,68 @@
+"""Step 6: save the model bundle, ``metrics.json``, figures and ``report.html`` of a trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from biodl.config import ExperimentConfig
+from biodl.data import LoadedData
+from biodl.data.splits import Split
+from biodl.experiment.results import Evaluation, Inputs, Prepared, RunResult, Trained
+from biodl.io_utils import atomic_write_text
+from biodl.training.fit import is_rank_zero
+
+
+def write_run(
+    cfg: ExperimentConfig,
+    inputs: Inputs,
+    split: Split,
+    prepared: Prepared,
+    trained: Trained,
+    evaluation: Evaluation,
+    out: Path,
+) -> RunResult:
+    """Write ``model/``, ``metrics.json``, model artifacts, figures, history, diagnostics and the report."""
+    from biodl.reporting import finish_run
+
+    model, metrics = trained.model, evaluation.metrics
+    targets = inputs.targets
+    trained.bundle.save(out / "model")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
+    artifacts = write_model_artifacts(model, out, targets.names, plots=cfg.evaluate.plots)
+    extra_figures = {}
+    if cfg.evaluate.plots and prepared.X is not None:
+        rows = split.test if len(split.test) else split.val
+        extra_figures = inputs.modality.report_figures(model, prepared.X, inputs.data, rows, evaluation.preds, out / "figures")
+    extra_figures.update({f"model: {p.stem.replace('_', ' ')}": p for p in artifacts if p.suffix == ".png"})
+    findings = finish_run(
+        out,
+        config=cfg,
+        data=inputs.data,
+        split=split,
+        targets=targets,
+        y_pred=evaluation.preds,
+        history=trained.history,
+        metrics=metrics,
+        extra_figures=extra_figures,
+    )
+    return RunResult(out, metrics, trained.history, findings, trained.bundle)
+
+
+def write_model_artifacts(model: Any, out: Path, names: list[str], *, plots: bool) -> list[Path]:
+    """Model-specific run outputs (the ``dnae`` label hierarchy), for models that have any; returns the files."""
+    writer = getattr(model, "write_run_artifacts", None)
+    if callable(writer) and is_rank_zero():
+        return list(writer(out, names, plots=plots))
+    return []
+
+
+def write_skipped_rows(out: Path, data: LoadedData) -> None:
+    """Write the input rows a modality dropped (``summary["skipped_rows"]``) to ``skipped_rows.csv``."""
+    rows = data.summary.pop("skipped_rows", None)
+    if rows and is_rank_zero():
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(out / "skipped_rows.csv", index=False)
+        print(f"{len(rows)} invalid input row(s) skipped; listed in {out / 'skipped_rows.csv'}")
