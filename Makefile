@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biodl-installed
 
-.PHONY: demo test lint typecheck install bench clean browser-deps
+.PHONY: demo test lint typecheck imports install bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The layer contracts of src/biodl ([tool.importlinter] in pyproject.toml; docs/architecture.md).
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-logo
+
 # Headless Chromium for the browser tests (Debian packages; never a downloaded browser build).
 # Installed only when missing, apt-get exists and we are root; otherwise those tests skip.
 browser-deps:
@@ -40,6 +44,7 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from biodl import wiring as _wiring  # noqa: F401  (installs the config hooks; see biodl.wiring)
 from biodl._version import __version__
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from biodl.config_tune import TuneConfig
 from biodl.errors import ConfigError
-from biodl.tune.spec import TuneConfig
+from biodl.registry import hook
 
 Task = Literal["classification", "regression", "multilabel", "reconstruction", "segmentation"]
 
@@ -344,54 +345,8 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _resolve_model(self) -> ExperimentConfig:
-        from biodl.data import DATA_TYPES
-        from biodl.models import MODELS, default_model_name
-
-        DATA_TYPES[self.data.type]
-        if self.data.type == "image" and self.data.task is None and self.data.image.mask_dir:
-            self.data.task = "segmentation"
-        name = self.model.name or default_model_name(self.data.type, self.data.task)
-        spec = MODELS[name]
-        self._apply_model_defaults(name, spec.config_defaults)
-        if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
-            self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
-        if self.data.type not in spec.data_types:
-            raise ConfigError(
-                f"model '{name}' does not take data type '{self.data.type}' (it takes: {', '.join(spec.data_types)})"
-            )
-        tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
-        if tasks and self.data.task is not None and self.data.task not in tasks:
-            raise ConfigError(f"model '{name}' does not do {self.data.task} (it does: {', '.join(tasks)})")
-        if self.train.pretrain != "none" and not callable(getattr(spec, "dense_blocks", None)):
-            able = [n for n in MODELS.names() if callable(getattr(MODELS[n], "dense_blocks", None))]
-            raise ConfigError(
-                f"train.pretrain={self.train.pretrain}: model '{name}' has no dense layers to pre-train "
-                f"(models that have: {', '.join(able)})"
-            )
-        if self.train.ensemble_size > 1 and getattr(spec, "two_step", False):
-            raise ConfigError(
-                f"model '{name}' trains in two steps (label auto-encoder, then a network); train.ensemble_size must be 1"
-            )
-        try:
-            params = spec.Params.model_validate(self.model.params())
-        except ValidationError as exc:
-            raise ValueError(_format_errors(exc, prefix="model", schema=spec.Params)) from None
-        object.__setattr__(self, "model", ModelConfig(name=name, **params.model_dump(mode="json")))
-        if self.data.type == "molecule" and not self.data.molecule.featurizer:
-            from biodl.data.molecule.featurizers import default_featurizer
-
-            self.data.molecule.featurizer = default_featurizer(spec)
-        if self.data.task == "reconstruction" and "baselines" not in self.evaluate.model_fields_set:
-            self.evaluate.baselines = []  # per-feature baselines are pointless; the run reports a PCA reference
-        from biodl.metrics.compute import check_task_metrics
-
-        check_task_metrics(self.evaluate.metrics, self.data.task)
-        if self.evaluate.select_threshold is not None:
-            if self.data.task != "segmentation":
-                raise ConfigError(
-                    f"evaluate.select_threshold applies to binary segmentation, not {self.data.task or 'this task'}"
-                )
-            check_task_metrics([self.evaluate.select_threshold], "segmentation")
+        # model defaults, data type / task / metric checks: biodl.wiring.resolve_experiment (registries live above)
+        hook("resolve_experiment")(self)
         return self
 
     def _apply_model_defaults(self, name: str, defaults: Mapping[str, object]) -> None:
@@ -410,9 +365,7 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _check_tune_space(self) -> ExperimentConfig:
-        from biodl.tune.space import check_space
-
-        check_space(self)
+        hook("check_tune_space")(self)  # biodl.tune.space.check_space
         return self
 
     # ------------------------------------------------------------------ helpers

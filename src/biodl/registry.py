@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from biodl.errors import ConfigError
 
@@ -78,3 +78,17 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+#: Functions of higher layers that the bottom layer (:mod:`biodl.config`) calls by name: checks of a
+#: whole experiment config against the registries of data types, models, metrics and tune spaces.
+#: :mod:`biodl.wiring` installs them when the package is imported (``biodl/__init__.py``), so the
+#: config schema never imports a higher layer (the import-linter layers contract).
+HOOKS: dict[str, Callable[..., Any]] = {}
+
+
+def hook(name: str) -> Callable[..., Any]:
+    """The installed hook ``name`` (see :data:`HOOKS`)."""
+    if name not in HOOKS:  # biodl/__init__.py installs every hook before any submodule runs
+        raise RuntimeError(f"biodl hook {name!r} is not installed (biodl.wiring was not imported)")
+    return HOOKS[name]

@@ -15,8 +15,8 @@ pytest.importorskip("rdkit")
 from biodl import Experiment
 from biodl.bundle import load
 from biodl.cli.main import main
-from biodl.data.molecule.explain import explain_molecules
 from biodl.errors import BiodlError
+from biodl.explain.molecule import explain_molecules
 
 ESOL = Path(__file__).resolve().parents[1] / "data" / "esol_subset.csv"
 QUIET = {"progress_bar": False, "seed": 0}

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from biodl.multilabel.twostep import TwoStepLearner, explain_image_latent
+from biodl.explain.latent import explain_image_latent
+from biodl.multilabel.twostep import TwoStepLearner
 
 
 def _quadrant_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -114,9 +114,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from biodl.bundle import load
+    from biodl.experiment.reporting import print_metrics_table
     from biodl.inference import evaluate, load_data
     from biodl.io_utils import atomic_write_text
-    from biodl.reporting import print_metrics_table
 
     bundle = load(args.model_path)
     paths, over = _data_overrides(args)

@@ -82,6 +82,8 @@ class Modality(ABC):
     """One data type (tables, sequences, ...)."""
 
     name: ClassVar[str]
+    #: What one request input of ``biodl serve`` is (model card, report); empty: "one <name> record".
+    input_hint: ClassVar[str] = ""
 
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg

@@ -30,6 +30,7 @@ class Tabular(Modality):
     """Numeric feature vectors, one row per example."""
 
     name: ClassVar[str] = "tabular"
+    input_hint: ClassVar[str] = "a feature row: a list of numbers in the feature-column order, or a {column: value} object"
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)

@@ -10,6 +10,7 @@ from biodl.config import ExperimentConfig
 from biodl.data import LoadedData
 from biodl.data.splits import Split
 from biodl.experiment.results import Evaluation, Inputs, Prepared, RunResult, Trained
+from biodl.explain.run_figures import run_figures
 from biodl.io_utils import atomic_write_text
 from biodl.training.fit import is_rank_zero
 
@@ -24,7 +25,7 @@ def write_run(
     out: Path,
 ) -> RunResult:
     """Write ``model/``, ``metrics.json``, model artifacts, figures, history, diagnostics and the report."""
-    from biodl.reporting import finish_run
+    from biodl.experiment.reporting import finish_run
 
     model, metrics = trained.model, evaluation.metrics
     targets = inputs.targets
@@ -34,7 +35,7 @@ def write_run(
     extra_figures = {}
     if cfg.evaluate.plots and prepared.X is not None:
         rows = split.test if len(split.test) else split.val
-        extra_figures = inputs.modality.report_figures(model, prepared.X, inputs.data, rows, evaluation.preds, out / "figures")
+        extra_figures = run_figures(inputs.modality, model, prepared.X, inputs.data, rows, evaluation.preds, out / "figures")
     extra_figures.update({f"model: {p.stem.replace('_', ' ')}": p for p in artifacts if p.suffix == ".png"})
     findings = finish_run(
         out,

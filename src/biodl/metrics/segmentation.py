@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from biodl.data.image.io import as_hard
 from biodl.errors import DataError
 from biodl.metrics.base import METRICS, Kind, Metric, quiet
 
@@ -64,18 +65,6 @@ def _scores(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
         "iou": _safe_div(tp, tp + fp + fn),
         "dice": f1,
     }
-
-
-def as_hard(y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities."""
-    p = np.asarray(y_pred)
-    if p.ndim == 3:
-        return (p > threshold).astype(np.int64)
-    if p.ndim != 4:
-        raise DataError(f"segmentation predictions must be (N, K, H, W) or (N, H, W), got shape {p.shape}")
-    if p.shape[1] == 1:
-        return (p[:, 0] > threshold).astype(np.int64)
-    return p.argmax(axis=1).astype(np.int64)
 
 
 @dataclass

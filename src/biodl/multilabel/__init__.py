@@ -15,7 +15,7 @@ from biodl.multilabel.dnae import (
     reconstruction_error,
 )
 from biodl.multilabel.hierarchy import explain_prediction, format_explanation, hierarchy_table, plot_hierarchy, unit_labels
-from biodl.multilabel.twostep import TwoStepLearner, dense_regressor, explain_image_latent
+from biodl.multilabel.twostep import TwoStepLearner, dense_regressor
 
 __all__ = [
     "DNAEFit",
@@ -24,7 +24,6 @@ __all__ = [
     "TwoStepLearner",
     "dense_regressor",
     "dnae_reconstruct",
-    "explain_image_latent",
     "explain_prediction",
     "fit_dnae",
     "format_explanation",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -189,25 +188,3 @@ def _train_regressor(
         net.load_state_dict(best_state)
     net.eval()
     return hist
-
-
-def explain_image_latent(
-    learner: TwoStepLearner, image: np.ndarray | torch.Tensor, *, unit: int | None = None, **lime_kwargs: Any
-) -> tuple[int, np.ndarray]:
-    """LIME superpixel weights ``(H, W)`` for the latent unit ``unit`` (default: the largest predicted) of one image.
-
-    Reuses :class:`biodl.explain.lime.LimeImage` on the step-2 network, whose outputs are the
-    latent labels; pair the unit with :func:`biodl.multilabel.hierarchy.unit_labels` to name the
-    label set the highlighted superpixels support.
-    """
-    from biodl.explain.lime import LimeImage
-
-    if learner.regressor is None:
-        raise RuntimeError("fit() first")
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32))
-    if x.ndim != 3:
-        raise DataError(f"expected one image (C, H, W), got shape {tuple(x.shape)}")
-    if unit is None:
-        unit = int(np.argmax(learner.predict_latent(x[None].numpy())[0]))
-    weights = LimeImage(learner.regressor, **lime_kwargs).attribute(x[None], target=unit)
-    return unit, weights[0, 0].numpy()

@@ -14,12 +14,14 @@ if TYPE_CHECKING:
     from biodl.bundle import Bundle
 
 #: What one request input is, per data type (types without an entry get a generic hint).
-INPUT_HINTS: dict[str, str] = {
-    "tabular": "a feature row: a list of numbers in the feature-column order, or a {column: value} object",
-    "sequence": "a nucleotide or protein sequence string",
-    "molecule": "a SMILES string",
-    "image": "a base64-encoded image file (PNG, JPEG or TIFF)",
-}
+
+
+def input_hint(data_type: str) -> str:
+    """What one request input of ``data_type`` is (the data type's ``input_hint``)."""
+    from biodl.data import DATA_TYPES
+
+    cls = DATA_TYPES[data_type] if data_type in DATA_TYPES else None
+    return getattr(cls, "input_hint", "") or f"one {data_type} record"
 
 
 def _finite(value: float) -> float | None:
@@ -98,7 +100,7 @@ def describe_inputs(bundle: Bundle, example: Any = None) -> dict[str, Any]:
     modality = bundle.modality
     info: dict[str, Any] = {
         "data_type": modality.name,
-        "description": INPUT_HINTS.get(modality.name, f"one {modality.name} record"),
+        "description": input_hint(modality.name),
         "model_input_shape": [int(s) for s in bundle.meta["model"]["in_shape"]],
     }
     features = getattr(modality, "feature_names", None)

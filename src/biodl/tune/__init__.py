@@ -15,10 +15,10 @@ study
 report
     ``trials.csv``, ``best_config.yaml``, figures and ``tune_report.html``.
 
-This package imports Optuna lazily (``biodl.config`` imports :mod:`biodl.tune.spec`), so import
+This package imports Optuna lazily (``biodl.config`` imports :mod:`biodl.config_tune`), so import
 :func:`~biodl.tune.study.run_study` from :mod:`biodl.tune.study`.
 """
 
-from biodl.tune.spec import CategoricalSpec, DistributionSpec, FloatSpec, IntSpec, TuneConfig
+from biodl.config_tune import CategoricalSpec, DistributionSpec, FloatSpec, IntSpec, TuneConfig
 
 __all__ = ["CategoricalSpec", "DistributionSpec", "FloatSpec", "IntSpec", "TuneConfig"]

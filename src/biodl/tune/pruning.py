@@ -21,8 +21,8 @@ import optuna
 from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
 from optuna.trial import TrialState
 
+from biodl.config_tune import TuneConfig
 from biodl.registry import Registry
-from biodl.tune.spec import TuneConfig
 
 __all__ = ["PRUNED_ATTR", "PRUNERS", "PrunerContext", "PruningCallback", "make_pruner", "pruned_in_storage"]
 

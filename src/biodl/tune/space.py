@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel
 
+from biodl.config_tune import CategoricalSpec, DistributionSpec, FloatSpec, IntSpec
 from biodl.registry import suggest
-from biodl.tune.spec import CategoricalSpec, DistributionSpec, FloatSpec, IntSpec
 
 if TYPE_CHECKING:
     import optuna

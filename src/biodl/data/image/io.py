@@ -271,3 +271,15 @@ def probability_png_bytes(prob: np.ndarray) -> bytes:
     """A ``(H, W)`` probability map in [0, 1] as an 8-bit grey PNG (pixel = round(255 · p))."""
     q = np.rint(np.clip(np.nan_to_num(np.asarray(prob, dtype=np.float64)), 0.0, 1.0) * 255).astype(np.uint8)
     return mask_png_bytes(q)
+
+
+def as_hard(y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities."""
+    p = np.asarray(y_pred)
+    if p.ndim == 3:
+        return (p > threshold).astype(np.int64)
+    if p.ndim != 4:
+        raise DataError(f"segmentation predictions must be (N, K, H, W) or (N, H, W), got shape {p.shape}")
+    if p.shape[1] == 1:
+        return (p[:, 0] > threshold).astype(np.int64)
+    return p.argmax(axis=1).astype(np.int64)

@@ -27,6 +27,7 @@ from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.image import sources
 from biodl.data.image.augment import ImageAugment, Intensity
 from biodl.data.image.io import (
+    as_hard,
     convert_channels,
     decode_base64_image,
     read_image,
@@ -53,6 +54,7 @@ class ImageModality(Modality):
     segmentation (``task: segmentation``)."""
 
     name: ClassVar[str] = "image"
+    input_hint: ClassVar[str] = "a base64-encoded image file (PNG, JPEG or TIFF)"
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -452,43 +454,6 @@ class ImageModality(Modality):
             opts = self.opts
             setter(opts.predict_tile_size or max(opts.tile_size, 512), opts.tile_overlap)
 
-    def report_figures(
-        self, model: torch.nn.Module, X_model: np.ndarray, data: LoadedData, rows: np.ndarray, y_pred: np.ndarray, figdir: Path
-    ) -> dict[str, Path]:
-        """Overlays of a few predicted masks (segmentation), first-layer filters and a 2-D embedding
-        of penultimate-layer features coloured by label (classification)."""
-        from biodl.explain import visual
-
-        figs: dict[str, Path] = {}
-        rows = np.asarray(rows)
-        if len(rows) == 0:
-            return figs
-        try:
-            figs["First-layer filters"] = visual.plot_first_layer_filters(model, figdir / "first_layer_filters.png")
-        except (StopIteration, AttributeError, RuntimeError):
-            pass
-        if self.segmentation:
-            pick = rows[:4]
-            truth = data.targets.y[pick] if data.targets is not None else None
-            figs["Predicted masks (evaluation images)"] = visual.plot_segmentation_overlays(
-                data.X[pick], truth, y_pred[pick], figdir / "segmentation_overlays.png", ids=[str(i) for i in data.ids[pick]]
-            )
-            return figs
-        if hasattr(model, "embed") and data.targets is not None and data.targets.kind in ("binary", "multiclass"):
-            pick = rows[:1000]
-            feats = visual.penultimate_features(model, X_model[pick])
-            coords, method = visual.embed_2d(feats)
-            t = data.targets
-            classes = t.classes or ["0", "1"]
-            if t.kind == "multiclass":
-                labels = [classes[int(v)] if v >= 0 else "?" for v in t.y[pick]]
-            else:
-                labels = [classes[int(v)] if not np.isnan(v) else "?" for v in t.y[pick, 0]]
-            figs[f"Penultimate-layer features ({method}, evaluation images)"] = visual.plot_embedding(
-                coords, labels, figdir / "embedding.png", method=method
-            )
-        return figs
-
     # ------------------------------------------------------------------ outputs
     def mask_values(self) -> np.ndarray:
         """Pixel value written for each class index in predicted masks."""
@@ -502,8 +467,6 @@ class ImageModality(Modality):
 
     def write_masks(self, probs: np.ndarray, out_dir: Path, ids: Sequence[str], threshold: float = 0.5) -> list[Path]:
         """Write predicted masks (original image sizes, class values) as PNG files; returns their paths."""
-        from biodl.metrics.segmentation import as_hard
-
         hard = as_hard(probs, threshold)
         values = self.mask_values()
         written = []

@@ -19,12 +19,10 @@ experiment writes them to ``skipped_rows.csv``).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
 
 from biodl.config import DataConfig, MoleculeOptions
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
@@ -48,6 +46,7 @@ class MoleculeModality(Modality):
     """
 
     name: ClassVar[str] = "molecule"
+    input_hint: ClassVar[str] = "a SMILES string"
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__(cfg)
@@ -228,27 +227,6 @@ class MoleculeModality(Modality):
             return MorganCounts(self.opts).featurize(mols_from_smiles(list(self._last[1])))
         return np.concatenate([atom_type_counts(X_model), unpack_descriptors(X_model)], axis=1)
 
-    def report_figures(
-        self, model: torch.nn.Module, X_model: np.ndarray, data: LoadedData, rows: np.ndarray, y_pred: np.ndarray, figdir: Path
-    ) -> dict[str, Path]:
-        """Per-atom attributions of the first target for four evaluation molecules."""
-        from biodl.data.molecule.explain import draw_attributions, graph_attributions, vector_attributions
-
-        pick = np.asarray(rows)[:4]
-        if len(pick) == 0:
-            return {}
-        try:
-            mols = mols_from_smiles(list(data.X[pick]))
-            if self.uses_graph:
-                weights = graph_attributions(model, X_model[pick], 0)
-            else:
-                weights = [w for w, _ in vector_attributions(model, X_model[pick], mols, self.featurizers, 0)]
-            paths = [draw_attributions(m, w, figdir / f"atoms_{i}.png", size=300) for i, (m, w) in enumerate(zip(mols, weights))]
-            return {"Atom attributions, first target (green raises, red lowers the output)": _tile(paths, figdir / "atoms.png")}
-        except Exception as exc:  # drawing must never fail a finished run
-            print(f"note: atom attribution figure skipped ({type(exc).__name__}: {exc})")
-            return {}
-
     def feature_names(self) -> list[str]:
         """Names of the vector features (descriptor slots for graphs)."""
         return [n for f in self.featurizers for n in f.names()]
@@ -286,21 +264,4 @@ def single_class_columns(y: np.ndarray, names: list[str]) -> list[str]:
         col = y[:, j][~np.isnan(y[:, j])]
         if col.size == 0 or col.max() == col.min():
             out.append(name)
-    return out
-
-
-def _tile(paths: list[Path], out: Path) -> Path:
-    """Side-by-side montage of PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(paths), figsize=(3 * len(paths), 3), squeeze=False)
-    for ax, p in zip(axes[0], paths):
-        ax.imshow(mpimg.imread(p))
-        ax.set_axis_off()
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return out

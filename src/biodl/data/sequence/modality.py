@@ -73,6 +73,7 @@ class SequenceModality(Modality):
     """
 
     name: ClassVar[str] = "sequence"
+    input_hint: ClassVar[str] = "a nucleotide or protein sequence string"
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__(cfg)

@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from biodl.serve.card import INPUT_HINTS
+from biodl.data import DATA_TYPES
 
 TITLE = "Deployment"
 
@@ -55,7 +55,7 @@ def deployment_section(run_dir: str | Path) -> tuple[str, str] | None:
         files.append(f"{name} ({size / 1024:.1f} KiB{', sha256 ' + digest[:12] + '…' if digest else ''})")
     table = _rows(
         [
-            ("input", f"{data_type}: {INPUT_HINTS.get(data_type, 'one record')}"),
+            ("input", f"{data_type}: {_input_hint(data_type)}"),
             ("model input shape", f"(batch, {', '.join(str(s) for s in spec.get('in_shape', []))})"),
             ("architecture", f"{spec.get('name')} ({spec.get('trainable_parameters', '?')} trainable parameters)"),
             ("output", _outputs(meta)),
@@ -78,3 +78,8 @@ def deployment_section(run_dir: str | Path) -> tuple[str, str] | None:
         "parity report (max |Δ| ≤ 1e-4 against PyTorch) to model.onnx.json.</p>"
     )
     return TITLE, body
+
+
+def _input_hint(data_type: str) -> str:
+    cls = DATA_TYPES[data_type] if data_type in DATA_TYPES else None
+    return getattr(cls, "input_hint", "") or "one record"

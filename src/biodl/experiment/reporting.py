@@ -126,7 +126,7 @@ def _figures(
             y, p.argmax(axis=1), figdir / "confusion.png", classes=list(targets.classes or [])
         )
     elif targets.kind == "segmentation":
-        pass  # overlays come from the image data type's report_figures
+        pass  # overlays come from biodl.explain.run_figures (image figures)
     else:
         figs["Predicted vs observed (test)"] = plots.plot_residuals(y, p, figdir / "residuals.png", names=targets.names)
     return figs
@@ -134,7 +134,7 @@ def _figures(
 
 def _deployment_sections(out: Path) -> list[tuple[str, str]]:
     """The report's "Deployment" section (how to predict with, export and serve the saved model)."""
-    from biodl.serve.report_section import deployment_section
+    from biodl.experiment.deployment import deployment_section
 
     section = deployment_section(out)
     return [section] if section is not None else []

@@ -1,0 +1,106 @@
+"""The composition root: installs the checks that the config schema runs against the higher layers.
+
+:mod:`biodl.config` sits at the bottom of the layers (everything may import it; it imports nothing above
+:mod:`biodl.registry`). Validating a whole experiment, though, needs the registries of the layers above it:
+data types, models (their defaults and parameters), metrics and tune search spaces. The schema calls them
+by name through :data:`biodl.registry.HOOKS`; this module defines them and is imported by ``biodl/__init__.py``,
+so the hooks are installed before any submodule runs. It imports the higher layers only inside the hooks,
+which keeps ``import biodl`` fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from biodl.registry import HOOKS
+
+if TYPE_CHECKING:
+    from biodl.config import ExperimentConfig
+
+__all__ = ["check_tune_space", "resolve_experiment"]
+
+
+def resolve_experiment(cfg: ExperimentConfig) -> None:
+    """Resolve the model (default for the data type and task, its recommended settings, its parameters) and check
+    the data type, task, metrics and molecule featurizer of ``cfg`` in place (a ``ConfigError`` when they clash)."""
+    from pydantic import ValidationError
+
+    from biodl.config import SEGMENTATION_BATCH_SIZE, ModelConfig, _format_errors
+    from biodl.data import DATA_TYPES
+    from biodl.errors import ConfigError
+    from biodl.models import MODELS, default_model_name
+
+    DATA_TYPES[cfg.data.type]
+    if cfg.data.type == "image" and cfg.data.task is None and cfg.data.image.mask_dir:
+        cfg.data.task = "segmentation"
+    name = cfg.model.name or default_model_name(cfg.data.type, cfg.data.task)
+    spec = MODELS[name]
+    cfg._apply_model_defaults(name, spec.config_defaults)
+    if cfg.data.task == "segmentation" and "batch_size" not in cfg.train.model_fields_set:
+        cfg.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
+    if cfg.data.type not in spec.data_types:
+        raise ConfigError(
+            f"model '{name}' does not take data type '{cfg.data.type}' (it takes: {', '.join(spec.data_types)})"
+        )
+    tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
+    if tasks and cfg.data.task is not None and cfg.data.task not in tasks:
+        raise ConfigError(f"model '{name}' does not do {cfg.data.task} (it does: {', '.join(tasks)})")
+    if cfg.train.pretrain != "none" and not callable(getattr(spec, "dense_blocks", None)):
+        able = [n for n in MODELS.names() if callable(getattr(MODELS[n], "dense_blocks", None))]
+        raise ConfigError(
+            f"train.pretrain={cfg.train.pretrain}: model '{name}' has no dense layers to pre-train "
+            f"(models that have: {', '.join(able)})"
+        )
+    if cfg.train.ensemble_size > 1 and getattr(spec, "two_step", False):
+        raise ConfigError(
+            f"model '{name}' trains in two steps (label auto-encoder, then a network); train.ensemble_size must be 1"
+        )
+    try:
+        params = spec.Params.model_validate(cfg.model.params())
+    except ValidationError as exc:
+        raise ValueError(_format_errors(exc, prefix="model", schema=spec.Params)) from None
+    object.__setattr__(cfg, "model", ModelConfig(name=name, **params.model_dump(mode="json")))
+    if cfg.data.type == "molecule" and not cfg.data.molecule.featurizer:
+        from biodl.data.molecule.featurizers import default_featurizer
+
+        cfg.data.molecule.featurizer = default_featurizer(spec)
+    if cfg.data.task == "reconstruction" and "baselines" not in cfg.evaluate.model_fields_set:
+        cfg.evaluate.baselines = []  # per-feature baselines are pointless; the run reports a PCA reference
+    from biodl.metrics.compute import check_task_metrics
+
+    check_task_metrics(cfg.evaluate.metrics, cfg.data.task)
+    if cfg.evaluate.select_threshold is not None:
+        if cfg.data.task != "segmentation":
+            raise ConfigError(
+                f"evaluate.select_threshold applies to binary segmentation, not {cfg.data.task or 'this task'}"
+            )
+        check_task_metrics([cfg.evaluate.select_threshold], "segmentation")
+
+
+def check_tune_space(cfg: ExperimentConfig) -> None:
+    """Check ``tune.space`` of ``cfg`` (keys of the schema, values the config accepts)."""
+    from biodl.tune.space import check_space
+
+    check_space(cfg)
+
+
+def _tune_samplers() -> Any:
+    from biodl.tune.samplers import SAMPLERS
+
+    return SAMPLERS
+
+
+def _tune_pruners() -> Any:
+    from biodl.tune.pruning import PRUNERS
+
+    return PRUNERS
+
+
+HOOKS.update(
+    {
+        "resolve_experiment": resolve_experiment,
+        "check_tune_space": check_tune_space,
+        "tune_samplers": _tune_samplers,
+        "tune_pruners": _tune_pruners,
+    }
+)
