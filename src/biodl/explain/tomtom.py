@@ -9,7 +9,7 @@ of the database form an empirical distribution, discretised and convolved over t
 columns. The p-value of a target is that of its best alignment, corrected for the number of
 alignments tried (``1 - (1 - p)^n``); E-values multiply by the number of targets.
 
-JASPAR comes from the SQLite file shipped with the ``pyjaspar`` package (offline). A JASPAR
+JASPAR comes from the ``pyjaspar`` package's public API (``jaspardb(release=...).fetch_motifs``; offline). A JASPAR
 matrix (base ID ``MA0062``) often has several versions (``MA0062.1`` ... ``MA0062.4``) built from
 different data, and they can differ (GABPA: CCGGAAG in .1-.2, CAGGAAG in .3-.4). biodl's default
 compares a query with every version and lists each matrix once, with its best-matching version
@@ -25,11 +25,8 @@ of one matrix fill a query's top matches.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -90,15 +87,16 @@ class TomtomResult(NamedTuple):
     overlaps: np.ndarray
 
 
-def _jaspar_file(release: str) -> Path:
-    spec = importlib.util.find_spec("pyjaspar")
-    if spec is None or spec.origin is None:
-        raise DataError("JASPAR needs the pyjaspar package (pip install pyjaspar), which ships the database offline")
-    path = Path(spec.origin).parent / "data" / f"{release}.sqlite"
-    if not path.is_file():
-        have = sorted(p.stem for p in path.parent.glob("JASPAR*.sqlite"))
-        raise DataError(f"pyjaspar has no {release} database; releases: {have}")
-    return path
+def _jaspar_db(release: str) -> Any:
+    """pyjaspar's offline database ``release`` (its public API: ``jaspardb(release=...)``)."""
+    try:
+        from pyjaspar import jaspardb
+    except ImportError:
+        raise DataError("JASPAR needs the pyjaspar package (pip install pyjaspar), which ships the database offline") from None
+    try:
+        return jaspardb(release=release)
+    except Exception as exc:  # pyjaspar raises plain exceptions for unknown releases
+        raise DataError(f"pyjaspar has no {release} database ({exc})") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -126,41 +124,22 @@ def jaspar_motifs(
     """
     if not all_versions:  # one filtering rule for every database: latest_versions
         return latest_versions(jaspar_motifs(collection, tax_group, release, True))
-    con = sqlite3.connect(f"file:{_jaspar_file(release)}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT ID, BASE_ID, VERSION, NAME FROM MATRIX WHERE COLLECTION = ?", (collection,)).fetchall()
-        if tax_group is not None:
-            sql = "SELECT ID FROM MATRIX_ANNOTATION WHERE TAG = 'tax_group' AND VAL = ?"
-            keep = {r[0] for r in con.execute(sql, (tax_group,))}
-            rows = [r for r in rows if r[0] in keep]
-        rows.sort(key=lambda r: (r[1], int(r[2])))
-        if not rows:
-            raise DataError(f"no JASPAR matrices for collection={collection!r}, tax_group={tax_group!r} in {release}")
-        ids = [r[0] for r in rows]
-        index = {m: k for k, m in enumerate(ids)}
-        marks = ",".join("?" * len(ids))
-        data = con.execute(f"SELECT ID, row, col, val FROM MATRIX_DATA WHERE ID IN ({marks})", ids).fetchall()
-        ann = con.execute(
-            f"SELECT ID, TAG, VAL FROM MATRIX_ANNOTATION WHERE ID IN ({marks}) AND TAG IN ('class', 'family')", ids
-        ).fetchall()
-    finally:
-        con.close()
-    arr = np.asarray([(pos, "ACGT".index(str(r).upper()), int(c) - 1, float(v)) for pos, r, c, v in
-                      ((index[m], r, c, v) for m, r, c, v in data)], dtype=np.float64)  # fmt: skip
-    which, row, col, val = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].astype(np.int64), arr[:, 3]
-    widths = np.zeros(len(ids), dtype=np.int64)
-    np.maximum.at(widths, which, col + 1)
+    db = _jaspar_db(release)
+    motifs = db.fetch_motifs(collection=collection, tax_group=[tax_group] if tax_group else None, all_versions=True)
+    motifs = sorted(motifs, key=lambda m: (str(m.base_id), int(m.version)))
+    if not motifs:
+        raise DataError(f"no JASPAR matrices for collection={collection!r}, tax_group={tax_group!r} in {release}")
     ppms = []
-    for k, w in enumerate(widths):
-        m = np.zeros((4, int(w)))
-        sel = which == k
-        m[row[sel], col[sel]] = val[sel]
-        ppms.append(m / np.maximum(m.sum(0, keepdims=True), 1e-12))
-    fam: dict[int, list[str]] = {i: [] for i in ids}
-    for mid, _tag, v in ann:
-        if v and v not in fam[mid]:
-            fam[mid].append(str(v))
-    return MotifDatabase([f"{r[1]}.{r[2]}" for r in rows], [str(r[3]) for r in rows], ppms, ["; ".join(fam[i]) for i in ids])
+    families = []
+    for m in motifs:
+        counts = np.asarray([m.counts[b] for b in "ACGT"], dtype=np.float64)  # (4, width)
+        ppms.append(counts / np.maximum(counts.sum(0, keepdims=True), 1e-12))
+        fam: list[str] = []
+        for v in [*(m.tf_class or []), *(m.tf_family or [])]:
+            if v and v not in fam:
+                fam.append(str(v))
+        families.append("; ".join(fam))
+    return MotifDatabase([f"{m.base_id}.{m.version}" for m in motifs], [str(m.name) for m in motifs], ppms, families)
 
 
 def base_id(motif_id: str) -> str:

@@ -150,11 +150,20 @@ _DESCRIPTOR_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _CACHE_LIMIT = 200_000
 
 
-def descriptor_functions() -> dict[str, Any]:
-    """RDKit's 2-D descriptor functions by name (the set depends on the RDKit version)."""
+def descriptor_names() -> list[str]:
+    """Names of RDKit's 2-D descriptors, as :func:`rdkit.Chem.Descriptors.CalcMolDescriptors` gives them
+    (the set depends on the RDKit version)."""
+    from rdkit import Chem
     from rdkit.Chem import Descriptors
 
-    return dict(Descriptors._descList)
+    return list(Descriptors.CalcMolDescriptors(Chem.MolFromSmiles("C")))
+
+
+def calc_descriptors(mol: Any) -> dict[str, float]:
+    """Every RDKit 2-D descriptor of ``mol`` (RDKit's public ``CalcMolDescriptors``; a failing one is NaN)."""
+    from rdkit.Chem import Descriptors
+
+    return {k: float(v) for k, v in Descriptors.CalcMolDescriptors(mol, missingVal=float("nan")).items()}
 
 
 @FEATURIZERS.register("rdkit2d")
@@ -170,7 +179,7 @@ class RDKit2D(Featurizer):
 
     def __init__(self, opts: MoleculeOptions) -> None:
         super().__init__(opts)
-        self.descriptor_names: list[str] = sorted(descriptor_functions())
+        self.descriptor_names: list[str] = sorted(descriptor_names())
         self.stats: dict[str, np.ndarray] | None = None
 
     @property
@@ -183,18 +192,18 @@ class RDKit2D(Featurizer):
     def featurize(self, mols: Sequence[Any]) -> np.ndarray:
         from rdkit import Chem
 
-        funcs = descriptor_functions()
-        missing = [n for n in self.descriptor_names if n not in funcs]
+        available = set(descriptor_names())
+        missing = [n for n in self.descriptor_names if n not in available]
         if missing:
             raise DataError(f"this RDKit lacks descriptor(s) {missing[:5]} the model was trained with")
-        fns = [funcs[n] for n in self.descriptor_names]
         key_names = ",".join(self.descriptor_names)
-        out = np.empty((len(mols), len(fns)), dtype=np.float32)
+        out = np.empty((len(mols), len(self.descriptor_names)), dtype=np.float32)
         for i, m in enumerate(mols):
             key = (key_names, Chem.MolToSmiles(m))
             row = _DESCRIPTOR_CACHE.get(key)
             if row is None:
-                row = np.array([_safe(fn, m) for fn in fns], dtype=np.float64)
+                values = calc_descriptors(m)
+                row = np.array([values[n] for n in self.descriptor_names], dtype=np.float64)
                 with np.errstate(over="ignore", invalid="ignore"):
                     row = row.astype(np.float32)
                 if len(_DESCRIPTOR_CACHE) < _CACHE_LIMIT:
@@ -228,13 +237,6 @@ class RDKit2D(Featurizer):
         self.descriptor_names = list(meta.get("descriptor_names", self.descriptor_names))
         if arrays:
             self.stats = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
-
-
-def _safe(fn: Any, mol: Any) -> float:
-    try:
-        return float(fn(mol))
-    except Exception:  # RDKit descriptors raise many types on odd molecules
-        return float("nan")
 
 
 @FEATURIZERS.register("graph")
