@@ -1,14 +1,18 @@
-"""Self-contained HTML report of one experiment.
+"""Self-contained HTML reports: the one renderer of the run, explanation and tune reports.
 
 :func:`write_report` renders the data summary, metrics against the baseline,
 learning-curve diagnostics, figures (embedded as base64 PNG) and the
 configuration into a single ``report.html`` that works offline: no external
-stylesheets, scripts, fonts or images. Every user-supplied string is escaped.
+stylesheets, scripts, fonts or images. The HTML comes from Jinja2 templates in
+``biodl/resources/templates`` with autoescaping on, so every user-supplied string
+is escaped; :func:`html_table`, :func:`html_frame`, :func:`html_section` and
+:func:`html_figure` are the building blocks the explanation and tune reports use too.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import math
@@ -19,13 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from markupsafe import Markup
 
 from biodl.io_utils import atomic_write_text
 
 if TYPE_CHECKING:
     from biodl.training.diagnostics import Finding
 
-__all__ = ["format_value", "write_report"]
+__all__ = ["escape", "format_value", "html_figure", "html_frame", "html_section", "html_table", "render", "write_report"]
 
 #: Shown for missing (None) or non-finite metric values.
 MISSING = "\u2013"
@@ -51,8 +56,70 @@ padding:0 .3rem;border-radius:3px}.ok{color:#1e7b34}.note{color:#666}
 """
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "resources" / "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_escape,
+    )
+
+
+def _escape(value: Any) -> Any:
+    """Escape as :func:`html.escape` (quotes as ``&quot;``/``&#x27;``) before autoescaping sees the value."""
+    if hasattr(value, "__html__"):  # trusted HTML (Markup)
+        return value
+    return escape(value)
+
+
+def escape(value: object) -> Markup:
+    """``value`` as escaped HTML text (for the few headings built around a user string)."""
+    return Markup(html.escape(str(value), quote=True))
+
+
+def render(template: str, **context: Any) -> Markup:
+    """Render ``biodl/resources/templates/<template>`` (autoescaped; pass trusted HTML as :class:`Markup`)."""
+    return Markup(_environment().get_template(template).render(**context))
+
+
+def html_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], *, fmt: Any = None, text_columns: Sequence[int] | None = None
+) -> Markup:
+    """An HTML table; cells are formatted with ``fmt`` (default :func:`format_value`) and escaped.
+
+    Left-aligned (``class="text"``): string cells, or exactly the columns ``text_columns`` when given.
+    """
+    formatter = fmt or format_value
+
+    def is_text(j: int, v: Any) -> bool:
+        return isinstance(v, str) if text_columns is None else j in text_columns
+
+    cells = [[{"value": formatter(v), "text": is_text(j, v)} for j, v in enumerate(row)] for row in rows]
+    return render("table.html.j2", header=[str(h) for h in header], rows=cells)
+
+
+def html_frame(frame: Any, *, fmt: Any = None) -> Markup:
+    """:func:`html_table` of a pandas DataFrame (its columns as the header; NaN shown as missing)."""
+
+    def plain(v: Any) -> Any:
+        return None if isinstance(v, float) and math.isnan(v) else v
+
+    rows = [[plain(v) for v in row] for row in frame.itertuples(index=False)]
+    return html_table([str(c) for c in frame.columns], rows, fmt=fmt)
+
+
+def html_section(anchor: str, title: str, body: str) -> Markup:
+    """A ``<section>`` with a heading; ``body`` is trusted HTML (build it with these helpers)."""
+    return render("section.html.j2", anchor=anchor, title=title, body=Markup(body))
+
+
+def html_figure(png: bytes, alt: str, caption: str | None = None) -> Markup:
+    """A PNG embedded as base64 (no external file), with an optional caption."""
+    return render("figure.html.j2", alt=alt, data=base64.b64encode(png).decode("ascii"), caption=caption)
 
 
 def format_value(value: Any) -> str:
@@ -103,19 +170,11 @@ def _plain(value: Any) -> Any:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for value in row:
-            css = ' class="text"' if isinstance(value, str) else ""
-            cells.append(f"<td{css}>{_esc(format_value(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return html_table(header, rows)
 
 
 def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{_esc(anchor)}"><h2>{_esc(title)}</h2>\n{body}\n</section>'
+    return html_section(anchor, title, body)
 
 
 def _block(source: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
@@ -217,15 +276,15 @@ def _findings_section(findings: Sequence[Finding]) -> str:
     if not findings:
         body = '<p class="ok">no problems found in the learning curves</p>'
     else:
-        items = []
-        for finding in findings:
-            evidence = "\n".join(f"{key}: {json.dumps(value, default=str)}" for key, value in _plain(finding.evidence).items())
-            items.append(
-                f'<li class="finding"><span class="kind">{_esc(finding.kind)}</span> '
-                f"{_esc(finding.message)}<details><summary>evidence</summary>"
-                f"<pre>{_esc(evidence)}</pre></details></li>"
-            )
-        body = "<ul>" + "".join(items) + "</ul>"
+        items = [
+            {
+                "kind": finding.kind,
+                "message": finding.message,
+                "evidence": "\n".join(f"{k}: {json.dumps(v, default=str)}" for k, v in _plain(finding.evidence).items()),
+            }
+            for finding in findings
+        ]
+        body = render("findings.html.j2", findings=items)
     return _section("diagnostics", "Learning curves and diagnostics", body)
 
 
@@ -237,16 +296,12 @@ def _figures_section(figures: Mapping[str, Path]) -> str:
         try:
             data = Path(fig_path).read_bytes()
         except OSError as exc:
-            parts.append(f'<p class="note">figure {_esc(caption)} could not be read: {_esc(exc.strerror or exc)}</p>')
+            parts.append(render("note.html.j2", text=f"figure {caption} could not be read: {exc.strerror or exc}"))
             continue
         if not data.startswith(_PNG_SIGNATURE):
-            parts.append(f'<p class="note">figure {_esc(caption)} is not a PNG file</p>')
+            parts.append(render("note.html.j2", text=f"figure {caption} is not a PNG file"))
             continue
-        encoded = base64.b64encode(data).decode("ascii")
-        parts.append(
-            f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>"
-        )
+        parts.append(html_figure(data, caption, caption))
     return _section("figures", "Figures", "\n".join(parts))
 
 
@@ -258,7 +313,7 @@ def _config_section(config: Mapping[str, Any]) -> str:
         text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
     except ImportError:  # pragma: no cover - PyYAML is a dependency of the CLI
         text = json.dumps(plain, indent=2, ensure_ascii=False)
-    return _section("config", "Config", f"<pre>{_esc(text)}</pre>")
+    return _section("config", "Config", render("pre.html.j2", text=text))
 
 
 def write_report(
@@ -321,29 +376,22 @@ def write_report(
         *((f"extra-{i}", t) for i, (t, _) in enumerate(sections, start=1)),
         ("config", "Config"),
     ]
-    nav = "".join(f'<a href="#{_esc(a)}">{_esc(t)}</a>' for a, t in nav_items)
-    header = (
-        f"<header><h1>{_esc(title)}</h1>"
-        f'<p class="meta">generated {_esc(created)} by biodl {_esc(__version__)}</p>'
-        f"<nav>{nav}</nav></header>"
+    body = [
+        _data_section(data_summary, split_sizes),
+        _metrics_section(metrics, baseline),
+        _findings_section(findings),
+        _figures_section(figures),
+        *extra,
+        _config_section(config),
+    ]
+    document = render(
+        "page.html.j2",
+        title=title,
+        css=Markup(_CSS),
+        created=created,
+        version=__version__,
+        nav=nav_items,
+        sections=[Markup(b) for b in body],
     )
-    body = "\n".join(
-        [
-            header,
-            _data_section(data_summary, split_sizes),
-            _metrics_section(metrics, baseline),
-            _findings_section(findings),
-            _figures_section(figures),
-            *extra,
-            _config_section(config),
-        ]
-    )
-    document = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
-    )
-    atomic_write_text(target, document)
+    atomic_write_text(target, str(document))
     return target

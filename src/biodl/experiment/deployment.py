@@ -6,24 +6,19 @@ add at the end of every run.
 
 from __future__ import annotations
 
-import html
 import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 from biodl.data import DATA_TYPES
+from biodl.report import html_table, render
 
 TITLE = "Deployment"
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _rows(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f'<tr><td>{_esc(k)}</td><td class="text">{_esc(v)}</td></tr>' for k, v in rows)
-    return f"<table><thead><tr><th>property</th><th>value</th></tr></thead><tbody>{body}</tbody></table>"
+    return html_table(["property", "value"], rows, fmt=str, text_columns=(1,))
 
 
 def _outputs(meta: dict[str, Any]) -> str:
@@ -73,7 +68,7 @@ def deployment_section(run_dir: str | Path) -> tuple[str, str] | None:
         ]
     )
     body = (
-        f"{table}\n<h3>Use this model</h3>\n<pre>{_esc(commands)}</pre>\n"
+        f"{table}\n<h3>Use this model</h3>\n{render('pre.html.j2', text=commands)}\n"
         '<p class="note">The export writes the preprocessing (normalisation arrays, alphabets, class names) and a '
         "parity report (max |Δ| ≤ 1e-4 against PyTorch) to model.onnx.json.</p>"
     )

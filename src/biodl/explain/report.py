@@ -9,8 +9,6 @@ matches, writes them under ``RUN/interpretation/`` (``mutation_map_*.png``, ``fi
 
 from __future__ import annotations
 
-import base64
-import html
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,6 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+
+from biodl.report import escape, html_figure, html_table, render
 
 if TYPE_CHECKING:
     from biodl.bundle import Bundle
@@ -134,21 +134,15 @@ def best_motif_occurrence(
 
 
 def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    return html_figure(path.read_bytes(), alt)
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for _, r in frame.iterrows():
-        cells = []
-        for v in r:
-            text = f"{v:.3g}" if isinstance(v, float) else str(v)
-            css = ' class="text"' if isinstance(v, str) else ""
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return html_table([str(c) for c in frame.columns], [list(r) for _, r in frame.iterrows()], fmt=_fmt3)
+
+
+def _fmt3(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def report_sections(
@@ -186,8 +180,8 @@ def report_sections(
         return [("Interpretation", _interpretation(run, data, split, bundle, n_sequences, database))]
     except Exception as exc:  # never let the interpretation break a finished run
         warnings.warn(f"interpretation section skipped: {exc}", RuntimeWarning, stacklevel=2)
-        msg = html.escape(f"{type(exc).__name__}: {exc}")
-        return [("Interpretation", f'<p class="note">interpretation could not be computed: {msg}</p>')]
+        text = f"interpretation could not be computed: {type(exc).__name__}: {exc}"
+        return [("Interpretation", render("note.html.j2", text=text))]
 
 
 def _interpretation(
@@ -278,7 +272,7 @@ def _interpretation(
         assert isinstance(logo, Path)
         best = order[["filter", "n_sites", "jaspar_id", "jaspar_name", "p_value", "e_value", "family"]].head(MAX_LOGOS)
         parts.append(
-            f"<h3>Filter motifs ({html.escape(motifs.layer)})</h3><p>Each filter's top-activating subsequences "
+            f"<h3>Filter motifs ({escape(motifs.layer)})</h3><p>Each filter's top-activating subsequences "
             f"({len(X)} test sequences, both strands) aligned into a motif and compared with JASPAR 2024 CORE "
             "vertebrates (every version of each matrix compared, each matrix listed once with its best-matching version; "
             "Tomtom-like Pearson column similarity; p-values from per-column empirical nulls). Filters "

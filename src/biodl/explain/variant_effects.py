@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from biodl.data.sequence.genome import Genome
 from biodl.errors import ConfigError, DataError
 from biodl.explain._common import as_module, autocast_context, evaluating, model_device, model_length, reverse_complement
 
@@ -63,63 +64,6 @@ class VariantScores(NamedTuple):
     table: pd.DataFrame
     summary: dict[str, int]
     tasks: list[str]
-
-
-class Genome:
-    """Random access to a genome FASTA through pyfaidx (indexed on first use).
-
-    When the index cannot be built (read-only folder, plain-gzip FASTA) the file is read into
-    memory instead.
-
-    Parameters
-    ----------
-    path
-        FASTA file (plain, bgzip or gzip).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"genome FASTA not found: {self.path}")
-        self._faidx: Any = None
-        self._seqs: dict[str, str] = {}
-        try:
-            import pyfaidx
-
-            self._faidx = pyfaidx.Fasta(str(self.path), as_raw=True, sequence_always_upper=True, rebuild=False)
-            self._lengths = {name: len(rec) for name, rec in self._faidx.items()}
-        except Exception:  # no writable index / unsupported compression: read it whole
-            from biodl.data.sequence.fasta import read_fasta
-
-            recs = read_fasta(self.path)
-            self._seqs = {i: s.decode("ascii").upper() for i, s in zip(recs.ids, recs.sequences, strict=True)}
-            self._lengths = {k: len(v) for k, v in self._seqs.items()}
-
-    @property
-    def contigs(self) -> list[str]:
-        """Contig names in file order."""
-        return list(self._lengths)
-
-    def __contains__(self, chrom: object) -> bool:
-        return chrom in self._lengths
-
-    def length(self, chrom: str) -> int:
-        """Length of a contig."""
-        return self._lengths[chrom]
-
-    def fetch(self, chrom: str, start: int, end: int) -> str:
-        """Upper-case bases ``[start, end)`` (0-based), clipped to the contig."""
-        start, end = max(0, start), min(end, self._lengths[chrom])
-        if end <= start:
-            return ""
-        if self._faidx is not None:
-            return str(self._faidx[chrom][start:end])
-        return self._seqs[chrom][start:end]
-
-    def close(self) -> None:
-        """Release the index file handle."""
-        if self._faidx is not None:
-            self._faidx.close()
 
 
 # ------------------------------------------------------------------------------------------- reading

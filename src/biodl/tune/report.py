@@ -8,7 +8,6 @@ seeded) and drawn here, so no plotly is needed.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from biodl.config import ExperimentConfig
 from biodl.io_utils import atomic_write_figure, atomic_write_text
-from biodl.report import format_value, write_report
+from biodl.report import format_value, html_frame, render, write_report
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -219,16 +218,7 @@ def plot_importances(importances: Mapping[str, float], path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------ report
 def _html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for value in row:
-            plain = None if isinstance(value, float) and math.isnan(value) else value
-            css = ' class="text"' if isinstance(plain, str) else ""
-            cells.append(f"<td{css}>{html.escape(format_value(plain))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return html_frame(frame)
 
 
 def _read_json(path: Path) -> Any:
@@ -357,7 +347,7 @@ def _write_report(
         best_frame = pd.DataFrame({"key": list(params), "value": [format_value(v) for v in params.values()]})
         sections.append(("Best hyper-parameters", _html_table(best_frame)))
     space_yaml = yaml.safe_dump(space.to_dict(), sort_keys=False)
-    sections.append(("Search space", f"<pre>{html.escape(space_yaml)}</pre>"))
+    sections.append(("Search space", render("pre.html.j2", text=space_yaml)))
     sections.append(("Trials", _html_table(frame) if len(frame) else '<p class="note">no trials yet</p>'))
     config = best_cfg.to_dict() if best_cfg is not None else {}
     config.pop("tune", None)

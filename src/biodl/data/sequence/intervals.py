@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from biodl.data.sequence.fasta import GZIP_MAGIC, read_fasta
+from biodl.data.sequence.fasta import GZIP_MAGIC
+from biodl.data.sequence.genome import Genome
 from biodl.errors import DataError
 
 INTERVAL_SUFFIXES = (".bed", ".narrowpeak", ".broadpeak", ".bedgraph")
@@ -105,50 +106,6 @@ def read_peaks(path: str | Path) -> Peaks:
         raise DataError(f"{p}: no intervals")
     arr = np.asarray(rows, dtype=np.int64)
     return Peaks(np.asarray(chroms, dtype=object), arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], str(p))
-
-
-class Genome:
-    """Contig sequences of a genome FASTA, read through a pyfaidx index.
-
-    Without a writable ``.fai`` index (or for plain-gzip files) the FASTA is read into memory.
-    Contigs are fetched whole, one at a time (the last one is cached).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"genome FASTA not found: {self.path}")
-        self._faidx: Any = None
-        self._memory: dict[str, bytes] | None = None
-        self.indexed = True
-        try:
-            import pyfaidx
-
-            self._faidx = pyfaidx.Fasta(str(self.path), as_raw=True, sequence_always_upper=False)
-            self.lengths = {name: len(rec) for name, rec in self._faidx.records.items()}
-        except Exception:
-            records = read_fasta(self.path)
-            self._memory = dict(zip(records.ids, records.sequences, strict=True))
-            self.lengths = {k: len(v) for k, v in self._memory.items()}
-            self.indexed = False
-        self._cached: tuple[str, np.ndarray] | None = None
-
-    def contig(self, name: str) -> np.ndarray:
-        """The whole contig as ``(length,)`` ASCII bytes (uint8)."""
-        if self._cached is not None and self._cached[0] == name:
-            return self._cached[1]
-        if self._memory is not None:
-            data = self._memory[name]
-        else:
-            data = str(self._faidx[name][:]).encode("ascii")
-        arr = np.frombuffer(data, dtype=np.uint8)
-        self._cached = (name, arr)
-        return arr
-
-    def close(self) -> None:
-        """Release the file handle."""
-        if self._faidx is not None:
-            self._faidx.close()
 
 
 def fetch_windows(genome: Genome, chrom: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
