@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.columns import FeatureChoice, announce, bad_cell_error, default_features, not_found
 from biodl.data.expression import resolve_columns
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
@@ -35,6 +36,7 @@ class Tabular(Modality):
         super().__init__(cfg)
         self.feature_names: list[str] | None = None
         self.normaliser: Normaliser | None = None
+        self.feature_choice: FeatureChoice | None = None
 
     # ------------------------------------------------------------------ reading
     def _features(self, raw: RawTable) -> tuple[np.ndarray, list[str]]:
@@ -51,20 +53,21 @@ class Tabular(Modality):
             return raw.matrix[:, [pos[w] for w in wanted]], list(wanted)
         frame = raw.frame
         if wanted is None:
-            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column}
-            wanted = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])]
-            if not wanted:
-                raise DataError(f"{raw.path}: no numeric feature columns besides the targets")
+            choice = default_features(raw, targets=list(cfg.target_columns), reserved=[cfg.id_column, cfg.group_column])
+            announce(choice)
+            self.feature_choice = choice
+            wanted = choice.features
         missing = [w for w in wanted if w not in frame.columns]
         if missing:
-            raise DataError(f"{raw.path}: feature column(s) not found: {missing[:10]}; columns are {list(frame.columns)[:20]}")
+            raise not_found(raw.path, "feature", missing[0], list(frame.columns))
         sub = frame[wanted]
-        bad = [c for c in wanted if not pd.api.types.is_numeric_dtype(sub[c])]
-        if bad:
-            col = bad[0]
+        for col in wanted:
+            if pd.api.types.is_numeric_dtype(sub[col]):
+                continue
             vals = pd.to_numeric(sub[col], errors="coerce")
-            row = int(np.flatnonzero(vals.isna() & sub[col].notna())[0]) if (vals.isna() & sub[col].notna()).any() else 0
-            raise DataError(f"{raw.path}: feature column {col!r} must be numeric; row {row + 1} has {sub[col].iloc[row]!r}")
+            bad = vals.isna() & sub[col].notna()
+            row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+            raise bad_cell_error(raw, col, row, int(bad.sum()))
         X = sub.to_numpy(dtype=np.float32)
         return X, list(wanted)
 
@@ -79,7 +82,7 @@ class Tabular(Modality):
             cfg = self.cfg
             absent = [c for c in cfg.target_columns if c not in raw.frame.columns]
             if require_targets and absent:
-                raise DataError(f"{p}: target column {absent[0]!r} not found; columns are {list(raw.frame.columns)[:20]}")
+                raise not_found(p, "target", absent[0], list(raw.frame.columns))
             X, fnames = self._features(raw)
             if names is not None and fnames != names:
                 raise DataError(f"{p}: feature columns differ from {paths[0]}")
@@ -112,7 +115,9 @@ class Tabular(Modality):
             if cfg.group_column not in frame.columns:
                 raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
             groups = frame[cfg.group_column].astype(str).to_numpy()
-        summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
+        summary: dict[str, Any] = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
+        if self.feature_choice is not None:
+            summary["feature_columns"] = self.feature_choice.summary()
         return LoadedData(X, targets, np.concatenate(ids), groups, summary)
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
