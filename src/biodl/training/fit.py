@@ -172,6 +172,7 @@ def train_model(
     resume: bool = False,
     extra_callbacks: list[L.Callback] | None = None,
     group_batches: int | None = None,
+    target_scale: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitResult:
     """Train ``model`` with early stopping, LR decay, checkpoints and logs under ``run_dir``.
 
@@ -187,6 +188,9 @@ def train_model(
         Mini-batches of in-memory arrays per Lightning step (``None``: ``train.batches_per_step``,
         else :func:`batches_per_step`; ``1``: one per step). Any value trains on the same batches
         in the same order.
+    target_scale
+        Regression on standardised targets: their ``(mean, std)``, so the logged epoch metric
+        (history, progress bar) is on the original scale.
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -217,6 +221,7 @@ def train_model(
         monitor=monitor,
         micro_batch=cfg.batch_size if group > 1 else None,
         labels_complete=not isinstance(train, DataLoader) and labels_complete(kind, train[1]),
+        target_scale=target_scale,
     )
     history, best = History(), BestWeights(monitor)
     ckpt_dir = run_dir / CHECKPOINT_DIR
