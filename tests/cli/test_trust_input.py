@@ -67,9 +67,7 @@ def test_non_numeric_cell_names_file_line_column_value(
 
 
 # ------------------------------------------------- 2. default features leave out labels
-def test_default_features_leave_out_the_other_labels(
-    yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_default_features_leave_out_the_other_labels(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     code, out, err = biodl(capsys, "train", "--data-path", str(yeast_csv), "--task", "classification",
                            "--target-columns", "Class1", "--output-dir", str(run), "--max-epochs", "1", *QUIET)  # fmt: skip
@@ -89,9 +87,7 @@ def test_arff_class_attributes_are_not_features(tmp_path: Path, capsys: pytest.C
 
 
 # ------------------------------------------- 3. continuous values as class labels
-def test_classification_refuses_continuous_targets(
-    yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_classification_refuses_continuous_targets(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = pd.read_csv(yeast_csv).iloc[:40][["Att1", "Att2", "Att3", "Att4"]]
     frame["y"] = frame["Att4"].round(3)  # continuous values
     frame = frame.drop(columns="Att4")
@@ -108,9 +104,7 @@ def test_classification_refuses_continuous_targets(
 
 
 # --------------------------------------------------- 7. rare classes, missing labels
-def test_rare_class_and_missing_labels_are_reported(
-    yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rare_class_and_missing_labels_are_reported(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = pd.read_csv(yeast_csv).iloc[:60][[f"Att{i}" for i in range(1, 11)]]
     frame["kind"] = ["a"] * 30 + ["b"] * 26 + ["c"] * 2 + [None] * 2
     path = tmp_path / "rare.csv"
@@ -144,11 +138,84 @@ def test_salts_and_empty_smiles_are_listed(tmp_path: Path, capsys: pytest.Captur
 
 
 # ---------------------------------------------------------- 14. did you mean
-def test_misspelt_target_column_suggests_the_closest(
-    yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_misspelt_target_column_suggests_the_closest(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = biodl(capsys, "train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns",
                          "Clas12", "--output-dir", str(tmp_path / "r"), *QUIET)  # fmt: skip
     line = one_line_error(code, err)
     assert "target column 'Clas12' not found; did you mean 'Class12'?" in line
     assert "Att1," not in line  # the closest columns, not the first 20
+
+
+# ---------------------------------------------------- 7. duplicate ids: both positions
+def test_duplicate_label_table_id_gives_both_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.data.sequence.fasta import read_fasta, write_fasta
+
+    rec = read_fasta(shared_path("dna", "janggu_oct4_mafk", "sample.fa"))
+    fasta = write_fasta(tmp_path / "s.fa", [f"s{i}" for i in range(6)], [s.decode() for s in rec.sequences[:6]])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,bound\ns0,1\ns1,0\ns2,1\ns1,1\ns3,0\ns4,1\ns5,0\n")
+    code, _, err = biodl(capsys, "train", "--data-type", "sequence", "--data-path", str(fasta), "--target-columns",
+                         "bound", "--set", f"data.sequence.label_table={labels}", "--output-dir", str(tmp_path / "r"),
+                         *QUIET)  # fmt: skip
+    line = one_line_error(code, err)
+    assert f"{labels}: id 's1' appears more than once" in line and "lines 3 and 5" in line
+
+
+# ------------------------------------------------ 14. config paths from the YAML's folder
+def test_config_paths_are_taken_from_the_yaml_folder(
+    yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    frame = pd.read_csv(yeast_csv).iloc[:120][[f"Att{i}" for i in range(1, 21)] + ["Class1"]]
+    frame.to_csv(project / "data" / "t.csv", index=False)
+    (project / "features.txt").write_text("\n".join(f"Att{i}" for i in range(1, 11)) + "\n")
+    cfg = project / "exp.yaml"
+    cfg.write_text(
+        "data:\n  path: [data/t.csv]\n  task: classification\n  target_columns: [Class1]\n"
+        "  feature_columns: ['@features.txt']\ntrain:\n  max_epochs: 1\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = biodl(capsys, "train", "--config", str(cfg), "--output-dir", "run", *QUIET)
+    assert code == 0, err
+    assert bundle_features(elsewhere / "run") == [f"Att{i}" for i in range(1, 11)]
+
+
+# ------------------------------------------------------------- 6. damaged checkpoint
+def test_resume_from_a_damaged_checkpoint(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1",
+            "--output-dir", str(run), *QUIET]  # fmt: skip
+    code, _, err = biodl(capsys, *args, "--max-epochs", "3")
+    assert code == 0, err
+    ckpts = run / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file() and (ckpts / "previous.ckpt").is_file()  # the last two are kept
+    code, out, err = biodl(capsys, *args, "--max-epochs", "4", "--resume")
+    assert code == 0, err
+    assert f"resuming from {ckpts / 'last.ckpt'} (after epoch 3)" in out
+    data = (ckpts / "last.ckpt").read_bytes()
+    (ckpts / "last.ckpt").write_bytes(data[: len(data) // 3])  # truncated
+    code, out, err = biodl(capsys, *args, "--max-epochs", "5", "--resume")
+    assert code == 0, err
+    assert "last.ckpt is damaged" in out and "resuming from the previous checkpoint" in out and "(after epoch 3)" in out
+    assert len(json.loads((run / "history.json").read_text())["epoch"]) == 5
+    data = (ckpts / "last.ckpt").read_bytes()
+    (ckpts / "last.ckpt").write_bytes(data[: len(data) // 3])
+    (ckpts / "previous.ckpt").write_bytes(b"")
+    line = one_line_error(*biodl(capsys, *args, "--max-epochs", "6", "--resume")[::2])
+    assert "last.ckpt is damaged" in line and "start the run again without --resume" in line
+
+
+# ------------------------------------------------ 11. regression curves on the original scale
+def test_regression_curves_use_the_original_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    code, _, err = biodl(capsys, "train", "--data-type", "molecule", "--data-path", str(ESOL), "--task", "regression",
+                         "--target-columns", "logp", "--model", "mlp", "--output-dir", str(run), "--max-epochs", "4",
+                         *QUIET)  # fmt: skip
+    assert code == 0, err
+    history = json.loads((run / "history.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    best = metrics["training"]["best_epoch"]
+    assert history["val_rmse"][best] == pytest.approx(metrics["val"]["rmse"], rel=1e-4)
