@@ -219,3 +219,39 @@ def test_regression_curves_use_the_original_scale(tmp_path: Path, capsys: pytest
     metrics = json.loads((run / "metrics.json").read_text())
     best = metrics["training"]["best_epoch"]
     assert history["val_rmse"][best] == pytest.approx(metrics["val"]["rmse"], rel=1e-4)
+
+
+# ------------------------------- 13. one BED of regions for a multi-task model; 7. VCF errors name the file
+def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from biodl.data.sequence.fasta import read_fasta, write_fasta
+
+    rec = read_fasta(shared_path("dna", "janggu_oct4_mafk", "sample.fa"))
+    seqs = [s.decode() for s in rec.sequences[:300]]
+    genome = write_fasta(tmp_path / "genome.fa", ["chrA", "chrB"], ["".join(seqs[:150]), "".join(seqs[150:])])
+    rng = np.random.default_rng(0)
+    for task in ("t1", "t2"):
+        rows = [f"{c}\t{s}\t{s + 150}\n" for c in ("chrA", "chrB") for s in np.sort(rng.choice(np.arange(500, 29_000, 400), 30, False))]
+        (tmp_path / f"{task}.bed").write_text("".join(rows))
+    run = tmp_path / "run"
+    code, _, err = biodl(capsys, "train", "--data-type", "sequence", "--data-path", str(tmp_path / "t1.bed"),
+                         str(tmp_path / "t2.bed"), "--genome", str(genome), "--intervals-width", "200", "--negatives",
+                         "flank", "--model", "deepsea", "--set", "model.filters=[8,8,8]", "--set", "model.pool_sizes=[4,4,1]",
+                         "--set", "model.dense_size=8", "--output-dir", str(run), "--max-epochs", "1", *QUIET)  # fmt: skip
+    assert code == 0, err
+    regions = tmp_path / "regions.bed"
+    regions.write_text("chrA\t1000\t1200\nchrB\t5000\t5100\nchrB\t9000\t9300\n")
+    pred = tmp_path / "pred.csv"
+    code, _, err = biodl(capsys, "predict", "--model-path", str(run), "--data-path", str(regions), "--output", str(pred))
+    assert code == 0, err
+    frame = pd.read_csv(pred)
+    assert list(frame.columns) == ["id", "t1", "t2"] and len(frame) == 3 and frame["id"].iloc[0] == "chrA:1000-1200"
+    ref = "".join(seqs[:150])[1000]  # chrA position 1001 (1-based)
+    wrong = next(b for b in "ACGT" if b != ref.upper())
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\nchrA\t1001\tv1\t" + wrong + "\tN\n")
+    code, _, err = biodl(capsys, "variants", "--model-path", str(run), "--fasta", str(genome), "--vcf", str(vcf),
+                         "--output", str(tmp_path / "v.tsv"), "--on-error", "raise")  # fmt: skip
+    line = one_line_error(code, err)
+    assert str(vcf) in line and "does not match the genome" in line
