@@ -222,9 +222,7 @@ def test_regression_curves_use_the_original_scale(tmp_path: Path, capsys: pytest
 
 
 # ------------------------------- 13. one BED of regions for a multi-task model; 7. VCF errors name the file
-def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from biodl.data.sequence.fasta import read_fasta, write_fasta
 
     rec = read_fasta(shared_path("dna", "janggu_oct4_mafk", "sample.fa"))
@@ -232,7 +230,11 @@ def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(
     genome = write_fasta(tmp_path / "genome.fa", ["chrA", "chrB"], ["".join(seqs[:150]), "".join(seqs[150:])])
     rng = np.random.default_rng(0)
     for task in ("t1", "t2"):
-        rows = [f"{c}\t{s}\t{s + 150}\n" for c in ("chrA", "chrB") for s in np.sort(rng.choice(np.arange(500, 29_000, 400), 30, False))]
+        rows = [
+            f"{c}\t{s}\t{s + 150}\n"
+            for c in ("chrA", "chrB")
+            for s in np.sort(rng.choice(np.arange(500, 29_000, 400), 30, False))
+        ]
         (tmp_path / f"{task}.bed").write_text("".join(rows))
     run = tmp_path / "run"
     code, _, err = biodl(capsys, "train", "--data-type", "sequence", "--data-path", str(tmp_path / "t1.bed"),
@@ -255,3 +257,25 @@ def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(
                          "--output", str(tmp_path / "v.tsv"), "--on-error", "raise")  # fmt: skip
     line = one_line_error(code, err)
     assert str(vcf) in line and "does not match the genome" in line
+
+
+# ----------------------------------------------------------------- 15. embedding figure
+@pytest.mark.parametrize("data_type", ["tabular", "molecule"])
+def test_embed_writes_a_2d_figure(data_type: str, yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    if data_type == "tabular":
+        data = ["--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1"]
+    else:
+        data = ["--data-type", "molecule", "--data-path", str(ESOL), "--task", "regression", "--target-columns", "logp"]
+    run = tmp_path / "run"
+    code, _, err = biodl(capsys, "train", *data, "--model", "mlp", "--output-dir", str(run), "--max-epochs", "1", *QUIET)
+    assert code == 0, err
+    out = tmp_path / "emb.csv"
+    code, printed, err = biodl(capsys, "embed", "--model-path", str(run), "--data-path", data[data.index("--data-path") + 1],
+                               "--output", str(out))  # fmt: skip
+    assert code == 0, err
+    figure = tmp_path / "emb_pca.png"
+    assert out.is_file() and figure.is_file() and f"figure: {figure}" in printed
+    with Image.open(figure) as im:
+        assert im.size[0] >= 300 and im.size[1] >= 200
