@@ -297,9 +297,9 @@ def join_label_table(records: Records, path: str, id_column: str | None, summary
     if dup.any():
         second = int(np.flatnonzero(dup.to_numpy())[0])
         value = table[key].iloc[second]
-        first = int(np.flatnonzero((table[key] == value).to_numpy())[0])
+        earlier = int(np.flatnonzero((table[key] == value).to_numpy())[0])
         raise DataError(
-            f"{path}: id {value!r} appears more than once in the label table (lines {first + 2} and {second + 2}; "
+            f"{path}: id {value!r} appears more than once in the label table (lines {earlier + 2} and {second + 2}; "
             f"{int(dup.sum())} duplicate(s))"
         )
     table = table.set_index(key)
