@@ -200,7 +200,11 @@ class DataConfig(_Section):
     path: list[str] = Field(default_factory=list)
     task: Task | None = None
     target_columns: list[str] = Field(default_factory=list)
-    feature_columns: list[str] | None = None
+    feature_columns: list[str] | None = Field(
+        default=None,
+        description="feature columns (null: the numeric columns that are not targets, ids, groups or label-like; "
+        "printed at the start of a run, see docs/trust.md)",
+    )
     id_column: str | None = None
     group_column: str | None = None
     hdf5_features: str = "X"
