@@ -207,6 +207,11 @@ class DataConfig(_Section):
     )
     id_column: str | None = None
     group_column: str | None = None
+    bad_values: Literal["error", "skip"] = Field(
+        default="error",
+        description="tables: a non-numeric cell in a numeric feature column is an error naming file, line, column and "
+        "value; skip: leave out such rows (counted, listed in skipped_rows.csv)",
+    )
     hdf5_features: str = "X"
     h5ad_layer: str | None = None
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"

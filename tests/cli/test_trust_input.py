@@ -64,6 +64,15 @@ def test_non_numeric_cell_names_file_line_column_value(
     line = one_line_error(code, err)
     assert f"{bad} line 6" in line and "'Att7'" in line and "'abc'" in line
     assert not (tmp_path / "run" / "model").exists()
+    # the documented alternative: skip such rows, counted and listed
+    code, out, err = biodl(capsys, "train", "--data-path", str(bad), "--task", "classification", "--target-columns",
+                           "Class1", "--output-dir", str(tmp_path / "run"), "--max-epochs", "1", "--bad-values", "skip",
+                           *QUIET)  # fmt: skip
+    assert code == 0, err
+    skipped = pd.read_csv(tmp_path / "run" / "skipped_rows.csv")
+    assert skipped[["row", "line", "column", "input"]].values.tolist() == [[5, 6, "Att7", "abc"]]
+    assert "skipped 1 row(s) with non-numeric feature values" in out
+    assert len(bundle_features(tmp_path / "run")) == 103  # Att7 stays a feature
 
 
 # ------------------------------------------------- 2. default features leave out labels

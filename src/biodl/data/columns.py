@@ -131,14 +131,15 @@ def bad_cell_error(raw: RawTable, column: str, row: int, count: int) -> DataErro
     value = raw.frame[column].iloc[row]
     return DataError(
         f"{raw.where(row)}: column {column!r} is numeric but holds {value!r} ({count} non-numeric cell(s) in the column); "
-        "correct the value(s), or leave out the column with --feature-columns"
+        "correct the value(s), leave out the column with --feature-columns, or skip such rows with --bad-values skip"
     )
 
 
-def default_features(raw: RawTable, *, targets: list[str], reserved: list[str | None]) -> FeatureChoice:
+def default_features(raw: RawTable, *, targets: list[str], reserved: list[str | None], keep_bad: bool = False) -> FeatureChoice:
     """The default feature columns of ``raw.frame`` (see the module docs).
 
-    Raises :class:`DataError` for a numeric column with non-numeric cells, or when no column is left.
+    Raises :class:`DataError` for a numeric column with non-numeric cells (``keep_bad``: such a
+    column is a feature; the caller skips the bad rows), or when no column is left.
     """
     frame = raw.frame
     patterns = _target_patterns(targets)
@@ -155,6 +156,9 @@ def default_features(raw: RawTable, *, targets: list[str], reserved: list[str | 
             continue
         if not pd.api.types.is_numeric_dtype(col):
             bad = first_bad_cell(col)
+            if bad is not None and keep_bad:
+                choice.features.append(name)
+                continue
             if bad is not None:
                 raise bad_cell_error(raw, name, *bad)
             choice.non_numeric.append(name)
