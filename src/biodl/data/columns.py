@@ -34,7 +34,7 @@ ROLE_NAMES = frozenset(
     {
         "label", "labels", "class", "classes", "target", "targets", "y", "outcome", "response",
         "split", "fold", "foldid", "folds", "set", "subset", "partition", "validation", "is_validation",
-        "val", "is_val", "is_test", "test", "train", "is_train", "mask", "resolved", "weight", "weights",
+        "val", "is_val", "is_test", "test", "train", "is_train", "mask", "resolved",
         "id", "ids", "index", "unnamed: 0", "obs_names",
     }
 )  # fmt: skip
