@@ -66,7 +66,7 @@ def test_non_numeric_cell_names_file_line_column_value(
     assert not (tmp_path / "run" / "model").exists()
     # the documented alternative: skip such rows, counted and listed
     code, out, err = biodl(capsys, "train", "--data-path", str(bad), "--task", "classification", "--target-columns",
-                           "Class1", "--output-dir", str(tmp_path / "run"), "--max-epochs", "1", "--bad-values", "skip",
+                           "Class1", "--output-dir", str(tmp_path / "run"), "--max-epochs", "1", "--set", "data.bad_values=skip",
                            *QUIET)  # fmt: skip
     assert code == 0, err
     skipped = pd.read_csv(tmp_path / "run" / "skipped_rows.csv")

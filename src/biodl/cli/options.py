@@ -131,12 +131,6 @@ DATA_FLAGS: tuple[Flag, ...] = (
         "feature columns (default: the numeric columns that are not targets, ids or label-like; see docs/trust.md)",
         nargs="+",
     ),
-    Flag(
-        "--bad-values",
-        "data.bad_values",
-        "tables: non-numeric cells in numeric feature columns: error, or skip those rows (listed in skipped_rows.csv)",
-        choices=("error", "skip"),
-    ),
     Flag("--id-column", "data.id_column", "row identifier column"),
     Flag("--group-column", "data.group_column", "group column for group splits"),
     *SEQUENCE_FLAGS,

@@ -131,7 +131,7 @@ def bad_cell_error(raw: RawTable, column: str, row: int, count: int) -> DataErro
     value = raw.frame[column].iloc[row]
     return DataError(
         f"{raw.where(row)}: column {column!r} is numeric but holds {value!r} ({count} non-numeric cell(s) in the column); "
-        "correct the value(s), leave out the column with --feature-columns, or skip such rows with --bad-values skip"
+        "correct the value(s), leave out the column with --feature-columns, or skip such rows with --set data.bad_values=skip"
     )
 
 
