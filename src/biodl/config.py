@@ -13,6 +13,7 @@ are errors naming the key (:class:`biodl.errors.ConfigError`).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -200,9 +201,18 @@ class DataConfig(_Section):
     path: list[str] = Field(default_factory=list)
     task: Task | None = None
     target_columns: list[str] = Field(default_factory=list)
-    feature_columns: list[str] | None = None
+    feature_columns: list[str] | None = Field(
+        default=None,
+        description="feature columns (null: the numeric columns that are not targets, ids, groups or label-like; "
+        "printed at the start of a run, see docs/trust.md)",
+    )
     id_column: str | None = None
     group_column: str | None = None
+    bad_values: Literal["error", "skip"] = Field(
+        default="error",
+        description="tables: a non-numeric cell in a numeric feature column is an error naming file, line, column and "
+        "value; skip: leave out such rows (counted, listed in skipped_rows.csv)",
+    )
     hdf5_features: str = "X"
     h5ad_layer: str | None = None
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
@@ -397,8 +407,55 @@ class ExperimentConfig(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+#: Config keys holding file paths: relative ones in a YAML file are taken from the file's folder.
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("data", "path"),
+    ("data", "sequence", "genome"),
+    ("data", "sequence", "label_table"),
+    ("data", "image", "mask_dir"),
+    ("data", "feature_columns"),  # @FILE lists
+    ("data", "target_columns"),
+)
+
+
+def _resolve_path(text: str, base: Path, key: str) -> str:
+    at = text.startswith("@")
+    body = text[1:] if at else text
+    if key in ("data.feature_columns", "data.target_columns") and not at:
+        return text  # column names, not paths
+    if not body or (body == "others" and at) or Path(body).is_absolute() or "://" in body:
+        return text
+    here = base / body
+    if not here.exists() and Path(body).exists():
+        # written relative to the working directory (the behaviour before paths were taken from the config's folder)
+        print(f"note: {key}: {body!r} is not in the config's folder {base}; using ./{body} from the working directory")
+        return text
+    return ("@" if at else "") + os.path.normpath(here)
+
+
+def resolve_config_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the relative paths of :data:`PATH_KEYS` in ``raw`` relative to ``base`` (in place)."""
+    for parts in PATH_KEYS:
+        node: Any = raw
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or node.get(parts[-1]) is None:
+            continue
+        key, value = ".".join(parts), node[parts[-1]]
+        if isinstance(value, str):
+            node[parts[-1]] = _resolve_path(value, base, key)
+        elif isinstance(value, list):
+            node[parts[-1]] = [_resolve_path(v, base, key) if isinstance(v, str) else v for v in value]
+    return raw
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping (safe loader: no object construction)."""
+    """Read a YAML mapping (safe loader: no object construction).
+
+    Relative file paths in the ``data`` section (:data:`PATH_KEYS`) are taken from the YAML
+    file's folder, as with ``--config`` they are expected to be; a path that exists only
+    relative to the working directory is still found there, with a note.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
@@ -410,7 +467,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping with sections data/model/train/evaluate")
-    return data
+    return resolve_config_paths(data, p.parent)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Auto-encoders give their code (:meth:`encode`); other networks their penultimate layer
 (:meth:`features`: the MLP's last hidden layer, the D-MPNN's molecule vector). The output table
 has an ``id`` column and ``emb_0 … emb_{D-1}``; use it as input features of another model or for
-visualisation.
+visualisation. Beside the table, ``<output stem>_pca.png`` shows the embeddings in 2-D (PCA), coloured
+by the file's labels when it has the model's target columns; ``<output stem>_umap.png`` too when
+umap-learn is installed (an optional package).
 
 Example
 -------
@@ -13,6 +15,8 @@ Example
 from __future__ import annotations
 
 import argparse
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,4 +88,51 @@ def cmd_embed(args: argparse.Namespace) -> int:
     frame.insert(0, "id", data.ids)
     out = write_table(frame, args.output)
     print(f"{len(frame)} embeddings of size {Z.shape[1]} written to {out}")
+    labels, legend = _colour_labels(data.targets)
+    for path in embedding_figures(Z, labels, Path(out), legend=legend):
+        print(f"figure: {path}")
     return 0
+
+
+#: Regression targets are coloured by this many quantile bins.
+VALUE_BINS = 5
+
+
+def _colour_labels(targets: Any) -> tuple[list[str], str]:
+    """Per-row labels for colouring (the first target), and what they are."""
+    if targets is None:
+        return [], ""
+    y = np.asarray(targets.y)
+    name = targets.names[0] if targets.names else "label"
+    if targets.kind == "multiclass":
+        classes = targets.classes or []
+        return [classes[int(v)] if v >= 0 else "missing" for v in y], name
+    col = y[:, 0] if y.ndim == 2 else y
+    if targets.kind == "binary":
+        classes = targets.classes or ["0", "1"]
+        return [classes[int(v)] if np.isfinite(v) else "missing" for v in col], name
+    ok = np.isfinite(col)
+    if not ok.any():
+        return [], ""
+    edges = np.unique(np.quantile(col[ok], np.linspace(0, 1, VALUE_BINS + 1)))
+    bins = np.clip(np.searchsorted(edges, col, side="right") - 1, 0, len(edges) - 2)
+    names = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+    return [names[b] if f else "missing" for b, f in zip(bins, ok)], f"{name} (quantile bins)"
+
+
+def embedding_figures(Z: np.ndarray, labels: list[str], out: Path, *, legend: str = "", seed: int = 0) -> list[Path]:
+    """2-D figures of embeddings ``Z`` ``(N, D)`` beside the table ``out``: PCA, and UMAP if installed."""
+    from biodl.explain.visual import embed_2d, plot_embedding
+
+    if len(Z) < 2 or Z.shape[1] < 1:
+        return []
+    shown = labels if len(labels) == len(Z) else ["all"] * len(Z)
+    paths = []
+    methods = ["pca"]
+    if importlib.util.find_spec("umap") is not None and len(Z) >= 10:
+        methods.append("umap")
+    for method in methods:
+        coords, name = embed_2d(Z.astype(np.float32), method=method, seed=seed)
+        title = f"embeddings ({name}), coloured by {legend}" if legend else f"embeddings ({name})"
+        paths.append(plot_embedding(coords, shown, out.with_name(f"{out.stem}_{method}.png"), method=name, title=title))
+    return paths

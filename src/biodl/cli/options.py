@@ -125,7 +125,12 @@ DATA_FLAGS: tuple[Flag, ...] = (
         choices=("classification", "regression", "multilabel", "segmentation", "reconstruction"),
     ),
     Flag("--target-columns", "data.target_columns", "target column(s)", nargs="+"),
-    Flag("--feature-columns", "data.feature_columns", "feature columns (default: all numeric)", nargs="+"),
+    Flag(
+        "--feature-columns",
+        "data.feature_columns",
+        "feature columns (default: the numeric columns that are not targets, ids or label-like; see docs/trust.md)",
+        nargs="+",
+    ),
     Flag("--id-column", "data.id_column", "row identifier column"),
     Flag("--group-column", "data.group_column", "group column for group splits"),
     *SEQUENCE_FLAGS,

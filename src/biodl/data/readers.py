@@ -7,7 +7,7 @@ data frame of per-row columns (targets, ids, groups, or the features themselves 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,26 @@ class RawTable:
         Column names of ``matrix`` (``F`` strings), else ``None``.
     path
         Where the data came from (for error messages).
+    first_line
+        Line number of the frame's first row in a text file (2 for a CSV with a header line),
+        else ``None`` (errors then name the 1-based row).
+    label_columns
+        Columns the file's own schema declares as labels (ARFF nominal attributes, e.g. Mulan's
+        ``{0,1}`` class attributes); never taken as default features.
     """
 
     frame: pd.DataFrame
     matrix: np.ndarray | None
     matrix_names: list[str] | None
     path: str
+    first_line: int | None = None
+    label_columns: list[str] = field(default_factory=list)
+
+    def where(self, row: int) -> str:
+        """``"file line L"`` (text files) or ``"file row R"`` for the 0-based frame row ``row``."""
+        if self.first_line is not None:
+            return f"{self.path} line {self.first_line + row}"
+        return f"{self.path} row {row + 1}"
 
 
 def _suffixes(path: Path) -> list[str]:
@@ -146,7 +160,9 @@ def read_raw(path: str | Path, *, hdf5_features: str = "X", h5ad_layer: str | No
             raise DataError(f"{p}: cannot read as Parquet: {exc}") from None
         return RawTable(frame, None, None, str(p))
     if last == ".arff" or sfx[-2:] == [".arff", ".gz"]:
-        from biodl.data.arff import arff_table
+        from biodl.data.arff import read_arff
 
-        return RawTable(arff_table(p), None, None, str(p))
-    return RawTable(read_delimited(p), None, None, str(p))
+        arff = read_arff(p)
+        nominal = [n for n, t in zip(arff.names, arff.types) if isinstance(t, tuple)]
+        return RawTable(arff.frame, None, None, str(p), label_columns=nominal)
+    return RawTable(read_delimited(p), None, None, str(p), first_line=2)

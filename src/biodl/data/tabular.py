@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.columns import FeatureChoice, announce, bad_cell_error, default_features, not_found
 from biodl.data.expression import resolve_columns
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
@@ -36,55 +37,83 @@ class Tabular(Modality):
         super().__init__(cfg)
         self.feature_names: list[str] | None = None
         self.normaliser: Normaliser | None = None
+        self.feature_choice: FeatureChoice | None = None
 
     # ------------------------------------------------------------------ reading
-    def _features(self, raw: RawTable) -> tuple[np.ndarray, list[str]]:
+    def _features(self, raw: RawTable) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        """Features ``(N, F)``, their names, and the cells skipped by ``data.bad_values: skip``
+        (their rows hold NaN in ``X``)."""
         cfg = self.cfg
+        skip = cfg.bad_values == "skip"
         wanted = self.feature_names or cfg.feature_columns
         if raw.matrix is not None:
             names = raw.matrix_names or [f"f{i}" for i in range(raw.matrix.shape[1])]
             if wanted is None:
-                return raw.matrix, names
+                return raw.matrix, names, []
             pos = {n: i for i, n in enumerate(names)}
             missing = [w for w in wanted if w not in pos]
             if missing:
                 raise DataError(f"{raw.path}: feature(s) not found: {missing[:10]} ({len(missing)} missing)")
-            return raw.matrix[:, [pos[w] for w in wanted]], list(wanted)
+            return raw.matrix[:, [pos[w] for w in wanted]], list(wanted), []
         frame = raw.frame
         if wanted is None:
-            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column}
-            wanted = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])]
-            if not wanted:
-                raise DataError(f"{raw.path}: no numeric feature columns besides the targets")
+            choice = default_features(
+                raw, targets=list(cfg.target_columns), reserved=[cfg.id_column, cfg.group_column], keep_bad=skip
+            )
+            announce(choice)
+            self.feature_choice = choice
+            wanted = choice.features
         missing = [w for w in wanted if w not in frame.columns]
         if missing:
-            raise DataError(f"{raw.path}: feature column(s) not found: {missing[:10]}; columns are {list(frame.columns)[:20]}")
+            raise not_found(raw.path, "feature", missing[0], list(frame.columns))
         sub = frame[wanted]
-        bad = [c for c in wanted if not pd.api.types.is_numeric_dtype(sub[c])]
-        if bad:
-            col = bad[0]
+        skipped: list[dict[str, Any]] = []
+        columns = {}
+        for col in wanted:
+            if pd.api.types.is_numeric_dtype(sub[col]):
+                continue
             vals = pd.to_numeric(sub[col], errors="coerce")
-            row = int(np.flatnonzero(vals.isna() & sub[col].notna())[0]) if (vals.isna() & sub[col].notna()).any() else 0
-            raise DataError(f"{raw.path}: feature column {col!r} must be numeric; row {row + 1} has {sub[col].iloc[row]!r}")
+            bad = (vals.isna() & sub[col].notna()).to_numpy()
+            rows = np.flatnonzero(bad)
+            if not skip or not rows.size:
+                raise bad_cell_error(raw, col, int(rows[0]) if rows.size else 0, int(bad.sum()))
+            skipped += [
+                {"source": raw.path, "row": int(r) + 1, "line": raw.first_line + int(r) if raw.first_line else None,
+                 "column": col, "input": str(sub[col].iloc[r]), "reason": "non-numeric value in a numeric feature column"}
+                for r in rows
+            ]  # fmt: skip
+            columns[col] = vals
+        if columns:
+            sub = sub.assign(**columns)
         X = sub.to_numpy(dtype=np.float32)
-        return X, list(wanted)
+        return X, list(wanted), skipped
 
     def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
         cfg = self.cfg
         if not paths:
             raise DataError("no data file given (--data-path)")
         Xs, frames, ids, names = [], [], [], None
+        skipped: list[dict[str, Any]] = []
+        n_read = 0
         for p in paths:
             raw = read_raw(p, hdf5_features=cfg.hdf5_features, h5ad_layer=cfg.h5ad_layer)
             raw, self.cfg = resolve_columns(raw, cfg)  # @FILE / @others lists; genes as targets (D-GEX)
             cfg = self.cfg
             absent = [c for c in cfg.target_columns if c not in raw.frame.columns]
             if require_targets and absent:
-                raise DataError(f"{p}: target column {absent[0]!r} not found; columns are {list(raw.frame.columns)[:20]}")
-            X, fnames = self._features(raw)
+                raise not_found(p, "target", absent[0], list(raw.frame.columns))
+            X, fnames, bad_cells = self._features(raw)
             if names is not None and fnames != names:
                 raise DataError(f"{p}: feature columns differ from {paths[0]}")
             names = fnames
+            row_ids = _ids(raw, cfg.id_column, n_read)
+            n_read += len(raw.frame)
+            frame_p = raw.frame
+            if bad_cells:  # data.bad_values: skip
+                keep = np.ones(len(X), dtype=bool)
+                keep[[c["row"] - 1 for c in bad_cells]] = False
+                skipped += bad_cells
+                X, frame_p, row_ids = X[keep], frame_p.loc[keep].reset_index(drop=True), row_ids[keep]
             nan_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
             if nan_rows.size:
                 col = names[int(np.flatnonzero(~np.isfinite(X[nan_rows[0]]))[0])]
@@ -93,8 +122,8 @@ class Tabular(Modality):
                     f"(first: row {nan_rows[0] + 1}, column {col!r}); impute or drop them first"
                 )
             Xs.append(X)
-            frames.append(raw.frame)
-            ids.append(_ids(raw, cfg.id_column, sum(len(f) for f in frames[:-1])))
+            frames.append(frame_p)
+            ids.append(row_ids)
         frame = pd.concat(frames, ignore_index=True)
         X = np.concatenate(Xs, axis=0)
         if len(X) == 0:
@@ -113,7 +142,18 @@ class Tabular(Modality):
             if cfg.group_column not in frame.columns:
                 raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
             groups = frame[cfg.group_column].astype(str).to_numpy()
-        summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
+        summary: dict[str, Any] = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
+        if self.feature_choice is not None:
+            summary["feature_columns"] = self.feature_choice.summary()
+        if skipped:
+            rows = sorted({(c["source"], c["row"]) for c in skipped})
+            summary["rows_skipped (non-numeric feature values)"] = len(rows)
+            summary["skipped_rows"] = skipped
+            first = skipped[0]
+            print(
+                f"note: skipped {len(rows)} row(s) with non-numeric feature values (data.bad_values=skip; first: "
+                f"{first['source']} row {first['row']}, column {first['column']!r}: {first['input']!r})"
+            )
         return LoadedData(X, targets, np.concatenate(ids), groups, summary)
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from biodl.data.columns import not_found
 from biodl.errors import DataError
 
 _MISSING_STRINGS = {"", "na", "nan", "none", "null"}
@@ -90,6 +91,68 @@ def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
     return vals
 
 
+#: A classification target with more classes than this fraction of its labelled rows is refused.
+MAX_CLASS_FRACTION = 0.5
+#: Classes with fewer rows than this (or than :data:`RARE_FRACTION` of the rows) are warned about.
+RARE_ROWS = 5
+RARE_FRACTION = 0.01
+
+
+def _check_class_labels(labels: np.ndarray, present: set[str], name: str, source: str) -> None:
+    """Refuse continuous values as class labels: non-integer numbers, or about one class per row."""
+    numbers: dict[str, float] = {}
+    for v in present:
+        try:
+            numbers[v] = float(v)
+        except ValueError:
+            break
+    else:
+        fractional = [v for v, x in numbers.items() if np.isfinite(x) and not float(x).is_integer()]
+        if fractional:
+            i = next(i for i, v in enumerate(labels) if v in fractional)
+            raise DataError(
+                f"{source}: classification target {name!r} holds non-integer numbers (row {i + 1}: {labels[i]}; "
+                f"{len(present)} distinct values): a continuous value is not a class; use --task regression"
+            )
+    n_labelled = int(sum(v is not None for v in labels))
+    if len(present) > 2 and len(present) > MAX_CLASS_FRACTION * n_labelled:
+        raise DataError(
+            f"{source}: classification target {name!r} has {len(present)} classes for {n_labelled} labelled rows "
+            "(most classes have one row): is it a continuous value? use --task regression"
+        )
+
+
+def describe_labels(targets: Targets) -> list[str]:
+    """Console warnings about the labels: missing labels (masked in the loss) and rare classes."""
+    notes: list[str] = []
+    y = targets.y
+    if targets.kind in ("multiclass", "binary", "regression"):
+        missing = (y < 0) if targets.kind == "multiclass" else np.isnan(y)
+        n_missing = int(missing.sum())
+        if n_missing:
+            if missing.ndim == 1 or missing.shape[1] == 1:
+                notes.append(
+                    f"{n_missing} of {len(y)} row(s) have no label (blank/NaN in {targets.names[0]!r}); "
+                    "they are not used for training or scoring"
+                )
+            else:
+                per = {n: int(c) for n, c in zip(targets.names, missing.sum(axis=0)) if c}
+                shown = ", ".join(f"{k} {v}" for k, v in list(per.items())[:6]) + (", ..." if len(per) > 6 else "")
+                notes.append(f"{n_missing} missing label value(s) (masked in the loss) in {len(per)} target(s): {shown}")
+    if targets.classes and targets.kind in ("multiclass", "binary") and (targets.kind == "multiclass" or y.shape[1] == 1):
+        codes = y if targets.kind == "multiclass" else np.where(np.isnan(y[:, 0]), -1, y[:, 0]).astype(np.int64)
+        counts = np.bincount(codes[codes >= 0], minlength=len(targets.classes))
+        total = int(counts.sum())
+        rare = [(c, int(k)) for c, k in zip(targets.classes, counts) if k < RARE_ROWS or k < RARE_FRACTION * total]
+        if rare:
+            shown = ", ".join(f"{c!r} {k}" for c, k in rare[:8]) + (", ..." if len(rare) > 8 else "")
+            notes.append(
+                f"class(es) with very few rows ({shown} of {total}): too few to learn or to score reliably; "
+                "merge or drop them, or collect more"
+            )
+    return notes
+
+
 def encode_targets(
     frame: pd.DataFrame,
     columns: list[str],
@@ -104,7 +167,7 @@ def encode_targets(
     """
     for c in columns:
         if c not in frame.columns:
-            raise DataError(f"{source}: target column {c!r} not found; columns are {list(frame.columns)[:20]}")
+            raise not_found(source, "target", c, list(frame.columns))
     n = len(frame)
     if task == "regression":
         y = np.stack([_numeric(frame[c], c, source) for c in columns], axis=1).astype(np.float32)
@@ -117,6 +180,7 @@ def encode_targets(
                 raise DataError(
                     f"{source}: classification target {columns[0]!r} needs at least 2 classes, found {sorted(present)}"
                 )
+            _check_class_labels(labels, present, columns[0], source)
             classes = _sort_labels(present)
         unknown = present - set(classes)
         if unknown:

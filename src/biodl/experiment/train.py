@@ -54,6 +54,8 @@ def train_network(
         latent = model.encode_labels(y)  # type: ignore[operator]
         train_data, val_data = (X[tr], latent[tr]), ((X[va], latent[va]) if len(va) else None)
         net, net_kind = model.network, "regression"  # type: ignore[assignment]
+    scaler = prepared.scaler
+    scale = (scaler.mean, scaler.std) if scaler is not None and net is model else None  # metrics on the original scale
     pretrain = Pretrainer(cfg, X, tr, out, skip=resume and (out / "checkpoints" / "last.ckpt").exists())
     if cfg.train.ensemble_size > 1:
         from biodl.training.ensemble import train_ensemble
@@ -64,7 +66,7 @@ def train_network(
 
         fit = train_ensemble(
             cfg, in_shape, targets.num_outputs, targets.kind, train_data, val_data, run_dir=out,
-            augment=modality.train_augment(), resume=resume, configure=configure,
+            augment=modality.train_augment(), resume=resume, configure=configure, target_scale=scale,
         )  # fmt: skip
         model = fit.model  # type: ignore[assignment]
     else:
@@ -79,6 +81,7 @@ def train_network(
             augment=modality.train_augment(),
             resume=resume,
             extra_callbacks=list(callbacks),
+            target_scale=scale,
         )
         model.eval()
     pretrain.write()

@@ -60,10 +60,7 @@ def write_model_artifacts(model: Any, out: Path, names: list[str], *, plots: boo
 
 
 def write_skipped_rows(out: Path, data: LoadedData) -> None:
-    """Write the input rows a modality dropped (``summary["skipped_rows"]``) to ``skipped_rows.csv``."""
-    rows = data.summary.pop("skipped_rows", None)
-    if rows and is_rank_zero():
-        import pandas as pd
+    """``skipped_rows.csv`` / ``changed_rows.csv`` and label warnings (:mod:`biodl.data.row_report`)."""
+    from biodl.data.row_report import write_row_reports
 
-        pd.DataFrame(rows).to_csv(out / "skipped_rows.csv", index=False)
-        print(f"{len(rows)} invalid input row(s) skipped; listed in {out / 'skipped_rows.csv'}")
+    write_row_reports(out, data, write=is_rank_zero())

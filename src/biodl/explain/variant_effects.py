@@ -344,7 +344,8 @@ def variant_effects(
                 alt_wins.append(aw)
                 scored_rows.append(i)
         if st != _STATUS_SCORED and on_error == "raise" and st != "window_past_contig_end":
-            raise DataError(f"variant record {rec} ({chrom}:{pos} {ref}>{alt}): {msg}")
+            where = f"{variants}: " if isinstance(variants, (str, Path)) else ""
+            raise DataError(f"{where}variant record {rec} ({chrom}:{pos} {ref}>{alt}): {msg}")
         status.append(st)
         genome_ref.append(gref if st == "ref_mismatch" else "")
         clipped_col.append(clip)

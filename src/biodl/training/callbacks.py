@@ -111,12 +111,18 @@ class LastCheckpoint(Checkpoint):
         self._saved_step = trainer.global_step
 
 
+#: The checkpoint before ``last.ckpt``: a resume falls back to it when ``last.ckpt`` is damaged.
+PREVIOUS_CHECKPOINT = "previous.ckpt"
+
+
 def _write_atomically(data: memoryview, final: Path) -> None:
     tmp = final.with_name(final.name + ".tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    if final.name == "last.ckpt" and final.exists():  # keep the last two checkpoints
+        os.replace(final, final.with_name(PREVIOUS_CHECKPOINT))
     os.replace(tmp, final)
 
 

@@ -12,6 +12,29 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint file that cannot be read (truncated, empty, not a checkpoint)."""
+
+
+def read_checkpoint_epoch(path: Path) -> int | None:
+    """Like :func:`checkpoint_epoch`, but raises :class:`DamagedCheckpoint` for an unreadable file
+    (``None`` still means: readable, but it holds more than plain data)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError:
+        return None
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        raise DamagedCheckpoint(str(exc).split(". ")[0]) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise DamagedCheckpoint("not a Lightning checkpoint")
+    return int(ckpt.get("epoch", -1))
+
+
 def checkpoint_epoch(path: Path) -> int | None:
     """The epoch a Lightning checkpoint was written in, or ``None`` if it holds more than plain data.
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,6 +29,7 @@ def train_ensemble(
     augment: BatchAugment | None = None,
     resume: bool = False,
     configure: Callable[[nn.Module], None] | None = None,
+    target_scale: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitResult:
     """Fit ``cfg.train.ensemble_size`` copies of ``cfg.model`` with seeds ``seed, seed + 1, ...``.
 
@@ -54,6 +56,7 @@ def train_ensemble(
                 run_dir=mdir,
                 augment=augment,
                 resume=resume and (mdir / "checkpoints" / "last.ckpt").exists(),
+                target_scale=target_scale,
             )
         )
         members.append(member)

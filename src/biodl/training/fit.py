@@ -22,8 +22,8 @@ from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, SampledAugment
 from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
 from biodl.errors import BiodlError
-from biodl.training.callbacks import AtomicCheckpointIO, BestWeights, History, LastCheckpoint
-from biodl.training.csv_log import ResumableCSVLogger, checkpoint_epoch
+from biodl.training.callbacks import PREVIOUS_CHECKPOINT, AtomicCheckpointIO, BestWeights, History, LastCheckpoint
+from biodl.training.csv_log import DamagedCheckpoint, ResumableCSVLogger, read_checkpoint_epoch
 from biodl.training.losses import apply_head
 from biodl.training.module import BiodlModule
 
@@ -172,6 +172,7 @@ def train_model(
     resume: bool = False,
     extra_callbacks: list[L.Callback] | None = None,
     group_batches: int | None = None,
+    target_scale: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitResult:
     """Train ``model`` with early stopping, LR decay, checkpoints and logs under ``run_dir``.
 
@@ -187,6 +188,9 @@ def train_model(
         Mini-batches of in-memory arrays per Lightning step (``None``: ``train.batches_per_step``,
         else :func:`batches_per_step`; ``1``: one per step). Any value trains on the same batches
         in the same order.
+    target_scale
+        Regression on standardised targets: their ``(mean, std)``, so the logged epoch metric
+        (history, progress bar) is on the original scale.
     """
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -217,6 +221,7 @@ def train_model(
         monitor=monitor,
         micro_batch=cfg.batch_size if group > 1 else None,
         labels_complete=not isinstance(train, DataLoader) and labels_complete(kind, train[1]),
+        target_scale=target_scale,
     )
     history, best = History(), BestWeights(monitor)
     ckpt_dir = run_dir / CHECKPOINT_DIR
@@ -235,11 +240,9 @@ def train_model(
     if cfg.progress_bar:
         callbacks.append(_progress_bar())
     last = ckpt_dir / LAST_CHECKPOINT
-    if resume and not last.exists():
-        raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
     keep: float | None = None  # a fresh run replaces the log; a resumed one keeps what its checkpoint covers
     if resume:
-        epoch = checkpoint_epoch(last)
+        last, epoch = resume_checkpoint(ckpt_dir)
         keep = math.inf if epoch is None else epoch + 1
     loggers: list[Any] = [ResumableCSVLogger(run_dir, name="logs", version="", keep_before_epoch=keep)]
     try:
@@ -264,6 +267,42 @@ def train_model(
         raise
     model.eval()
     return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
+
+
+def resume_checkpoint(ckpt_dir: Path) -> tuple[Path, int | None]:
+    """The checkpoint ``--resume`` continues from and its epoch (printed).
+
+    ``last.ckpt``, or ``previous.ckpt`` (the one before it) when ``last.ckpt`` is damaged or
+    missing; a :class:`BiodlError` (one line) when neither can be read.
+    """
+    last, previous = ckpt_dir / LAST_CHECKPOINT, ckpt_dir / PREVIOUS_CHECKPOINT
+    if not last.exists() and not previous.exists():
+        raise BiodlError(f"--resume: no checkpoint at {last}; start the run without --resume")
+    problem = f"{last} is missing"
+    if last.exists():
+        try:
+            epoch = read_checkpoint_epoch(last)
+        except DamagedCheckpoint as exc:
+            problem = f"the checkpoint {last} is damaged ({exc})"
+        else:
+            print(f"resuming from {last} (after epoch {_shown_epoch(epoch)})")
+            return last, epoch
+    if previous.exists():
+        try:
+            epoch = read_checkpoint_epoch(previous)
+        except DamagedCheckpoint:
+            pass
+        else:
+            print(f"warning: {problem}; resuming from the previous checkpoint {previous} (after epoch {_shown_epoch(epoch)})")
+            return previous, epoch
+    raise BiodlError(
+        f"--resume: {problem} and no earlier intact checkpoint is kept; start the run again without --resume "
+        "(or into a new --output-dir)"
+    )
+
+
+def _shown_epoch(epoch: int | None) -> str:
+    return "?" if epoch is None else str(epoch + 1)
 
 
 @torch.inference_mode()

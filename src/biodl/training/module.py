@@ -66,6 +66,10 @@ class BiodlModule(L.LightningModule):
         smaller), and the step takes one optimiser step per mini-batch, in order.
     labels_complete
         No training label is missing (NaN / -1): the training loss skips masking.
+    target_scale
+        Regression: ``(mean, std)`` ``(T,)`` of the standardised targets; the epoch metric
+        (``val_rmse``...) is computed on the original scale, as in ``metrics.json`` (the loss
+        stays on the standardised scale).
 
     Notes
     -----
@@ -88,6 +92,7 @@ class BiodlModule(L.LightningModule):
         monitor: str = "val_loss",
         micro_batch: int | None = None,
         labels_complete: bool = False,
+        target_scale: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -98,6 +103,7 @@ class BiodlModule(L.LightningModule):
         self.monitor = monitor
         self.micro_batch = micro_batch
         self.labels_complete = labels_complete
+        self.target_scale = target_scale if kind == "regression" else None
         self.metric_name, _ = main_metric(kind)
         # per step, only detached tensors are kept: raw scores and targets for the epoch metric
         # (the head is applied once at the epoch's end) and each batch's mean loss and size.
@@ -210,6 +216,9 @@ class BiodlModule(L.LightningModule):
             torch.distributed.all_gather_object(gathered, (pred, true))
             pred = np.concatenate([g[0] for g in gathered])
             true = np.concatenate([g[1] for g in gathered])
+        if self.target_scale is not None:  # the original scale, as metrics.json reports it
+            mean, std = self.target_scale
+            pred, true = pred * std + mean, true * std + mean
         value = compute_metrics(self.kind, true, pred, metrics=[self.metric_name]).get(self.metric_name)
         if value is not None and np.isfinite(value):
             self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val", rank_zero_only=False)

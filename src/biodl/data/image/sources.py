@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biodl.data.columns import not_found
 from biodl.data.image.io import is_image_file, list_images, natural_key
 from biodl.errors import DataError
 
@@ -139,7 +140,7 @@ def path_table(table: str, image_column: str | None, target_columns: list[str], 
         if column is None:
             raise DataError(f"{p}: no image path column; name it one of {list(_PATH_COLUMNS)} or set data.image.image_column")
     if column not in frame.columns:
-        raise DataError(f"{p}: image column {column!r} not found; columns are {list(frame.columns)[:20]}")
+        raise not_found(str(p), "image", column, list(frame.columns))
     files = []
     for i, v in enumerate(frame[column].tolist()):
         if not isinstance(v, str) or not v.strip():

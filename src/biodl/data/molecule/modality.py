@@ -106,6 +106,7 @@ class MoleculeModality(Modality):
             total += len(table.mols)
             report.invalid.extend(table.report.invalid)
             report.fragments_removed += table.report.fragments_removed
+            report.changed.extend(table.report.changed)
             for k, v in table.missing_fields.items():
                 missing_fields[k] = missing_fields.get(k, 0) + v
             ok = valid_mask(table.mols)
@@ -165,6 +166,8 @@ class MoleculeModality(Modality):
         if report.invalid:
             summary["invalid_skipped"] = len(report.invalid)
             summary["skipped_rows"] = [r.as_dict() for r in report.invalid]
+        if report.changed:
+            summary["changed_rows"] = list(report.changed)
         if missing_fields:
             summary["records_without_target_field"] = missing_fields
         if targets is not None and single:

@@ -73,6 +73,23 @@ class ParseReport:
 
     invalid: list[InvalidRecord] = field(default_factory=list)
     fragments_removed: int = 0
+    #: records used in a changed form (salts reduced to the largest fragment): ``source, row, input, changed_to, reason``
+    changed: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_reduced(self, source: str, row: int, text: str, mol: Any) -> None:
+        """Count and list one molecule reduced to its largest fragment."""
+        from rdkit import Chem
+
+        self.fragments_removed += 1
+        self.changed.append(
+            {
+                "source": source,
+                "row": row,
+                "input": text,
+                "changed_to": Chem.MolToSmiles(mol),
+                "reason": "salt/mixture reduced to its largest fragment",
+            }
+        )
 
     def raise_or_count(self, skip_invalid: bool, *, total: int) -> None:
         """Raise a :class:`DataError` naming rows unless ``skip_invalid`` allows dropping them."""
@@ -160,11 +177,20 @@ def parse_many(texts: Sequence[Any], *, source: str, fragments: str, row_offset:
     with quiet_rdkit():
         for i, text in enumerate(texts):
             mol, reason, reduced = parse_smiles(text, fragments)
+            shown = _cell_text(text)
             if mol is None:
-                report.invalid.append(InvalidRecord(source, row_offset + i, "" if text is None else str(text), reason))
-            report.fragments_removed += int(reduced)
+                report.invalid.append(InvalidRecord(source, row_offset + i, shown, reason))
+            if reduced:
+                report.add_reduced(source, row_offset + i, shown, mol)
             mols.append(mol)
     return mols, report
+
+
+def _cell_text(value: Any) -> str:
+    """A table cell as written: an empty cell (read as ``None``/NaN) is ``""``, not ``'nan'``."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 def mols_from_smiles(smiles: Sequence[str]) -> list[Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biodl.data.columns import not_found
 from biodl.data.molecule.parse import InvalidRecord, ParseReport, apply_fragment_rule, parse_many, quiet_rdkit
 from biodl.data.readers import read_delimited
 from biodl.errors import DataError
@@ -60,7 +61,7 @@ def resolve_smiles_column(columns: list[str], wanted: str | None, path: str) -> 
     """The SMILES column: ``wanted``, else a conventional name, else the first column."""
     if wanted is not None:
         if wanted not in columns:
-            raise DataError(f"{path}: SMILES column {wanted!r} not found; columns are {columns[:20]}")
+            raise not_found(path, "SMILES", wanted, columns)
         return wanted
     for name in SMILES_NAMES:
         if name in columns:
@@ -120,7 +121,8 @@ def read_sdf(path: str | Path, *, fragments: str, target_columns: list[str], req
                 kept, reason, reduced = apply_fragment_rule(mol, fragments)
                 if kept is None:
                     report.invalid.append(InvalidRecord(str(p), i + 1, props["name"] or f"record {i + 1}", reason))
-                report.fragments_removed += int(reduced)
+                if reduced:
+                    report.add_reduced(str(p), i + 1, props["name"] or f"record {i + 1}", kept)
                 mols.append(kept)
                 rows.append(props)
         except OSError as exc:

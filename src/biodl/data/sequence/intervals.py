@@ -260,7 +260,8 @@ def load_windows(
     Parameters
     ----------
     paths
-        BED/narrowPeak files, one per task.
+        BED/narrowPeak files, one per task (with ``labels``); for prediction any number of files
+        of regions to score (their windows are pooled).
     genome_path
         The genome FASTA (indexed with pyfaidx).
     opts
@@ -280,8 +281,12 @@ def load_windows(
         summary["genome access"] = "read into memory (no writable .fai index)"
     all_peaks = [read_peaks(p) for p in paths]
     task_names = list(tasks) if tasks is not None else [task_name(p) for p in paths]
-    if tasks is not None and len(tasks) != len(paths):
-        raise DataError(f"the model has {len(tasks)} task(s) ({', '.join(tasks)}) but {len(paths)} interval file(s) were given")
+    if labels and tasks is not None and len(tasks) != len(paths):
+        # labels come from one file per task; regions to score (prediction) may be any number of files
+        raise DataError(
+            f"the model has {len(tasks)} task(s) ({', '.join(tasks)}) but {len(paths)} interval file(s) were given; "
+            "labels need one BED file per task, in the model's task order"
+        )
     chroms: list[np.ndarray] = []
     starts: list[np.ndarray] = []
     for peaks in all_peaks:

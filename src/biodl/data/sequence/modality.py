@@ -25,6 +25,7 @@ import torch
 
 from biodl.config import DataConfig, SequenceOptions
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
+from biodl.data.columns import not_found
 from biodl.data.sequence.alphabet import (
     BLANK,
     INVALID,
@@ -194,7 +195,7 @@ class SequenceModality(Modality):
             present = all(c in frame.columns for c in wanted)
             if not present and require_targets:
                 missing = [c for c in wanted if c not in frame.columns]
-                raise DataError(f"{source}: target column(s) {missing} not found; columns are {list(frame.columns)[:20]}")
+                raise not_found(source, "target", missing[0], list(frame.columns))
             return wanted if present else []
         if not require_targets:
             return []
@@ -399,7 +400,7 @@ class SequenceModality(Modality):
             return np.asarray(chrom, dtype=object)
         if cfg.group_column is not None:
             if cfg.group_column not in records.frame.columns:
-                raise DataError(f"group column {cfg.group_column!r} not found; columns are {list(records.frame.columns)[:20]}")
+                raise not_found("input", "group", cfg.group_column, list(records.frame.columns))
             return records.frame[cfg.group_column].astype(str).to_numpy()
         return None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biodl.data.columns import not_found
 from biodl.data.sequence.alphabet import INVALID, Alphabet, encode_codes
 from biodl.data.sequence.fasta import is_fasta, parse_fasta, read_bytes
 from biodl.data.sequence.intervals import is_interval_file, region_chrom
@@ -254,7 +255,7 @@ def table_records(frame: pd.DataFrame, seq_col: str, path: str, id_column: str |
     seqs = [s.strip().encode("ascii", "backslashreplace") for s in frame[seq_col].tolist()]
     if id_column is not None:
         if id_column not in frame.columns:
-            raise DataError(f"{path}: id column {id_column!r} not found; columns are {list(frame.columns)[:20]}")
+            raise not_found(path, "id", id_column, list(frame.columns))
         ids = frame[id_column].astype(str).tolist()
         where = [f"{name} row {i + 1} (id {r!r})" for i, r in enumerate(ids)]
     else:
@@ -291,10 +292,16 @@ def join_label_table(records: Records, path: str, id_column: str | None, summary
         raise DataError(f"{path}: cannot parse as a delimited table: {exc}") from None
     key = id_column or str(table.columns[0])
     if key not in table.columns:
-        raise DataError(f"{path}: id column {key!r} not found; columns are {list(table.columns)[:20]}")
+        raise not_found(path, "id", key, list(table.columns))
     dup = table[key].duplicated()
     if dup.any():
-        raise DataError(f"{path}: id {table[key][dup].iloc[0]!r} appears more than once in the label table")
+        second = int(np.flatnonzero(dup.to_numpy())[0])
+        value = table[key].iloc[second]
+        earlier = int(np.flatnonzero((table[key] == value).to_numpy())[0])
+        raise DataError(
+            f"{path}: id {value!r} appears more than once in the label table (lines {earlier + 2} and {second + 2}; "
+            f"{int(dup.sum())} duplicate(s))"
+        )
     table = table.set_index(key)
     missing = [i for i in records.ids if i not in table.index]
     if missing:
