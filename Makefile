@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 
 # The layer contracts of src/biodl ([tool.importlinter] in pyproject.toml; docs/architecture.md).
 imports: $(STAMP)
-	$(BIN)/lint-imports --no-logo
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # Headless Chromium for the browser tests (Debian packages; never a downloaded browser build).
 # Installed only when missing, apt-get exists and we are root; otherwise those tests skip.
@@ -44,7 +44,7 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/lint-imports --no-logo
+	$(BIN)/lint-imports --no-logo --no-cache
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).

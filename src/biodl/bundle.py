@@ -94,7 +94,7 @@ class Bundle:
 
     def predict_arrays(self, X_model: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Outputs for preprocessed inputs: probabilities or (unscaled) values ``(N, K)``."""
-        from biodl.training.fit import predict_outputs
+        from biodl.models.outputs import predict_outputs
 
         out = predict_outputs(self.model, X_model, self.kind, batch_size=batch_size)
         if self.target_scaler is not None:

@@ -96,3 +96,21 @@ def test_every_top_level_module_is_in_a_layer() -> None:
     top = {m for m in _graph().modules if m.count(".") == 1}  # type: ignore[attr-defined]
     missing = sorted(top - placed)
     assert not missing, f"top-level modules in no layer of [tool.importlinter] (pyproject.toml): {missing}"
+
+
+def test_import_contracts_hold() -> None:
+    """The [tool.importlinter] contracts (also run by ``make test``), so that ``pytest`` alone enforces them."""
+    import shutil
+    import subprocess
+
+    exe = Path(sys.executable).parent / "lint-imports"
+    if not exe.exists() and shutil.which("lint-imports") is None:
+        pytest.skip("lint-imports (import-linter, the dev extra) is not installed")
+    res = subprocess.run(
+        [str(exe) if exe.exists() else "lint-imports", "--no-logo", "--no-cache"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]

@@ -22,9 +22,9 @@ from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, SampledAugment
 from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
 from biodl.errors import BiodlError
+from biodl.models.outputs import predict_outputs as predict_outputs  # re-exported (its former home)
 from biodl.training.callbacks import PREVIOUS_CHECKPOINT, AtomicCheckpointIO, BestWeights, History, LastCheckpoint
 from biodl.training.csv_log import DamagedCheckpoint, ResumableCSVLogger, read_checkpoint_epoch
-from biodl.training.losses import apply_head
 from biodl.training.module import BiodlModule
 
 CHECKPOINT_DIR = "checkpoints"
@@ -306,21 +306,6 @@ def _shown_epoch(epoch: int | None) -> str:
 
 
 @torch.inference_mode()
-def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: int = 512) -> np.ndarray:
-    """Head-applied outputs for inputs ``X`` ``(N, ...)``: probabilities or values ``(N, K)``."""
-    model.eval()
-    device = next(model.parameters()).device
-    outs: list[np.ndarray] = []
-    for start in range(0, len(X), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])).to(device)
-        if not torch.is_floating_point(xb):
-            xb = xb.float()
-        outs.append(apply_head(kind, model(xb)).float().cpu().numpy())
-    if not outs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outs)
-
-
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
     """The Trainer settings worth showing in reports."""
     return {k: getattr(cfg, k) for k in ("accelerator", "devices", "strategy", "precision", "max_epochs", "batch_size")}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from biodl.models.outputs import apply_head as apply_head  # re-exported: the training loop's former home of it
+
 
 def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: bool = False) -> torch.Tensor:
     """Mean loss over labelled entries.
@@ -62,14 +64,3 @@ def segmentation_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         per = F.binary_cross_entropy_with_logits(scores[:, 0], target, reduction="none")
         return (per * labelled).sum() / n
     return F.cross_entropy(scores, y, ignore_index=-1)
-
-
-def apply_head(kind: str, scores: torch.Tensor) -> torch.Tensor:
-    """Scores → probabilities (sigmoid / softmax) or values (identity)."""
-    if kind == "segmentation":
-        return torch.sigmoid(scores) if scores.shape[1] == 1 else torch.softmax(scores, dim=1)
-    if kind == "binary":
-        return torch.sigmoid(scores)
-    if kind == "multiclass":
-        return torch.softmax(scores, dim=-1)
-    return scores
