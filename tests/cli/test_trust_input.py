@@ -92,7 +92,7 @@ def test_arff_class_attributes_are_not_features(tmp_path: Path, capsys: pytest.C
     code, out, err = biodl(capsys, "train", "--data-path", str(arff), "--task", "classification",
                            "--target-columns", "Class3", "--output-dir", str(run), "--max-epochs", "1", *QUIET)  # fmt: skip
     assert code == 0, err
-    assert len(bundle_features(run)) == 103 and "class attribute in the file's header" in out
+    assert len(bundle_features(run)) == 103 and "a label in the data set's schema" in out
 
 
 # ------------------------------------------- 3. continuous values as class labels

@@ -96,16 +96,22 @@ def test_interval_model_predicts_one_bed_and_vcf_errors_name_the_file(tmp_path: 
 
 
 # ----------------------------------------------------------------- 15. embedding figure
-@pytest.mark.parametrize("data_type", ["tabular", "molecule"])
+@pytest.mark.parametrize("data_type", ["tabular", "molecule", "image"])
 def test_embed_writes_a_2d_figure(data_type: str, yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
+    model = ["--model", "mlp"]
     if data_type == "tabular":
         data = ["--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1"]
-    else:
+    elif data_type == "molecule":
         data = ["--data-type", "molecule", "--data-path", str(ESOL), "--task", "regression", "--target-columns", "logp"]
+    else:  # 160 + 40 BreastMNIST images
+        z = np.load(shared_path("images", "breastmnist", "breastmnist_train_val.npz"))
+        npz = tmp_path / "breast.npz"
+        np.savez(npz, **{k: z[k][:160] if k.startswith("train") else z[k][:40] for k in z.files})
+        data, model = ["--data-type", "image", "--data-path", str(npz)], []
     run = tmp_path / "run"
-    code, _, err = biodl(capsys, "train", *data, "--model", "mlp", "--output-dir", str(run), "--max-epochs", "1", *QUIET)
+    code, _, err = biodl(capsys, "train", *data, *model, "--output-dir", str(run), "--max-epochs", "1", *QUIET)
     assert code == 0, err
     out = tmp_path / "emb.csv"
     code, printed, err = biodl(capsys, "embed", "--model-path", str(run), "--data-path", data[data.index("--data-path") + 1],

@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _embedder(model: nn.Module) -> Any:
-    for name in ("encode", "features"):
+    for name in ("encode", "features", "embed"):
         fn = getattr(model, name, None)
         if callable(fn):
             return fn
@@ -64,7 +64,11 @@ def embed_arrays(model: nn.Module, X: np.ndarray, batch_size: int = 512) -> np.n
         xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size]))
         if not torch.is_floating_point(xb):
             xb = xb.float()
-        outs.append(fn(xb).reshape(len(xb), -1).float().cpu().numpy())
+        try:
+            z = fn(xb)
+        except NotImplementedError:
+            raise ConfigError(f"model {type(model).__name__} has no feature layer to embed with") from None
+        outs.append(z.reshape(len(xb), -1).float().cpu().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 

@@ -240,6 +240,26 @@ def check_label_matrix(Y: np.ndarray, names: list[str], source: str, *, all_zero
     return keep
 
 
+def schema_labels(arff: ArffData) -> list[str]:
+    """The attributes the data set itself declares as labels.
+
+    The labels of a Mulan XML file beside the ARFF file (``yeast-train.arff`` → ``yeast-train.xml``
+    or ``yeast.xml``), else Weka's convention: the last attribute, when it is nominal.
+    """
+    p = Path(arff.path)
+    stem = p.name.split(".")[0]
+    for name in dict.fromkeys([stem, re.split(r"[-_]", stem)[0]]):
+        xml = p.with_name(f"{name}.xml")
+        if xml.is_file():
+            try:
+                return [n for n in mulan_labels(xml) if n in arff.names]
+            except DataError:
+                break
+    if arff.names and isinstance(arff.types[-1], tuple):
+        return [arff.names[-1]]
+    return []
+
+
 def arff_table(path: str | Path) -> pd.DataFrame:
     """The data of an ARFF file as a data frame (for the ``tabular`` data type)."""
     return read_arff(path).frame

@@ -4,8 +4,8 @@ The default feature columns of a table (no ``data.feature_columns``) are its num
 except:
 
 * the target, id and group columns;
-* columns the file's schema declares as labels (ARFF nominal attributes such as Mulan's
-  ``{0,1}`` class attributes);
+* columns the data set's schema declares as labels (ARFF: the labels of the Mulan XML file beside
+  it, e.g. ``yeast.xml`` for ``yeast-train.arff``, else a nominal last attribute, Weka's class);
 * columns named like a role rather than a measurement (:data:`ROLE_NAMES`: ``label``, ``class``,
   ``split``, ``fold``, ``validation``, ``mask``, ``id``...);
 * label-like columns that share a target's name pattern (digits replaced: target ``Class1`` →
@@ -164,7 +164,7 @@ def default_features(raw: RawTable, *, targets: list[str], reserved: list[str | 
             choice.non_numeric.append(name)
             continue
         if name in schema_labels:
-            choice.excluded[name] = "class attribute in the file's header"
+            choice.excluded[name] = "a label in the data set's schema"
         elif name.strip().lower() in ROLE_NAMES:
             choice.excluded[name] = "named like a label/role column"
         elif any(p.fullmatch(name) for _, p in patterns) and _label_like_values(col):

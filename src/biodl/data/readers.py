@@ -34,8 +34,8 @@ class RawTable:
         Line number of the frame's first row in a text file (2 for a CSV with a header line),
         else ``None`` (errors then name the 1-based row).
     label_columns
-        Columns the file's own schema declares as labels (ARFF nominal attributes, e.g. Mulan's
-        ``{0,1}`` class attributes); never taken as default features.
+        Columns the data set's own schema declares as labels (ARFF: the labels of a Mulan XML file
+        beside it, else a nominal last attribute, Weka's class); never taken as default features.
     """
 
     frame: pd.DataFrame
@@ -160,9 +160,8 @@ def read_raw(path: str | Path, *, hdf5_features: str = "X", h5ad_layer: str | No
             raise DataError(f"{p}: cannot read as Parquet: {exc}") from None
         return RawTable(frame, None, None, str(p))
     if last == ".arff" or sfx[-2:] == [".arff", ".gz"]:
-        from biodl.data.arff import read_arff
+        from biodl.data.arff import read_arff, schema_labels
 
         arff = read_arff(p)
-        nominal = [n for n, t in zip(arff.names, arff.types) if isinstance(t, tuple)]
-        return RawTable(arff.frame, None, None, str(p), label_columns=nominal)
+        return RawTable(arff.frame, None, None, str(p), label_columns=schema_labels(arff))
     return RawTable(read_delimited(p), None, None, str(p), first_line=2)
