@@ -203,7 +203,15 @@ class DataConfig(_Section):
     id_column: str | None = None
     group_column: str | None = None
     hdf5_features: str = "X"
-    h5ad_layer: str | None = None
+    h5ad_layer: str | None = Field(default=None, description="AnnData: read this layer instead of X")
+    h5ad_backed: bool = Field(
+        default=False,
+        description="AnnData: stream rows from disk (backed mode) instead of loading X; sparse X stays sparse either way",
+    )
+    h5ad_genes: str | None = Field(
+        default=None, description="AnnData gene selection: a boolean var column (e.g. highly_variable) or @FILE, a gene list"
+    )
+    h5ad_obsm: str | None = Field(default=None, description="AnnData: use this obsm embedding (e.g. X_pca) as the inputs")
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")

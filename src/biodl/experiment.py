@@ -21,7 +21,7 @@ from biodl.config import DataConfig, ExperimentConfig, apply_overrides
 from biodl.data import DATA_TYPES, LoadedData, Modality
 from biodl.data.normalise import TargetScaler
 from biodl.data.splits import Split, kfold_splits, make_split, save_splits
-from biodl.data.store import StoreRows, is_store, open_store, store_loader
+from biodl.data.store import LazyRows, is_store, open_store, store_loader
 from biodl.errors import ConfigError, DataError
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import compute_metrics, main_metric, to_jsonable
@@ -129,6 +129,8 @@ class Experiment:
         else:
             modality = DATA_TYPES[cfg.data.type](cfg.data)
             data = modality.load(cfg.data.path, require_targets=cfg.data.task != "reconstruction")
+            if isinstance(data.X, LazyRows):  # e.g. a sparse or backed AnnData matrix
+                self._chunk_rows = data.X.chunk_rows
         if cfg.data.task == "reconstruction":
             from biodl.models.autoencoder import reconstruction_targets
 
@@ -206,16 +208,16 @@ class Experiment:
         tr, va, te = split.train, split.val, split.test
         if len(tr) == 0:
             raise DataError("the training split is empty")
-        streaming = isinstance(data.X, StoreRows)
+        streaming = isinstance(data.X, LazyRows)
         y = targets.y
         scaler = TargetScaler.fit(y[tr]) if targets.kind == "regression" else None
         y_fit = scaler.transform(y) if scaler is not None else y
         train_data: Any
         val_data: Any
         if streaming:
-            assert isinstance(data.X, StoreRows)
+            assert isinstance(data.X, LazyRows)
             rng = np.random.default_rng(cfg.train.seed)
-            modality.fit(data.X[np.sort(_sample(tr, MAX_FIT_ROWS, rng))])
+            modality.fit(data.X.fit_sample(np.sort(_sample(tr, _row_budget(data.X, MAX_FIT_ROWS, FIT_BYTES), rng))))
             X = None
             in_shape = modality.input_shape(tuple(modality.transform(data.X[tr[:2]]).shape[1:]))
             train_data, val_data = (
@@ -307,7 +309,7 @@ class Experiment:
         if X is not None:
             preds = bundle.predict_arrays(X)
         else:
-            step = max(self._chunk_rows, 4096)
+            step = _row_budget(data.X, max(self._chunk_rows, 4096), PREDICT_BYTES)
             preds = np.concatenate(
                 [bundle.predict_arrays(modality.transform(data.X[i : i + step])) for i in range(0, len(data), step)]
             )
@@ -344,7 +346,8 @@ class Experiment:
                 parts = [(F[i], y[i]) for i in (tr, va, te)]
             else:  # a bounded sample of each split keeps memory flat
                 rng = np.random.default_rng(cfg.train.seed)
-                picked = [np.sort(_sample(i, MAX_BASELINE_ROWS, rng)) for i in (tr, va, te)]
+                k = _row_budget(data.X, MAX_BASELINE_ROWS, BASELINE_BYTES)
+                picked = [np.sort(_sample(i, k, rng)) for i in (tr, va, te)]
                 parts = [(modality.baseline_features(modality.transform(data.X[i])), y[i]) for i in picked]
                 metrics["baseline_rows"] = {p: len(i) for p, i in zip(("train", "val", "test"), picked)}
             metrics["baseline"] = run_baselines(
@@ -389,6 +392,15 @@ class Experiment:
 MAX_FIT_ROWS = 10_000
 #: Rows per split used for the classical baseline on a streamed store.
 MAX_BASELINE_ROWS = 20_000
+#: Dense float32 bytes of streamed rows held at once: preprocessing fit, each baseline split, a prediction step
+#: (wide rows, e.g. 20,000 genes, get fewer rows).
+FIT_BYTES, BASELINE_BYTES, PREDICT_BYTES = 256 << 20, 64 << 20, 64 << 20
+
+
+def _row_budget(rows: LazyRows, k: int, budget: int) -> int:
+    """At most ``k`` rows, and no more than ``budget`` bytes of dense float32 (at least 256 rows)."""
+    width = int(np.prod(rows.shape[1:])) if len(rows.shape) > 1 else 1
+    return int(min(k, max(256, budget // max(4 * width, 1))))
 
 
 class _Pretrainer:
