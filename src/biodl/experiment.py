@@ -397,7 +397,7 @@ MAX_BASELINE_ROWS = 20_000
 FIT_BYTES, BASELINE_BYTES, PREDICT_BYTES = 256 << 20, 64 << 20, 64 << 20
 
 
-def _row_budget(rows: LazyRows, k: int, budget: int) -> int:
+def _row_budget(rows: LazyRows | np.ndarray, k: int, budget: int) -> int:
     """At most ``k`` rows, and no more than ``budget`` bytes of dense float32 (at least 256 rows)."""
     width = int(np.prod(rows.shape[1:])) if len(rows.shape) > 1 else 1
     return int(min(k, max(256, budget // max(4 * width, 1))))

@@ -78,7 +78,9 @@ def map_batches(fn: Any, X: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-def h5ad_outputs(bundle: Bundle, out: np.ndarray, frame: pd.DataFrame) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+def h5ad_outputs(
+    bundle: Bundle, out: np.ndarray, frame: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """Predictions as AnnData ``obs`` / ``obsm`` entries: ``obs["biodl_pred"]`` (class or value) and, for
     classifiers, ``obsm["biodl_proba"]`` ``(N, K)`` in the order of ``uns["biodl"]["classes"]``."""
     obs: dict[str, Any] = {}

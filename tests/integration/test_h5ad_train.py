@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import shared_path
 
 from biodl import Experiment
 from biodl.errors import DataError
+from conftest import shared_path
 
 BIODL = str(Path(sys.executable).parent / "biodl")
 QUICK = {
@@ -54,7 +54,8 @@ def test_backed_training_with_donor_split_then_h5ad_outputs(tmp_path: Path) -> N
     res = subprocess.run(
         [BIODL, "train", "--data-path", str(cells), "--task", "classification", "--target-columns", "cell_type",
          "--set", "data.h5ad_backed=true", "--output-dir", str(run), "--split", "group", "--group-column", "donor",
-         "--max-epochs", "12", "--lr", "0.01", "--set", "model.hidden_sizes=[32]", "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[linear]", "--threads", "1"],
+         "--max-epochs", "12", "--lr", "0.01", "--set", "model.hidden_sizes=[32]", "--set", "train.progress_bar=false",
+         "--set", "evaluate.baselines=[linear]", "--threads", "1"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
@@ -92,9 +93,10 @@ def test_sparse_in_memory_matches_backed_inputs(tmp_path: Path) -> None:
     mem = Experiment(data=data, **QUICK).fit(tmp_path / "mem")
     backed = Experiment(data={**data, "h5ad_backed": True}, **QUICK).fit(tmp_path / "backed")
     assert mem.metrics["baseline"]["test"] == backed.metrics["baseline"]["test"]
-    assert json.loads((tmp_path / "mem" / "splits.json").read_text())["test"] == json.loads(
-        (tmp_path / "backed" / "splits.json").read_text()
-    )["test"]
+    assert (
+        json.loads((tmp_path / "mem" / "splits.json").read_text())["test"]
+        == json.loads((tmp_path / "backed" / "splits.json").read_text())["test"]
+    )
 
 
 class _Appender(L.Callback):

@@ -113,7 +113,9 @@ def test_outputs_written_as_anndata(cells: tuple[Path, anndata.AnnData], tmp_pat
     out = tmp_path / "out.h5ad"
     proba = np.random.default_rng(0).dirichlet(np.ones(3), size=ad.n_obs)
     pred = np.array(["B", "NK", "T"])[proba.argmax(1)]
-    write_h5ad_outputs(out, path, obs={"biodl_pred": pred}, obsm={"biodl_proba": proba}, uns={"classes": ["B", "NK", "T"]}, backed=backed)
+    write_h5ad_outputs(
+        out, path, obs={"biodl_pred": pred}, obsm={"biodl_proba": proba}, uns={"classes": ["B", "NK", "T"]}, backed=backed
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = anndata.read_h5ad(out)

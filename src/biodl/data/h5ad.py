@@ -206,7 +206,9 @@ def _read_meta(path: Path, backed: bool) -> Any:
         raise DataError(f"{path}: cannot read as AnnData .h5ad: {exc}") from None
 
 
-def _gene_selection(path: Path, var: pd.DataFrame, names: list[str], cfg: DataConfig, wanted: list[str] | None) -> np.ndarray | None:
+def _gene_selection(
+    path: Path, var: pd.DataFrame, names: list[str], cfg: DataConfig, wanted: list[str] | None
+) -> np.ndarray | None:
     """Column indices of the selected genes (``None``: all)."""
     pos = {n: i for i, n in enumerate(names)}
     spec = cfg.h5ad_genes
@@ -236,7 +238,9 @@ def _gene_selection(path: Path, var: pd.DataFrame, names: list[str], cfg: DataCo
     return np.asarray([pos[w] for w in wanted], dtype=np.int64)
 
 
-def read_h5ad_inputs(path: str | Path, cfg: DataConfig, feature_names: list[str] | None) -> tuple[pd.DataFrame, SparseRows, list[str]]:
+def read_h5ad_inputs(
+    path: str | Path, cfg: DataConfig, feature_names: list[str] | None
+) -> tuple[pd.DataFrame, SparseRows, list[str]]:
     """Read one ``.h5ad`` for training or prediction.
 
     Parameters

@@ -38,7 +38,7 @@ class Normaliser:
     arrays_prefix: str = field(default="features", repr=False)
 
     @classmethod
-    def fit(cls, X: np.ndarray, config: NormalizeConfig) -> Normaliser:
+    def fit(cls, X: Any, config: NormalizeConfig) -> Normaliser:
         """Fit on training rows ``X`` ``(N, F)``: an array or a scipy sparse matrix (statistics computed sparsely)."""
         import scipy.sparse as sp
 
