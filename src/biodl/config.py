@@ -314,6 +314,19 @@ class TrainConfig(_Section):
     )
     progress_bar: bool = True
     deterministic: bool = False
+    logger: Literal["tensorboard", "csv", "mlflow", "wandb"] = Field(
+        default="tensorboard",
+        description="experiment tracker besides logs/metrics.csv (always written): tensorboard (logs/tensorboard), csv "
+        "(nothing more), mlflow (params, per-epoch and final metrics, bundle and report as artifacts), wandb",
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="mlflow: tracking URI (null: MLFLOW_TRACKING_URI, else a file store RUN/mlruns)"
+    )
+    tracking_experiment: str | None = Field(default=None, description="mlflow experiment / wandb project (null: biodl)")
+    tracking_run_name: str | None = Field(default=None, description="name of the tracked run (null: the run directory's name)")
+    wandb_mode: Literal["offline", "online"] | None = Field(
+        default=None, description="wandb: offline (RUN/wandb, sync later) or online (null: WANDB_MODE, else offline)"
+    )
 
     @field_validator("lr")
     @classmethod

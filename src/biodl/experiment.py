@@ -87,6 +87,7 @@ class Experiment:
             self.config = ExperimentConfig.from_dict(raw)
         self._chunk_rows = 1024
         self._callbacks: list[Any] = []
+        self._tracker: Any = None
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
@@ -110,7 +111,13 @@ class Experiment:
         from biodl.training.threads import torch_threads
 
         with torch_threads(self.config.train.threads):
-            return self._fit(output_dir, resume=resume, callbacks=callbacks)
+            try:
+                return self._fit(output_dir, resume=resume, callbacks=callbacks)
+            except BaseException:
+                if self._tracker is not None:  # the tracked run of the training that failed
+                    self._tracker.close("FAILED")
+                    self._tracker = None
+                raise
 
     def _fit(self, output_dir: str | Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:
         cfg = self.config
@@ -119,6 +126,9 @@ class Experiment:
         out.mkdir(parents=True, exist_ok=True)
         if is_rank_zero():
             atomic_write_text(out / "config.yaml", cfg.to_yaml())
+        from biodl.training.tracking import check_tracker
+
+        check_tracker(cfg.train, out)  # an unreachable tracking server stops the run before anything is read
         if len(cfg.data.path) == 1 and is_store(cfg.data.path[0]):
             data, store_meta = open_store(cfg.data.path[0])
             self.config = cfg = _config_for_store(cfg, store_meta)
@@ -256,6 +266,9 @@ class Experiment:
             latent = model.encode_labels(y)  # type: ignore[operator]
             train_data, val_data = (X[tr], latent[tr]), ((X[va], latent[va]) if len(va) else None)
             net, net_kind = model.network, "regression"  # type: ignore[assignment]
+        from biodl.training.tracking import open_tracker
+
+        tracker = self._tracker = open_tracker(cfg, out) if is_rank_zero() else None
         pretrain = _Pretrainer(cfg, X, tr, out, skip=resume and (out / "checkpoints" / "last.ckpt").exists())
         if cfg.train.ensemble_size > 1:
             from biodl.training.ensemble import train_ensemble
@@ -281,6 +294,7 @@ class Experiment:
                 augment=modality.train_augment(),
                 resume=resume,
                 extra_callbacks=self._callbacks,
+                extra_loggers=[tracker.logger] if tracker is not None else None,
             )
             model.eval()
         pretrain.write()
@@ -385,6 +399,11 @@ class Experiment:
             metrics=metrics,
             extra_figures=extra_figures,
         )
+        if tracker is not None:
+            tracker.log_final(metrics)
+            tracker.log_artifacts()
+            tracker.close()
+            self._tracker = None
         return RunResult(out, metrics, fit.history, findings, bundle)
 
 
