@@ -135,7 +135,8 @@ def main() -> None:
     rss_ok, speed_ok = backed["peak_rss_mb"] <= 2048, ratio <= 2.0
     rows = [
         ["backed (streamed)", args.cells, round(gen_big["file_mb"]), round(backed["peak_rss_mb"]),
-         round(backed["train_rows_per_s"]), round(backed["total_seconds"]), round(backed["test_accuracy"], 3), round(backed["baseline_test_accuracy"], 3)],
+         round(backed["train_rows_per_s"]), round(backed["total_seconds"]), round(backed["test_accuracy"], 3),
+         round(backed["baseline_test_accuracy"], 3)],
         ["in memory (sparse CSR)", args.subset, round(gen_small["file_mb"]), round(memory["peak_rss_mb"]),
          round(memory["train_rows_per_s"]), round(memory["total_seconds"]), round(memory["test_accuracy"], 3),
          round(memory["baseline_test_accuracy"], 3)],
