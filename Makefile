@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biodl-installed
 
-.PHONY: demo test lint typecheck install bench clean browser-deps
+.PHONY: demo test lint typecheck install bench clean browser-deps docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,14 @@ browser-deps:
 			|| echo "browser-deps: could not install chromium; the browser tests will skip"; \
 	fi
 
+# The documentation site (site/): reference pages generated from the code; --strict fails on broken links.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(MAKE) docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).
@@ -51,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/summary.py
 
 clean:
-	rm -rf runs .pytest_cache .mypy_cache
+	rm -rf runs site .pytest_cache .mypy_cache

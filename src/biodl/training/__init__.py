@@ -1,0 +1,1 @@
+"""Training: the Lightning module and trainer, callbacks, diagnostics, ensembles, pre-training, experiment trackers."""
