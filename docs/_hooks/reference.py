@@ -94,7 +94,7 @@ def _section(model: type, key: str, level: int = 2) -> list[str]:
     doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
     out = [f"{'#' * level} `{key}`", "", doc, "", "| key | type | default | description |", "|---|---|---|---|"]
     rows, nested = _section_rows(model, f"{key}.")
-    out += rows + [""]
+    out += [*rows, ""]
     for sub_key, sub_model in nested:
         out += _section(sub_model, sub_key, min(level + 1, 4))
     return out
@@ -145,7 +145,7 @@ def _models_section(registry: Any) -> list[str]:
             continue
         out += ["| key | type | default | description |", "|---|---|---|---|"]
         rows, _ = _section_rows(params, "model.")
-        out += rows + [""]
+        out += [*rows, ""]
     return out
 
 
