@@ -188,6 +188,7 @@ def open_tracker(config: ExperimentConfig, run_dir: Path, *, run_name: str | Non
 
     mode = cfg.wandb_mode or os.environ.get("WANDB_MODE") or "offline"
     run_dir.mkdir(parents=True, exist_ok=True)
-    wlogger = WandbLogger(project=experiment, name=name, save_dir=str(run_dir), offline=mode == "offline", mode=mode)
+    online: dict[str, Any] = {} if mode == "offline" else {"mode": mode}  # offline: Lightning sets WANDB_MODE itself
+    wlogger = WandbLogger(project=experiment, name=name, save_dir=str(run_dir), offline=mode == "offline", **online)
     wlogger.log_hyperparams(params)
     return Tracker("wandb", wlogger, run_dir)
