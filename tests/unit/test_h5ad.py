@@ -54,6 +54,17 @@ def test_rows_equal_the_dense_matrix_for_any_index(cells: tuple[Path, anndata.An
     assert sp.issparse(rows.fit_sample(np.arange(50)))  # statistics are computed on the sparse rows
 
 
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_layer_is_read_instead_of_x(tmp_path: Path, backed: bool) -> None:
+    ad = sparse_cells(tmp_path / "plain.h5ad", n=50, genes=20)
+    ad.layers["counts"] = sp.csr_matrix(ad.X * 3)
+    ad.write_h5ad(tmp_path / "layers.h5ad")
+    _, rows, _ = read_h5ad_inputs(tmp_path / "layers.h5ad", DataConfig(h5ad_layer="counts", h5ad_backed=backed), None)
+    np.testing.assert_array_equal(rows[[4, 2]], ad.X.toarray()[[4, 2]] * 3)
+    with pytest.raises(DataError, match=r"no layer 'raw'; layers are \['counts'\]"):
+        read_h5ad_inputs(tmp_path / "layers.h5ad", DataConfig(h5ad_layer="raw", h5ad_backed=backed), None)
+
+
 def test_sparse_normaliser_matches_the_dense_one() -> None:
     X = sp.random(200, 40, density=0.1, format="csr", random_state=3) * 10
     for cfg in (NormalizeConfig(), NormalizeConfig(log1p=True), NormalizeConfig(center=False)):

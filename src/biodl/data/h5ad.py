@@ -192,8 +192,43 @@ def _element_is_sparse(path: Path, element: str) -> bool:
         return False  # the plain reader reports the unreadable file
 
 
+class _BackedMeta:
+    """What backed reading needs of an AnnData file, read element by element (``obs``, ``var``, the
+    ``obsm`` key asked for): unlike ``anndata.read_h5ad(backed="r")`` it does not load the layers."""
+
+    def __init__(self, path: Path) -> None:
+        import h5py
+        from anndata.io import read_elem
+
+        self.file = h5py.File(path, "r")
+        self.obs = read_elem(self.file["obs"])
+        self.var = read_elem(self.file["var"])
+        self.obs_names, self.var_names = self.obs.index, self.var.index
+        self.n_obs = len(self.obs)
+        self.layers = list(self.file["layers"].keys()) if "layers" in self.file else []
+        self.obsm = _LazyGroup(self.file["obsm"] if "obsm" in self.file else None)
+
+
+class _LazyGroup:
+    """``group[key]`` read on access (an ``obsm`` entry), ``key in group``, ``keys()``."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def keys(self) -> list[str]:
+        return [] if self.group is None else list(self.group.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __getitem__(self, key: str) -> Any:
+        from anndata.io import read_elem
+
+        return read_elem(self.group[key])
+
+
 def _read_meta(path: Path, backed: bool) -> Any:
-    """The AnnData object: in memory, or backed (``X`` left on disk)."""
+    """The AnnData object in memory, or (backed) its ``obs``/``var`` with the matrices left on disk."""
     import anndata
 
     if not path.is_file():
@@ -201,8 +236,15 @@ def _read_meta(path: Path, backed: bool) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return anndata.read_h5ad(path, backed="r" if backed else None)
-    except Exception as exc:  # anndata raises many types for bad files
+            if backed:
+                import h5py
+
+                with h5py.File(path, "r") as fh:
+                    modern = isinstance(fh.get("obs"), h5py.Group) and isinstance(fh.get("var"), h5py.Group)
+                if modern:
+                    return _BackedMeta(path)
+            return anndata.read_h5ad(path, backed="r" if backed else None)  # legacy on-disk layouts too
+    except Exception as exc:  # anndata/h5py raise many types for bad files
         raise DataError(f"{path}: cannot read as AnnData .h5ad: {exc}") from None
 
 
@@ -270,6 +312,8 @@ def read_h5ad_inputs(
         if cfg.h5ad_obsm not in adata.obsm:
             raise DataError(f"{p}: no obsm[{cfg.h5ad_obsm!r}]; obsm keys are {list(adata.obsm.keys())}")
         emb = np.asarray(adata.obsm[cfg.h5ad_obsm], dtype=np.float32)
+        if hasattr(adata, "file"):
+            adata.file.close()
         if emb.ndim != 2:
             raise DataError(f"{p}: obsm[{cfg.h5ad_obsm!r}] must be 2-D (cells × dims), got shape {emb.shape}")
         names = [f"{cfg.h5ad_obsm}_{i}" for i in range(emb.shape[1])]
