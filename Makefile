@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biodl-installed
 
-.PHONY: demo test lint typecheck imports install bench clean browser-deps
+.PHONY: demo test lint typecheck imports install bench clean browser-deps docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +41,15 @@ browser-deps:
 			|| echo "browser-deps: could not install chromium; the browser tests will skip"; \
 	fi
 
+# The documentation site (site/): reference pages generated from the code; --strict fails on broken links.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo --no-cache
+	$(MAKE) docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).
@@ -56,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/summary.py
 
 clean:
-	rm -rf runs .pytest_cache .mypy_cache
+	rm -rf runs site .pytest_cache .mypy_cache

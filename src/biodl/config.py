@@ -49,10 +49,10 @@ class _Section(BaseModel):
 class NormalizeConfig(_Section):
     """Normalisation of numeric features, fitted on the training split only."""
 
-    log1p: bool = False
-    center: bool = True
-    scale: bool = True
-    whiten: Literal["none", "pca", "zca"] = "none"
+    log1p: bool = Field(default=False, description="log(1 + x) first (counts); needs non-negative features")
+    center: bool = Field(default=True, description="subtract the training mean of each feature")
+    scale: bool = Field(default=True, description="divide by the training standard deviation of each feature")
+    whiten: Literal["none", "pca", "zca"] = Field(default="none", description="decorrelate the features (PCA or ZCA whitening)")
 
 
 class SequenceOptions(_Section):
@@ -73,9 +73,9 @@ class SequenceOptions(_Section):
     length_mode: Literal["error", "pad", "crop", "fit"] = Field(
         default="error", description="unequal lengths: error, pad shorter (N), crop longer, or fit (both)"
     )
-    align: Literal["center", "left"] = "center"
+    align: Literal["center", "left"] = Field(default="center", description="where shorter sequences sit when padded or cropped")
     empty: Literal["error", "drop"] = Field(default="error", description="empty records: error or drop (counted)")
-    duplicate_ids: Literal["error", "rename"] = "error"
+    duplicate_ids: Literal["error", "rename"] = Field(default="error", description="repeated record ids: error or number them")
     negatives: Literal["none", "dinucleotide-shuffle", "flank", "gc-matched"] = Field(
         default="none", description="negatives for positives-only input (flank/gc-matched: intervals only)"
     )
@@ -91,8 +91,12 @@ class SequenceOptions(_Section):
     label_width: int | None = Field(default=None, ge=1, description="central bin labelled by overlap (null: min(200, width))")
     min_overlap: float = Field(default=0.5, gt=0.0, le=1.0, description="fraction of the label bin a peak must cover")
     flank_distance: int | None = Field(default=None, ge=1, description="offset of flank negatives (null: 2 x width)")
-    out_of_bounds: Literal["error", "drop", "pad"] = "error"
-    unknown_contigs: Literal["error", "drop"] = "error"
+    out_of_bounds: Literal["error", "drop", "pad"] = Field(
+        default="error", description="interval windows past a contig end: error, drop (counted) or pad with N"
+    )
+    unknown_contigs: Literal["error", "drop"] = Field(
+        default="error", description="intervals on contigs the genome lacks: error or drop (counted)"
+    )
     rc_augment: bool | None = Field(default=None, description="random strand in training (null: on for DNA)")
     shift: int = Field(default=0, ge=0, description="random shift of up to this many positions in training")
     kmer_k: int = Field(default=4, ge=1, le=8, description="k of the k-mer count baseline features")
@@ -114,7 +118,7 @@ class MoleculeOptions(_Section):
     )
     radius: int = Field(default=2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
     n_bits: int = Field(default=2048, ge=8, description="Morgan fingerprint size")
-    use_chirality: bool = False
+    use_chirality: bool = Field(default=False, description="Morgan fingerprints: include chirality")
     fragments: Literal["largest", "keep", "error"] = Field(
         default="largest", description="multi-fragment SMILES (salts, mixtures): the largest organic fragment, all, or error"
     )
@@ -213,8 +217,16 @@ class DataConfig(_Section):
         description="tables: a non-numeric cell in a numeric feature column is an error naming file, line, column and "
         "value; skip: leave out such rows (counted, listed in skipped_rows.csv)",
     )
-    hdf5_features: str = "X"
-    h5ad_layer: str | None = None
+    hdf5_features: str = Field(default="X", description="HDF5 inputs: the 2-D dataset of features (N, F)")
+    h5ad_layer: str | None = Field(default=None, description="AnnData: read this layer instead of X")
+    h5ad_backed: bool = Field(
+        default=False,
+        description="AnnData: stream rows from disk (backed mode) instead of loading X; sparse X stays sparse either way",
+    )
+    h5ad_genes: str | None = Field(
+        default=None, description="AnnData gene selection: a boolean var column (e.g. highly_variable) or @FILE, a gene list"
+    )
+    h5ad_obsm: str | None = Field(default=None, description="AnnData: use this obsm embedding (e.g. X_pca) as the inputs")
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")
@@ -267,8 +279,8 @@ class TrainConfig(_Section):
 
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta"] = "adam"
     lr: float | None = Field(default=None, description="null = the optimiser's default")
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
-    nesterov: bool = False
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="SGD momentum")
+    nesterov: bool = Field(default=False, description="SGD: Nesterov momentum")
     weight_decay: float = Field(default=0.0, ge=0.0, description="L2 penalty")
     l1: float = Field(default=0.0, ge=0.0, description="L1 penalty on weights")
     batch_size: int = Field(
@@ -279,14 +291,16 @@ class TrainConfig(_Section):
         "of every training image × the augment_strategy copies)",
     )
     max_epochs: int = Field(default=100, ge=1)
-    lr_schedule: Literal["none", "plateau", "exponential"] = "plateau"
-    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
-    lr_patience: int = Field(default=3, ge=0)
-    lr_gamma: float = Field(default=0.95, gt=0.0, le=1.0)
-    early_stopping: bool = True
-    patience: int = Field(default=10, ge=1)
-    min_delta: float = Field(default=0.0, ge=0.0)
-    gradient_clip: float | None = Field(default=None, gt=0.0)
+    lr_schedule: Literal["none", "plateau", "exponential"] = Field(
+        default="plateau", description="plateau: x lr_factor when the validation loss stalls; exponential: x lr_gamma per epoch"
+    )
+    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0, description="plateau: factor applied to the learning rate")
+    lr_patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement before the decay")
+    lr_gamma: float = Field(default=0.95, gt=0.0, le=1.0, description="exponential: learning-rate factor per epoch")
+    early_stopping: bool = Field(default=True, description="stop when the monitored loss stops improving; best weights restored")
+    patience: int = Field(default=10, ge=1, description="early stopping: epochs without improvement")
+    min_delta: float = Field(default=0.0, ge=0.0, description="early stopping: smallest improvement that counts")
+    gradient_clip: float | None = Field(default=None, gt=0.0, description="clip the gradient norm to this value (null: off)")
     precision: str = "32-true"
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -308,15 +322,30 @@ class TrainConfig(_Section):
     threads: int | None = Field(
         default=None, ge=1, description="CPU threads of PyTorch during the run (null: PyTorch's default, one per core)"
     )
-    checkpoint_every_n_steps: int | None = Field(default=None, ge=1)
+    checkpoint_every_n_steps: int | None = Field(
+        default=None, ge=1, description="also checkpoint every N optimiser steps (null: at epoch ends only)"
+    )
     batches_per_step: int | None = Field(
         default=None,
         ge=1,
         description="mini-batches of in-memory data fetched and stepped through per Lightning step (null: up to 8, "
         "by input size; 1: one per step, e.g. for callbacks that act per batch). Training is the same either way",
     )
-    progress_bar: bool = True
-    deterministic: bool = False
+    progress_bar: bool = Field(default=True, description="show a progress bar while training")
+    deterministic: bool = Field(default=False, description="deterministic algorithms only (slower, bit-reproducible)")
+    logger: Literal["tensorboard", "csv", "mlflow", "wandb"] = Field(
+        default="tensorboard",
+        description="experiment tracker besides logs/metrics.csv (always written): tensorboard (logs/tensorboard), csv "
+        "(nothing more), mlflow (params, per-epoch and final metrics, bundle and report as artifacts), wandb",
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="mlflow: tracking URI (null: MLFLOW_TRACKING_URI, else a file store RUN/mlruns)"
+    )
+    tracking_experiment: str | None = Field(default=None, description="mlflow experiment / wandb project (null: biodl)")
+    tracking_run_name: str | None = Field(default=None, description="name of the tracked run (null: the run directory's name)")
+    wandb_mode: Literal["offline", "online"] | None = Field(
+        default=None, description="wandb: offline (RUN/wandb, sync later) or online (null: WANDB_MODE, else offline)"
+    )
 
     @field_validator("lr")
     @classmethod
@@ -333,10 +362,12 @@ class TrainConfig(_Section):
 class EvaluateConfig(_Section):
     """What is measured and reported."""
 
-    metrics: list[str] | None = None
-    baselines: list[str] = Field(default_factory=lambda: ["linear", "random_forest"])
-    report: bool = True
-    plots: bool = True
+    metrics: list[str] | None = Field(default=None, description="metrics to compute (null: all that fit the task)")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["linear", "random_forest"], description="classical baselines fitted on the same split"
+    )
+    report: bool = Field(default=True, description="write report.html")
+    plots: bool = Field(default=True, description="write figures (learning curves, ROC/PR, confusion matrix ...)")
     select_threshold: str | None = Field(
         default=None,
         description="binary segmentation: choose the foreground probability threshold (0.2-0.8) that maximises this "

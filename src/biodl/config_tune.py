@@ -157,7 +157,7 @@ class TuneConfig(BaseModel):
     storage: str | None = Field(
         default=None, description="RDB URL, journal:///FILE.log or FILE.log/FILE.db (null: OUTPUT_DIR/study.db)"
     )
-    study_name: str = Field(default="biodl", min_length=1)
+    study_name: str = Field(default="biodl", min_length=1, description="name of the Optuna study (and of its MLflow experiment)")
     seed: int | None = Field(default=None, description="sampler seed (null: train.seed)")
     line_points: int = Field(default=5, ge=2, le=100, description="line search: grid points per numeric key")
     startup_trials: int = Field(default=5, ge=0, description="median pruner: complete trials before pruning starts")

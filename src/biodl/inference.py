@@ -41,8 +41,8 @@ def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None
 
     ``engine`` (:mod:`biodl.engine`) runs the model; default: the bundle's PyTorch model.
     """
-    X = bundle.modality.transform(data.X)
-    out = engine.predict(X) if engine is not None else bundle.predict_arrays(X)
+    run = engine.predict if engine is not None else bundle.predict_arrays
+    out = map_batches(lambda X: run(bundle.modality.transform(X)), data.X)
     cols: dict[str, Any] = {"id": data.ids}
     if bundle.kind == "multiclass":
         classes = bundle.classes or []
@@ -59,6 +59,48 @@ def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None
         for j, name in enumerate(bundle.target_names):
             cols[name] = out[:, j]
     return pd.DataFrame(cols), out
+
+
+#: Dense float32 bytes of streamed rows (sparse or backed AnnData) transformed at once when predicting.
+PREDICT_BYTES = 64 << 20
+
+
+def map_batches(fn: Any, X: Any) -> np.ndarray:
+    """``fn(X)`` for in-memory inputs; for streamed rows (:class:`~biodl.data.store.LazyRows`) ``fn`` of
+    bounded row blocks, concatenated, so a sparse or backed matrix is densified a block at a time."""
+    from biodl.data.store import LazyRows
+
+    if not isinstance(X, LazyRows):
+        return np.asarray(fn(X))
+    width = int(np.prod(X.shape[1:])) if len(X.shape) > 1 else 1
+    step = max(256, PREDICT_BYTES // max(4 * width, 1))
+    parts = [np.asarray(fn(X[i : i + step])) for i in range(0, len(X), step)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def h5ad_outputs(
+    bundle: Bundle, out: np.ndarray, frame: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+    """Predictions as AnnData ``obs`` / ``obsm`` entries: ``obs["biodl_pred"]`` (class or value) and, for
+    classifiers, ``obsm["biodl_proba"]`` ``(N, K)`` in the order of ``uns["biodl"]["classes"]``."""
+    obs: dict[str, Any] = {}
+    obsm: dict[str, np.ndarray] = {}
+    uns: dict[str, Any] = {"kind": bundle.kind, "target_names": list(bundle.target_names)}
+    if bundle.kind == "multiclass":
+        obs["biodl_pred"] = frame["predicted"].astype(str).to_numpy()
+        obsm["biodl_proba"] = out
+        uns["classes"] = list(bundle.classes or [])
+    elif bundle.kind == "binary" and bundle.classes is not None and out.shape[1] == 1:
+        obs["biodl_pred"] = frame["predicted"].astype(str).to_numpy()
+        obsm["biodl_proba"] = np.concatenate([1 - out, out], axis=1)
+        uns["classes"] = list(bundle.classes)
+    elif out.ndim == 2 and out.shape[1] == 1:
+        obs["biodl_pred"] = out[:, 0]
+    else:  # several targets (multilabel, multi-output regression): one column each
+        obsm["biodl_pred"] = out.reshape(len(out), -1)
+        if bundle.kind != "regression":
+            obsm["biodl_proba"] = obsm["biodl_pred"]
+    return obs, obsm, uns
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -38,7 +38,9 @@ def add_parser(sub: Any) -> None:
         description="Write embeddings: the code of an auto-encoder or the penultimate layer of another network.",
     )
     p.add_argument("--model-path", required=True, help="run directory or its model/ folder")
-    p.add_argument("--output", required=True, help="embeddings file (.csv, .tsv or .parquet)")
+    p.add_argument(
+        "--output", required=True, help="embeddings file (.csv, .tsv or .parquet; .h5ad: the input AnnData with obsm['X_biodl'])"
+    )
     p.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
     group = p.add_argument_group("data (default: as the model was trained)")
     flags: tuple[Flag, ...] = DATA_FLAGS
@@ -87,7 +89,18 @@ def cmd_embed(args: argparse.Namespace) -> int:
     members = getattr(model, "members", None)
     if isinstance(members, nn.ModuleList):  # an ensemble: its first member's representation
         model = members[0]
-    Z = embed_arrays(model, bundle.modality.transform(data.X), args.batch_size)
+    from biodl.inference import map_batches
+
+    Z = map_batches(lambda X: embed_arrays(model, bundle.modality.transform(X), args.batch_size), data.X)
+    if str(args.output).lower().endswith(".h5ad"):
+        from biodl.data.h5ad import write_h5ad_outputs
+
+        if len(paths) != 1 or not str(paths[0]).lower().endswith(".h5ad"):
+            raise BiodlError("--output FILE.h5ad needs one .h5ad input (--data-path CELLS.h5ad)")
+        backed = bool(bundle.modality.cfg.h5ad_backed)
+        out = write_h5ad_outputs(args.output, paths[0], obsm={"X_biodl": Z}, uns={"embedding": "X_biodl"}, backed=backed)
+        print(f"{len(Z)} embeddings of size {Z.shape[1]} written to {out} (obsm['X_biodl'])")
+        return 0
     frame = pd.DataFrame(Z, columns=[f"emb_{i}" for i in range(Z.shape[1])])
     frame.insert(0, "id", data.ids)
     out = write_table(frame, args.output)

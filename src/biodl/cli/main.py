@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
     pr.add_argument("--model-path", required=True, help="run directory or its model/ folder")
-    pr.add_argument("--output", required=True, help="predictions file (.csv, .tsv or .parquet)")
+    pr.add_argument(
+        "--output",
+        required=True,
+        help="predictions file (.csv, .tsv or .parquet; .h5ad: the input AnnData with obs['biodl_pred'], obsm['biodl_proba'])",
+    )
     pr.add_argument(
         "--probability-maps",
         action="store_true",
@@ -149,7 +153,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from biodl.errors import BiodlError
 
         raise BiodlError("--probability-maps is for segmentation models; the table already holds the class probabilities")
-    out = write_table(frame, args.output)
+    if Path(args.output).suffix.lower() == ".h5ad":
+        from biodl.data.h5ad import write_h5ad_outputs
+        from biodl.inference import h5ad_outputs
+
+        if len(paths) != 1 or Path(paths[0]).suffix.lower() != ".h5ad":
+            raise BiodlError("--output FILE.h5ad needs one .h5ad input (--data-path CELLS.h5ad)")
+        obs, obsm, uns = h5ad_outputs(bundle, raw, frame)
+        backed = bool(bundle.modality.cfg.h5ad_backed)
+        out = write_h5ad_outputs(args.output, paths[0], obs=obs, obsm=obsm, uns=uns, backed=backed)
+    else:
+        out = write_table(frame, args.output)
     print(f"{len(frame)} predictions written to {out}")
     return 0
 

@@ -173,6 +173,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--num-nodes", "train.num_nodes", "number of nodes", type=int),
     Flag("--num-workers", "train.num_workers", "data-loader worker processes", type=int),
     Flag("--threads", "train.threads", "CPU threads of PyTorch (default: one per core)", type=int),
+    Flag("--logger", "train.logger", "experiment tracker", choices=("tensorboard", "csv", "mlflow", "wandb")),
 )
 
 

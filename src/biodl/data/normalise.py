@@ -7,6 +7,7 @@ whitening (PCA or ZCA). The fitted state is a few arrays stored in the model bun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,14 @@ class Normaliser:
     arrays_prefix: str = field(default="features", repr=False)
 
     @classmethod
-    def fit(cls, X: np.ndarray, config: NormalizeConfig) -> Normaliser:
-        """Fit on training rows ``X`` ``(N, F)``."""
+    def fit(cls, X: Any, config: NormalizeConfig) -> Normaliser:
+        """Fit on training rows ``X`` ``(N, F)``: an array or a scipy sparse matrix (statistics computed sparsely)."""
+        import scipy.sparse as sp
+
+        if sp.issparse(X):
+            if config.whiten == "none":
+                return cls._fit_sparse(sp.csr_matrix(X, dtype=np.float64), config)
+            X = X.toarray()
         X = np.asarray(X, dtype=np.float64)
         if config.log1p:
             if (X < 0).any():
@@ -60,6 +67,22 @@ class Normaliser:
         return cls(
             config, mean.astype(np.float32), std.astype(np.float32), None if whitening is None else whitening.astype(np.float32)
         )
+
+    @classmethod
+    def _fit_sparse(cls, X: Any, config: NormalizeConfig) -> Normaliser:
+        """Mean and std of a CSR matrix without densifying it (``log1p`` keeps zeros zero)."""
+        if config.log1p:
+            if (X.data < 0).any():
+                raise DataError("normalize.log1p needs non-negative features (found negative values)")
+            X = X.log1p()
+        F = X.shape[1]
+        n = max(X.shape[0], 1)
+        mean = np.asarray(X.sum(axis=0)).ravel() / n
+        sq = np.asarray(X.multiply(X).sum(axis=0)).ravel() / n
+        std = np.sqrt(np.maximum(sq - mean**2, 0.0)) if config.scale else np.ones(F)
+        std = np.where(std < _EPS, 1.0, std)
+        mean = mean if config.center else np.zeros(F)
+        return cls(config, mean.astype(np.float32), std.astype(np.float32), None)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply to ``X`` ``(N, F)``; returns float32 ``(N, F)``."""

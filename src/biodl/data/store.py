@@ -236,7 +236,37 @@ def _missing_chunks(path: Path, ds: Any) -> int:
     return max(0, expected - found)
 
 
-class StoreRows:
+class LazyRows:
+    """Rows read on demand, like an array: ``rows[idx]`` returns only those rows as a dense block.
+
+    The common interface of streamed inputs (a biodl store, an AnnData file read in backed mode,
+    a sparse matrix densified per batch); training streams any of them with :func:`store_loader`.
+
+    Attributes
+    ----------
+    shape, dtype, ndim
+        Of the whole (virtual) dense array.
+    chunk_rows
+        Rows read together efficiently (the unit :class:`ChunkBatchSampler` shuffles).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    ndim: int
+    chunk_rows: int = 1024
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit_sample(self, idx: np.ndarray) -> Any:
+        """Rows ``idx`` (sorted) in the form preprocessing is fitted on (default: a dense block)."""
+        return self[idx]
+
+
+class StoreRows(LazyRows):
     """Lazy row access to a store's inputs, like an array: ``rows[idx]`` reads only those rows.
 
     Safe across processes: the HDF5 handle is opened on first use in each process.
@@ -251,6 +281,7 @@ class StoreRows:
         self.dtype = np.dtype(meta["input_dtype"])
         self.packed_axis: int = meta["packed_axis"]
         self.ndim = len(self.shape)
+        self.chunk_rows = int(meta["chunk_rows"])
 
     def _handle(self) -> Any:
         if self._fh is None or self._pid != os.getpid():
@@ -262,9 +293,6 @@ class StoreRows:
                 self._fh = h5py.File(self.path, "r")
             self._pid = os.getpid()
         return self._fh["inputs"]
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -366,7 +394,7 @@ class StoreDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         Raw inputs → model inputs, applied to each batch (``Modality.transform``).
     """
 
-    def __init__(self, rows: StoreRows, y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, rows: LazyRows, y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray]) -> None:
         self.rows, self.y, self.transform = rows, y, transform
 
     def __len__(self) -> int:
@@ -424,7 +452,7 @@ def _identity(batch: Any) -> Any:
 
 
 def store_loader(
-    rows: StoreRows,
+    rows: LazyRows,
     y: np.ndarray,
     index: np.ndarray,
     transform: Callable[[np.ndarray], np.ndarray],
@@ -435,7 +463,7 @@ def store_loader(
     num_workers: int = 0,
     seed: int = 0,
 ) -> DataLoader[Any]:
-    """A DataLoader streaming ``index`` rows of a store in chunk-shuffled batches."""
+    """A DataLoader streaming ``index`` rows of a store (any :class:`LazyRows`) in chunk-shuffled batches."""
     sampler = ChunkBatchSampler(index, chunk_rows=chunk_rows, batch_size=batch_size, shuffle=shuffle, seed=seed)
     return DataLoader(
         StoreDataset(rows, y, transform),

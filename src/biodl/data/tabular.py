@@ -10,6 +10,7 @@ import pandas as pd
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
 from biodl.data.columns import FeatureChoice, announce, bad_cell_error, default_features, not_found
 from biodl.data.expression import resolve_columns
+from biodl.data.h5ad import read_h5ad_inputs, uses_lazy_reader
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
 from biodl.data.targets import encode_targets
@@ -92,6 +93,10 @@ class Tabular(Modality):
         cfg = self.cfg
         if not paths:
             raise DataError("no data file given (--data-path)")
+        if uses_lazy_reader(cfg, paths):
+            return self._load_h5ad(paths[0], require_targets=require_targets, classes=classes)
+        if cfg.h5ad_backed:
+            raise DataError("data.h5ad_backed reads one .h5ad file; give a single --data-path")
         Xs, frames, ids, names = [], [], [], None
         skipped: list[dict[str, Any]] = []
         n_read = 0
@@ -155,6 +160,33 @@ class Tabular(Modality):
                 f"{first['source']} row {first['row']}, column {first['column']!r}: {first['input']!r})"
             )
         return LoadedData(X, targets, np.concatenate(ids), groups, summary)
+
+    def _load_h5ad(self, path: str, *, require_targets: bool, classes: list[str] | None) -> LoadedData:
+        """One AnnData file: inputs kept sparse / on disk (:mod:`biodl.data.h5ad`), obs columns as targets and groups."""
+        cfg = self.cfg
+        frame, rows, names = read_h5ad_inputs(path, cfg, self.feature_names)
+        self.feature_names = names
+        obs_cols = [c for c in frame.columns if c != "obs_names"]
+        absent = [c for c in cfg.target_columns if c not in frame.columns]
+        if require_targets and absent:
+            raise DataError(f"{path}: obs has no target column {absent[0]!r}; obs columns are {obs_cols}")
+        targets = None
+        if cfg.target_columns and (require_targets or not absent):
+            if cfg.task is None:
+                raise DataError("no task given (--task classification|regression|multilabel)")
+            targets = encode_targets(frame, cfg.target_columns, cfg.task, source=path, classes=classes)
+        elif require_targets:
+            raise DataError("no target columns given (--target-columns)")
+        groups = None
+        if cfg.group_column is not None:
+            if cfg.group_column not in frame.columns:
+                raise DataError(f"{path}: obs has no group column {cfg.group_column!r}; obs columns are {obs_cols}")
+            groups = frame[cfg.group_column].astype(str).to_numpy()
+        ids = _ids(RawTable(frame, None, None, path), cfg.id_column, 0)
+        summary = {"files": [path], "rows": len(rows), "features": int(rows.shape[1]), "streamed": rows.backed}
+        if len(rows) == 0:
+            raise DataError(f"{path}: no cells")
+        return LoadedData(rows, targets, ids, groups, summary)  # type: ignore[arg-type]
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """Feature rows given as lists (in training column order) or ``{column: value}`` objects."""

@@ -86,6 +86,9 @@ class Experiment:
 
         out = Path(output_dir)
         check_run_dir(out, overwrite=overwrite, resume=resume)
+        from biodl.training.tracking import check_tracker
+
+        check_tracker(self.config.train, out)  # an unreachable tracking server stops the run before anything is read
         with torch_threads(self.config.train.threads):
             cfg = self.config
             run_cfg, inputs = load_inputs(cfg)
@@ -127,10 +130,26 @@ class Experiment:
         """One training run on one split: fit preprocessing → train → evaluate → write."""
         cfg = self.config
         out.mkdir(parents=True, exist_ok=True)
+        from biodl.training.tracking import open_tracker
+
         prepared = fit_preprocessing(cfg, inputs, split)
-        trained = train_network(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
-        if not trained.is_global_zero:
-            # one writer: other ranks of a distributed run stop after training
-            return RunResult(out, {}, trained.history)
-        evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
-        return write_run(cfg, inputs, split, prepared, trained, evaluation, out)
+        tracker = open_tracker(cfg, out) if is_rank_zero() else None  # MLflow / W&B run of this training, if chosen
+        try:
+            trained = train_network(
+                cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks,
+                loggers=[tracker.logger] if tracker is not None else (),
+            )  # fmt: skip
+            if not trained.is_global_zero:
+                # one writer: other ranks of a distributed run stop after training
+                return RunResult(out, {}, trained.history)
+            evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
+            result = write_run(cfg, inputs, split, prepared, trained, evaluation, out)
+        except BaseException:
+            if tracker is not None:  # the tracked run of the training that failed
+                tracker.close("FAILED")
+            raise
+        if tracker is not None:
+            tracker.log_final(result.metrics)
+            tracker.log_artifacts()
+            tracker.close()
+        return result

@@ -9,7 +9,7 @@ import numpy as np
 from biodl.baselines import run_baselines
 from biodl.config import ExperimentConfig
 from biodl.data.splits import Split
-from biodl.experiment.prepare import sample_rows
+from biodl.experiment.prepare import BASELINE_BYTES, PREDICT_BYTES, row_budget, sample_rows
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.metrics import compute_metrics, to_jsonable
 
@@ -24,7 +24,7 @@ def predict_rows(inputs: Inputs, prepared: Prepared, trained: Trained) -> np.nda
     bundle, data = trained.bundle, inputs.data
     if prepared.X is not None:
         return bundle.predict_arrays(prepared.X)
-    step = max(inputs.chunk_rows, 4096)
+    step = row_budget(data.X, max(inputs.chunk_rows, 4096), PREDICT_BYTES)
     return np.concatenate(
         [bundle.predict_arrays(inputs.modality.transform(data.X[i : i + step])) for i in range(0, len(data), step)]
     )
@@ -74,7 +74,8 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
             parts = [(F[i], y[i]) for i in (tr, va, te)]
         else:  # a bounded sample of each split keeps memory flat
             rng = np.random.default_rng(cfg.train.seed)
-            picked = [np.sort(sample_rows(i, MAX_BASELINE_ROWS, rng)) for i in (tr, va, te)]
+            k = row_budget(data.X, MAX_BASELINE_ROWS, BASELINE_BYTES)
+            picked = [np.sort(sample_rows(i, k, rng)) for i in (tr, va, te)]
             parts = [(modality.baseline_features(modality.transform(data.X[i])), y[i]) for i in picked]
             metrics["baseline_rows"] = {p: len(i) for p, i in zip(("train", "val", "test"), picked)}
         metrics["baseline"] = run_baselines(

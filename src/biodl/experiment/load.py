@@ -6,7 +6,7 @@ from typing import Any
 
 from biodl.config import DataConfig, ExperimentConfig
 from biodl.data import DATA_TYPES
-from biodl.data.store import is_store, open_store
+from biodl.data.store import LazyRows, is_store, open_store
 from biodl.errors import DataError
 from biodl.experiment.results import Inputs
 
@@ -27,7 +27,8 @@ def load_inputs(cfg: ExperimentConfig) -> tuple[ExperimentConfig, Inputs]:
     else:
         modality = DATA_TYPES[cfg.data.type](cfg.data)
         data = modality.load(cfg.data.path, require_targets=cfg.data.task != "reconstruction")
-        inputs = Inputs(modality, data)
+        # e.g. a sparse or backed AnnData matrix streams in its own chunks
+        inputs = Inputs(modality, data, chunk_rows=data.X.chunk_rows) if isinstance(data.X, LazyRows) else Inputs(modality, data)
     if cfg.data.task == "reconstruction":
         from biodl.models.autoencoder import reconstruction_targets
 

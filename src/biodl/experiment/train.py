@@ -29,6 +29,7 @@ def train_network(
     *,
     resume: bool = False,
     callbacks: Sequence[Any] = (),
+    loggers: Sequence[Any] = (),
 ) -> Trained:
     """Train ``cfg.model`` on the prepared training rows (checkpoints under ``out/checkpoints``).
 
@@ -81,6 +82,7 @@ def train_network(
             augment=modality.train_augment(),
             resume=resume,
             extra_callbacks=list(callbacks),
+            extra_loggers=list(loggers),
             target_scale=scale,
         )
         model.eval()

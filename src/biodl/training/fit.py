@@ -173,6 +173,7 @@ def train_model(
     extra_callbacks: list[L.Callback] | None = None,
     group_batches: int | None = None,
     target_scale: tuple[np.ndarray, np.ndarray] | None = None,
+    extra_loggers: list[Any] | None = None,
 ) -> FitResult:
     """Train ``model`` with early stopping, LR decay, checkpoints and logs under ``run_dir``.
 
@@ -184,6 +185,8 @@ def train_model(
         Continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
     extra_callbacks
         More Lightning callbacks (pruning, timing, ...).
+    extra_loggers
+        More Lightning loggers (an MLflow or wandb run, :mod:`biodl.training.tracking`).
     group_batches
         Mini-batches of in-memory arrays per Lightning step (``None``: ``train.batches_per_step``,
         else :func:`batches_per_step`; ``1``: one per step). Any value trains on the same batches
@@ -245,10 +248,12 @@ def train_model(
         last, epoch = resume_checkpoint(ckpt_dir)
         keep = math.inf if epoch is None else epoch + 1
     loggers: list[Any] = [ResumableCSVLogger(run_dir, name="logs", version="", keep_before_epoch=keep)]
-    try:
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))
-    except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
-        pass
+    if cfg.logger == "tensorboard":
+        try:
+            loggers.append(TensorBoardLogger(run_dir, name="logs", version="tensorboard"))
+        except ModuleNotFoundError:  # pragma: no cover - tensorboard is optional
+            pass
+    loggers += list(extra_loggers or [])
     try:
         trainer = _make_trainer(cfg, callbacks, loggers, run_dir, streaming)
     except (MisconfigurationException, ValueError) as exc:

@@ -37,7 +37,7 @@ from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from biodl.config import ExperimentConfig
+from biodl.config import ExperimentConfig, TrainConfig
 from biodl.errors import BiodlError, ConfigError
 from biodl.tune.pruning import PrunerContext, PruningCallback, make_pruner, pruned_in_storage
 from biodl.tune.results import StudyTarget, TuneResult
@@ -334,6 +334,8 @@ class Objective:
         callbacks = [PruningCallback(trial, self.target.monitor)] if self.target.monitor else []
         try:
             cfg = self.config(values, seed)
+            if cfg.train.logger in ("mlflow", "wandb"):
+                cfg.train.tracking_run_name = out.name  # one tracked run per trial, in the study's experiment
             result = Experiment(cfg).fit(out, callbacks=callbacks)
         except TRIAL_ERRORS as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
@@ -420,6 +422,12 @@ def run_study(cfg: ExperimentConfig, output_dir: str | Path, *, kind: str | None
     space = SearchSpace.from_config(cfg)
     base = cfg.to_dict()
     base.pop("tune", None)
+    if cfg.train.logger == "mlflow":  # every trial a run of one MLflow experiment, in one store
+        from biodl.training.tracking import check_tracker, tracking_uri
+
+        base["train"]["tracking_uri"] = tracking_uri(cfg.train, out)
+        base["train"]["tracking_experiment"] = cfg.train.tracking_experiment or tune.study_name
+        check_tracker(TrainConfig.model_validate(base["train"]), out)
     check_space_values(base, space)
     if cfg.data.split_sizes[1] <= 0 and not cfg.data.cv:
         raise ConfigError("biodl tune scores trials on the validation split: data.split_sizes needs a validation fraction > 0")
