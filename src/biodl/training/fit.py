@@ -11,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -266,7 +265,6 @@ def train_model(
     return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 
 
-@torch.inference_mode()
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
     """The Trainer settings worth showing in reports."""
     return {k: getattr(cfg, k) for k in ("accelerator", "devices", "strategy", "precision", "max_epochs", "batch_size")}
