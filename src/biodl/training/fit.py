@@ -11,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -310,7 +309,6 @@ def _shown_epoch(epoch: int | None) -> str:
     return "?" if epoch is None else str(epoch + 1)
 
 
-@torch.inference_mode()
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
     """The Trainer settings worth showing in reports."""
     return {k: getattr(cfg, k) for k in ("accelerator", "devices", "strategy", "precision", "max_epochs", "batch_size")}
