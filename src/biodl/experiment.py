@@ -149,6 +149,7 @@ class Experiment:
             test_chroms=cfg.data.test_chroms,
             val_chroms=cfg.data.val_chroms,
             parts=data.parts,
+            sources=data.sources,
         )
         if is_rank_zero():
             save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
@@ -160,7 +161,9 @@ class Experiment:
         cfg = self.config
         assert cfg.data.cv is not None
         split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-        folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, split_seed, labels=labels, groups=data.groups)
+        folds = kfold_splits(
+            len(data), cfg.data.cv, cfg.data.split_sizes, split_seed, labels=labels, groups=data.groups, sources=data.sources
+        )
         if is_rank_zero():
             save_splits(
                 out / "splits.json",

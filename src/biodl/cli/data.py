@@ -51,8 +51,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     split = None
     if data.targets is not None:
         split = make_split(
-            len(data), cfg.data.split_sizes, cfg.data.split, cfg.train.seed, labels=_stratify_labels(data), groups=data.groups
-        )
+            len(data), cfg.data.split_sizes, cfg.data.split, cfg.train.seed, labels=_stratify_labels(data), groups=data.groups,
+            sources=data.sources,
+        )  # fmt: skip
     out = write_store(
         Path(args.output), data, data_type=cfg.data.type, data_cfg=cfg.data, split=split,
         chunk_rows=args.chunk_rows, pack_bits=args.pack_bits,

@@ -12,6 +12,7 @@ Layout::
     /label_mask    (N, T) or (N,) bool, True where a label is present
     /ids           (N,) UTF-8 strings
     /groups        (N,) UTF-8 strings (optional)
+    /sources       (N,) UTF-8 strings: the id of the row each row was derived from (optional; splits keep them together)
     /split/{train,val,test}  row indices (optional)
     attrs          format, format_version, biodl_version, data_type, data_config (JSON), kind,
                    target_names, classes, input_shape, input_dtype, packed_axis, chunk_rows
@@ -154,6 +155,8 @@ def write_store(
         arrays["targets"] = (y, rows)
         arrays["label_mask"] = (mask, rows)
     strings = {"ids": data.ids} | ({"groups": data.groups} if data.groups is not None else {})
+    if data.sources is not None:
+        strings["sources"] = data.sources
     t = data.targets
     attrs = {
         "format": STORE_FORMAT,
@@ -348,9 +351,10 @@ def open_store(path: str | Path) -> tuple[LoadedData, dict[str, Any]]:
             targets = Targets(np.asarray(fh["targets"][...]), meta["kind"], meta["target_names"], meta["classes"])
         ids = _read_strings(fh, "ids", zarr_layout=is_zarr(path))
         groups = _read_strings(fh, "groups", zarr_layout=is_zarr(path))
+        sources = _read_strings(fh, "sources", zarr_layout=is_zarr(path))
     summary = dict(meta["summary"])
     summary.update(store=str(path), streamed=True)
-    return LoadedData(rows, targets, ids, groups, summary), meta  # type: ignore[arg-type]
+    return LoadedData(rows, targets, ids, groups, summary, sources=sources), meta  # type: ignore[arg-type]
 
 
 class StoreDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
