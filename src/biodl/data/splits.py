@@ -196,7 +196,8 @@ class SourceGroups:
             part[idx] = code
         row_part = part[self.of_row]
         method = f"{split.method}, grouped by source ({self.n_derived} derived rows kept with their source)"
-        return Split(*(np.flatnonzero(row_part == c) for c in range(3)), method)
+        train, val, test = (np.flatnonzero(row_part == c) for c in range(3))
+        return Split(train, val, test, method)
 
 
 def has_derived(sources: np.ndarray | None) -> bool:
