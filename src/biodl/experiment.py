@@ -199,7 +199,7 @@ class Experiment:
 
     def _run(self, modality: Modality, data: LoadedData, split: Split, out: Path, resume: bool) -> RunResult:
         from biodl.baselines import run_baselines
-        from biodl.reporting import finish_run
+        from biodl.reporting import finish_run, write_transfer_report
         from biodl.training.fit import train_model
 
         cfg = self.config
@@ -247,6 +247,7 @@ class Experiment:
         torch.manual_seed(cfg.train.seed)  # the initial weights too depend on the seed only, not on earlier runs
         model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, cfg.model.params())
         modality.configure_model(model)
+        write_transfer_report(model, out)  # what pretrained weights were loaded / skipped, what is frozen
         # what the training loop fits: the model on the targets, or (two-step models) a part of it on latent targets
         net, net_kind = model, targets.kind
         label_encoder: dict[str, Any] = {}

@@ -174,3 +174,37 @@ def _interpretation_sections(out: Path, config: ExperimentConfig, data: LoadedDa
     from biodl.explain.report import report_sections
 
     return report_sections(out, data=data, split=split)
+
+
+def write_transfer_report(model: Any, out: Path) -> dict[str, Any] | None:
+    """Print and write ``transfer.json``: which pretrained weights were loaded, skipped or missing,
+    and which encoder stages / parameters are frozen (models with ``transfer_report()``; only when
+    weights were loaded or something is frozen)."""
+    report_fn = getattr(model, "transfer_report", None)
+    if not callable(report_fn):
+        return None
+    rep: dict[str, Any] = report_fn()
+    if not rep.get("pretrained") and not rep.get("frozen_parameters"):
+        return None
+    lines = []
+    pre = rep.get("pretrained")
+    if pre:
+        skipped = pre.get("skipped", [])
+        shown = "; ".join(skipped[:3]) + ("..." if len(skipped) > 3 else "")
+        lines.append(
+            f"transfer learning: loaded {pre['loaded']} tensor(s) from {pre.get('weights')}; "
+            f"skipped {len(skipped)} (shape mismatch){': ' + shown if skipped else ''}; "
+            f"{len(pre.get('missing', []))} not in the file (freshly initialised); "
+            f"{len(pre.get('unused', []))} in the file unused"
+        )
+    n_frozen = len(rep["frozen_stages"])
+    lines.append(
+        f"frozen: the first {n_frozen} of {rep['encoder_stages']} encoder stage(s), {rep['frozen_parameters']:,} "
+        f"parameter(s) (batch-norm statistics fixed); trainable: {rep['trainable_parameters']:,} parameter(s)"
+    )
+    from biodl.training.fit import is_rank_zero
+
+    if is_rank_zero():
+        atomic_write_text(out / "transfer.json", json.dumps(rep, indent=1, default=str))
+        print("\n".join(lines) + f" (details in {out / 'transfer.json'})")
+    return rep
