@@ -312,9 +312,13 @@ class Experiment:
             preds = bundle.predict_arrays(X)
         else:
             step = max(self._chunk_rows, 4096)
-            preds = np.concatenate(
-                [bundle.predict_arrays(modality.transform(data.X[i : i + step])) for i in range(0, len(data), step)]
+            assert isinstance(data.X, StoreRows)
+            order = data.X.stored_order()  # read a shuffled store sequentially, put the rows back in order
+            stored = np.concatenate(
+                [bundle.predict_arrays(modality.transform(data.X[order[i : i + step]])) for i in range(0, len(data), step)]
             )
+            preds = np.empty_like(stored)
+            preds[order] = stored
         chosen = cfg.evaluate.metrics
         metrics: dict[str, Any] = {}
         if cfg.evaluate.select_threshold and len(va):
