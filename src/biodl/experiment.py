@@ -21,7 +21,8 @@ from biodl.config import DataConfig, ExperimentConfig, apply_overrides
 from biodl.data import DATA_TYPES, LoadedData, Modality
 from biodl.data.normalise import TargetScaler
 from biodl.data.splits import Split, kfold_splits, make_split, save_splits
-from biodl.data.store import StoreRows, is_store, open_store, store_loader
+from biodl.data.store import StoreRows, is_store, open_store
+from biodl.data.store_stream import store_loader
 from biodl.errors import ConfigError, DataError
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import compute_metrics, main_metric, to_jsonable

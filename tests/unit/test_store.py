@@ -9,7 +9,8 @@ import pytest
 from biodl.config import DataConfig
 from biodl.data.base import LoadedData
 from biodl.data.splits import random_split
-from biodl.data.store import ChunkBatchSampler, StoreRows, is_store, open_store, read_store_meta, write_store
+from biodl.data.store import StoreRows, is_store, open_store, read_store_meta, write_store
+from biodl.data.store_stream import ChunkBatchSampler
 from biodl.data.tabular import Tabular
 from biodl.data.targets import Targets
 from biodl.errors import DataError
