@@ -131,8 +131,8 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
         build_model("cnn", (1, 28, 28), 1, {"pretrained_weights": str(tmp_path / "missing.safetensors")})
 
 
-def test_freeze_top_n_stages() -> None:
-    model = build_model("vgg", (3, 32, 32), 2, {"encoder": "vgg11", "classifier_width": 8, "pool_size": 1, "freeze": 2})
+def test_train_top_n_stages() -> None:
+    model = build_model("vgg", (3, 32, 32), 2, {"encoder": "vgg11", "classifier_width": 8, "pool_size": 1, "trainable_stages": 2})
     stages = model.encoder_stages()
     assert len(stages) == 5
     assert not any(p.requires_grad for s in stages[:3] for p in s.parameters())

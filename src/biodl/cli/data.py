@@ -22,10 +22,19 @@ def add_parser(sub: Any) -> None:
         "--output", required=True, help="store: an HDF5 file (.h5) or a Zarr directory (.zarr, needs the zarr package)"
     )
     conv.add_argument("--chunk-rows", type=int, default=1024, help="rows per chunk (default 1024)")
-    conv.add_argument("--pack-bits", action="store_true", help="bit-pack one-hot sequence inputs")
+    conv.add_argument(
+        "--pack-bits",
+        action="store_true",
+        help="bit-pack the inputs: sequence codes to the fewest bits per position (3 for DNA), one-hot to 1 bit",
+    )
+    conv.add_argument(
+        "--no-targets",
+        action="store_true",
+        help="store inputs only, for prediction (default: targets are read as `biodl train` reads them)",
+    )
     conv.add_argument("--config", help="experiment YAML whose data section is used")
     conv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    conv.add_argument("--seed", type=int, default=None, help="seed of the stored split")
+    conv.add_argument("--seed", type=int, default=None, help="seed of the stored split and of the shuffled row order")
     group = conv.add_argument_group("data")
     for f in DATA_FLAGS + SPLIT_FLAGS:
         f.add(group)
@@ -47,16 +56,22 @@ def cmd_data(args: argparse.Namespace) -> int:
     apply_overrides(raw, args.set)
     cfg = ExperimentConfig.from_dict(raw, source=args.config or "command line")
     modality = DATA_TYPES[cfg.data.type](cfg.data)
-    data = modality.load(cfg.data.path, require_targets=bool(cfg.data.target_columns))
+    # targets as `biodl train` reads them (a class per FASTA file, generated negatives...), unless --no-targets
+    data = modality.load(cfg.data.path, require_targets=not args.no_targets and cfg.data.task != "reconstruction")
     split = None
     if data.targets is not None:
         split = make_split(
-            len(data), cfg.data.split_sizes, cfg.data.split, cfg.train.seed, labels=_stratify_labels(data), groups=data.groups
-        )
+            len(data), cfg.data.split_sizes, cfg.data.split, cfg.train.seed, labels=_stratify_labels(data), groups=data.groups,
+            sources=data.sources,
+        )  # fmt: skip
     out = write_store(
         Path(args.output), data, data_type=cfg.data.type, data_cfg=cfg.data, split=split,
-        chunk_rows=args.chunk_rows, pack_bits=args.pack_bits,
+        chunk_rows=args.chunk_rows, pack_bits=args.pack_bits, shuffle_seed=cfg.train.seed,
     )  # fmt: skip
     size = out.stat().st_size / 1e6
-    print(f"{len(data)} rows of shape {tuple(data.X.shape[1:])} written to {out} ({size:.1f} MB)")
+    what = "inputs only (no targets)" if data.targets is None else f"targets {', '.join(data.targets.names)}"
+    print(
+        f"{len(data)} rows of shape {tuple(data.X.shape[1:])} written to {out} ({size:.1f} MB; {what}; "
+        f"rows stored in shuffled order, seed {cfg.train.seed})"
+    )
     return 0

@@ -65,6 +65,11 @@ class LoadedData:
     parts
         ``(N,)`` predefined split of each row (``"train"``, ``"val"``, ``"test"``), or ``None``;
         used by ``split: auto`` and ``split: predefined`` (e.g. MedMNIST's own split).
+    sources
+        ``(N,)`` the id of the row each row was derived from (its own id for rows read from the
+        files; the source peak's id for dinucleotide shuffles, flank and GC-matched negatives),
+        or ``None`` when no row is derived. Every split keeps a source and its derived rows on
+        one side (no leakage).
     """
 
     X: np.ndarray
@@ -73,6 +78,7 @@ class LoadedData:
     groups: np.ndarray | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     parts: np.ndarray | None = None
+    sources: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

@@ -4,7 +4,7 @@
   (:class:`SparseRows`), so memory holds the non-zeros, not cells × genes.
 * ``data.h5ad_backed: true`` reads nothing but the row pointers into memory: each batch reads its
   rows' non-zeros from the file (like a biodl store; training streams both with
-  :func:`biodl.data.store.store_loader`). The file's size and modification time are checked on
+  :func:`biodl.data.store_stream.store_loader`). The file's size and modification time are checked on
   every read: a file modified during training is an error, not silently mixed data.
 * Genes: ``data.h5ad_genes`` names a boolean ``var`` column (``highly_variable``) or ``@FILE``, a
   gene list (one per line); ``data.feature_columns`` works too. Unknown genes are an error that

@@ -166,6 +166,49 @@ def predefined_split(parts: np.ndarray) -> Split:
     return Split(train, np.flatnonzero(p == "val"), np.flatnonzero(p == "test"), "predefined")
 
 
+class SourceGroups:
+    """Rows grouped by the row they were derived from (``LoadedData.sources``).
+
+    Splitting works on one representative per source (its first row, the row read from the
+    file) and every derived row then follows its source: a peak and its dinucleotide shuffles
+    (or flank / GC-matched negatives) always share a split, whatever the method.
+    """
+
+    def __init__(self, sources: np.ndarray) -> None:
+        keys = np.asarray(sources).astype(str)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # representatives in file order
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        self.rep = first[order]  # (G,) representative row of each source
+        self.of_row = rank[inverse]  # (N,) source index of each row
+        self.n_rows = len(keys)
+
+    @property
+    def n_derived(self) -> int:
+        """Rows that are not their source's representative."""
+        return self.n_rows - len(self.rep)
+
+    def expand(self, split: Split) -> Split:
+        """A split of the representatives → the split of all rows."""
+        part = np.full(len(self.rep), -1, dtype=np.int64)
+        for code, idx in enumerate((split.train, split.val, split.test)):
+            part[idx] = code
+        row_part = part[self.of_row]
+        method = f"{split.method}, grouped by source ({self.n_derived} derived rows kept with their source)"
+        train, val, test = (np.flatnonzero(row_part == c) for c in range(3))
+        return Split(train, val, test, method)
+
+
+def has_derived(sources: np.ndarray | None) -> bool:
+    """Whether some rows were derived from others (so splits must group them)."""
+    return sources is not None and len(np.unique(np.asarray(sources).astype(str))) < len(sources)
+
+
+def _take(values: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if values is None else np.asarray(values)[idx]
+
+
 def make_split(
     n: int,
     sizes: Sequence[float],
@@ -177,6 +220,7 @@ def make_split(
     test_chroms: Sequence[str] = (),
     val_chroms: Sequence[str] = (),
     parts: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> Split:
     """Dispatch to the split ``method`` (``auto`` = stratified when class labels are given).
 
@@ -184,7 +228,19 @@ def make_split(
     chromosome of each row. ``ordered`` cuts the rows in file order (train first, then
     validation, then test). ``predefined`` (and ``auto`` when the data bring their own split,
     e.g. MedMNIST files) uses ``parts``, each row's ``"train"``/``"val"``/``"test"``.
+    With ``sources`` (``(N,)`` source id of each row) that derive rows from others, every
+    method splits the sources and each derived row goes with its source (stratified by the
+    source's label; a derived negative follows its source's chromosome).
     """
+    if has_derived(sources):
+        assert sources is not None
+        sg = SourceGroups(sources)
+        r = sg.rep
+        inner = make_split(
+            len(r), sizes, method, seed, labels=_take(labels, r), groups=_take(groups, r),
+            test_chroms=test_chroms, val_chroms=val_chroms, parts=_take(parts, r),
+        )  # fmt: skip
+        return sg.expand(inner)
     if method == "predefined" or (method == "auto" and parts is not None):
         if parts is None:
             raise DataError("split 'predefined' needs data that carry their own split (e.g. MedMNIST NPZ files)")
@@ -225,11 +281,19 @@ def kfold_splits(
     *,
     labels: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> list[Split]:
     """``k`` folds: each fold is the test part once; validation is carved from the rest.
 
     The validation share of the remaining rows is ``sizes[1] / (sizes[0] + sizes[1])``.
+    With derived rows (``sources``) the folds are made of whole sources, as in :func:`make_split`.
     """
+    if has_derived(sources):
+        assert sources is not None
+        sg = SourceGroups(sources)
+        r = sg.rep
+        inner_folds = kfold_splits(len(r), k, sizes, seed, labels=_take(labels, r), groups=_take(groups, r))
+        return [sg.expand(f) for f in inner_folds]
     if k > n:
         raise DataError(f"cannot make {k} folds from {n} rows")
     rng = np.random.default_rng(seed)

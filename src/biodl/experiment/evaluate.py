@@ -9,6 +9,7 @@ import numpy as np
 from biodl.baselines import run_baselines
 from biodl.config import ExperimentConfig
 from biodl.data.splits import Split
+from biodl.data.store import StoreRows
 from biodl.experiment.prepare import BASELINE_BYTES, PREDICT_BYTES, row_budget, sample_rows
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.metrics import compute_metrics, to_jsonable
@@ -25,9 +26,18 @@ def predict_rows(inputs: Inputs, prepared: Prepared, trained: Trained) -> np.nda
     if prepared.X is not None:
         return bundle.predict_arrays(prepared.X)
     step = row_budget(data.X, max(inputs.chunk_rows, 4096), PREDICT_BYTES)
-    return np.concatenate(
-        [bundle.predict_arrays(inputs.modality.transform(data.X[i : i + step])) for i in range(0, len(data), step)]
+    transform = inputs.modality.transform
+    if getattr(data.X, "position", None) is None:  # rows stored in input order
+        return np.concatenate([bundle.predict_arrays(transform(data.X[i : i + step])) for i in range(0, len(data), step)])
+    # a shuffled store is read sequentially in its stored order, then the rows are put back in order
+    assert isinstance(data.X, StoreRows)
+    order = data.X.stored_order()
+    stored = np.concatenate(
+        [bundle.predict_arrays(transform(data.X[order[i : i + step]])) for i in range(0, len(data), step)]
     )
+    preds = np.empty_like(stored)
+    preds[order] = stored
+    return preds
 
 
 def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, trained: Trained) -> Evaluation:

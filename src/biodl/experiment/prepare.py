@@ -9,7 +9,8 @@ import numpy as np
 from biodl.config import ExperimentConfig
 from biodl.data.normalise import TargetScaler
 from biodl.data.splits import Split
-from biodl.data.store import LazyRows, store_loader
+from biodl.data.store import LazyRows
+from biodl.data.store_stream import store_loader
 from biodl.errors import DataError
 from biodl.experiment.results import Inputs, Prepared
 

@@ -70,7 +70,7 @@ def finish_run(
     from biodl.training.diagnostics import diagnose, format_findings
 
     atomic_write_text(out / "history.json", json.dumps(history, indent=1).replace("NaN", "null"))
-    findings = diagnose(history)
+    findings = _level_findings(config, split, targets, history, metrics) + diagnose(history)
     found = [f.to_dict() for f in findings]
     atomic_write_text(out / "diagnostics.json", json.dumps(found, indent=1))
     metric, _ = main_metric(targets.kind)
@@ -102,6 +102,33 @@ def finish_run(
         )
         print(f"report: {report.resolve()}")
     return found
+
+
+_LOSS_NAMES = {"binary": "binary cross-entropy", "multiclass": "cross-entropy", "regression": "MSE (standardised targets)"}
+
+
+def _level_findings(
+    config: ExperimentConfig, split: Split, targets: Targets, history: dict[str, list[float]], metrics: dict[str, Any]
+) -> list[Any]:
+    """Loss-level findings (:mod:`biodl.training.loss_level`): above the chance-level loss, non-finite, metric at chance."""
+    from biodl.training.loss_level import chance_loss, check_loss_level
+
+    # the chance level is that of biodl's loss on the targets: not with an L1 term added, nor for two-step models
+    comparable = config.train.l1 == 0 and "label_encoder" not in metrics
+    chance = chance_loss(targets.kind, targets.y[split.train], targets.num_outputs) if comparable else None
+    majority = None
+    if targets.kind == "multiclass" and len(split.val):
+        lab = targets.y[split.val]
+        lab = lab[lab >= 0].astype(np.int64)
+        majority = float(np.bincount(lab).max() / len(lab)) if len(lab) else None
+    val_metrics = metrics.get("val") if isinstance(metrics.get("val"), dict) else None
+    return check_loss_level(
+        history,
+        chance=chance,
+        val_metrics=val_metrics,
+        majority_share=majority,
+        loss_name=_LOSS_NAMES.get(targets.kind, "loss"),
+    )
 
 
 def _figures(
@@ -147,3 +174,37 @@ def _interpretation_sections(out: Path, config: ExperimentConfig, data: LoadedDa
     from biodl.explain.report import report_sections
 
     return report_sections(out, data=data, split=split)
+
+
+def write_transfer_report(model: Any, out: Path) -> dict[str, Any] | None:
+    """Print and write ``transfer.json``: which pretrained weights were loaded, skipped or missing,
+    and which encoder stages / parameters are frozen (models with ``transfer_report()``; only when
+    weights were loaded or something is frozen)."""
+    report_fn = getattr(model, "transfer_report", None)
+    if not callable(report_fn):
+        return None
+    rep: dict[str, Any] = report_fn()
+    if not rep.get("pretrained") and not rep.get("frozen_parameters"):
+        return None
+    lines = []
+    pre = rep.get("pretrained")
+    if pre:
+        skipped = pre.get("skipped", [])
+        shown = "; ".join(skipped[:3]) + ("..." if len(skipped) > 3 else "")
+        lines.append(
+            f"transfer learning: loaded {pre['loaded']} tensor(s) from {pre.get('weights')}; "
+            f"skipped {len(skipped)} (shape mismatch){': ' + shown if skipped else ''}; "
+            f"{len(pre.get('missing', []))} not in the file (freshly initialised); "
+            f"{len(pre.get('unused', []))} in the file unused"
+        )
+    n_frozen = len(rep["frozen_stages"])
+    lines.append(
+        f"frozen: the first {n_frozen} of {rep['encoder_stages']} encoder stage(s), {rep['frozen_parameters']:,} "
+        f"parameter(s) (batch-norm statistics fixed); trainable: {rep['trainable_parameters']:,} parameter(s)"
+    )
+    from biodl.training.fit import is_rank_zero
+
+    if is_rank_zero():
+        atomic_write_text(out / "transfer.json", json.dumps(rep, indent=1, default=str))
+        print("\n".join(lines) + f" (details in {out / 'transfer.json'})")
+    return rep

@@ -44,6 +44,7 @@ def split_rows(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> Split:
         test_chroms=cfg.data.test_chroms,
         val_chroms=cfg.data.val_chroms,
         parts=data.parts,
+        sources=data.sources,
     )
     if is_rank_zero():
         save_splits(out / "splits.json", split.to_dict(list(data.ids), seed=seed, sizes_requested=list(cfg.data.split_sizes)))
@@ -55,7 +56,8 @@ def cv_folds(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> list[Split]:
     assert cfg.data.cv is not None
     data = inputs.data
     folds = kfold_splits(
-        len(data), cfg.data.cv, cfg.data.split_sizes, split_seed(cfg), labels=stratify_labels(data), groups=data.groups
+        len(data), cfg.data.cv, cfg.data.split_sizes, split_seed(cfg), labels=stratify_labels(data), groups=data.groups,
+        sources=data.sources,
     )
     if is_rank_zero():
         save_splits(

@@ -36,7 +36,7 @@ __all__ = [
     "format_findings",
 ]
 
-FindingKind = Literal["lr_too_high", "lr_too_low", "overfitting"]
+FindingKind = Literal["lr_too_high", "lr_too_low", "overfitting", "loss_above_chance", "non_finite", "metric_at_chance"]
 
 FloatArray = NDArray[np.float64]
 

@@ -204,6 +204,10 @@ class Windows:
         ``(N,)`` bool: generated background windows.
     summary
         Counts of what was done (dropped, padded, merged, negatives...).
+    source
+        ``(N,)`` index of the window each row was derived from: its own index for windows of
+        the interval files, the positive window's for its flank / GC-matched negatives (splits
+        keep them together; a negative lies on its source's chromosome).
     """
 
     ids: np.ndarray
@@ -214,6 +218,7 @@ class Windows:
     tasks: list[str]
     negative: np.ndarray
     summary: dict[str, Any] = field(default_factory=dict)
+    source: np.ndarray | None = None
 
 
 def _check_contigs(peaks: Peaks, genome: Genome, policy: str, summary: dict[str, Any]) -> np.ndarray:
@@ -308,6 +313,7 @@ def load_windows(
         summary["identical windows merged"] = int(len(start) - len(first))
     chrom, start = chrom[first], start[first]
     negative = np.zeros(len(start), dtype=bool)
+    source = np.arange(len(start), dtype=np.int64)
     y = None
     if labels:
         covs = [_coverages(p.chrom.astype(str), p.start, p.end) for p in all_peaks]
@@ -322,14 +328,15 @@ def load_windows(
             )
             rng = np.random.default_rng(opts.seed)
             if opts.negatives == "flank":
-                nc, ns = _flank_negatives(chrom, start, width, union, genome, opts, summary)
+                nc, ns, nsrc = _flank_negatives(chrom, start, width, union, genome, opts, summary)
             else:
-                nc, ns = _gc_negatives(chrom, start, width, union, genome, opts, rng, summary)
+                nc, ns, nsrc = _gc_negatives(chrom, start, width, union, genome, opts, rng, summary)
             summary[f"negatives ({opts.negatives})"] = len(ns)
             chrom = np.concatenate([chrom, nc])
             start = np.concatenate([start, ns])
             y = np.concatenate([y, np.zeros((len(ns), y.shape[1]), dtype=np.float32)])
             negative = np.concatenate([negative, np.ones(len(ns), dtype=bool)])
+            source = np.concatenate([source, nsrc])
     if opts.flank:
         # context on both sides for random-shift training: a shifted window is a slice of real sequence
         lengths = np.array([genome.lengths[str(c)] for c in chrom], dtype=np.int64)
@@ -340,7 +347,7 @@ def load_windows(
     seqs = fetch_windows(genome, chrom, start - opts.flank, width + 2 * opts.flank)
     genome.close()
     ids = np.char.add(np.char.add(np.char.add(chrom, ":"), start.astype(str)), np.char.add("-", (start + width).astype(str)))
-    return Windows(ids.astype(object), chrom, start, seqs, y, task_names, negative, summary)
+    return Windows(ids.astype(object), chrom, start, seqs, y, task_names, negative, summary, source)
 
 
 def _labels(
@@ -365,13 +372,15 @@ def _flank_negatives(
     genome: Genome,
     opts: IntervalOptions,
     summary: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows ``flank_distance`` away from each positive, and the positive each comes from."""
     dist = opts.flank_distance or 2 * width
     taken: set[tuple[str, int]] = set(zip(chrom.tolist(), start.tolist(), strict=True))
     lengths = np.array([genome.lengths[str(c)] for c in chrom], dtype=np.int64)
     need = np.full(len(start), opts.negatives_ratio)
     out_c: list[str] = []
     out_s: list[int] = []
+    out_src: list[int] = []
     for m in (1, -1, 2, -2, 3, -3):
         cand = start + m * dist
         ok = (need > 0) & (cand >= 0) & (cand + width <= lengths)
@@ -383,11 +392,12 @@ def _flank_negatives(
             taken.add(k)
             out_c.append(k[0])
             out_s.append(k[1])
+            out_src.append(int(i))
             need[i] -= 1
     short = int(need.sum())
     if short:
         summary["flank negatives not found (no free flank)"] = short
-    return np.asarray(out_c, dtype=str), np.asarray(out_s, dtype=np.int64)
+    return np.asarray(out_c, dtype=str), np.asarray(out_s, dtype=np.int64), np.asarray(out_src, dtype=np.int64)
 
 
 def gc_fraction(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -409,33 +419,52 @@ def _gc_negatives(
     opts: IntervalOptions,
     rng: np.random.Generator,
     summary: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random peak-free windows of the same GC content as each positive, on the positive's own
+    chromosome (so a chromosome split keeps them with their source), and the positive each comes from."""
     n_bins = 20
     pos_gc, _ = gc_fraction(fetch_windows(genome, chrom, start, width))
-    contigs = [c for c in np.unique(chrom) if genome.lengths[str(c)] > width]
-    sizes = np.array([genome.lengths[str(c)] - width for c in contigs], dtype=np.float64)
-    need = len(start) * opts.negatives_ratio
-    n_cand = max(20 * need, 1000)
-    pick = rng.choice(len(contigs), size=n_cand, p=sizes / sizes.sum())
-    cc = np.asarray(contigs, dtype=str)[pick]
-    cs = (rng.random(n_cand) * sizes[pick]).astype(np.int64)
-    ok = _overlap(union, cc, cs, cs + width) == 0
-    cc, cs = cc[ok], cs[ok]
-    gc, n_frac = gc_fraction(fetch_windows(genome, cc, cs, width))
-    ok = (n_frac <= 0.1) & np.isfinite(gc)
-    cc, cs, gc = cc[ok], cs[ok], gc[ok]
-    cand_bin = np.minimum((gc * n_bins).astype(np.int64), n_bins - 1)
-    pools = {b: list(rng.permutation(np.flatnonzero(cand_bin == b))) for b in range(n_bins)}
-    want = np.repeat(np.minimum((np.nan_to_num(pos_gc, nan=0.5) * n_bins).astype(np.int64), n_bins - 1), opts.negatives_ratio)
-    chosen: list[int] = []
-    for b in want:
-        for d in range(n_bins):
-            hit = next((bb for bb in (b - d, b + d) if 0 <= bb < n_bins and pools[bb]), None)
-            if hit is not None:
-                chosen.append(int(pools[hit].pop()))
-                break
-    short = need - len(chosen)
+    pos_bin = np.minimum((np.nan_to_num(pos_gc, nan=0.5) * n_bins).astype(np.int64), n_bins - 1)
+    out_c: list[np.ndarray] = []
+    out_s: list[np.ndarray] = []
+    out_src: list[np.ndarray] = []
+    short = 0
+    for c in np.unique(chrom):
+        rows = np.flatnonzero(chrom == c)
+        need = len(rows) * opts.negatives_ratio
+        size = genome.lengths[str(c)] - width
+        if size <= 0:
+            short += need
+            continue
+        n_cand = max(20 * need, 200)
+        cc = np.full(n_cand, str(c))
+        cs = (rng.random(n_cand) * size).astype(np.int64)
+        ok = _overlap(union, cc, cs, cs + width) == 0
+        cc, cs = cc[ok], cs[ok]
+        gc, n_frac = gc_fraction(fetch_windows(genome, cc, cs, width))
+        ok = (n_frac <= 0.1) & np.isfinite(gc)
+        cs, gc = cs[ok], gc[ok]
+        cand_bin = np.minimum((gc * n_bins).astype(np.int64), n_bins - 1)
+        pools = {b: list(rng.permutation(np.flatnonzero(cand_bin == b))) for b in range(n_bins)}
+        chosen: list[int] = []
+        src: list[int] = []
+        for i in np.repeat(rows, opts.negatives_ratio):
+            b = int(pos_bin[i])
+            for d in range(n_bins):
+                hit = next((bb for bb in (b - d, b + d) if 0 <= bb < n_bins and pools[bb]), None)
+                if hit is not None:
+                    chosen.append(int(pools[hit].pop()))
+                    src.append(int(i))
+                    break
+        short += need - len(chosen)
+        idx = np.asarray(chosen, dtype=np.int64)
+        out_c.append(np.full(len(idx), str(c)))
+        out_s.append(cs[idx])
+        out_src.append(np.asarray(src, dtype=np.int64))
     if short:
         summary["gc-matched negatives not found"] = short
-    idx = np.asarray(chosen, dtype=np.int64)
-    return cc[idx], cs[idx]
+    return (
+        np.concatenate(out_c).astype(str) if out_c else np.zeros(0, str),
+        np.concatenate(out_s) if out_s else np.zeros(0, np.int64),
+        np.concatenate(out_src) if out_src else np.zeros(0, np.int64),
+    )

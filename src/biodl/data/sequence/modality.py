@@ -130,8 +130,9 @@ class SequenceModality(Modality):
         records = self._drop_empty(records, summary)
         records = self._check_ids(records, summary)
         codes = self._encode(records, summary)
+        sources = None
         if label_cols and require_targets:
-            records, codes = self._negatives(records, codes, label_cols, task, summary)
+            records, codes, sources = self._negatives(records, codes, label_cols, task, summary)
         X = self._fix_lengths(codes, records, summary)
         targets = None
         if label_cols:
@@ -142,7 +143,7 @@ class SequenceModality(Modality):
         if targets is not None and targets.classes is not None:
             codes_y = targets.y if targets.kind == "multiclass" else np.nan_to_num(targets.y[:, 0], nan=-1)
             summary["class counts"] = {c: int(np.count_nonzero(codes_y == i)) for i, c in enumerate(targets.classes)}
-        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary)
+        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary, sources=sources)
 
     def _read_records(
         self, specs: list[tuple[str | None, str]], require_targets: bool, classes: list[str] | None, summary: dict[str, Any]
@@ -276,10 +277,11 @@ class SequenceModality(Modality):
 
     def _negatives(
         self, records: Records, codes: list[np.ndarray], label_cols: list[str], task: str | None, summary: dict[str, Any]
-    ) -> tuple[Records, list[np.ndarray]]:
+    ) -> tuple[Records, list[np.ndarray], np.ndarray | None]:
+        """Dinucleotide shuffles of positives-only input, and each row's source id (``None``: no shuffles)."""
         opts = self.opts
         if opts.negatives == "none":
-            return records, codes
+            return records, codes, None
         if opts.negatives != "dinucleotide-shuffle":
             raise DataError(f"negatives {opts.negatives!r} need interval files and a genome; use dinucleotide-shuffle")
         if task == "regression":
@@ -288,7 +290,7 @@ class SequenceModality(Modality):
         labelled = [str(v) for v in values if str(v).strip().lower() not in ("", "na", "nan", "none", "null")]
         if not labelled or not all(is_one(v) for v in labelled):
             summary["negatives"] = "none generated: the input already has negative labels"
-            return records, codes
+            return records, codes, None
         rng = np.random.default_rng(opts.seed)
         k = opts.resolved_negatives_ratio()
         shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(k)]
@@ -306,7 +308,8 @@ class SequenceModality(Modality):
         out = Records(
             records.ids + ids, records.seqs + [b""] * len(src), frame, records.where + where, records.ids_from_data, chrom
         )
-        return out, codes + shuffled
+        sources = np.asarray(records.ids + [records.ids[i] for i in src], dtype=object)
+        return out, codes + shuffled, sources
 
     def _fix_lengths(self, codes: list[np.ndarray], records: Records, summary: dict[str, Any]) -> np.ndarray:
         """Codes ``(N, L)``: equal lengths, or padded/cropped as ``length_mode`` allows."""
@@ -442,19 +445,22 @@ class SequenceModality(Modality):
             y: np.ndarray | None = np.concatenate([win.y, np.zeros((len(src), win.y.shape[1]), np.float32)])
             suffix = ["_shuf"] if k == 1 else [f"_shuf{j + 1}" for j in range(k)]
             ids = list(win.ids) + [f"{win.ids[i]}{suffix[j % k]}" for j, i in enumerate(src)]
+            win_src = np.concatenate([win.source, win.source[src]]) if win.source is not None else None
             chrom = list(win.chrom) + [str(win.chrom[i]) for i in src]
             codes = codes + shuffled
             summary[f"negatives (dinucleotide shuffles, seed {opts.seed})"] = len(shuffled)
         else:
             y = win.y
             ids = list(win.ids)
+            win_src = win.source
             chrom = list(win.chrom)
         X = np.stack(codes) if codes else np.zeros((0, opts.intervals_width + 2 * self.flank), np.uint8)
         targets = Targets(y.astype(np.float32), "binary", list(win.tasks), None) if y is not None else None
         groups = np.asarray(chrom, dtype=object) if cfg.split == "chromosome" else None
         summary["sequences"] = len(X)
         summary["sequence length"] = int(X.shape[1]) - 2 * self.flank
-        return LoadedData(X, targets, np.asarray(ids, dtype=object), groups, summary)
+        sources = win.ids[win_src] if win_src is not None and len(win_src) > len(np.unique(win_src)) else None
+        return LoadedData(X, targets, np.asarray(ids, dtype=object), groups, summary, sources=sources)
 
     def _interval_flank(self) -> int:
         """Flank of interval windows: ``shift`` when training (a trained model keeps its own)."""

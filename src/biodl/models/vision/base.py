@@ -11,7 +11,13 @@ Every image model takes the uniform constructor ``Model(in_shape, num_outputs, p
   does not fit (a 1000-class ImageNet head, say) are skipped and reported; an RGB first
   convolution is averaged for grey inputs;
 * ``freeze`` — ``none``; ``encoder`` (feature extraction: only the head/decoder learns); or an
-  integer N: every encoder stage but the top N is frozen (Kang et al. fine-tune the top 2).
+  integer N: the first N encoder stages (from the input side) are frozen;
+* ``trainable_stages`` — the other way round: an integer N trains only the top N encoder stages
+  and freezes every stage below (Kang et al. fine-tune the top 2); not combined with ``freeze``.
+
+Frozen stages keep their weights *and* their batch-norm running statistics: their norm layers
+stay in evaluation mode whatever ``train()`` calls Lightning makes. What was loaded, skipped and
+frozen is in :meth:`VisionModel.transfer_report` (a run writes it to ``transfer.json``).
 
 Classifiers return logits ``(N, num_outputs)``; segmentation models return per-pixel logits
 ``(N, num_outputs, H, W)`` for inputs of any size (padded internally to the encoder stride), and
@@ -44,14 +50,22 @@ class VisionParams(ModelParams):
         default=None, description="local .safetensors/.pth weights with torchvision parameter names (initialisation only)"
     )
     freeze: Freeze = Field(
-        default="none", description="none, encoder (feature extraction), or N = train only the top N encoder stages"
+        default="none",
+        description="none, encoder (feature extraction: every encoder stage), or N = freeze the first N encoder stages "
+        "(from the input side)",
+    )
+    trainable_stages: int | None = Field(
+        default=None,
+        ge=0,
+        description="train only the top N encoder stages and freeze all stages below them (Kang et al. fine-tune the "
+        "top 2); null = use freeze. Not together with freeze",
     )
 
     @field_validator("freeze")
     @classmethod
     def _freeze(cls, v: Freeze) -> Freeze:
         if isinstance(v, int) and v < 0:
-            raise ValueError(f"freeze must be 'none', 'encoder' or a number of top stages >= 0, got {v}")
+            raise ValueError(f"freeze must be 'none', 'encoder' or a number of first stages >= 0, got {v}")
         return v
 
 
@@ -138,7 +152,16 @@ class VisionModel(BiodlModel):
         assert isinstance(p, VisionParams)
         if p.pretrained_weights:
             self.pretrained_report = self.load_pretrained(p.pretrained_weights)
-        self.apply_freeze(p.freeze)
+            self.pretrained_report["weights"] = str(p.pretrained_weights)
+        if p.trainable_stages is not None:
+            if p.freeze != "none":
+                raise ConfigError(
+                    f"model.freeze={p.freeze!r} and model.trainable_stages={p.trainable_stages}: give one of them "
+                    "(freeze: N freezes the first N stages; trainable_stages: N trains only the top N)"
+                )
+            self.apply_freeze(max(0, len(self.encoder_stages()) - p.trainable_stages))
+        else:
+            self.apply_freeze(p.freeze)
 
     def load_pretrained(self, path: str | Path) -> dict[str, Any]:
         """Copy matching tensors of a torchvision-named state dict into this model.
@@ -174,21 +197,53 @@ class VisionModel(BiodlModel):
             raise ConfigError(f"{path}: no parameter name/shape matches {type(self).__name__} (expected torchvision names)")
         self.load_state_dict(loaded, strict=False)
         missing = [k for k in own if k not in loaded and not k.endswith("num_batches_tracked")]
-        return {"loaded": len(loaded), "skipped": skipped, "unused": unused[:50], "missing": missing}
+        return {
+            "loaded": len(loaded),
+            "loaded_names": sorted(loaded),
+            "skipped": skipped,
+            "unused": unused[:50],
+            "missing": missing,
+        }
 
     def apply_freeze(self, freeze: Freeze) -> None:
-        """Freeze encoder stages (see :class:`VisionParams`)."""
+        """Freeze encoder stages (see :class:`VisionParams`): ``"encoder"`` all, an integer N the first N.
+
+        Frozen parameters stop learning, and the stages' norm layers stay in evaluation mode (their
+        running statistics do not move), also after Lightning restores per-module training flags.
+        """
         stages = self.encoder_stages()
         if freeze == "none":
             n_frozen = 0
         elif freeze == "encoder":
             n_frozen = len(stages)
         else:
-            n_frozen = max(0, len(stages) - int(freeze))
+            n_frozen = min(len(stages), int(freeze))
         self._frozen = stages[:n_frozen]
+        self._n_stages = len(stages)
         for stage in self._frozen:
             for p in stage.parameters():
                 p.requires_grad_(False)
+            for m in stage.modules():
+                if isinstance(m, nn.modules.batchnorm._NormBase):
+                    m.eval()
+                    m.register_forward_pre_hook(_keep_eval)
+
+    def transfer_report(self) -> dict[str, Any]:
+        """What transfer learning did: weights loaded / skipped / missing, stages and parameters frozen."""
+        frozen = {id(p) for s in getattr(self, "_frozen", []) for p in s.parameters()}
+        frozen_names = [n for n, p in self.named_parameters() if id(p) in frozen]
+        p = self.params
+        assert isinstance(p, VisionParams)
+        return {
+            "pretrained": dict(self.pretrained_report) or None,
+            "freeze": p.freeze,
+            "trainable_stages": p.trainable_stages,
+            "encoder_stages": getattr(self, "_n_stages", len(self.encoder_stages())),
+            "frozen_stages": list(range(1, len(getattr(self, "_frozen", [])) + 1)),
+            "frozen_parameters": int(sum(q.numel() for q in self.parameters() if id(q) in frozen)),
+            "trainable_parameters": int(sum(q.numel() for q in self.parameters() if q.requires_grad)),
+            "frozen_names": frozen_names,
+        }
 
     def train(self, mode: bool = True) -> VisionModel:
         """As :meth:`nn.Module.train`, but frozen stages keep batch-norm statistics fixed."""
@@ -209,6 +264,11 @@ class VisionModel(BiodlModel):
         if not self.training and not torch.is_grad_enabled() and len(x) > self.eval_chunk:
             return torch.cat([self.forward_logits(x[i : i + self.eval_chunk]) for i in range(0, len(x), self.eval_chunk)])
         return self.forward_logits(x)
+
+
+def _keep_eval(module: nn.Module, args: Any) -> None:
+    """Forward pre-hook of a frozen norm layer: always normalise with the stored statistics."""
+    module.training = False
 
 
 def _adapt_input_channels(w: torch.Tensor, c: int) -> torch.Tensor:
