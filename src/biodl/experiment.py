@@ -20,7 +20,7 @@ from biodl.bundle import Bundle
 from biodl.config import DataConfig, ExperimentConfig, apply_overrides
 from biodl.data import DATA_TYPES, LoadedData, Modality
 from biodl.data.normalise import TargetScaler
-from biodl.data.splits import Split, kfold_splits, make_split, save_splits
+from biodl.data.splits import Split, cv_folds, make_split, save_splits
 from biodl.data.store import StoreRows, is_store, open_store, store_loader
 from biodl.errors import ConfigError, DataError
 from biodl.io_utils import atomic_write_text
@@ -137,7 +137,7 @@ class Experiment:
         assert data.targets is not None
         labels = _stratify_labels(data)
         seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-        if cfg.data.cv:
+        if cfg.data.cv or cfg.data.cv_column:
             return self._cross_validate(modality, data, out, labels, resume)
         split = make_split(
             len(data),
@@ -158,13 +158,15 @@ class Experiment:
         self, modality: Modality, data: LoadedData, out: Path, labels: np.ndarray | None, resume: bool
     ) -> RunResult:
         cfg = self.config
-        assert cfg.data.cv is not None
         split_seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
-        folds = kfold_splits(len(data), cfg.data.cv, cfg.data.split_sizes, split_seed, labels=labels, groups=data.groups)
+        folds = cv_folds(
+            len(data), cfg.data.cv, cfg.data.cv_column, data.folds, cfg.data.split_sizes, split_seed,
+            labels=labels, groups=data.groups,
+        )  # fmt: skip
         if is_rank_zero():
             save_splits(
                 out / "splits.json",
-                {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
+                {"method": f"{len(folds)}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
             )
         results = []
         for i, split in enumerate(folds):
@@ -172,7 +174,7 @@ class Experiment:
             results.append(self._run(fold_mod, data, split, out / f"fold_{i}", resume and (out / f"fold_{i}").exists()))
         if not is_rank_zero():
             return RunResult(out, {})
-        summary: dict[str, Any] = {"cv": {"folds": cfg.data.cv}}
+        summary: dict[str, Any] = {"cv": {"folds": len(folds), "column": cfg.data.cv_column}}
         for part in ("train", "val", "test"):
             summary[part], summary["cv"][f"{part}_std"] = _mean_std([r.metrics.get(part, {}) for r in results])
         base = [r.metrics.get("baseline", {}) for r in results]
@@ -191,7 +193,7 @@ class Experiment:
         atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=1, allow_nan=False))
         from biodl.reporting import print_metrics_table
 
-        print_metrics_table(summary, title=f"{cfg.data.cv}-fold cross-validation (mean)")
+        print_metrics_table(summary, title=f"{len(folds)}-fold cross-validation (mean)")
         return RunResult(out, summary, bundle=best.bundle)
 
     def _run(self, modality: Modality, data: LoadedData, split: Split, out: Path, resume: bool) -> RunResult:

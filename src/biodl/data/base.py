@@ -65,6 +65,8 @@ class LoadedData:
     parts
         ``(N,)`` predefined split of each row (``"train"``, ``"val"``, ``"test"``), or ``None``;
         used by ``split: auto`` and ``split: predefined`` (e.g. MedMNIST's own split).
+    folds
+        ``(N,)`` predefined cross-validation test fold of each row (``data.cv_column``), or ``None``.
     """
 
     X: np.ndarray
@@ -73,6 +75,7 @@ class LoadedData:
     groups: np.ndarray | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     parts: np.ndarray | None = None
+    folds: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

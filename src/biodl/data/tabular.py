@@ -11,6 +11,7 @@ from biodl.data.base import DATA_TYPES, LoadedData, Modality
 from biodl.data.expression import resolve_columns
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
+from biodl.data.splits import fold_column
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError
 
@@ -51,7 +52,7 @@ class Tabular(Modality):
             return raw.matrix[:, [pos[w] for w in wanted]], list(wanted)
         frame = raw.frame
         if wanted is None:
-            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column}
+            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column, cfg.cv_column, cfg.bag_column}
             wanted = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])]
             if not wanted:
                 raise DataError(f"{raw.path}: no numeric feature columns besides the targets")
@@ -113,7 +114,8 @@ class Tabular(Modality):
                 raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
             groups = frame[cfg.group_column].astype(str).to_numpy()
         summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
-        return LoadedData(X, targets, np.concatenate(ids), groups, summary)
+        folds = fold_column(frame, cfg.cv_column, paths[0]) if cfg.cv_column else None
+        return LoadedData(X, targets, np.concatenate(ids), groups, summary, folds=folds)
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """Feature rows given as lists (in training column order) or ``{column: value}`` objects."""
