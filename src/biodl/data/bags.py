@@ -100,6 +100,9 @@ class BagModality(Modality):
         self.positions: list[np.ndarray] = []
         self.files: list[str] = []
         self.image_sizes: list[tuple[int, int]] = []
+        #: instances per bag the model was trained with: smaller bags are padded to it, so that
+        #: batches of different requests have one shape
+        self.bag_size: int | None = None
 
     @property
     def opts(self) -> Any:
@@ -238,7 +241,7 @@ class BagModality(Modality):
             try:
                 bags.append(self.table.parse_inputs(rec))
             except DataError as exc:
-                raise DataError(f"input {i} (bag), {exc}") from None
+                raise DataError(f"input {i}: {str(exc).replace('input ', 'instance ', 1)}") from None
         self.instance_names = [[str(k + 1) for k in range(len(b))] for b in bags]
         return pack_bags(bags)
 
@@ -248,6 +251,7 @@ class BagModality(Modality):
         return X[:, :, :-1][mask], mask
 
     def fit(self, X_train: np.ndarray) -> None:
+        self.bag_size = int(X_train.shape[1])
         inst, _ = self._instances(X_train)
         if self.kind == "image":
             self.image.fit(inst)
@@ -255,6 +259,9 @@ class BagModality(Modality):
             self.table.fit(inst)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
+        if self.bag_size is not None and X.shape[1] < self.bag_size:
+            pad = np.zeros((X.shape[0], self.bag_size - X.shape[1], *X.shape[2:]), dtype=X.dtype)
+            X = np.concatenate([X, pad], axis=1)
         inst, mask = self._instances(X)
         out = np.zeros_like(X, dtype=np.float32)
         out[:, :, :-1][mask] = self.image.transform(inst) if self.kind == "image" else self.table.transform(inst)
@@ -292,10 +299,11 @@ class BagModality(Modality):
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         inner = self.image if self.kind == "image" else self.table
         meta, arrays = inner.state() if inner is not None else ({}, {})
-        return {"instances": self.kind, "feature_columns": self.feature_names, "inner": meta}, arrays
+        return {"instances": self.kind, "feature_columns": self.feature_names, "bag_size": self.bag_size, "inner": meta}, arrays
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.kind = meta.get("instances")
+        self.bag_size = meta.get("bag_size")
         self.feature_names = meta.get("feature_columns")
         if self.kind == "image":
             from biodl.data.image.modality import ImageModality

@@ -41,7 +41,7 @@ class MILParams(ModelParams):
     noisy_and_slope: float = Field(default=10.0, gt=0.0, description="noisy-AND: slope a")
 
 
-def _dense(n_in: int, sizes: list[int], dropout: float) -> tuple[nn.Sequential, int]:
+def _dense(n_in: int, sizes: list[int]) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     for width in sizes:
         layers += [nn.Linear(n_in, width), nn.ReLU()]
@@ -79,6 +79,9 @@ class MIL(BiodlModel):
         "evaluate.baselines": ["linear"],
     }
 
+    #: Exported graphs take bags of any size (ONNX: a free instance axis).
+    onnx_dynamic_axes: ClassVar[Mapping[int, str]] = {1: "instances"}
+
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
         assert isinstance(params, MILParams)
@@ -88,7 +91,7 @@ class MIL(BiodlModel):
         if self.image:
             self.encoder, dim = _conv(self.in_shape[1] - 1, params.conv_channels, params.embedding_size)
         else:
-            self.encoder, dim = _dense(self.in_shape[1] - 1, params.hidden_sizes, params.dropout)
+            self.encoder, dim = _dense(self.in_shape[1] - 1, params.hidden_sizes)
         self.embedding_dim = dim
         self.drop = nn.Dropout(params.dropout)
         self.attention = (
