@@ -77,7 +77,7 @@ def _constant_within(frame: pd.DataFrame, column: str, bags: np.ndarray, names: 
         rows = np.flatnonzero(bags == b)
         values = list(dict.fromkeys(sub["v"].to_numpy()[rows].tolist()))
         raise DataError(
-            f"{source}: bag {names[b]!r} has different {what} in column {column!r}: {values} (rows "
+            f"{source}: bag {str(names[b])!r} has different {what} in column {column!r}: {values} (rows "
             f"{', '.join(str(r + 1) for r in rows[:6])}{'...' if len(rows) > 6 else ''}); a bag has one {what[:-1]}"
             + (f" ({len(bad)} bag(s) affected)" if len(bad) > 1 else "")
         )
@@ -206,11 +206,11 @@ class BagModality(Modality):
     def _check_sizes(self, sizes: np.ndarray, names: Sequence[str], source: str) -> None:
         empty = np.flatnonzero(sizes == 0)
         if empty.size:
-            raise DataError(f"{source}: bag {names[empty[0]]!r} is empty (no instances; {empty.size} bag(s))")
+            raise DataError(f"{source}: bag {str(names[empty[0]])!r} is empty (no instances; {empty.size} bag(s))")
         cap = self.opts.max_instances
         if cap is not None and sizes.max() > cap:
             b = int(np.argmax(sizes))
-            raise DataError(f"{source}: bag {names[b]!r} has {int(sizes[b])} instances, more than data.bags.max_instances={cap}")
+            raise DataError(f"{source}: bag {str(names[b])!r} has {int(sizes[b])} instances, more than data.bags.max_instances={cap}")
 
     def _load_images(self, paths: list[str], require_targets: bool, classes: list[str] | None) -> LoadedData:
         from biodl.data.bag_images import load_image_bags
