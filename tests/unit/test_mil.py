@@ -219,3 +219,20 @@ def test_an_image_without_foreground_is_an_empty_bag_error(tmp_path: Path) -> No
     cfg = DataConfig(type="bags", task="classification", bags={"tile_size": 8, "foreground": 0.5})  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"neg.png: no tile of 8×8 has a foreground fraction of 0.5 \(an empty bag\)"):
         BagModality(cfg).load([str(tmp_path)])
+
+
+def test_cv_column_of_plain_tables(tmp_path: Path) -> None:
+    """``--cv-column`` is general: a plain table reads the fold of each row and never uses it as a feature."""
+    from biodl.data.splits import cv_folds
+    from biodl.data.tabular import Tabular
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"y": [0, 1] * 6, "fold": [1, 2, 3] * 4, "x": np.arange(12.0)}).to_csv(path, index=False)
+    cfg = DataConfig(target_columns=["y"], task="classification", cv_column="fold")
+    mod = Tabular(cfg)
+    data = mod.load([str(path)])
+    assert mod.feature_names == ["x"] and data.folds is not None
+    splits = cv_folds(len(data), None, "fold", data.folds, (0.6, 0.1, 0.3), 0)
+    assert [s.test.tolist() for s in splits] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    with pytest.raises(DataError, match="cv column 'part' not found"):
+        cv_folds(12, None, "part", None, (0.6, 0.1, 0.3), 0)

@@ -49,9 +49,7 @@ def tiles_canvas(tiles: np.ndarray, positions: np.ndarray, shape: tuple[int, int
     return out
 
 
-def overlay_figure(
-    image: np.ndarray, weights_map: np.ndarray, path: Path, *, title: str = ""
-) -> Path:
+def overlay_figure(image: np.ndarray, weights_map: np.ndarray, path: Path, *, title: str = "") -> Path:
     """Save ``image`` (grey ``(H, W)`` or ``(C, H, W)``) with the instance-weight map on top."""
     from matplotlib.figure import Figure
 
@@ -66,7 +64,9 @@ def overlay_figure(
     return _save(fig, path)
 
 
-def bag_figures(modality: Any, model: torch.nn.Module, X_model: np.ndarray, data: Any, rows: np.ndarray, figdir: Path) -> dict[str, Path]:
+def bag_figures(
+    modality: Any, model: torch.nn.Module, X_model: np.ndarray, data: Any, rows: np.ndarray, figdir: Path
+) -> dict[str, Path]:
     """Instance weights of up to :data:`MAX_BAGS` evaluation bags (caption → PNG)."""
     rows = np.asarray(rows)[:MAX_BAGS]
     if not len(rows):

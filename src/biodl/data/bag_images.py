@@ -104,7 +104,9 @@ def load_image_bags(
     if layout == "npz":
         src = sources.npz_arrays(image._single(paths, "an NPZ file"), image._npz_parts(paths[0], classes))
     elif layout == "table":
-        src = sources.path_table(image._single(paths, "a table"), image.opts.image_column, list(cfg.target_columns), cfg.group_column)
+        src = sources.path_table(
+            image._single(paths, "a table"), image.opts.image_column, list(cfg.target_columns), cfg.group_column
+        )
     elif layout == "folders":
         src = sources.class_folders(image._single(paths, "a folder of class folders"))
     elif layout == "files":

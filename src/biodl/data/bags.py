@@ -166,7 +166,9 @@ class BagModality(Modality):
             raise DataError(f"{source}: no rows")
         empty = np.flatnonzero(frame[col].isna().to_numpy() | (frame[col].astype(str).str.strip() == "").to_numpy())
         if empty.size:
-            raise DataError(f"{source}: row {empty[0] + 1} has no bag id in column {col!r} ({empty.size} row(s)); every instance needs a bag")
+            raise DataError(
+                f"{source}: row {empty[0] + 1} has no bag id in column {col!r} ({empty.size} row(s)); every instance needs a bag"
+            )
         codes, names_idx = pd.factorize(frame[col].astype(str), sort=False)
         bag_names = np.asarray(names_idx, dtype=object).astype(str)
         has_targets = bool(cfg.target_columns) and all(c in frame.columns for c in cfg.target_columns)
@@ -203,14 +205,16 @@ class BagModality(Modality):
         }
         return LoadedData(packed, targets, bag_names, groups, summary, folds=folds)
 
-    def _check_sizes(self, sizes: np.ndarray, names: Sequence[str], source: str) -> None:
+    def _check_sizes(self, sizes: np.ndarray, names: Sequence[str] | np.ndarray, source: str) -> None:
         empty = np.flatnonzero(sizes == 0)
         if empty.size:
             raise DataError(f"{source}: bag {str(names[empty[0]])!r} is empty (no instances; {empty.size} bag(s))")
         cap = self.opts.max_instances
         if cap is not None and sizes.max() > cap:
             b = int(np.argmax(sizes))
-            raise DataError(f"{source}: bag {str(names[b])!r} has {int(sizes[b])} instances, more than data.bags.max_instances={cap}")
+            raise DataError(
+                f"{source}: bag {str(names[b])!r} has {int(sizes[b])} instances, more than data.bags.max_instances={cap}"
+            )
 
     def _load_images(self, paths: list[str], require_targets: bool, classes: list[str] | None) -> LoadedData:
         from biodl.data.bag_images import load_image_bags

@@ -279,7 +279,9 @@ def fold_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray | N
     values = frame[column]
     missing = np.flatnonzero(values.isna().to_numpy())
     if missing.size:
-        raise DataError(f"{source}: cv column {column!r} is empty in row {missing[0] + 1} ({missing.size} row(s)); every row needs a fold")
+        raise DataError(
+            f"{source}: cv column {column!r} is empty in row {missing[0] + 1} ({missing.size} row(s)); every row needs a fold"
+        )
     as_text = values.astype(str).str.strip()
     numeric = pd.to_numeric(as_text, errors="coerce")
     if numeric.notna().all() and (numeric == numeric.round()).all():

@@ -48,8 +48,8 @@ def instance_table(bundle: Any, data: Any, X_model: np.ndarray | None = None) ->
     else:
         cols = {f"instance_{n}": s[:, j] for j, n in enumerate(bundle.target_names)}
     frame = pd.DataFrame(rows)
-    for k, v in cols.items():
-        frame[k] = v
+    for name, values in cols.items():
+        frame[name] = values
     return frame
 
 

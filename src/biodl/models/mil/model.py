@@ -33,7 +33,8 @@ class MILParams(ModelParams):
         default_factory=lambda: [128, 64], description="table instances: widths of the dense instance encoder"
     )
     conv_channels: list[int] = Field(
-        default_factory=lambda: [32, 64], description="image instances: channels of the 3×3 conv blocks (each then 2×2 max-pooled)"
+        default_factory=lambda: [32, 64],
+        description="image instances: channels of the 3×3 conv blocks (each then 2×2 max-pooled)",
     )
     embedding_size: int = Field(default=64, ge=1, description="image instances: size of the tile embedding")
     attention_size: int = Field(default=64, ge=1, description="attention pooling: hidden size L")
