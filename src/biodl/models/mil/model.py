@@ -28,7 +28,7 @@ Pooling = Literal["mean", "max", "attention", "gated_attention", "noisy_and"]
 class MILParams(ModelParams):
     """Hyper-parameters of :class:`MIL` (defaults chosen by 10-fold CV on MUSK1, Elephant, Fox and Tiger)."""
 
-    pooling: Pooling = Field(default="attention", description="bag pooling of the instance embeddings")
+    pooling: Pooling = Field(default="mean", description="bag pooling of the instance embeddings")
     hidden_sizes: list[int] = Field(
         default_factory=lambda: [128, 64], description="table instances: widths of the dense instance encoder"
     )
@@ -70,13 +70,17 @@ class MIL(BiodlModel):
     Params: ClassVar[type[ModelParams]] = MILParams
     data_types: ClassVar[tuple[str, ...]] = ("bags",)
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression", "multilabel")
+    #: Chosen by 10-fold CV (MIDatasets' 2nd repetition) on MUSK1, Elephant, Fox and Tiger: early stopping
+    #: on the handful of validation bags these sets leave cost ~2 points of accuracy, so the network trains
+    #: a fixed 50 epochs on all training bags (no validation split) with weight decay.
     config_defaults: ClassVar[Mapping[str, object]] = {
+        "data.split_sizes": (0.7, 0.0, 0.3),
         "train.optimizer": "adam",
         "train.lr": 5e-4,
         "train.weight_decay": 1e-3,
         "train.batch_size": 8,
-        "train.max_epochs": 100,
-        "train.patience": 15,
+        "train.max_epochs": 50,
+        "train.early_stopping": False,
         "evaluate.baselines": ["linear"],
     }
 
