@@ -198,6 +198,27 @@ class ImageOptions(_Section):
         return v
 
 
+class BagOptions(_Section):
+    """Multiple-instance learning: bags of instances with one label per bag (``--data-type bags``, or
+    ``--data-type tabular`` with ``--bag-column``)."""
+
+    instances: Literal["auto", "tabular", "image"] = Field(
+        default="auto", description="what one instance is: a table row, or an image tile (auto: image for folders/NPZ)"
+    )
+    tile_size: int = Field(default=32, ge=4, description="image bags: side of the square tiles cut on a grid")
+    tile_stride: int | None = Field(default=None, ge=1, description="image bags: grid step (null = tile_size, no overlap)")
+    foreground: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="image bags: keep only tiles with at least this fraction of foreground pixels (Otsu threshold "
+        "of the image); null = every tile",
+    )
+    max_instances: int | None = Field(
+        default=None, ge=1, description="larger bags are an error naming the bag (null = no limit)"
+    )
+
+
 class DataConfig(_Section):
     """Where the data come from, which columns mean what, and how to split them."""
 
@@ -231,6 +252,14 @@ class DataConfig(_Section):
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")
     cv: int | None = None
+    cv_column: str | None = Field(
+        default=None,
+        description="cross-validation with a predefined test fold per row (constant within a bag/group); never a feature",
+    )
+    bag_column: str | None = Field(
+        default=None, description="bag identifier column: rows are instances, one label per bag (multiple-instance learning)"
+    )
+    bags: BagOptions = Field(default_factory=BagOptions)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     test_chroms: list[str] = Field(default_factory=list, description="chromosome split: test chromosomes")
     val_chroms: list[str] = Field(default_factory=list, description="chromosome split: validation chromosomes")
@@ -255,6 +284,15 @@ class DataConfig(_Section):
         if v is not None and v < 2:
             raise ValueError(f"cross-validation needs at least 2 folds, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _bags(self) -> DataConfig:
+        if self.cv is not None and self.cv_column is not None:
+            raise ValueError("give either --cv K or --cv-column, not both")
+        if self.bag_column is not None and self.type == "tabular":  # rows are instances of bags
+            object.__setattr__(self, "type", "bags")
+            self.bags.instances = "tabular"
+        return self
 
 
 class ModelConfig(BaseModel):

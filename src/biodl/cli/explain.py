@@ -50,10 +50,10 @@ def add_parsers(sub: Any) -> None:
     ex.add_argument("--data-path", required=True, nargs="+", help="sequence file(s): FASTA, sequence table, ...")
     ex.add_argument(
         "--method",
-        choices=tuple(dict.fromkeys(EXPLAIN_METHODS + IMAGE_METHODS)),
+        choices=tuple(dict.fromkeys(EXPLAIN_METHODS + IMAGE_METHODS + ("attention",))),
         default=None,
         help="attribution method (sequence models: default ism; image models: saliency, ig, occlusion, gradcam, lime; "
-        "default gradcam)",
+        "default gradcam; multiple-instance models: attention, their instance weights)",
     )
     ex.add_argument("--output-dir", required=True, help="folder for attributions.npy, explain.npz and figures/")
     ex.add_argument("--target", help="output to explain: class, task name or index (default: every output)")
@@ -147,6 +147,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if bundle_data_type(args.model_path) == "image":
         return cmd_explain_images(args)
+    if bundle_data_type(args.model_path) == "bags":
+        from biodl.explain.bags import cmd_explain_bags
+
+        return cmd_explain_bags(args)
     args.method = args.method or "ism"
     if args.method not in EXPLAIN_METHODS:
         raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")

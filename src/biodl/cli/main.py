@@ -165,6 +165,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         out = write_table(frame, args.output)
     print(f"{len(frame)} predictions written to {out}")
+    if callable(getattr(bundle.model, "instance_outputs", None)):  # multiple-instance models: weights per instance
+        from biodl.explain.bags import instance_table
+
+        inst = write_table(instance_table(bundle, data), out.with_name(f"{out.stem}_instances{out.suffix}"))
+        print(f"instance weights and scores written to {inst}")
     return 0
 
 

@@ -115,6 +115,18 @@ MOLECULE_FLAGS: tuple[Flag, ...] = (
     Flag("--fragments", "data.molecule.fragments", "multi-fragment SMILES (salts)", choices=("largest", "keep", "error")),
 )
 
+BAG_FLAGS: tuple[Flag, ...] = (
+    Flag("--bag-column", "data.bag_column", "multiple-instance learning: bag identifier column (rows are instances)"),
+    Flag(
+        "--bag-instances",
+        "data.bags.instances",
+        "what an instance is: a table row or an image tile",
+        choices=("auto", "tabular", "image"),
+    ),
+    Flag("--bag-tile-size", "data.bags.tile_size", "image bags: tile side in pixels", type=int),
+    Flag("--bag-foreground", "data.bags.foreground", "image bags: minimum foreground fraction of a kept tile", type=float),
+)
+
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("--data-path", "data.path", "input file(s)", nargs="+"),
     Flag("--data-type", "data.type", "data type (tabular, sequence, ...)"),
@@ -133,6 +145,7 @@ DATA_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--id-column", "data.id_column", "row identifier column"),
     Flag("--group-column", "data.group_column", "group column for group splits"),
+    *BAG_FLAGS,
     *SEQUENCE_FLAGS,
     *IMAGE_FLAGS,
     *MOLECULE_FLAGS,
@@ -147,12 +160,19 @@ SPLIT_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--split-sizes", "data.split_sizes", "train val test fractions", nargs=3, type=float),
     Flag("--cv", "data.cv", "k-fold cross-validation", type=int),
+    Flag("--cv-column", "data.cv_column", "cross-validation with the test fold given per row in this column"),
     Flag("--test-chroms", "data.test_chroms", "chromosome split: test chromosomes", nargs="+"),
     Flag("--val-chroms", "data.val_chroms", "chromosome split: validation chromosomes", nargs="+"),
 )
 
 TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--model", "model.name", "registered architecture"),
+    Flag(
+        "--pooling",
+        "model.pooling",
+        "mil: bag pooling",
+        choices=("mean", "max", "attention", "gated_attention", "noisy_and"),
+    ),
     Flag("--max-epochs", "train.max_epochs", "maximum epochs", type=int),
     Flag("--batch-size", "train.batch_size", "batch size", type=int),
     Flag("--lr", "train.lr", "learning rate", type=float),

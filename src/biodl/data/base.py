@@ -70,6 +70,8 @@ class LoadedData:
         files; the source peak's id for dinucleotide shuffles, flank and GC-matched negatives),
         or ``None`` when no row is derived. Every split keeps a source and its derived rows on
         one side (no leakage).
+    folds
+        ``(N,)`` predefined cross-validation test fold of each row (``data.cv_column``), or ``None``.
     """
 
     X: np.ndarray
@@ -79,6 +81,7 @@ class LoadedData:
     summary: dict[str, Any] = field(default_factory=dict)
     parts: np.ndarray | None = None
     sources: np.ndarray | None = None
+    folds: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from biodl.errors import DataError
 from biodl.io_utils import atomic_write_text
@@ -327,6 +328,75 @@ def kfold_splits(
         )
         out.append(Split(rest[inner.train], rest[inner.val], test, f"{k}-fold cv ({inner.method} validation)"))
     return out
+
+
+def fold_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray | None:
+    """The predefined test fold of each row (``data.cv_column``) as strings, or ``None`` when the
+    table has no such column (files to predict on need not carry it).
+
+    Raises :class:`DataError` naming the first row without a fold.
+    """
+    if column not in frame.columns:
+        return None
+    values = frame[column]
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        raise DataError(
+            f"{source}: cv column {column!r} is empty in row {missing[0] + 1} ({missing.size} row(s)); every row needs a fold"
+        )
+    as_text = values.astype(str).str.strip()
+    numeric = pd.to_numeric(as_text, errors="coerce")
+    if numeric.notna().all() and (numeric == numeric.round()).all():
+        as_text = numeric.astype(np.int64).astype(str)  # 1, 1.0 and " 1" are one fold
+    return as_text.to_numpy()
+
+
+def predefined_folds(
+    folds: np.ndarray, sizes: Sequence[float], seed: int, *, labels: np.ndarray | None = None, column: str = "fold"
+) -> list[Split]:
+    """Cross-validation folds given per row (``data.cv_column``): each distinct value is the test
+    part once (in sorted order, numerically when the values are integers); validation is carved
+    from the remaining rows as in :func:`kfold_splits` (stratified when ``labels`` are given)."""
+    names = np.asarray(folds).astype(str)
+    uniq = list(np.unique(names))
+    if all(u.lstrip("-").isdigit() for u in uniq):
+        uniq.sort(key=int)
+    if len(uniq) < 2:
+        raise DataError(f"cv column {column!r} holds {len(uniq)} fold value(s) ({uniq}); cross-validation needs at least 2")
+    val_share = sizes[1] / (sizes[0] + sizes[1])
+    out = []
+    for f, name in enumerate(uniq):
+        test = np.flatnonzero(names == name)
+        rest = np.flatnonzero(names != name)
+        inner = make_split(
+            len(rest), (1 - val_share, val_share, 0.0), "auto", seed + f + 1, labels=labels[rest] if labels is not None else None
+        )
+        method = f"{len(uniq)}-fold cv from column {column!r}, test fold {name} ({inner.method} validation)"
+        out.append(Split(rest[inner.train], rest[inner.val], test, method))
+    return out
+
+
+def cv_folds(
+    n: int,
+    k: int | None,
+    column: str | None,
+    folds: np.ndarray | None,
+    sizes: Sequence[float],
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+) -> list[Split]:
+    """The folds of a cross-validation: ``k`` random folds (:func:`kfold_splits`) or the folds given
+    per row in ``column`` (``folds``, :func:`predefined_folds`)."""
+    if column is not None:
+        if folds is None:
+            raise DataError(f"cv column {column!r} not found in the data (or this data type cannot read it)")
+        return predefined_folds(folds, sizes, seed, labels=labels, column=column)
+    if k is None:
+        raise DataError("cross-validation needs --cv K or --cv-column")
+    return kfold_splits(n, k, sizes, seed, labels=labels, groups=groups, sources=sources)
 
 
 def save_splits(path: Path, splits: dict[str, object]) -> None:

@@ -13,6 +13,7 @@ from biodl.data.expression import resolve_columns
 from biodl.data.h5ad import read_h5ad_inputs, uses_lazy_reader
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
+from biodl.data.splits import fold_column
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError
 
@@ -59,7 +60,10 @@ class Tabular(Modality):
         frame = raw.frame
         if wanted is None:
             choice = default_features(
-                raw, targets=list(cfg.target_columns), reserved=[cfg.id_column, cfg.group_column], keep_bad=skip
+                raw,
+                targets=list(cfg.target_columns),
+                reserved=[cfg.id_column, cfg.group_column, cfg.cv_column, cfg.bag_column],
+                keep_bad=skip,
             )
             announce(choice)
             self.feature_choice = choice
@@ -159,7 +163,8 @@ class Tabular(Modality):
                 f"note: skipped {len(rows)} row(s) with non-numeric feature values (data.bad_values=skip; first: "
                 f"{first['source']} row {first['row']}, column {first['column']!r}: {first['input']!r})"
             )
-        return LoadedData(X, targets, np.concatenate(ids), groups, summary)
+        folds = fold_column(frame, cfg.cv_column, paths[0]) if cfg.cv_column else None
+        return LoadedData(X, targets, np.concatenate(ids), groups, summary, folds=folds)
 
     def _load_h5ad(self, path: str, *, require_targets: bool, classes: list[str] | None) -> LoadedData:
         """One AnnData file: inputs kept sparse / on disk (:mod:`biodl.data.h5ad`), obs columns as targets and groups."""

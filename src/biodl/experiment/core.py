@@ -110,7 +110,7 @@ class Experiment:
     def _fit(self, inputs: Inputs, out: Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:
         self._callbacks = list(callbacks)
         write_skipped_rows(out, inputs.data)
-        if self.config.data.cv:
+        if self.config.data.cv or self.config.data.cv_column:
             return self._cross_validate(inputs, out, resume)
         split = split_rows(self.config, inputs, out)
         return self._run(inputs, split, out, resume)

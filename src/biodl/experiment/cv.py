@@ -18,7 +18,7 @@ from biodl.metrics import main_metric, to_jsonable
 
 def write_cv_summary(cfg: ExperimentConfig, results: list[RunResult], out: Path) -> RunResult:
     """Write the cross-validation ``metrics.json`` (fold means, ``*_std``) and the best fold's ``model/``."""
-    summary: dict[str, Any] = {"cv": {"folds": cfg.data.cv}}
+    summary: dict[str, Any] = {"cv": {"folds": len(results), "column": cfg.data.cv_column}}
     for part in ("train", "val", "test"):
         summary[part], summary["cv"][f"{part}_std"] = mean_std([r.metrics.get(part, {}) for r in results])
     base = [r.metrics.get("baseline", {}) for r in results]
@@ -37,7 +37,7 @@ def write_cv_summary(cfg: ExperimentConfig, results: list[RunResult], out: Path)
     atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=1, allow_nan=False))
     from biodl.experiment.reporting import print_metrics_table
 
-    print_metrics_table(summary, title=f"{cfg.data.cv}-fold cross-validation (mean)")
+    print_metrics_table(summary, title=f"{len(results)}-fold cross-validation (mean)")
     return RunResult(out, summary, bundle=best.bundle)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from biodl.config import ExperimentConfig
 from biodl.data import LoadedData
-from biodl.data.splits import Split, kfold_splits, make_split, save_splits
+from biodl.data.splits import Split, make_split, save_splits
+from biodl.data.splits import cv_folds as data_cv_folds
 from biodl.experiment.results import Inputs
 from biodl.training.fit import is_rank_zero
 
@@ -53,15 +54,14 @@ def split_rows(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> Split:
 
 def cv_folds(cfg: ExperimentConfig, inputs: Inputs, out: Path) -> list[Split]:
     """``data.cv`` folds (each with its own validation rows); written to ``out/splits.json``."""
-    assert cfg.data.cv is not None
     data = inputs.data
-    folds = kfold_splits(
-        len(data), cfg.data.cv, cfg.data.split_sizes, split_seed(cfg), labels=stratify_labels(data), groups=data.groups,
-        sources=data.sources,
-    )
+    folds = data_cv_folds(
+        len(data), cfg.data.cv, cfg.data.cv_column, data.folds, cfg.data.split_sizes, split_seed(cfg),
+        labels=stratify_labels(data), groups=data.groups, sources=data.sources,
+    )  # fmt: skip
     if is_rank_zero():
         save_splits(
             out / "splits.json",
-            {"method": f"{cfg.data.cv}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
+            {"method": f"{len(folds)}-fold", "folds": [f.to_dict(list(data.ids)) for f in folds]},
         )
     return folds

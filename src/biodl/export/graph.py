@@ -198,6 +198,8 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
                 f"cannot export model {model_name!r} to ONNX at opset {opset}: {why}, which ONNX expresses exactly "
                 f"only from opset {needed}; use --opset {needed} or higher, or --format torchscript"
             )
+    # a module may have more free input axes than the batch (class attribute ``onnx_dynamic_axes``, e.g. bag size)
+    free = {k: v for m in net.modules() for k, v in dict(getattr(m, "onnx_dynamic_axes", {})).items()}
     buf = io.BytesIO()
     try:
         # no_grad: the graph is the inference path (segmentation: test-time augmentation, decision threshold)
@@ -210,7 +212,7 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
                 dynamo=False,  # the TorchScript-based exporter: fast, and needs no onnxscript
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamic_axes={INPUT_NAME: {0: "batch", **free}, OUTPUT_NAME: {0: "batch"}},
                 opset_version=opset,
                 do_constant_folding=True,
             )

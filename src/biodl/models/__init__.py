@@ -8,6 +8,7 @@ from biodl.models import deepsea as _deepsea  # noqa: F401  (registers "deepsea"
 from biodl.models import ensemble as _ensemble  # noqa: F401  (registers "ensemble")
 from biodl.models import ffn as _ffn  # noqa: F401  (registers "ffn")
 from biodl.models import kmer_mlp as _kmer_mlp  # noqa: F401  (registers "kmer-mlp")
+from biodl.models import mil as _mil  # noqa: F401  (registers "mil")
 from biodl.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from biodl.models import mpnn as _mpnn  # noqa: F401  (registers "dmpnn")
 from biodl.models import twostep as _twostep  # noqa: F401  (registers "dnae")
