@@ -180,10 +180,13 @@ def read_tiff_array(data: Path | io.BytesIO, name: str, layout: TiffLayout) -> n
 def _read_tiff(data: Path | io.BytesIO, name: str, channel_axis: ChannelAxis = "auto") -> np.ndarray:
     """A 2-D TIFF image; a stack of z-slices or time frames is an error (never read as channels).
 
-    Pages without axis metadata are read as channels only when ``channel_axis`` says so.
+    Pages without axis metadata are read as channels only when ``channel_axis`` says so (or
+    when they are the rows of an ``(H, W, C≤4)`` array saved without photometric metadata).
     """
     layout = tiff_layout(data, name)
-    if layout.plane_axis in ("z", "t", "zt") or (layout.plane_axis == "?" and channel_axis == "auto"):
+    # an (H, W, C≤4) array saved without photometric metadata is stored as H pages of W × C "images"
+    rows_of_pixels = layout.plane_axis == "?" and len(layout.shape) == 3 and layout.shape[-1] <= 4
+    if layout.plane_axis in ("z", "t", "zt") or (layout.plane_axis == "?" and channel_axis == "auto" and not rows_of_pixels):
         hint = " --time-axis" if layout.plane_axis == "t" else ""
         channels = "" if layout.plane_axis != "?" else "; to read the pages as channels of one 2-D image set --channel-axis first"
         raise DataError(

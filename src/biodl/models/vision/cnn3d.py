@@ -38,7 +38,7 @@ class CNN3D(VolumeModel):
 
     Params: ClassVar[type[ModelParams]] = CNN3DParams
     #: Chosen on AdrenalMNIST3D validation (docs/volumes.md): 38 steps per epoch instead of 10.
-    config_defaults: ClassVar[Mapping[str, object]] = {"train.batch_size": 32, "train.max_epochs": 40}
+    config_defaults: ClassVar[Mapping[str, object]] = {"train.batch_size": 32, "train.max_epochs": 20}
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
