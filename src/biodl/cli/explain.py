@@ -147,6 +147,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if bundle_data_type(args.model_path) == "image":
         return cmd_explain_images(args)
+    if bundle_data_type(args.model_path) == "volume":
+        from biodl.explain.volume import cmd_explain_volumes
+
+        return cmd_explain_volumes(args)
     args.method = args.method or "ism"
     if args.method not in EXPLAIN_METHODS:
         raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")
