@@ -83,9 +83,21 @@ class VolumeModel(BiodlModel):
         """Logits for ``(N, C, D, H, W)`` inputs (chunked in gradient-free evaluation)."""
         if x.ndim != 5 or x.shape[1] != self.in_channels:
             raise ConfigError(f"{type(self).__name__} takes (N, {self.in_channels}, D, H, W) volumes, got {tuple(x.shape)}")
+        fn = self.forward_tta if not self.training else self.forward_logits
         if not self.training and not torch.is_grad_enabled() and len(x) > self.eval_chunk:
-            return torch.cat([self.forward_logits(x[i : i + self.eval_chunk]) for i in range(0, len(x), self.eval_chunk)])
-        return self.forward_logits(x)
+            return torch.cat([fn(x[i : i + self.eval_chunk]) for i in range(0, len(x), self.eval_chunk)])
+        return fn(x)
+
+    def forward_tta(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_logits`, averaged over the 8 flips of depth/height/width when ``params.tta`` is
+        ``flip`` (evaluation only; flips are exportable ONNX ops)."""
+        if getattr(self.params, "tta", "none") != "flip":
+            return self.forward_logits(x)
+        views: list[tuple[int, ...]] = [(), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1)]
+        total = self.forward_logits(x)
+        for dims in views[1:]:
+            total = total + self.forward_logits(torch.flip(x, dims=dims))
+        return total / len(views)
 
 
 def blend_weights_3d(shape: Sequence[int]) -> torch.Tensor:
