@@ -67,10 +67,13 @@ def _scores(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
 
 
 def as_hard(y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities."""
+    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities (volumes:
+    ``(N, D, H, W)`` from ``(N, 1|K, D, H, W)``)."""
     p = np.asarray(y_pred)
     if p.ndim == 3:
         return (p > threshold).astype(np.int64)
+    if p.ndim == 5:  # volumes (N, K, D, H, W) → (N, D, H, W)
+        return (p[:, 0] > threshold).astype(np.int64) if p.shape[1] == 1 else p.argmax(axis=1).astype(np.int64)
     if p.ndim != 4:
         raise DataError(f"segmentation predictions must be (N, K, H, W) or (N, H, W), got shape {p.shape}")
     if p.shape[1] == 1:
@@ -109,6 +112,11 @@ class SegmentationStats:
         """Validate shapes and count (see the module docstring for the layouts)."""
         yt = np.asarray(y_true)
         yp = np.asarray(y_pred, dtype=np.float32)
+        if yt.ndim == 4 and yp.ndim in (4, 5):  # volumes (N, D, H, W): every plane is scored as an image
+            yp = yp[:, None] if yp.ndim == 4 else yp
+            n, k, d = yp.shape[:3]
+            yt = yt.reshape(n * d, *yt.shape[2:])
+            yp = np.moveaxis(yp, 2, 1).reshape(n * d, k, *yp.shape[3:])
         if yp.ndim == 3:
             yp = yp[:, None]
         if yt.ndim != 3 or yp.ndim != 4 or yt.shape[0] != yp.shape[0] or yt.shape[1:] != yp.shape[2:]:

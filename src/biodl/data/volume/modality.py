@@ -320,7 +320,10 @@ class VolumeModality(Modality):
 
         hard = as_hard(probs, threshold)
         classes = self.mask_classes or ["0", "1"]
-        values = np.array([0, 255]) if classes == ["0", "1"] else np.arange(len(classes))
+        try:
+            values = np.array([0, 255]) if classes == ["0", "1"] else np.array([int(float(c)) for c in classes])
+        except ValueError:
+            values = np.arange(len(classes))
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for i, ident in enumerate(ids):
