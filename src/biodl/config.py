@@ -219,6 +219,52 @@ class BagOptions(_Section):
     )
 
 
+class VolumeOptions(_Section):
+    """How 3-D stacks and time-lapse clips are read (``--data-type volume``); shared reading options
+    (``mask_dir``, ``npz_parts``, ``augment``, ``intensity``, ``mask_threshold``) live in ``data.image``.
+
+    Inside biodl every volume is channel-first ``(C, D, H, W)``; with ``time_axis`` the first
+    stack axis is time (frames) instead of depth.
+    """
+
+    time_axis: bool = Field(default=False, description="the first axis of each stack is time (frames), not depth (z)")
+    size: list[int] | None = Field(
+        default=None, description="resize every stack to [D, H, W] (or [S]); null = as read (mixed shapes are an error)"
+    )
+    spacing: list[float] | None = Field(
+        default=None, description="voxel spacing [z, y, x] (null = from the files' metadata where known)"
+    )
+    tile_size: list[int] = Field(
+        default_factory=lambda: [16, 96, 96], description="segmentation: [D, H, W] of the random training crops"
+    )
+    crops_per_volume: int = Field(default=8, ge=1, le=256, description="segmentation: random training crops per volume per epoch")
+    predict_tile_size: list[int] | None = Field(
+        default=None, description="segmentation: [D, H, W] sliding window for prediction (null = 2 x tile_size)"
+    )
+    max_gib: float = Field(
+        default=8.0, gt=0.0, description="largest float32 size (GiB) of the stacks read into memory; more is an error"
+    )
+    baseline_side: int = Field(default=7, ge=1, le=64, description="baseline features: voxels averaged down to side³")
+
+    @field_validator("size", "tile_size", "predict_tile_size")
+    @classmethod
+    def _sides(cls, v: list[int] | None) -> list[int] | None:
+        if v is None:
+            return v
+        if len(v) == 1:
+            v = [v[0]] * 3
+        if len(v) != 3 or any(s < 1 for s in v):
+            raise ValueError(f"volume sizes must be [D, H, W] or [S] with positive sizes, got {v}")
+        return v
+
+    @field_validator("spacing")
+    @classmethod
+    def _spacing(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 3 or any(s <= 0 for s in v)):
+            raise ValueError(f"voxel spacing must be [z, y, x] with positive values, got {v}")
+        return v
+
+
 class DataConfig(_Section):
     """Where the data come from, which columns mean what, and how to split them."""
 
@@ -266,6 +312,7 @@ class DataConfig(_Section):
     sequence: SequenceOptions = Field(default_factory=SequenceOptions)
     molecule: MoleculeOptions = Field(default_factory=MoleculeOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
+    volume: VolumeOptions = Field(default_factory=VolumeOptions)
 
     @field_validator("split_sizes")
     @classmethod

@@ -158,8 +158,14 @@ def _mask_summary(bundle: Bundle, probs: np.ndarray) -> dict[str, Any]:
     from biodl.metrics.segmentation import as_hard
 
     hard = as_hard(probs)
-    sizes = getattr(bundle.modality, "image_sizes", []) or [hard.shape[-2:]] * len(hard)
     classes = bundle.classes or ["0", "1"]
+    if hard.ndim == 4:  # volumes: (N, D, H, W)
+        shapes = getattr(bundle.modality, "volume_shapes", []) or [hard.shape[1:]] * len(hard)
+        vcols: dict[str, Any] = {"shape": ["×".join(str(int(s)) for s in sh) for sh in shapes]}
+        for j, c in enumerate(classes):
+            vcols[f"fraction_{c}"] = [float((hard[i, : sh[0], : sh[1], : sh[2]] == j).mean()) for i, sh in enumerate(shapes)]
+        return vcols
+    sizes = getattr(bundle.modality, "image_sizes", []) or [hard.shape[-2:]] * len(hard)
     cols: dict[str, Any] = {"height": [int(h) for h, _ in sizes], "width": [int(w) for _, w in sizes]}
     fractions = np.zeros((len(hard), len(classes)))
     for i, (h, w) in enumerate(sizes):

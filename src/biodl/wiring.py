@@ -33,7 +33,12 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     DATA_TYPES[cfg.data.type]
     if cfg.data.type == "image" and cfg.data.task is None and cfg.data.image.mask_dir:
         cfg.data.task = "segmentation"
-    name = cfg.model.name or default_model_name(cfg.data.type, cfg.data.task)
+    if cfg.data.type == "volume" and cfg.data.task is None and cfg.data.image.mask_dir:
+        cfg.data.task = "segmentation"
+    name = cfg.model.name or (
+        "timelapse" if cfg.data.type == "volume" and cfg.data.volume.time_axis and cfg.data.task != "segmentation"
+        else default_model_name(cfg.data.type, cfg.data.task)
+    )  # fmt: skip
     spec = MODELS[name]
     cfg._apply_model_defaults(name, spec.config_defaults)
     if cfg.data.task == "segmentation" and "batch_size" not in cfg.train.model_fields_set:

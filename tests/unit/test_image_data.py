@@ -56,8 +56,12 @@ def test_readers_are_channel_first(tmp_path: Path) -> None:
     stack = np.zeros((5, 16, 16), np.uint16)
     stack[4] = 65535
     tifffile.imwrite(tmp_path / "c.tif", stack)
-    t = read_image(tmp_path / "c.tif")
+    with pytest.raises(DataError, match=r"c.tif: holds 5 pages of unknown meaning .*--data-type volume"):
+        read_image(tmp_path / "c.tif")  # pages without metadata are never silently channels
+    t = read_image(tmp_path / "c.tif", channel_axis="first")
     assert t.shape == (5, 16, 16) and t[4].max() == 1.0
+    tifffile.imwrite(tmp_path / "cyx.tif", stack, imagej=True, metadata={"axes": "CYX"})
+    assert read_image(tmp_path / "cyx.tif").shape == (5, 16, 16)  # ImageJ channels are channels
     tifffile.imwrite(tmp_path / "hwc.tif", np.zeros((16, 16, 2), np.uint8))
     assert read_image(tmp_path / "hwc.tif").shape == (2, 16, 16)
     tifffile.imwrite(tmp_path / "amb.tif", np.zeros((3, 8, 4), np.uint8))

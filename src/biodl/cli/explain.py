@@ -151,6 +151,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from biodl.explain.bags import cmd_explain_bags
 
         return cmd_explain_bags(args)
+    if bundle_data_type(args.model_path) == "volume":
+        from biodl.explain.volume import cmd_explain_volumes
+
+        return cmd_explain_volumes(args)
     args.method = args.method or "ism"
     if args.method not in EXPLAIN_METHODS:
         raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")

@@ -127,6 +127,14 @@ BAG_FLAGS: tuple[Flag, ...] = (
     Flag("--bag-foreground", "data.bags.foreground", "image bags: minimum foreground fraction of a kept tile", type=float),
 )
 
+VOLUME_FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "--time-axis", "data.volume.time_axis", "volumes: the first stack axis is time (frames)", nargs="?", type=_bool, const=True
+    ),
+    Flag("--volume-size", "data.volume.size", "volumes: resize every stack to D H W (or S)", nargs="+", type=int),
+    Flag("--voxel-spacing", "data.volume.spacing", "volumes: voxel spacing z y x", nargs=3, type=float),
+)
+
 DATA_FLAGS: tuple[Flag, ...] = (
     Flag("--data-path", "data.path", "input file(s)", nargs="+"),
     Flag("--data-type", "data.type", "data type (tabular, sequence, ...)"),
@@ -149,6 +157,7 @@ DATA_FLAGS: tuple[Flag, ...] = (
     *SEQUENCE_FLAGS,
     *IMAGE_FLAGS,
     *MOLECULE_FLAGS,
+    *VOLUME_FLAGS,
 )
 
 SPLIT_FLAGS: tuple[Flag, ...] = (

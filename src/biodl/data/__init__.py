@@ -5,6 +5,7 @@ from biodl.data import image as _image  # noqa: F401  (registers "image")
 from biodl.data import molecule as _molecule  # noqa: F401  (registers "molecule")
 from biodl.data import sequence as _sequence  # noqa: F401  (registers "sequence")
 from biodl.data import tabular as _tabular  # noqa: F401  (registers "tabular")
+from biodl.data import volume as _volume  # noqa: F401  (registers "volume")
 from biodl.data.base import DATA_TYPES, LoadedData, Modality
 from biodl.data.targets import Targets, encode_targets
 

@@ -98,6 +98,11 @@ class SegmentationStats:
         """Validate shapes and count (see the module docstring for the layouts)."""
         yt = np.asarray(y_true)
         yp = np.asarray(y_pred, dtype=np.float32)
+        if yt.ndim == 4 and yp.ndim in (4, 5):  # volumes (N, D, H, W): every plane is scored as an image
+            yp = yp[:, None] if yp.ndim == 4 else yp
+            n, k, d = yp.shape[:3]
+            yt = yt.reshape(n * d, *yt.shape[2:])
+            yp = np.moveaxis(yp, 2, 1).reshape(n * d, k, *yp.shape[3:])
         if yp.ndim == 3:
             yp = yp[:, None]
         if yt.ndim != 3 or yp.ndim != 4 or yt.shape[0] != yp.shape[0] or yt.shape[1:] != yp.shape[2:]:

@@ -61,6 +61,8 @@ _DEFAULTS: dict[str, str] = {
     "sequence": "deepbind",
     "image": "cnn",
     "image:segmentation": "unet",
+    "volume": "cnn3d",
+    "volume:segmentation": "unet3d",
     "molecule": "ffn",
     "tabular:reconstruction": "autoencoder",
     "sequence:reconstruction": "conv_autoencoder",

@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -61,19 +62,142 @@ def _read_pil(data: Path | io.BytesIO, name: str) -> tuple[np.ndarray, bool]:
     return arr, True
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+#: tifffile axis letters of stacked planes: z-slices, time frames, and unnamed page axes.
+_DEPTH_AXES, _TIME_AXES, _UNKNOWN_AXES = "Z", "T", "QIR"
+#: tifffile axis letters of channels (ImageJ channels, samples per pixel such as RGB).
+_CHANNEL_AXES = "CS"
+
+
+@dataclass
+class TiffLayout:
+    """What a TIFF file holds, from its metadata (no pixels read).
+
+    Attributes
+    ----------
+    axes
+        tifffile axes of the (combined) series, e.g. ``ZYX``, ``TYX``, ``CYX``, ``YXS``, ``QYX``.
+    shape
+        Shape of the stored array (all pages).
+    plane_axis
+        What the stacked planes are: ``z`` (slices), ``t`` (frames), ``c`` (channels), ``?``
+        (several pages without axis metadata) or ``None`` (a single 2-D plane, maybe with samples).
+    source
+        Where that came from: ``ImageJ metadata``, ``OME metadata``, ``tifffile shape metadata``, ``no metadata``.
+    spacing
+        Voxel spacing ``(z, y, x)`` where the file records it (ImageJ ``spacing`` + resolution tags), else ``None``.
+    multi_series
+        Pages stored as separate equal-shaped series (read together as one stack).
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+    plane_axis: str | None
+    source: str
+    spacing: tuple[float, float, float] | None = None
+    multi_series: bool = False
+
+    @property
+    def planes(self) -> int:
+        """Number of stacked planes (1 for a 2-D image)."""
+        return int(np.prod([n for a, n in zip(self.axes, self.shape) if a not in "YXS"], dtype=np.int64))
+
+    def describe(self) -> str:
+        """E.g. ``8 z-slices (ImageJ metadata, axes ZYX)``."""
+        what = {"z": "z-slices", "t": "time frames", "c": "channels", "?": "pages of unknown meaning"}.get(
+            self.plane_axis or "", "plane"
+        )
+        return f"{self.planes} {what} ({self.source}, axes {self.axes})"
+
+
+def tiff_layout(data: Path | io.BytesIO, name: str) -> TiffLayout:
+    """The :class:`TiffLayout` of a TIFF file (from tifffile's series axes and ImageJ/OME metadata)."""
     import tifffile
 
     try:
-        arr = np.asarray(tifffile.imread(str(path)))
+        with tifffile.TiffFile(data) as tf:
+            series = tf.series
+            first = series[0]
+            axes, shape = str(first.axes), tuple(int(n) for n in first.shape)
+            multi = len(series) > 1 and all(tuple(s.shape) == tuple(first.shape) for s in series) and first.ndim == 2
+            if multi:
+                axes, shape = "Q" + axes, (len(series), *shape)
+            source = (
+                "ImageJ metadata" if tf.is_imagej else "OME metadata" if tf.is_ome
+                else "tifffile shape metadata" if tf.is_shaped and not set(axes) & set(_UNKNOWN_AXES) else "no metadata"
+            )  # fmt: skip
+            spacing = _tiff_spacing(tf)
     except Exception as exc:  # tifffile raises many exception types for corrupt files
-        raise DataError(f"{path}: cannot read the TIFF file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{name}: cannot read the TIFF file ({type(exc).__name__}: {exc})") from None
+    stacked = [a for a, n in zip(axes, shape) if a not in "YXS" and n > 1]
+    if not stacked:
+        plane: str | None = None
+    elif any(a in _DEPTH_AXES for a in stacked) and any(a in _TIME_AXES for a in stacked):
+        plane = "zt"
+    elif any(a in _DEPTH_AXES for a in stacked):
+        plane = "z"
+    elif any(a in _TIME_AXES for a in stacked):
+        plane = "t"
+    elif all(a == "C" for a in stacked):
+        plane = "c"
+    else:
+        plane = "?"
+    return TiffLayout(axes, shape, plane, source, spacing, multi)
+
+
+def _tiff_spacing(tf: object) -> tuple[float, float, float] | None:
+    """``(z, y, x)`` spacing from ImageJ metadata (``spacing``) and the resolution tags, if recorded."""
+    meta = getattr(tf, "imagej_metadata", None) or {}
+    z = meta.get("spacing")
+    try:
+        page = tf.pages[0]  # type: ignore[attr-defined]
+        xr, yr = page.tags.get("XResolution"), page.tags.get("YResolution")
+        x = xr.value[1] / xr.value[0] if xr is not None and xr.value[0] else None
+        y = yr.value[1] / yr.value[0] if yr is not None and yr.value[0] else None
+    except (AttributeError, IndexError, TypeError, ZeroDivisionError):
+        x = y = None
+    if z is None:
+        return None
+    return (float(z), float(y or 1.0), float(x or 1.0))
+
+
+def read_tiff_array(data: Path | io.BytesIO, name: str, layout: TiffLayout) -> np.ndarray:
+    """All planes of a TIFF file as one array of ``layout.shape`` (separate equal series stacked)."""
+    import tifffile
+
+    try:
+        if layout.multi_series:
+            with tifffile.TiffFile(data) as tf:
+                arr = np.stack([np.asarray(s.asarray()) for s in tf.series])
+        else:
+            arr = np.asarray(tifffile.imread(data))
+    except Exception as exc:  # tifffile raises many exception types for corrupt files
+        raise DataError(f"{name}: cannot read the TIFF file ({type(exc).__name__}: {exc})") from None
     if arr.size == 0:
-        raise DataError(f"{path}: cannot read the TIFF file (no image data; the file is truncated or corrupt)")
+        raise DataError(f"{name}: cannot read the TIFF file (no image data; the file is truncated or corrupt)")
     return arr
 
 
-def read_raw(path: str | Path) -> tuple[np.ndarray, bool]:
+def _read_tiff(data: Path | io.BytesIO, name: str, channel_axis: ChannelAxis = "auto") -> np.ndarray:
+    """A 2-D TIFF image; a stack of z-slices or time frames is an error (never read as channels).
+
+    Pages without axis metadata are read as channels only when ``channel_axis`` says so (or
+    when they are the rows of an ``(H, W, C≤4)`` array saved without photometric metadata).
+    """
+    layout = tiff_layout(data, name)
+    # an (H, W, C≤4) array saved without photometric metadata is stored as H pages of W × C "images"
+    rows_of_pixels = layout.plane_axis == "?" and len(layout.shape) == 3 and layout.shape[-1] <= 4
+    if layout.plane_axis in ("z", "t", "zt") or (layout.plane_axis == "?" and channel_axis == "auto" and not rows_of_pixels):
+        hint = " --time-axis" if layout.plane_axis == "t" else ""
+        channels = "" if layout.plane_axis != "?" else "; to read the pages as channels of one 2-D image set --channel-axis first"
+        raise DataError(
+            f"{name}: holds {layout.describe()}, not one 2-D image; read stacks with --data-type volume{hint}{channels}"
+        )
+    if isinstance(data, io.BytesIO):
+        data.seek(0)
+    return read_tiff_array(data, name, layout)
+
+
+def read_raw(path: str | Path, channel_axis: ChannelAxis = "auto") -> tuple[np.ndarray, bool]:
     """The stored array of an image file and whether it comes from Pillow (channels last).
 
     Raises
@@ -88,7 +212,7 @@ def read_raw(path: str | Path) -> tuple[np.ndarray, bool]:
     if suffix in _PIL_SUFFIXES:
         return _read_pil(p, str(p))
     if suffix in _TIFF_SUFFIXES:
-        return _read_tiff(p), False
+        return _read_tiff(p, str(p), channel_axis), False
     if suffix == ".npy":
         try:
             return np.load(p, allow_pickle=False), False
@@ -172,7 +296,7 @@ def convert_channels(img: np.ndarray, channels: int | None, name: str) -> np.nda
 
 def read_image(path: str | Path, *, channel_axis: ChannelAxis = "auto", channels: int | None = None) -> np.ndarray:
     """A float32 ``(C, H, W)`` image (see the module docstring for the intensity scale)."""
-    arr, pil = read_raw(path)
+    arr, pil = read_raw(path, channel_axis)
     img = to_channel_first(arr, channel_axis, channels_last_hint=pil, name=str(path))
     img = scale_intensity(img, str(path))
     return convert_channels(img, channels, str(path))
@@ -207,14 +331,8 @@ def decode_base64_image(text: str, *, channel_axis: ChannelAxis = "auto", channe
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise DataError(f"{name}: not valid base64 text") from None
-    if raw[:4] in (b"II*\x00", b"MM\x00*"):
-        import tifffile
-
-        try:
-            arr = np.asarray(tifffile.imread(io.BytesIO(raw)))
-        except Exception as exc:
-            raise DataError(f"{name}: cannot read the TIFF image ({exc})") from None
-        pil = False
+    if raw[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        arr, pil = _read_tiff(io.BytesIO(raw), name, channel_axis), False
     else:
         arr, pil = _read_pil(io.BytesIO(raw), name)
     img = to_channel_first(arr, channel_axis, channels_last_hint=pil, name=name)
@@ -274,10 +392,13 @@ def probability_png_bytes(prob: np.ndarray) -> bytes:
 
 
 def as_hard(y_pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities."""
+    """``(N, H, W)`` class indices from ``(N, 1|K, H, W)`` or ``(N, H, W)`` probabilities (volumes:
+    ``(N, D, H, W)`` from ``(N, 1|K, D, H, W)``)."""
     p = np.asarray(y_pred)
     if p.ndim == 3:
         return (p > threshold).astype(np.int64)
+    if p.ndim == 5:  # volumes (N, K, D, H, W) → (N, D, H, W)
+        return (p[:, 0] > threshold).astype(np.int64) if p.shape[1] == 1 else p.argmax(axis=1).astype(np.int64)
     if p.ndim != 4:
         raise DataError(f"segmentation predictions must be (N, K, H, W) or (N, H, W), got shape {p.shape}")
     if p.shape[1] == 1:
