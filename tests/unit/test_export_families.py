@@ -41,6 +41,10 @@ def _inputs(data_type: str) -> np.ndarray:
         return np.eye(4, dtype=np.float32)[rng.integers(0, 4, (ROWS, 101))].transpose(0, 2, 1).copy()
     if data_type == "image":
         return rng.random((ROWS, 3, 32, 32), dtype=np.float32)
+    if data_type == "bags":  # table bags of 1-6 instances, padded, with the mask feature
+        from biodl.data.bags import pack_bags
+
+        return pack_bags([rng.standard_normal((k, 16)).astype(np.float32) for k in (1, 3, 5, 2, 4, 6)])
     if data_type == "molecule":
         from biodl.data import DATA_TYPES
 
