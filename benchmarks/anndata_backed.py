@@ -107,6 +107,17 @@ def write_cells(path: Path, n: int, genes: int, density: float, seed: int, block
     return {"seconds": time.perf_counter() - t0, "nnz": nnz, "file_mb": path.stat().st_size / 1e6}
 
 
+def _describe(path: Path, genes: int) -> dict[str, float]:
+    """Cells, non-zeros and size of an existing file (``--reuse``)."""
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        shape = fh["X"].attrs["shape"]
+        if int(shape[1]) != genes:
+            sys.exit(f"{path}: {shape[1]} genes, not --genes {genes}")
+        return {"cells": int(shape[0]), "nnz": int(fh["X/data"].shape[0]), "file_mb": path.stat().st_size / 1e6, "seconds": 0.0}
+
+
 def run(path: Path, out: Path, backed: bool) -> dict[str, float]:
     cmd = [sys.executable, "-c", CHILD, str(path), str(out), "1" if backed else "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,12 +135,19 @@ def main() -> None:
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--subset", type=int, default=20_000, help="cells of the in-memory reference run")
     ap.add_argument("--workdir", default=None, help="where the .h5ad files go (default: a temporary folder)")
+    ap.add_argument("--reuse", default=None, help="a folder holding atlas.h5ad and subset.h5ad written by an earlier run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        big, small = Path(tmp) / "atlas.h5ad", Path(tmp) / "subset.h5ad"
-        gen_big = write_cells(big, args.cells, args.genes, args.density, seed=0)
-        gen_small = write_cells(small, args.subset, args.genes, args.density, seed=1)
+        folder = Path(args.reuse) if args.reuse else Path(tmp)
+        big, small = folder / "atlas.h5ad", folder / "subset.h5ad"
+        if args.reuse:
+            gen_big, gen_small = (_describe(p, args.genes) for p in (big, small))
+            args.cells, args.subset = int(gen_big.pop("cells")), int(gen_small.pop("cells"))
+        else:
+            gen_big = write_cells(big, args.cells, args.genes, args.density, seed=0)
+            gen_small = write_cells(small, args.subset, args.genes, args.density, seed=1)
         backed = run(big, Path(tmp) / "run_backed", backed=True)
+        print(f"backed: {backed}", flush=True)
         memory = run(small, Path(tmp) / "run_memory", backed=False)
     ratio = memory["train_rows_per_s"] / backed["train_rows_per_s"]
     rss_ok, speed_ok = backed["peak_rss_mb"] <= 2048, ratio <= 2.0

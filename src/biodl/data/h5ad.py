@@ -31,6 +31,8 @@ __all__ = ["SparseRows", "is_h5ad", "read_h5ad_inputs", "uses_lazy_reader", "wri
 
 #: Rows read together from a backed file (the unit the chunk-shuffled sampler shuffles).
 BACKED_CHUNK_ROWS = 512
+#: Unneeded stored values one contiguous read of a backed CSR matrix may span between two wanted rows.
+READ_GAP = 1 << 16
 
 
 def is_h5ad(path: str | Path) -> bool:
@@ -108,24 +110,37 @@ class SparseRows(LazyRows):
         return self._fh[self.element]
 
     def _read_backed(self, rows: np.ndarray) -> Any:
-        """Rows ``rows`` (sorted, unique) from the file: a CSR matrix or a dense array."""
+        """Rows ``rows`` (sorted, unique) from the file: a CSR matrix or a dense array.
+
+        Rows close together on disk are read with one contiguous read each run (a batch of a
+        chunk-shuffled epoch is one run); rows far apart (a random sample) are read separately, so
+        a read never pulls in more than :data:`READ_GAP` values it does not need per run.
+        """
         import scipy.sparse as sp
 
         self._check_unchanged()
         node = self._node()
         if self._indptr is None:  # a dense dataset
-            lo, hi = int(rows[0]), int(rows[-1]) + 1
-            block = np.asarray(node[lo:hi])
-            return block[rows - lo]
+            if rows[-1] - rows[0] + 1 <= 4 * len(rows):
+                block = np.asarray(node[int(rows[0]) : int(rows[-1]) + 1])
+                return block[rows - rows[0]]
+            return np.asarray(node[rows])  # h5py reads sorted row lists directly
         indptr = self._indptr
-        lo, hi = int(indptr[rows[0]]), int(indptr[rows[-1] + 1])
-        data = np.asarray(node["data"][lo:hi])  # one contiguous read covering the rows
-        indices = np.asarray(node["indices"][lo:hi])
-        starts, ends = indptr[rows] - lo, indptr[rows + 1] - lo
-        counts = ends - starts
-        take = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(int(counts.sum()))
-        new_ptr = np.concatenate([[0], np.cumsum(counts)])
-        return sp.csr_matrix((data[take], indices[take], new_ptr), shape=(len(rows), self._full_width(node)))
+        starts, ends = indptr[rows], indptr[rows + 1]
+        breaks = np.flatnonzero(starts[1:] - ends[:-1] > READ_GAP) + 1
+        data_parts, index_parts = [], []
+        for run in np.split(np.arange(len(rows)), breaks):
+            lo, hi = int(starts[run[0]]), int(ends[run[-1]])
+            data, indices = np.asarray(node["data"][lo:hi]), np.asarray(node["indices"][lo:hi])
+            counts = ends[run] - starts[run]
+            offsets = starts[run] - lo
+            take = np.repeat(offsets - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(int(counts.sum()))
+            data_parts.append(data[take])
+            index_parts.append(indices[take])
+        new_ptr = np.concatenate([[0], np.cumsum(ends - starts)])
+        return sp.csr_matrix(
+            (np.concatenate(data_parts), np.concatenate(index_parts), new_ptr), shape=(len(rows), self._full_width(node))
+        )
 
     def _full_width(self, node: Any) -> int:
         return int(np.asarray(node.attrs["shape"])[1])
