@@ -34,7 +34,9 @@ class TestVolumeArchitecture:
         y.sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
-    def test_eval_is_deterministic_and_batch_independent(self, name: str, params: dict, in_shape: tuple, k: int, out: tuple) -> None:
+    def test_eval_is_deterministic_and_batch_independent(
+        self, name: str, params: dict, in_shape: tuple, k: int, out: tuple
+    ) -> None:
         torch.manual_seed(0)
         model = build_model(name, in_shape, k, params).eval()
         x = torch.randn(3, *in_shape)
