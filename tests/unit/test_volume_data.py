@@ -145,3 +145,18 @@ def test_not_a_stack(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"v\.tif: stacks without labels"):
         _modality().load([str(tmp_path / "v.tif")])
     assert _modality().load([str(tmp_path / "v.tif")], require_targets=False).X.shape == (1, 1, 8, 16, 16)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.cli.main import main
+
+    for name in ("a", "b"):
+        (tmp_path / "cls" / name).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "cls" / name / "s.tif", _stack(), imagej=True, metadata={"axes": "ZYX"})
+    rc = main(["train", "--data-type", "image", "--data-path", str(tmp_path / "cls"), "--output-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "holds 8 z-slices" in err[0] and "--data-type volume" in err[0]
+    tifffile.imwrite(tmp_path / "cls" / "b" / "t.tif", _stack(4), imagej=True, metadata={"axes": "ZYX"})
+    rc = main(["train", "--data-type", "volume", "--data-path", str(tmp_path / "cls"), "--output-dir", str(tmp_path / "r2")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "volume is 4×16×16" in err[0] and "--volume-size" in err[0]
