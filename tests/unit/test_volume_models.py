@@ -14,7 +14,7 @@ CASES = [
     ("cnn3d", {}, (1, 16, 20, 24), 3, (3,)),
     ("cnn3d", {"channels": [4, 8], "global_pool": False, "convs_per_block": 2}, (2, 8, 12, 12), 1, (1,)),
     ("resnet3d", {"width": 4}, (1, 12, 12, 12), 2, (2,)),
-    ("resnet3d", {"width": 4, "stem": "video"}, (3, 4, 16, 16), 1, (1,)),
+    ("resnet3d", {"width": 4, "stem": "video"}, (3, 8, 16, 16), 1, (1,)),
     ("unet3d", {"depth": 2, "base_channels": 4}, (1, 10, 18, 22), 1, (1, 10, 18, 22)),
     ("unet3d", {"depth": 2, "base_channels": 4, "pool_depth": False}, (2, 3, 16, 16), 3, (3, 3, 16, 16)),
     ("timelapse", {"channels": [4, 8]}, (1, 6, 16, 16), 2, (2,)),
