@@ -19,7 +19,7 @@ INPUT_HINTS: dict[str, str] = {
     "sequence": "a nucleotide or protein sequence string",
     "molecule": "a SMILES string",
     "image": "a base64-encoded image file (PNG, JPEG or TIFF)",
-    "volume": "a nested list (D, H, W) or (C, D, H, W) of voxel values, or {\"volume\": base64 of an NPY or multi-page TIFF file}",
+    "volume": "a nested list (D, H, W) or (C, D, H, W) of voxel values, or {'volume': base64 NPY or multi-page TIFF}",
 }
 
 
