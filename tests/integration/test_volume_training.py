@@ -38,8 +38,9 @@ def adrenal_small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def adrenal_run(adrenal_small: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("adrenal_run") / "run"
     rc = main(["train", "--data-type", "volume", "--data-path", str(adrenal_small[0]), "--task", "classification",
-               "--output-dir", str(run), "--max-epochs", "6", "--lr", "0.003", "--threads", "1", "--set", "train.progress_bar=false",
-               "--set", "evaluate.baselines=[linear]", "--set", "evaluate.report=false"])  # fmt: skip
+               "--output-dir", str(run), "--max-epochs", "6", "--lr", "0.003", "--threads", "1",
+               "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[linear]",
+               "--set", "evaluate.report=false"])  # fmt: skip
     assert rc == 0
     return run
 
@@ -58,8 +59,38 @@ def test_cli_round_trip(adrenal_run: Path, adrenal_small: tuple[Path, Path], tmp
     assert ev["n"] == 40 and 0.0 <= ev["auroc"] <= 1.0
     # predict, then the ONNX engine agrees
     pred = tmp_path / "pred.csv"
-    assert main(["predict", "--model-path", str(adrenal_run), "--data-path", str(adrenal_small[1]), "--output", str(pred), "--engine", "torch"]) == 0
-    assert main(["predict", "--model-path", str(adrenal_run), "--data-path", str(adrenal_small[1]), "--output", str(tmp_path / "p2.csv"), "--engine", "onnx"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model-path",
+                str(adrenal_run),
+                "--data-path",
+                str(adrenal_small[1]),
+                "--output",
+                str(pred),
+                "--engine",
+                "torch",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--model-path",
+                str(adrenal_run),
+                "--data-path",
+                str(adrenal_small[1]),
+                "--output",
+                str(tmp_path / "p2.csv"),
+                "--engine",
+                "onnx",
+            ]
+        )
+        == 0
+    )
     a, b = (np.loadtxt(p, delimiter=",", skiprows=1, usecols=1) for p in (pred, tmp_path / "p2.csv"))
     assert len(a) == 40 and np.allclose(a, b, atol=1e-4)
     assert main(["export", "--model-path", str(adrenal_run), "--format", "onnx", "--output", str(tmp_path / "m.onnx"),
@@ -125,7 +156,7 @@ def _clips(n: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     per-frame labels (1 from the event's frame on)."""
     npz = shared_path("images", "breastmnist", "breastmnist_train_val.npz")
     with np.load(npz) as z:
-        imgs = z["train_images"][: n].astype(np.float32)
+        imgs = z["train_images"][:n].astype(np.float32)
     rng = np.random.default_rng(seed)
     clips = np.stack([np.stack([np.roll(img, t, axis=1) for t in range(frames)]) for img in imgs])
     clip_y = (np.arange(n) % 2).astype(np.uint8)

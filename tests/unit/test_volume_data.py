@@ -39,7 +39,9 @@ def test_tiff_metadata_decides_what_pages_are(tmp_path: Path) -> None:
     assert tiff_layout(tmp_path / "c.tif", "c").plane_axis == "c"
     assert tiff_layout(tmp_path / "q.tif", "q").plane_axis == "?"
     # the 2-D reader: a z-stack or time-lapse is never read as channels
-    with pytest.raises(DataError, match=r"z.tif: holds 8 z-slices \(ImageJ metadata, axes ZYX\), not one 2-D image; .*--data-type volume"):
+    with pytest.raises(
+        DataError, match=r"z.tif: holds 8 z-slices \(ImageJ metadata, axes ZYX\), not one 2-D image; .*--data-type volume"
+    ):
         read_image(tmp_path / "z.tif")
     with pytest.raises(DataError, match=r"8 time frames .*--data-type volume --time-axis"):
         read_image(tmp_path / "t.tif")
@@ -84,7 +86,9 @@ def test_streamed_resize_and_memory_budget(tmp_path: Path) -> None:
     clip = np.random.default_rng(2).integers(0, 255, (40, 64, 64), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "long.tif", clip, imagej=True, metadata={"axes": "TYX"})
     budget = 40 * 64 * 64 * 4 / 1024**3 / 2  # half of what the clip needs
-    with pytest.raises(DataError, match=r"long.tif: 40 time frames of 64×64 need .* GiB as float32, more than data.volume.max_gib"):
+    with pytest.raises(
+        DataError, match=r"long.tif: 40 time frames of 64×64 need .* GiB as float32, more than data.volume.max_gib"
+    ):
         read_stack(tmp_path / "long.tif", max_gib=budget)
     small = read_stack(tmp_path / "long.tif", size=(20, 16, 16), max_gib=budget)  # frames streamed, each resized
     assert small.array.shape == (1, 20, 16, 16)
@@ -133,11 +137,26 @@ def test_per_frame_labels_of_clips(tmp_path: Path) -> None:
 
 def test_not_a_stack(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
-    with pytest.raises(DataError, match="x.png: a single 2-D image, not a stack"):
+    with pytest.raises(DataError, match=r"x\.png: a single 2-D image, not a stack"):
         read_stack(tmp_path / "x.png")
-    with pytest.raises(DataError, match="x.png: not a stack"):
+    with pytest.raises(DataError, match=r"x\.png: not a stack"):
         _modality().load([str(tmp_path / "x.png")])
     tifffile.imwrite(tmp_path / "v.tif", _stack(), imagej=True, metadata={"axes": "ZYX"})
-    with pytest.raises(DataError, match="v.tif: stacks without labels"):
+    with pytest.raises(DataError, match=r"v\.tif: stacks without labels"):
         _modality().load([str(tmp_path / "v.tif")])
     assert _modality().load([str(tmp_path / "v.tif")], require_targets=False).X.shape == (1, 1, 8, 16, 16)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.cli.main import main
+
+    for name in ("a", "b"):
+        (tmp_path / "cls" / name).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "cls" / name / "s.tif", _stack(), imagej=True, metadata={"axes": "ZYX"})
+    rc = main(["train", "--data-type", "image", "--data-path", str(tmp_path / "cls"), "--output-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "holds 8 z-slices" in err[0] and "--data-type volume" in err[0]
+    tifffile.imwrite(tmp_path / "cls" / "b" / "t.tif", _stack(4), imagej=True, metadata={"axes": "ZYX"})
+    rc = main(["train", "--data-type", "volume", "--data-path", str(tmp_path / "cls"), "--output-dir", str(tmp_path / "r2")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "volume is 4×16×16" in err[0] and "--volume-size" in err[0]

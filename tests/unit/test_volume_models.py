@@ -13,8 +13,8 @@ from biodl.models.vision.volume_base import sliding_window_3d
 CASES = [
     ("cnn3d", {}, (1, 16, 20, 24), 3, (3,)),
     ("cnn3d", {"channels": [4, 8], "global_pool": False, "convs_per_block": 2}, (2, 8, 12, 12), 1, (1,)),
-    ("resnet3d", {"width": 8}, (1, 16, 16, 16), 2, (2,)),
-    ("resnet3d", {"width": 8, "stem": "video"}, (3, 8, 32, 32), 1, (1,)),
+    ("resnet3d", {"width": 4}, (1, 12, 12, 12), 2, (2,)),
+    ("resnet3d", {"width": 4, "stem": "video"}, (3, 8, 16, 16), 1, (1,)),
     ("unet3d", {"depth": 2, "base_channels": 4}, (1, 10, 18, 22), 1, (1, 10, 18, 22)),
     ("unet3d", {"depth": 2, "base_channels": 4, "pool_depth": False}, (2, 3, 16, 16), 3, (3, 3, 16, 16)),
     ("timelapse", {"channels": [4, 8]}, (1, 6, 16, 16), 2, (2,)),
@@ -34,7 +34,9 @@ class TestVolumeArchitecture:
         y.sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
-    def test_eval_is_deterministic_and_batch_independent(self, name: str, params: dict, in_shape: tuple, k: int, out: tuple) -> None:
+    def test_eval_is_deterministic_and_batch_independent(
+        self, name: str, params: dict, in_shape: tuple, k: int, out: tuple
+    ) -> None:
         torch.manual_seed(0)
         model = build_model(name, in_shape, k, params).eval()
         x = torch.randn(3, *in_shape)

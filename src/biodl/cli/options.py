@@ -128,9 +128,7 @@ BAG_FLAGS: tuple[Flag, ...] = (
 )
 
 VOLUME_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "--time-axis", "data.volume.time_axis", "volumes: the first stack axis is time (frames)", nargs="?", type=_bool, const=True
-    ),
+    Flag("--time-axis", "data.volume.time_axis", "volumes: the first stack axis is time", nargs="?", type=_bool, const=True),
     Flag("--volume-size", "data.volume.size", "volumes: resize every stack to D H W (or S)", nargs="+", type=int),
     Flag("--voxel-spacing", "data.volume.spacing", "volumes: voxel spacing z y x", nargs=3, type=float),
 )

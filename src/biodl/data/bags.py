@@ -88,6 +88,7 @@ class BagModality(Modality):
     """Bags of table rows or image tiles with one label per bag (multiple-instance learning)."""
 
     name: ClassVar[str] = "bags"
+    input_hint: ClassVar[str] = "a bag: a list of instance feature rows, or {\"instances\": [...]}"
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)

@@ -127,7 +127,9 @@ class GradCAM3D(_Explainer3D):
 METHODS: dict[str, type[_Explainer3D]] = {"saliency": Saliency3D, "occlusion": Occlusion3D, "gradcam": GradCAM3D}
 
 
-def explain_volume_bundle(bundle: Any, data: Any, method: str, output_dir: str | Path, *, target: int | None = None, max_volumes: int = 8) -> dict[str, Any]:
+def explain_volume_bundle(
+    bundle: Any, data: Any, method: str, output_dir: str | Path, *, target: int | None = None, max_volumes: int = 8
+) -> dict[str, Any]:
     """Explain a saved volume model; what ``biodl explain`` runs for volume bundles.
 
     Writes ``<method>_maps.tif`` (float32 ``(N, D, H, W)``), ``<method>.png`` (the middle plane of
@@ -143,7 +145,9 @@ def explain_volume_bundle(bundle: Any, data: Any, method: str, output_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     n = min(max_volumes, len(data))
     X = bundle.modality.transform(data.X[:n])
-    maps = METHODS[method](bundle.model.eval()).attribute(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), target=target)
+    maps = METHODS[method](bundle.model.eval()).attribute(
+        torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), target=target
+    )
     arr = maps[:, 0].cpu().numpy().astype(np.float32)
     tifffile.imwrite(out / f"{method}_maps.tif", arr)
     ids = [str(i) for i in data.ids[:n]]
@@ -151,7 +155,13 @@ def explain_volume_bundle(bundle: Any, data: Any, method: str, output_dir: str |
     # where the attribution sits along the stack axis (depth or time): share per plane
     per_plane = np.abs(arr).sum(axis=(2, 3))
     share = (per_plane / np.maximum(per_plane.sum(axis=1, keepdims=True), 1e-12)).round(4).tolist()
-    summary: dict[str, Any] = {"method": method, "target": target, "volumes": ids, "maps": f"{method}_maps.tif", "share_per_plane": share}
+    summary: dict[str, Any] = {
+        "method": method,
+        "target": target,
+        "volumes": ids,
+        "maps": f"{method}_maps.tif",
+        "share_per_plane": share,
+    }
     atomic_write_text(out / "explanations.json", json.dumps(summary, indent=1))
     return summary
 

@@ -85,7 +85,9 @@ def _planes_first(arr: np.ndarray, layout: TiffLayout, name: str) -> tuple[np.nd
     """``(C, D, H, W)`` from a TIFF array of ``layout.axes``; the plane kind (z/t/?)."""
     axes = layout.axes
     if layout.plane_axis == "zt":
-        raise DataError(f"{name}: has both z and time axes ({axes}); save one time point per file (z-stacks) or one z (time-lapse)")
+        raise DataError(
+            f"{name}: has both z and time axes ({axes}); save one time point per file (z-stacks) or one z (time-lapse)"
+        )
     planes = [i for i, a in enumerate(axes) if a not in "YXSC"]
     chans = [i for i, a in enumerate(axes) if a in "SC"]
     if len(planes) > 1:  # e.g. QQYX: several unnamed page axes → one plane axis
@@ -187,7 +189,9 @@ def read_slice_folder(folder: Path, *, size: tuple[int, int, int] | None, max_gi
     for f in files:
         img = read_image(f)
         if img.shape != first.shape:
-            raise DataError(f"{f}: slice is {img.shape} (C, H, W) but {files[0].name} is {first.shape}; slices of a stack must match")
+            raise DataError(
+                f"{f}: slice is {img.shape} (C, H, W) but {files[0].name} is {first.shape}; slices of a stack must match"
+            )
         if size is not None:
             t = torch.from_numpy(img)[None]
             img = F.interpolate(t, size=size[1:], mode="bilinear", align_corners=False, antialias=True)[0].numpy()

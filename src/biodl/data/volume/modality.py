@@ -40,6 +40,9 @@ class VolumeModality(Modality):
     """3-D volumes / time-lapse clips (``task: classification | multilabel | regression | segmentation``)."""
 
     name: ClassVar[str] = "volume"
+    input_hint: ClassVar[str] = (
+        "a nested list (D, H, W) or (C, D, H, W) of voxel values, or {'volume': base64 NPY or multi-page TIFF}"
+    )
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -84,7 +87,9 @@ class VolumeModality(Modality):
             assert iopts.mask_dir is not None  # the layout is "masks" only with a mask folder
             src = sources.stack_mask_pairs(paths, iopts.mask_dir, require_masks=require_targets)
         elif layout == "table":
-            src = image_sources.path_table(_single(paths, "a table"), iopts.image_column, list(cfg.target_columns), cfg.group_column)
+            src = image_sources.path_table(
+                _single(paths, "a table"), iopts.image_column, list(cfg.target_columns), cfg.group_column
+            )
         elif layout == "folders":
             src = sources.class_folders(_single(paths, "a folder of class folders"))
         else:
@@ -96,7 +101,11 @@ class VolumeModality(Modality):
                 )
             src = image_sources.Source(files, ids, image_sources.pd.DataFrame(index=range(len(files))), [], "files")
         volumes, notes = self._volumes(src)
-        summary: dict[str, Any] = {"layout": layout, "volumes": len(volumes), "axis 1": "time" if self.opts.time_axis else "depth"}
+        summary: dict[str, Any] = {
+            "layout": layout,
+            "volumes": len(volumes),
+            "axis 1": "time" if self.opts.time_axis else "depth",
+        }
         if part_read:
             summary["NPZ arrays read"] = part_read
         if notes:
@@ -118,7 +127,9 @@ class VolumeModality(Modality):
             per = as_channel_first_volume(np.asarray(arr.shape[1:]), "NPZ images")
             check_budget((len(arr) * per[0], *(size or per[1:])), "NPZ images", max_gib, what="planes")
             for i in range(len(arr)):
-                vol = scale_intensity(arr[i][None] if arr.ndim == 4 else np.moveaxis(arr[i], -1, 0), f"{src.ids[i]} (NPZ row {i})")
+                vol = scale_intensity(
+                    arr[i][None] if arr.ndim == 4 else np.moveaxis(arr[i], -1, 0), f"{src.ids[i]} (NPZ row {i})"
+                )
                 out.append(resize_volume(vol, size) if size else vol)
             notes.append(f"NPZ arrays {tuple(arr.shape[1:])} per volume")
         else:
@@ -151,7 +162,12 @@ class VolumeModality(Modality):
                 )
 
     def _load_classification(
-        self, src: image_sources.Source, volumes: list[np.ndarray], require_targets: bool, classes: list[str] | None, summary: dict[str, Any]
+        self,
+        src: image_sources.Source,
+        volumes: list[np.ndarray],
+        require_targets: bool,
+        classes: list[str] | None,
+        summary: dict[str, Any],
     ) -> LoadedData:
         cfg = self.cfg
         self._check_shapes(src, volumes)
@@ -178,7 +194,12 @@ class VolumeModality(Modality):
         return LoadedData(X, targets, np.asarray(src.ids), src.groups, summary, parts=src.parts)
 
     def _load_segmentation(
-        self, src: image_sources.Source, volumes: list[np.ndarray], require_targets: bool, classes: list[str] | None, summary: dict[str, Any]
+        self,
+        src: image_sources.Source,
+        volumes: list[np.ndarray],
+        require_targets: bool,
+        classes: list[str] | None,
+        summary: dict[str, Any],
     ) -> LoadedData:
         iopts = self.cfg.image
         masks: list[np.ndarray | None] = []

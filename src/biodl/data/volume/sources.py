@@ -99,7 +99,9 @@ def class_folders(root: str) -> Source:
     files: list[Path] = []
     labels: list[str] = []
     ids: list[str] = []
-    for sub in sorted((d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: natural_key(d.name)):
+    for sub in sorted(
+        (d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: natural_key(d.name)
+    ):
         found = stacks_in(sub)
         if not found:
             raise DataError(f"{sub}: class folder '{sub.name}' has no stacks (multi-page TIFF, NPY, or folders of slices)")

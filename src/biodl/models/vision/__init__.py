@@ -3,7 +3,8 @@
 Classifiers: ``cnn`` (the review's Figure 1 network), ``vgg`` (VGG11/13/16 ± BN), ``resnet``
 (ResNet-18/34). Segmentation: ``unet`` (plain, ResNet or VGG encoder) and ``vgg_autoencoder``
 (the road paper's VGG16/12/10 encoder-decoders). Volumes (``--data-type volume``): ``cnn3d``,
-``resnet3d`` (r3d_18 names), ``unet3d`` and ``timelapse`` (per-frame 2-D CNN + temporal model). Importing this package registers them.
+``resnet3d`` (r3d_18 names), ``unet3d`` and ``timelapse`` (per-frame 2-D CNN + temporal model).
+Importing this package registers them.
 """
 
 from biodl.models.vision import cnn as _cnn  # noqa: F401

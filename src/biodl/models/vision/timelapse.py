@@ -30,7 +30,9 @@ class TimelapseParams(ModelParams):
     """Hyper-parameters of :class:`TimelapseNet`."""
 
     output: Literal["clip", "frame"] = Field(default="clip", description="one prediction per clip, or one per frame")
-    channels: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1, description="2-D frame encoder filters per block")
+    channels: list[int] = Field(
+        default_factory=lambda: [16, 32, 64], min_length=1, description="2-D frame encoder filters per block"
+    )
     temporal: Literal["conv", "gru"] = Field(default="conv", description="temporal model across frames")
     hidden: int = Field(default=64, ge=1, description="temporal model width")
     kernel_size: int = Field(default=3, ge=1, description="temporal convolution kernel (frames)")
