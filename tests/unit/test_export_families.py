@@ -29,6 +29,7 @@ EXTRA_PARAMS: dict[str, dict[str, object]] = {
     "unet": {"depth": 2, "base_channels": 8},
     "cnn": {"channels": [8, 16], "dense_units": 16},
     "dmpnn": {"hidden_size": 32, "ffn_hidden_sizes": [32]},
+    "unet3d": {"depth": 2, "base_channels": 4},
 }
 
 
@@ -41,6 +42,8 @@ def _inputs(data_type: str) -> np.ndarray:
         return np.eye(4, dtype=np.float32)[rng.integers(0, 4, (ROWS, 101))].transpose(0, 2, 1).copy()
     if data_type == "image":
         return rng.random((ROWS, 3, 32, 32), dtype=np.float32)
+    if data_type == "volume":  # (N, C, D, H, W) single-channel 16³ stacks
+        return rng.random((ROWS, 1, 16, 16, 16), dtype=np.float32)
     if data_type == "bags":  # table bags of 1-6 instances, padded, with the mask feature
         from biodl.data.bags import pack_bags
 
