@@ -201,7 +201,10 @@ class VolumeSegmentationModel(VolumeModel):
         """Per-voxel logits ``(N, K, D, H, W)``; large volumes are tiled in gradient-free evaluation."""
         if x.ndim != 5 or x.shape[1] != self.in_channels:
             raise ConfigError(f"{type(self).__name__} takes (N, {self.in_channels}, D, H, W) volumes, got {tuple(x.shape)}")
-        if not self.training and not torch.is_grad_enabled():
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        covered = self.window is None or all(int(n) <= int(w) for n, w in zip(x.shape[-3:], self.window))
+        if not self.training and not torch.is_grad_enabled() and not (exporting and covered):
+            # (a traced graph of a volume the window covers is the network itself: no batch chunks fixed in it)
             window = self.window or tuple(int(s) for s in x.shape[-3:])
             out = sliding_window_3d(self.forward_logits, x, window=window, overlap=self.overlap, batch_size=self.eval_chunk)
         else:
