@@ -202,6 +202,21 @@ class DataConfig(_Section):
     feature_columns: list[str] | None = None
     id_column: str | None = None
     group_column: str | None = None
+    val_column: str | None = Field(
+        default=None,
+        description="rows whose value in this column is true (true/1/yes) form the validation split, the others train "
+        "(and test, in the split_sizes train:test proportion, only when split_sizes is set); never a feature",
+    )
+    per_position: bool = Field(
+        default=False,
+        description="sequence labelling: each target is a label string as long as the sequence (one label per position); "
+        "sequences are padded, never cropped, and padding is left out of loss and metrics",
+    )
+    mask_column: str | None = Field(
+        default=None,
+        description="per_position: a 0/1 string (or list) as long as the sequence; 0 = leave the position out of loss "
+        "and metrics (e.g. unresolved residues); a file without the column counts every position",
+    )
     hdf5_features: str = "X"
     h5ad_layer: str | None = None
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
@@ -350,9 +365,12 @@ class ExperimentConfig(_Section):
         DATA_TYPES[self.data.type]
         if self.data.type == "image" and self.data.task is None and self.data.image.mask_dir:
             self.data.task = "segmentation"
-        name = self.model.name or default_model_name(self.data.type, self.data.task)
+        per_position = self.data.per_position
+        name = self.model.name or default_model_name(self.data.type, "positions" if per_position else self.data.task)
         spec = MODELS[name]
         self._apply_model_defaults(name, spec.config_defaults)
+        if per_position:
+            _check_per_position(self, name, spec)
         if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
             self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
         if self.data.type not in spec.data_types:
@@ -442,6 +460,29 @@ class ExperimentConfig(_Section):
     def to_yaml(self) -> str:
         """The fully resolved configuration as YAML."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _check_per_position(cfg: ExperimentConfig, name: str, spec: Any) -> None:
+    """``data.per_position``: a sequence classification task and a model with per-position outputs.
+
+    The model's ``positions_defaults`` (settings for per-position tasks) apply to keys the user left
+    unset, and its ``per_position`` parameter is switched on.
+    """
+    from biodl.models import MODELS
+
+    if cfg.data.type != "sequence":
+        raise ConfigError(f"data.per_position is for sequence data (--data-type sequence), not {cfg.data.type!r}")
+    if cfg.data.task not in (None, "classification"):
+        raise ConfigError(f"data.per_position labels each position with a class; task {cfg.data.task!r} is not supported")
+    if "per_position" not in spec.Params.model_fields:
+        able = [n for n in MODELS.names() if "per_position" in MODELS[n].Params.model_fields]
+        raise ConfigError(f"model '{name}' has no per-position outputs (models that have: {', '.join(able)})")
+    cfg.data.task = "classification"
+    cfg._apply_model_defaults(name, getattr(spec, "positions_defaults", {}))
+    params = cfg.model.params()
+    if params.get("per_position") is False:
+        raise ConfigError("data.per_position needs model.per_position true")
+    cfg.model.__pydantic_extra__ = {**params, "per_position": True}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class Experiment:
             data.targets = reconstruction_targets(data.X)
         _write_skipped_rows(out, data)
         assert data.targets is not None
+        if cfg.data.val_column:
+            data.parts = _validation_column_parts(cfg, data)
         labels = _stratify_labels(data)
         seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
         if cfg.data.cv:
@@ -326,7 +328,8 @@ class Experiment:
 
                 metrics[part] = multilabel_task_metrics(y[idx], preds[idx], target_names=targets.names, metrics=chosen)
             else:
-                metrics[part] = compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen)
+                names = targets.classes if targets.kind == "positions" else targets.names
+                metrics[part] = compute_metrics(targets.kind, y[idx], preds[idx], target_names=names, metrics=chosen)
         if cfg.data.task == "reconstruction":  # one score over all reconstructed values + a PCA reference
             from biodl.models.autoencoder import reconstruction_report
 
@@ -337,7 +340,13 @@ class Experiment:
             from biodl.metrics.multilabel import single_class_labels
 
             metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
-        if cfg.evaluate.baselines:
+        if cfg.evaluate.baselines and targets.kind == "positions":
+            if X is None:
+                raise DataError("per-position labels need in-memory data, not a streamed store")
+            from biodl.baselines_positions import window_baseline
+
+            metrics["baseline"] = window_baseline(X, y, tr, va, te, classes=list(targets.classes or []), seed=cfg.train.seed)
+        elif cfg.evaluate.baselines:
             n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
             if X is not None:
                 F = modality.baseline_features(X)
@@ -422,6 +431,25 @@ def _write_model_artifacts(model: Any, out: Path, names: list[str], *, plots: bo
     if callable(writer) and is_rank_zero():
         return list(writer(out, names, plots=plots))
     return []
+
+
+def _validation_column_parts(cfg: ExperimentConfig, data: LoadedData) -> np.ndarray:
+    """``--val-column``: the flagged rows validate, the others train (and test, when ``split_sizes`` is set)."""
+    from biodl.data.splits import hold_out_test
+
+    column = cfg.data.val_column
+    if data.parts is None:
+        raise DataError(
+            f"validation column {column!r} (--val-column) not found in {', '.join(cfg.data.path)} "
+            f"(or data type {cfg.data.type!r} cannot read it)"
+        )
+    if cfg.data.split not in ("auto", "predefined"):
+        raise ConfigError(f"--val-column sets the validation rows itself; data.split must be auto, not {cfg.data.split!r}")
+    parts = np.asarray(data.parts, dtype=object)
+    if "split_sizes" in cfg.data.model_fields_set and cfg.data.split_sizes[2] > 0:
+        seed = cfg.train.seed if cfg.data.split_seed is None else cfg.data.split_seed
+        parts = hold_out_test(parts, cfg.data.split_sizes, seed)
+    return parts
 
 
 def _write_skipped_rows(out: Path, data: LoadedData) -> None:

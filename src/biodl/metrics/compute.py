@@ -19,6 +19,7 @@ _MAIN: dict[Kind, tuple[str, bool]] = {
     "regression": ("rmse", False),
     "segmentation": ("dice", True),
     "multilabel": ("average_precision", True),
+    "positions": ("accuracy", True),
 }
 
 
@@ -41,7 +42,7 @@ def metric_names(kind: str) -> list[str]:
 #: (binary) metrics and metrics of the whole label matrix; the kind of a single-column
 #: classification target (binary or multi-class) is only known once the data are read.
 TASK_METRIC_KINDS: dict[str, tuple[Kind, ...]] = {
-    "classification": ("binary", "multiclass"),
+    "classification": ("binary", "multiclass", "positions"),
     "regression": ("regression",),
     "multilabel": ("binary", "multilabel"),
     "reconstruction": ("regression",),
@@ -148,6 +149,10 @@ def compute_metrics(
         from biodl.metrics.multilabel import multilabel_metrics
 
         return multilabel_metrics(y_true, y_pred, metrics=metrics)
+    if checked == "positions":
+        from biodl.metrics.positions import positions_metrics
+
+        return positions_metrics(y_true, y_pred, metrics=metrics, class_names=target_names)
     if checked == "segmentation":
         from biodl.metrics.segmentation import segmentation_metrics
 

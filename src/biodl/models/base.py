@@ -61,6 +61,7 @@ _DEFAULTS: dict[str, str] = {
     "sequence": "deepbind",
     "image": "cnn",
     "image:segmentation": "unet",
+    "sequence:positions": "dilated-cnn",
     "molecule": "ffn",
     "tabular:reconstruction": "autoencoder",
     "sequence:reconstruction": "conv_autoencoder",

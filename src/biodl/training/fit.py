@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, SampledAugment
-from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
+from biodl.data.loader import ArrayDataset, _identity, dataset_loader, make_loader
 from biodl.errors import BiodlError
 from biodl.training.callbacks import AtomicCheckpointIO, BestWeights, History, LastCheckpoint
 from biodl.training.csv_log import ResumableCSVLogger, checkpoint_epoch
@@ -206,9 +206,15 @@ def train_model(
             )
         # the sampler's permutation does not depend on the batch size, so K batches per fetch are
         # exactly the K consecutive batches a one-per-fetch loader would serve
-        train_loader = dataset_loader(
-            dataset, batch_size=cfg.batch_size * group, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
-        )
+        if callable(getattr(dataset, "batch_sampler", None)):  # e.g. per-position data: batches of similar lengths
+            train_loader = DataLoader(
+                dataset, batch_sampler=dataset.batch_sampler(cfg.batch_size, cfg.seed), collate_fn=_identity,
+                num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+            )  # fmt: skip
+        else:
+            train_loader = dataset_loader(
+                dataset, batch_size=cfg.batch_size * group, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
+            )
     module = BiodlModule(
         model,
         kind,
@@ -254,7 +260,13 @@ def train_model(
     if isinstance(val, DataLoader):
         val_loader = val
     elif has_val and val is not None:
-        val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False)
+        vx, vy = val
+        if kind == "positions":  # similar lengths per batch: the module cuts each batch after its longest sequence
+            from biodl.data.positions import length_order
+
+            order = length_order(vx, vy)
+            vx, vy = vx[order], vy[order]
+        val_loader = make_loader(vx, vy, batch_size=max(cfg.batch_size, 256), shuffle=False)
     ckpt_path = str(last) if resume else None
     try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
@@ -271,6 +283,8 @@ def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: i
     """Head-applied outputs for inputs ``X`` ``(N, ...)``: probabilities or values ``(N, K)``."""
     model.eval()
     device = next(model.parameters()).device
+    if kind == "positions":
+        return _predict_positions(model, X, batch_size=batch_size)
     outs: list[np.ndarray] = []
     for start in range(0, len(X), batch_size):
         xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])).to(device)
@@ -280,6 +294,24 @@ def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: i
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outs)
+
+
+def _predict_positions(model: nn.Module, X: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """Per-position probabilities ``(N, C, L)``: rows in length order, each batch cut after its longest sequence."""
+    from biodl.data.positions import length_order, trim_batch
+
+    device = next(model.parameters()).device
+    order = length_order(X)
+    out: np.ndarray | None = None
+    for start in range(0, len(X), batch_size):
+        rows = order[start : start + batch_size]
+        xb, _ = trim_batch(torch.from_numpy(np.ascontiguousarray(X[rows])))
+        xb = xb.to(device)
+        probs = apply_head("positions", model(xb.float() if not torch.is_floating_point(xb) else xb)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(X), probs.shape[1], X.shape[-1]), dtype=np.float32)
+        out[rows, :, : probs.shape[-1]] = probs
+    return out if out is not None else np.zeros((0, 0, X.shape[-1]), dtype=np.float32)
 
 
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
