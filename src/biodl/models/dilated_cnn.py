@@ -22,7 +22,7 @@ from biodl.models.positions_base import PositionModel, PositionParams
 class DilatedCNNParams(PositionParams):
     """Hyper-parameters of :class:`DilatedCNN`."""
 
-    channels: int = Field(default=128, ge=1, description="feature channels of every block")
+    channels: int = Field(default=64, ge=1, description="feature channels of every block")
     stem_width: int = Field(default=9, ge=1, description="width of the first convolution")
     width: int = Field(default=5, ge=1, description="width of the dilated convolutions (odd)")
     blocks: int = Field(default=8, ge=1, description="residual blocks")
