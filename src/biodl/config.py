@@ -212,6 +212,11 @@ class DataConfig(_Section):
         description="sequence labelling: each target is a label string as long as the sequence (one label per position); "
         "sequences are padded, never cropped, and padding is left out of loss and metrics",
     )
+    classes: list[str] | None = Field(
+        default=None,
+        description="per_position: the declared labels (e.g. [C, E, H]); a label outside them is an error naming the "
+        "row (null: the sorted labels found in the training file)",
+    )
     mask_column: str | None = Field(
         default=None,
         description="per_position: a 0/1 string (or list) as long as the sequence; 0 = leave the position out of loss "

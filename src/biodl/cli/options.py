@@ -138,6 +138,7 @@ DATA_FLAGS: tuple[Flag, ...] = (
         const=True,
     ),
     Flag("--mask-column", "data.mask_column", "per-position 0/1 mask column (0 = left out of loss and metrics)"),
+    Flag("--classes", "data.classes", "per-position: the declared labels (others are errors)", nargs="+"),
     *SEQUENCE_FLAGS,
     *IMAGE_FLAGS,
     *MOLECULE_FLAGS,

@@ -51,7 +51,7 @@ class Tabular(Modality):
             return raw.matrix[:, [pos[w] for w in wanted]], list(wanted)
         frame = raw.frame
         if wanted is None:
-            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column}
+            reserved = set(cfg.target_columns) | {cfg.id_column, cfg.group_column, cfg.val_column, cfg.mask_column}
             wanted = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])]
             if not wanted:
                 raise DataError(f"{raw.path}: no numeric feature columns besides the targets")
@@ -113,7 +113,12 @@ class Tabular(Modality):
                 raise DataError(f"{paths[0]}: group column {cfg.group_column!r} not found")
             groups = frame[cfg.group_column].astype(str).to_numpy()
         summary = {"files": list(paths), "rows": len(X), "features": int(X.shape[1])}
-        return LoadedData(X, targets, np.concatenate(ids), groups, summary)
+        parts = None
+        if cfg.val_column is not None and cfg.val_column in frame.columns:
+            from biodl.data.splits import validation_parts
+
+            parts = validation_parts(frame, cfg.val_column, source=", ".join(paths))
+        return LoadedData(X, targets, np.concatenate(ids), groups, summary, parts)
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """Feature rows given as lists (in training column order) or ``{column: value}`` objects."""

@@ -16,7 +16,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.positions_base import PositionModel, PositionParams, run_rnn
+from biodl.models.positions_base import ChannelNorm, PositionModel, PositionParams, run_rnn
 
 
 class CNNBiRNNParams(PositionParams):
@@ -33,7 +33,7 @@ class CNNBiRNNParams(PositionParams):
 
 @MODELS.register("cnn-birnn")
 class CNNBiRNN(PositionModel):
-    """Parallel Conv1d (concatenated) → BatchNorm → ReLU → stacked BiGRU/BiLSTM → [states, conv features] → head."""
+    """Parallel Conv1d (concatenated) → LayerNorm → ReLU → stacked BiGRU/BiLSTM → [states, conv features] → head."""
 
     Params: ClassVar[type[ModelParams]] = CNNBiRNNParams
 
@@ -43,7 +43,7 @@ class CNNBiRNN(PositionModel):
         widths = [w | 1 for w in params.conv_widths] or [7]
         self.convs = nn.ModuleList(nn.Conv1d(self.channels, params.conv_filters, w, padding=w // 2) for w in widths)
         conv_size = params.conv_filters * len(widths)
-        self.norm = nn.BatchNorm1d(conv_size)
+        self.norm = ChannelNorm(conv_size)
         cell = nn.GRU if params.cell == "gru" else nn.LSTM
         self.rnn = cell(
             conv_size, params.hidden, num_layers=params.layers, batch_first=True, bidirectional=True,

@@ -2,8 +2,10 @@
 
 A stem convolution, then residual blocks of dilated convolutions whose dilation cycles through
 ``dilations`` (the receptive field grows exponentially with depth, as in ByteNet / the dilated
-networks used for protein secondary structure), each Conv → BatchNorm → ReLU → Dropout, added to
-its input. Any sequence length; padded positions are zeroed after every block.
+networks used for protein secondary structure), each Conv → LayerNorm → ReLU → Dropout, added to
+its input. Any sequence length; padded positions are zeroed after every block. Normalisation is
+per position over the channels (:class:`~biodl.models.positions_base.ChannelNorm`), so padding
+and batch composition never change a sequence's outputs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import nn
 
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.init import InitName, initialize
-from biodl.models.positions_base import PositionModel, PositionParams
+from biodl.models.positions_base import ChannelNorm, PositionModel, PositionParams
 
 
 class DilatedCNNParams(PositionParams):
@@ -34,8 +36,8 @@ class DilatedCNNParams(PositionParams):
 class _Block(nn.Module):
     def __init__(self, channels: int, width: int, dilation: int, dropout: float) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(channels, channels, width, padding=dilation * (width - 1) // 2, dilation=dilation, bias=False)
-        self.norm = nn.BatchNorm1d(channels)
+        self.conv = nn.Conv1d(channels, channels, width, padding=dilation * (width - 1) // 2, dilation=dilation)
+        self.norm = ChannelNorm(channels)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,17 @@ class PositionParams(SequenceParams):
     pooling: Literal["max", "mean"] = Field(default="max", description="per-sequence outputs: pooling over positions")
 
 
+class ChannelNorm(nn.LayerNorm):
+    """Layer normalisation over the channels of each position of ``(N, C, L)`` features.
+
+    Unlike batch normalisation it does not mix positions or sequences: padding never changes a
+    real position's value, and training and evaluation normalise alike.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 def valid_positions(x: torch.Tensor) -> torch.Tensor:
     """``(N, L)`` bool: positions up to each sequence's last non-zero column (unknown residues inside count)."""
     occupied = x.ne(0).any(dim=1)

@@ -132,13 +132,11 @@ class SequenceModality(Modality):
         records = self._drop_empty(records, summary)
         records = self._check_ids(records, summary)
         codes = self._encode(records, summary)
-        parts = None
-        if self.cfg.val_column and self.cfg.val_column in records.frame.columns:
-            parts = validation_parts(records.frame, self.cfg.val_column, source=", ".join(summary["files"]))
         if self.cfg.per_position:
-            return self._load_positions(records, codes, label_cols, classes, summary, parts)
+            return self._load_positions(records, codes, label_cols, classes, summary, self._parts(records, summary))
         if label_cols and require_targets:
             records, codes = self._negatives(records, codes, label_cols, task, summary)
+        parts = self._parts(records, summary)  # shuffled negatives carry their source's columns: same split
         X = self._fix_lengths(codes, records, summary)
         targets = None
         if label_cols:
@@ -150,6 +148,13 @@ class SequenceModality(Modality):
             codes_y = targets.y if targets.kind == "multiclass" else np.nan_to_num(targets.y[:, 0], nan=-1)
             summary["class counts"] = {c: int(np.count_nonzero(codes_y == i)) for i, c in enumerate(targets.classes)}
         return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary, parts)
+
+    def _parts(self, records: Records, summary: dict[str, Any]) -> np.ndarray | None:
+        """``--val-column``: ``"val"``/``"train"`` per record, or ``None`` without the column."""
+        col = self.cfg.val_column
+        if not col or col not in records.frame.columns:
+            return None
+        return validation_parts(records.frame, col, source=", ".join(summary["files"]))
 
     def _load_positions(
         self,
@@ -180,7 +185,7 @@ class SequenceModality(Modality):
         if label_cols:
             targets, facts = encode_position_targets(
                 records.frame, label_cols[0], lengths, where=records.where, mask_column=self.cfg.mask_column,
-                classes=classes, width=width,
+                classes=classes or self.cfg.classes, width=width,
             )  # fmt: skip
             summary.update(facts)
             counted = targets.y[targets.y >= 0]
