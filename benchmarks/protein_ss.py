@@ -14,7 +14,9 @@ import json
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "protein" / "secondary_structure_netsurfp" / "train.tsv"
+DATA = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "protein" / "secondary_structure_netsurfp" / "train.tsv"
+)
 
 CANDIDATES: dict[str, dict[str, object]] = {
     "dilated-cnn": {"name": "dilated-cnn"},

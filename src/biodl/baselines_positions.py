@@ -98,7 +98,7 @@ def window_baseline(
     out: dict[str, Any] = {
         "name": "window_logistic",
         "flank": flank,
-        "training_positions": int(len(rows)),
+        "training_positions": len(rows),
         "training_positions_available": int(total),
     }
     for part, idx in (("val", val), ("test", test)):

@@ -94,7 +94,9 @@ def test_predict_per_residue_table(run_dir: Path, files: dict[str, Path], tmp_pa
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_parity_at_other_lengths(run_dir: Path, files: dict[str, Path], tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"model.{fmt}"
-    code = main(["export", "--model-path", str(run_dir), "--format", fmt, "--output", str(out), "--data-path", str(files["test"])])
+    code = main(
+        ["export", "--model-path", str(run_dir), "--format", fmt, "--output", str(out), "--data-path", str(files["test"])]
+    )
     assert code == 0
     manifest = json.loads(Path(f"{out}.json").read_text())
     assert manifest["parity"]["passed"] and manifest["output"]["shape"] == ["batch", 3, "length"]

@@ -262,8 +262,10 @@ def _explain_position(args: argparse.Namespace) -> int:
                 a = attr[i, k].numpy()[:, :n]
                 plot_attribution_logo(a, X[i][:, :n], path=stem.with_suffix(f".{fmt}"), title=title, alphabet=alphabet)
                 n_fig += 1
-    print(f"{args.method} attributions of position {args.position} ({', '.join(tnames)}) for {len(X)} sequence(s) written "
-          f"to {out / 'attributions.npy'} and {out / 'explain.npz'} (residue_attributions: (N, T, L)); {n_fig} figure(s)")  # fmt: skip
+    print(
+        f"{args.method} attributions of position {args.position} ({', '.join(tnames)}) for {len(X)} sequence(s) written "
+        f"to {out / 'attributions.npy'} and {out / 'explain.npz'} (residue_attributions: (N, T, L)); {n_fig} figure(s)"
+    )
     return 0
 
 

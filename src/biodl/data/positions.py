@@ -108,7 +108,9 @@ def encode_position_targets(
     seen = sorted({t for r in rows if r for t in r})
     if classes is None:
         if len(seen) < 2:
-            raise DataError(f"{where[0] if where else 'input'}: per-position target {column!r} needs at least 2 classes, found {seen}")
+            raise DataError(
+                f"{where[0] if where else 'input'}: per-position target {column!r} needs at least 2 classes, found {seen}"
+            )
         classes = seen
     index = {c: k for k, c in enumerate(classes)}
     y = np.full((n, L), -1, dtype=np.int64)
@@ -136,8 +138,7 @@ def encode_position_targets(
                 raise DataError(f"{where[i]}: field {mask_column!r}: mask value {bad!r} (expected 0 or 1 per position)")
             if len(m) != int(lengths[i]):
                 raise DataError(
-                    f"{where[i]}: field {mask_column!r}: mask of {len(m)} positions for a sequence of "
-                    f"{int(lengths[i])} positions"
+                    f"{where[i]}: field {mask_column!r}: mask of {len(m)} positions for a sequence of {int(lengths[i])} positions"
                 )
             drop = np.flatnonzero(~m)
             left_out += int((y[i, drop] >= 0).sum())

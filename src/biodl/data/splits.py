@@ -286,7 +286,9 @@ def validation_parts(frame: object, column: str, *, source: str) -> np.ndarray:
 
     assert isinstance(frame, pd.DataFrame)
     if column not in frame.columns:
-        raise DataError(f"{source}: validation column {column!r} (--val-column) not found; columns are {list(frame.columns)[:20]}")
+        raise DataError(
+            f"{source}: validation column {column!r} (--val-column) not found; columns are {list(frame.columns)[:20]}"
+        )
     text = frame[column].astype(str).str.strip().str.lower().to_numpy()
     is_val = np.isin(text, list(_TRUE))
     ok = is_val | np.isin(text, list(_FALSE))

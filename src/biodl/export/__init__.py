@@ -264,9 +264,10 @@ def export_bundle(
         "classes": bundle.classes,
         "target_names": bundle.target_names,
         "input": {
-            "name": INPUT_NAME, "dtype": "float32",
+            "name": INPUT_NAME,
+            "dtype": "float32",
             "shape": ["batch", in_shape[0], "length"] if bundle.kind == "positions" else ["batch", *in_shape],
-        },  # fmt: skip
+        },
         "output": _output_block(bundle, net),
         "preprocessing": block,
         "parity": parity.to_dict(),

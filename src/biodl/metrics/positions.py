@@ -155,7 +155,7 @@ def positions_metrics(
         elif "multiclass" in cls.kinds:
             out[cls.name] = cls("multiclass")(truth, probs)
         else:
-            raise ConfigError(f"metric {name!r} cannot score per-position classes; choose from {_multiclass_names() + ['sov']}")
+            raise ConfigError(f"metric {name!r} cannot score per-position classes; choose from {[*_multiclass_names(), 'sov']}")
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
     per_class: dict[str, dict[str, float]] = {}
     for c, cname in enumerate(names):

@@ -25,6 +25,7 @@ import torch
 
 from biodl.config import DataConfig, SequenceOptions
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
+from biodl.data.positions import PositionsSamples, encode_position_targets
 from biodl.data.sequence.alphabet import (
     BLANK,
     INVALID,
@@ -51,7 +52,6 @@ from biodl.data.sequence.records import (
     table_records,
 )
 from biodl.data.sequence.shuffle import dinucleotide_shuffle
-from biodl.data.positions import PositionsSamples, encode_position_targets
 from biodl.data.splits import validation_parts
 from biodl.data.targets import Targets, encode_targets
 from biodl.errors import ConfigError, DataError
@@ -189,7 +189,9 @@ class SequenceModality(Modality):
             )  # fmt: skip
             summary.update(facts)
             counted = targets.y[targets.y >= 0]
-            summary["class counts (positions)"] = {c: int(np.count_nonzero(counted == k)) for k, c in enumerate(targets.classes or [])}
+            summary["class counts (positions)"] = {
+                c: int(np.count_nonzero(counted == k)) for k, c in enumerate(targets.classes or [])
+            }
         summary["sequences"] = len(X)
         summary["sequence lengths"] = f"{int(lengths.min())}-{int(lengths.max())} (padded after the end to {width})"
         summary["sequence length"] = width
