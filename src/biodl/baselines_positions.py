@@ -47,7 +47,7 @@ def window_features(X: np.ndarray, rows: np.ndarray, cols: np.ndarray, flank: in
         block = X[start : start + 512]
         padded = np.zeros((len(block), a + 1, length + 2 * flank), dtype=np.float32)
         padded[:, :a, flank : flank + length] = block
-        inside = block.any(axis=1)
+        inside: np.ndarray = np.asarray(block.any(axis=1))
         last = np.where(inside.any(axis=1), length - np.argmax(inside[:, ::-1], axis=1), 0)
         padded[:, a] = (pos[None, :] < 0) | (pos[None, :] >= last[:, None])
         idx = cols[sel, None] + offsets[None, :] + flank  # (k, W)

@@ -375,7 +375,9 @@ class ExperimentConfig(_Section):
         spec = MODELS[name]
         self._apply_model_defaults(name, spec.config_defaults)
         if per_position:
-            _check_per_position(self, name, spec)
+            _check_per_position(self, name, spec, MODELS)
+        elif self.model.params().get("per_position"):
+            raise ConfigError("model.per_position: per-position outputs need per-position labels (--per-position)")
         if self.data.task == "segmentation" and "batch_size" not in self.train.model_fields_set:
             self.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
         if self.data.type not in spec.data_types:
@@ -467,20 +469,18 @@ class ExperimentConfig(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _check_per_position(cfg: ExperimentConfig, name: str, spec: Any) -> None:
+def _check_per_position(cfg: ExperimentConfig, name: str, spec: Any, models: Any) -> None:
     """``data.per_position``: a sequence classification task and a model with per-position outputs.
 
     The model's ``positions_defaults`` (settings for per-position tasks) apply to keys the user left
     unset, and its ``per_position`` parameter is switched on.
     """
-    from biodl.models import MODELS
-
     if cfg.data.type != "sequence":
         raise ConfigError(f"data.per_position is for sequence data (--data-type sequence), not {cfg.data.type!r}")
     if cfg.data.task not in (None, "classification"):
         raise ConfigError(f"data.per_position labels each position with a class; task {cfg.data.task!r} is not supported")
     if "per_position" not in spec.Params.model_fields:
-        able = [n for n in MODELS.names() if "per_position" in MODELS[n].Params.model_fields]
+        able = [n for n in models.names() if "per_position" in models[n].Params.model_fields]
         raise ConfigError(f"model '{name}' has no per-position outputs (models that have: {', '.join(able)})")
     cfg.data.task = "classification"
     cfg._apply_model_defaults(name, getattr(spec, "positions_defaults", {}))

@@ -153,7 +153,7 @@ def sequence_lengths(X: np.ndarray) -> np.ndarray:
     """``(N,)`` length of each padded one-hot row ``(N, A, L)``: one past its last non-zero column."""
     if X.ndim != 3 or X.shape[-1] == 0:
         return np.full(len(X), X.shape[-1] if X.ndim else 0, dtype=np.int64)
-    occupied = X.any(axis=1)  # (N, L)
+    occupied: np.ndarray = np.asarray(X.any(axis=1))  # (N, L)
     last = np.where(occupied.any(axis=1), X.shape[-1] - np.argmax(occupied[:, ::-1], axis=1), 0)
     return last.astype(np.int64)
 

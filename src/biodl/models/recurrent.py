@@ -34,7 +34,7 @@ class _Recurrent(PositionModel):
     """[Conv1d → ReLU] → stacked (bi)RNN → dropout → head."""
 
     Params: ClassVar[type[ModelParams]] = RecurrentParams
-    cell: ClassVar[type[nn.RNNBase]] = nn.LSTM
+    cell: ClassVar[type[nn.LSTM] | type[nn.GRU]] = nn.LSTM
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
