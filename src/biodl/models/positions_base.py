@@ -101,14 +101,6 @@ class PositionModel(SequenceModel):
         """A 1x1 convolution per position, or a linear layer on pooled features."""
         self.head = nn.Conv1d(hidden, self.num_outputs, 1) if self.per_position else nn.Linear(hidden, self.num_outputs)
 
-    def small_head(self, std: float = 0.01) -> None:
-        """Re-initialise the head with small weights: the first predictions are near uniform (call after
-        :func:`biodl.models.init.initialize`; deep residual stacks otherwise start over-confident)."""
-        if isinstance(self.head, (nn.Conv1d, nn.Linear)):
-            nn.init.normal_(self.head.weight, std=std)
-            if self.head.bias is not None:
-                nn.init.zeros_(self.head.bias)
-
     def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Features ``(N, H, L)`` of one-hot ``x`` ``(N, A, L)``, zero where ``valid`` ``(N, L)`` is false."""
         raise NotImplementedError
