@@ -294,6 +294,26 @@ class DataConfig(_Section):
         default=None, description="AnnData gene selection: a boolean var column (e.g. highly_variable) or @FILE, a gene list"
     )
     h5ad_obsm: str | None = Field(default=None, description="AnnData: use this obsm embedding (e.g. X_pca) as the inputs")
+    val_column: str | None = Field(
+        default=None,
+        description="rows whose value in this column is true (true/1/yes) form the validation split, the others train "
+        "(and test, in the split_sizes train:test proportion, only when split_sizes is set); never a feature",
+    )
+    per_position: bool = Field(
+        default=False,
+        description="sequence labelling: each target is a label string as long as the sequence (one label per position); "
+        "sequences are padded, never cropped, and padding is left out of loss and metrics",
+    )
+    classes: list[str] | None = Field(
+        default=None,
+        description="per_position: the declared labels (e.g. [C, E, H]); a label outside them is an error naming the "
+        "row (null: the sorted labels found in the training file)",
+    )
+    mask_column: str | None = Field(
+        default=None,
+        description="per_position: a 0/1 string (or list) as long as the sequence; 0 = leave the position out of loss "
+        "and metrics (e.g. unresolved residues); a file without the column counts every position",
+    )
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")

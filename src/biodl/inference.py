@@ -51,6 +51,8 @@ def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None
         cols["predicted"] = [classes[i] for i in out.argmax(axis=1)]
     elif bundle.kind == "segmentation":
         cols.update(_mask_summary(bundle, out))
+    elif bundle.kind == "positions":
+        cols.update(position_columns(bundle, data, out))
     elif bundle.kind == "binary" and bundle.classes is not None:
         pos = bundle.classes[1]
         cols[f"prob_{pos}"] = out[:, 0]
@@ -133,7 +135,8 @@ def evaluate(bundle: Bundle, data: LoadedData, metrics: list[str] | None = None)
 
         res = multilabel_task_metrics(data.targets.y, out, target_names=data.targets.names, metrics=metrics)
     else:
-        res = compute_metrics(data.targets.kind, data.targets.y, out, target_names=data.targets.names, metrics=metrics)
+        names = data.targets.classes if data.targets.kind == "positions" else data.targets.names
+        res = compute_metrics(data.targets.kind, data.targets.y, out, target_names=names, metrics=metrics)
     return dict(to_jsonable(res))
 
 
@@ -151,6 +154,51 @@ def _override(cfg: DataConfig, overrides: Mapping[str, Any]) -> DataConfig:
         return DataConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"data options: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+
+
+def sequence_lengths_of(data: LoadedData) -> np.ndarray:
+    """``(N,)`` length of each sequence of per-position data (codes ``(N, L)``, padding = blank code)."""
+    from biodl.data.sequence.alphabet import BLANK
+
+    codes = np.asarray(data.X)
+    filled = codes != BLANK
+    return np.where(filled.any(axis=1), codes.shape[1] - np.argmax(filled[:, ::-1], axis=1), 0).astype(np.int64)
+
+
+def position_columns(bundle: Bundle, data: LoadedData, probs: np.ndarray) -> dict[str, Any]:
+    """One row per sequence: ``length``, the ``predicted`` label string and ``prob_<class>`` arrays (one value per position)."""
+    classes = bundle.classes or []
+    lengths = sequence_lengths_of(data)
+    hard = probs.argmax(axis=1)
+    symbols = np.asarray(classes, dtype=object)
+    cols: dict[str, Any] = {
+        "length": lengths,
+        "predicted": ["".join(symbols[hard[i, :n]]) if all(len(c) == 1 for c in classes) else " ".join(symbols[hard[i, :n]])
+                      for i, n in enumerate(lengths)],
+    }  # fmt: skip
+    for j, c in enumerate(classes):
+        cols[f"prob_{c}"] = [np.round(probs[i, j, :n], 4).astype(np.float32) for i, n in enumerate(lengths)]
+    return cols
+
+
+def per_position_frame(bundle: Bundle, data: LoadedData, probs: np.ndarray) -> pd.DataFrame:
+    """A long table of per-position predictions: ``id``, ``position`` (1-based), ``residue``, ``predicted``, ``prob_<class>``."""
+    from biodl.data.sequence.alphabet import decode_codes
+
+    classes = bundle.classes or []
+    lengths = sequence_lengths_of(data)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.concatenate([np.arange(n) for n in lengths]) if len(lengths) else np.zeros(0, np.int64)
+    seqs = decode_codes(np.asarray(data.X), bundle.modality.alphabet)  # type: ignore[attr-defined]
+    cols: dict[str, Any] = {
+        "id": np.asarray(data.ids, dtype=object)[rows],
+        "position": pos + 1,
+        "residue": [seqs[r][p] for r, p in zip(rows, pos, strict=True)],
+        "predicted": np.asarray(classes, dtype=object)[probs[rows, :, pos].argmax(axis=1)] if len(rows) else [],
+    }
+    for j, c in enumerate(classes):
+        cols[f"prob_{c}"] = probs[rows, j, pos]
+    return pd.DataFrame(cols)
 
 
 def _mask_summary(bundle: Bundle, probs: np.ndarray) -> dict[str, Any]:

@@ -387,3 +387,20 @@ def plot_residuals(
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_histogram(values: NDArray[Any], path: PathLike, *, xlabel: str, bins: int = 20) -> Path:
+    """Histogram of ``values`` ``(N,)`` (e.g. the accuracy of each sequence), with the mean and median marked."""
+    fig = _new_figure()
+    ax = fig.add_subplot(1, 1, 1)
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    ax.hist(v, bins=bins, color="#4477aa", edgecolor="white")
+    if v.size:
+        ax.axvline(float(v.mean()), color="#cc3311", label=f"mean {v.mean():.3f}")
+        ax.axvline(float(np.median(v)), color="#228833", linestyle="--", label=f"median {np.median(v):.3f}")
+        ax.legend()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.set_title(f"n = {v.size}")
+    return _save(fig, path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from biodl.errors import ConfigError
 from biodl.registry import HOOKS
 
 if TYPE_CHECKING:
@@ -35,12 +36,17 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         cfg.data.task = "segmentation"
     if cfg.data.type == "volume" and cfg.data.task is None and cfg.data.image.mask_dir:
         cfg.data.task = "segmentation"
+    per_position = cfg.data.per_position
     name = cfg.model.name or (
         "timelapse" if cfg.data.type == "volume" and cfg.data.volume.time_axis and cfg.data.task != "segmentation"
-        else default_model_name(cfg.data.type, cfg.data.task)
+        else default_model_name(cfg.data.type, "positions" if per_position else cfg.data.task)
     )  # fmt: skip
     spec = MODELS[name]
     cfg._apply_model_defaults(name, spec.config_defaults)
+    if per_position:
+        _check_per_position(cfg, name, spec, MODELS)
+    elif cfg.model.params().get("per_position"):
+        raise ConfigError("model.per_position: per-position outputs need per-position labels (--per-position)")
     if cfg.data.task == "segmentation" and "batch_size" not in cfg.train.model_fields_set:
         cfg.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
     if cfg.data.type not in spec.data_types:
@@ -109,3 +115,24 @@ HOOKS.update(
         "tune_pruners": _tune_pruners,
     }
 )
+
+
+def _check_per_position(cfg: ExperimentConfig, name: str, spec: Any, models: Any) -> None:
+    """``data.per_position``: a sequence classification task and a model with per-position outputs.
+
+    The model's ``positions_defaults`` (settings for per-position tasks) apply to keys the user left
+    unset, and its ``per_position`` parameter is switched on.
+    """
+    if cfg.data.type != "sequence":
+        raise ConfigError(f"data.per_position is for sequence data (--data-type sequence), not {cfg.data.type!r}")
+    if cfg.data.task not in (None, "classification"):
+        raise ConfigError(f"data.per_position labels each position with a class; task {cfg.data.task!r} is not supported")
+    if "per_position" not in spec.Params.model_fields:
+        able = [n for n in models.names() if "per_position" in models[n].Params.model_fields]
+        raise ConfigError(f"model '{name}' has no per-position outputs (models that have: {', '.join(able)})")
+    cfg.data.task = "classification"
+    cfg._apply_model_defaults(name, getattr(spec, "positions_defaults", {}))
+    params = cfg.model.params()
+    if params.get("per_position") is False:
+        raise ConfigError("data.per_position needs model.per_position true")
+    cfg.model.__pydantic_extra__ = {**params, "per_position": True}

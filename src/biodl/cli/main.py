@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="segmentation: also write float32 TIFF probability maps to <output stem>_probabilities/ "
         "(label masks are always written as PNG to <output stem>_masks/)",
     )
+    pr.add_argument(
+        "--per-residue",
+        action="store_true",
+        help="per-position models: a long table, one row per position (id, position, residue, predicted, prob_<class>)",
+    )
     deploy.add_engine_flag(pr)
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
@@ -149,7 +154,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = write_masks(bundle, data, raw, frame, args.output)
         if args.probability_maps:
             frame = write_probability_maps(bundle, data, raw, frame, args.output)
-    elif args.probability_maps:
+    elif getattr(args, "per_residue", False):
+        if bundle.kind != "positions":
+            from biodl.errors import BiodlError
+
+            raise BiodlError("--per-residue is for per-position models (trained with --per-position)")
+        from biodl.inference import per_position_frame
+
+        frame = per_position_frame(bundle, data, raw)
+    if args.probability_maps and bundle.kind != "segmentation":
         from biodl.errors import BiodlError
 
         raise BiodlError("--probability-maps is for segmentation models; the table already holds the class probabilities")

@@ -450,3 +450,50 @@ def balanced_scaffold_split(groups: np.ndarray, sizes: Sequence[float], seed: in
     if len(train) == 0:
         raise DataError("the scaffold split leaves no training rows")
     return Split(train.astype(np.int64), val.astype(np.int64), test.astype(np.int64), "scaffold (balanced Bemis-Murcko)")
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+
+def validation_parts(frame: object, column: str, *, source: str) -> np.ndarray:
+    """``(N,)`` ``"val"`` for rows whose ``column`` is true (true/1/yes), ``"train"`` for false (false/0/no).
+
+    ``frame`` is a pandas DataFrame; any other value (blank included) is a :class:`DataError`
+    naming the file, row and column. The parts feed ``split: auto``/``predefined`` (``--val-column``).
+    """
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    if column not in frame.columns:
+        raise DataError(
+            f"{source}: validation column {column!r} (--val-column) not found; columns are {list(frame.columns)[:20]}"
+        )
+    text = frame[column].astype(str).str.strip().str.lower().to_numpy()
+    is_val = np.isin(text, list(_TRUE))
+    ok = is_val | np.isin(text, list(_FALSE))
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(
+            f"{source}: row {i + 1}: field {column!r}: {frame[column].iloc[i]!r} is not true/false (1/0, yes/no); "
+            f"{int((~ok).sum())} such row(s)"
+        )
+    if not is_val.any():
+        raise DataError(f"{source}: no row has {column!r} true: the validation split (--val-column) would be empty")
+    if is_val.all():
+        raise DataError(f"{source}: every row has {column!r} true: the training split would be empty")
+    return np.where(is_val, "val", "train").astype(object)
+
+
+def hold_out_test(parts: np.ndarray, sizes: Sequence[float], seed: int) -> np.ndarray:
+    """Move a random ``sizes[2] / (sizes[0] + sizes[2])`` share of the ``"train"`` rows to ``"test"``.
+
+    Used with ``--val-column`` when ``split_sizes`` is set explicitly: validation is the flagged
+    rows, the others are cut into train and test in the train:test proportion.
+    """
+    out = np.asarray(parts, dtype=object).copy()
+    share = sizes[2] / (sizes[0] + sizes[2]) if sizes[0] + sizes[2] > 0 else 0.0
+    train = np.flatnonzero(out == "train")
+    n_test = round(share * len(train))
+    if n_test:
+        pick = np.random.default_rng(seed).choice(train, size=n_test, replace=False)
+        out[pick] = "test"
+    return out

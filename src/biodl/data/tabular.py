@@ -13,7 +13,7 @@ from biodl.data.expression import resolve_columns
 from biodl.data.h5ad import read_h5ad_inputs, uses_lazy_reader
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
-from biodl.data.splits import fold_column
+from biodl.data.splits import fold_column, validation_parts
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError
 
@@ -62,7 +62,7 @@ class Tabular(Modality):
             choice = default_features(
                 raw,
                 targets=list(cfg.target_columns),
-                reserved=[cfg.id_column, cfg.group_column, cfg.cv_column, cfg.bag_column],
+                reserved=[cfg.id_column, cfg.group_column, cfg.cv_column, cfg.bag_column, cfg.val_column, cfg.mask_column],
                 keep_bad=skip,
             )
             announce(choice)
@@ -164,7 +164,10 @@ class Tabular(Modality):
                 f"{first['source']} row {first['row']}, column {first['column']!r}: {first['input']!r})"
             )
         folds = fold_column(frame, cfg.cv_column, paths[0]) if cfg.cv_column else None
-        return LoadedData(X, targets, np.concatenate(ids), groups, summary, folds=folds)
+        parts = None
+        if cfg.val_column is not None and cfg.val_column in frame.columns:
+            parts = validation_parts(frame, cfg.val_column, source=", ".join(paths))
+        return LoadedData(X, targets, np.concatenate(ids), groups, summary, parts, folds=folds)
 
     def _load_h5ad(self, path: str, *, require_targets: bool, classes: list[str] | None) -> LoadedData:
         """One AnnData file: inputs kept sparse / on disk (:mod:`biodl.data.h5ad`), obs columns as targets and groups."""

@@ -9,6 +9,8 @@ Internally there are three kinds of output:
 * ``segmentation`` — ``y`` of shape ``(N, H, W)`` integer masks, ``-1`` = unlabelled pixel;
   class indices, or for binary masks 0 = background and ``>= 1`` foreground (instance ids of
   instance masks). Two classes give one output channel (sigmoid), more give one per class.
+* ``positions`` — ``y`` of shape ``(N, L)`` int64 class indices per sequence position, ``-1`` =
+  not counted (padding, masked positions); one output channel per class (:mod:`biodl.data.positions`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Targets:
         if self.kind == "segmentation":
             n = len(self.classes or [])
             return 1 if n <= 2 else n
+        if self.kind == "positions":
+            return len(self.classes or [])
         return int(self.y.shape[1])
 
 
@@ -210,7 +214,7 @@ def labelled_rows(y: np.ndarray, kind: str) -> np.ndarray:
     """Boolean ``(N,)``: rows with at least one label."""
     if kind == "multiclass":
         return np.asarray(y >= 0)
-    if kind == "segmentation":
+    if kind in ("segmentation", "positions"):
         return np.asarray((y >= 0).reshape(len(y), -1).any(axis=1))
     return np.asarray(~np.isnan(y).all(axis=1))
 

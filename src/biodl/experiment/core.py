@@ -24,7 +24,7 @@ from biodl.experiment.load import load_inputs
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Inputs, RunResult
 from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
-from biodl.experiment.split import cv_folds, split_rows
+from biodl.experiment.split import apply_val_column, cv_folds, split_rows
 from biodl.experiment.train import train_network
 from biodl.experiment.write import write_run, write_skipped_rows
 from biodl.training.fit import is_rank_zero
@@ -110,6 +110,7 @@ class Experiment:
     def _fit(self, inputs: Inputs, out: Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:
         self._callbacks = list(callbacks)
         write_skipped_rows(out, inputs.data)
+        apply_val_column(self.config, inputs.data)
         if self.config.data.cv or self.config.data.cv_column:
             return self._cross_validate(inputs, out, resume)
         split = split_rows(self.config, inputs, out)

@@ -10,6 +10,7 @@ from biodl.baselines import run_baselines
 from biodl.config import ExperimentConfig
 from biodl.data.splits import Split
 from biodl.data.store import StoreRows
+from biodl.errors import DataError
 from biodl.experiment.prepare import BASELINE_BYTES, PREDICT_BYTES, row_budget, sample_rows
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.metrics import compute_metrics, to_jsonable
@@ -66,7 +67,8 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
 
             metrics[part] = multilabel_task_metrics(y[idx], preds[idx], target_names=targets.names, metrics=chosen)
         else:
-            metrics[part] = compute_metrics(targets.kind, y[idx], preds[idx], target_names=targets.names, metrics=chosen)
+            names = targets.classes if targets.kind == "positions" else targets.names
+            metrics[part] = compute_metrics(targets.kind, y[idx], preds[idx], target_names=names, metrics=chosen)
     if cfg.data.task == "reconstruction":  # one score over all reconstructed values + a PCA reference
         from biodl.models.autoencoder import reconstruction_report
 
@@ -77,7 +79,13 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
         from biodl.metrics.multilabel import single_class_labels
 
         metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
-    if cfg.evaluate.baselines:
+    if cfg.evaluate.baselines and targets.kind == "positions":
+        if X is None:
+            raise DataError("per-position labels need in-memory data, not a streamed store")
+        from biodl.baselines_positions import window_baseline
+
+        metrics["baseline"] = window_baseline(X, y, tr, va, te, classes=list(targets.classes or []), seed=cfg.train.seed)
+    elif cfg.evaluate.baselines:
         n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
         if X is not None:
             F = modality.baseline_features(X)

@@ -154,6 +154,18 @@ def _figures(
         )
     elif targets.kind == "segmentation":
         pass  # overlays come from biodl.explain.run_figures (image figures)
+    elif targets.kind == "positions":
+        from biodl.metrics.positions import per_sequence_accuracy
+
+        counted = y >= 0
+        hard = p[..., : y.shape[1]].argmax(axis=1)
+        part = "test" if len(split.test) else "validation"
+        figs[f"Confusion matrix of counted positions ({part})"] = plots.plot_confusion(
+            y[counted], hard[counted], figdir / "confusion.png", classes=list(targets.classes or [])
+        )
+        figs[f"Per-sequence accuracy ({part})"] = plots.plot_histogram(
+            per_sequence_accuracy(y, p), figdir / "per_sequence_accuracy.png", xlabel="accuracy of the sequence's positions"
+        )
     else:
         figs["Predicted vs observed (test)"] = plots.plot_residuals(y, p, figdir / "residuals.png", names=targets.names)
     return figs
@@ -169,7 +181,7 @@ def _deployment_sections(out: Path) -> list[tuple[str, str]]:
 
 def _interpretation_sections(out: Path, config: ExperimentConfig, data: LoadedData, split: Split) -> list[tuple[str, str]]:
     """Sequence models: mutation maps of a few test sequences and filter motifs with their JASPAR matches."""
-    if config.data.type != "sequence" or not config.evaluate.plots:
+    if config.data.type != "sequence" or config.data.per_position or not config.evaluate.plots:
         return []
     from biodl.explain.report import report_sections
 

@@ -8,8 +8,9 @@ import numpy as np
 
 from biodl.config import ExperimentConfig
 from biodl.data import LoadedData
-from biodl.data.splits import Split, make_split, save_splits
+from biodl.data.splits import Split, hold_out_test, make_split, save_splits
 from biodl.data.splits import cv_folds as data_cv_folds
+from biodl.errors import ConfigError, DataError
 from biodl.experiment.results import Inputs
 from biodl.training.fit import is_rank_zero
 
@@ -24,6 +25,25 @@ def stratify_labels(data: LoadedData) -> np.ndarray | None:
     if t.kind == "binary" and t.y.shape[1] == 1:
         return np.where(np.isnan(t.y[:, 0]), -1, t.y[:, 0]).astype(np.int64)
     return None
+
+
+def apply_val_column(cfg: ExperimentConfig, data: LoadedData) -> None:
+    """``--val-column``: the flagged rows validate, the others train (and test, when ``split_sizes`` is set);
+    sets ``data.parts`` (which ``split: auto``/``predefined`` follow)."""
+    if not cfg.data.val_column:
+        return
+    column = cfg.data.val_column
+    if data.parts is None:
+        raise DataError(
+            f"validation column {column!r} (--val-column) not found in {', '.join(cfg.data.path)} "
+            f"(or data type {cfg.data.type!r} cannot read it)"
+        )
+    if cfg.data.split not in ("auto", "predefined"):
+        raise ConfigError(f"--val-column sets the validation rows itself; data.split must be auto, not {cfg.data.split!r}")
+    parts = np.asarray(data.parts, dtype=object)
+    if "split_sizes" in cfg.data.model_fields_set and cfg.data.split_sizes[2] > 0:
+        parts = hold_out_test(parts, cfg.data.split_sizes, split_seed(cfg))
+    data.parts = parts
 
 
 def split_seed(cfg: ExperimentConfig) -> int:

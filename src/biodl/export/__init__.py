@@ -139,14 +139,23 @@ def _output_block(bundle: Bundle, net: InferenceNet) -> dict[str, Any]:
         else:
             meaning = "per-pixel class probabilities; the predicted label is the argmax over axis 1"
             columns = classes
+    elif kind == "positions":
+        meaning = "per-position class probabilities (axis 1) for every input position (axis 2, any length); positions "
+        meaning += "after a sequence's end are padding; the predicted label is the argmax over axis 1"
+        columns = list(classes or [])
     else:
         meaning = "predicted values in the targets' original units"
         columns = bundle.target_names
     in_shape = [int(s) for s in bundle.meta["model"].get("in_shape", [])]
+    shape: list[Any] = ["batch", k]
+    if kind == "segmentation":
+        shape = ["batch", k, *in_shape[-2:]]
+    elif kind == "positions":
+        shape = ["batch", k, "length"]
     return {
         "name": OUTPUT_NAME,
         "dtype": "float32",
-        "shape": ["batch", k, *in_shape[-2:]] if kind == "segmentation" else ["batch", k],
+        "shape": shape,
         "columns": columns,
         "meaning": meaning,
         "in_graph": net.head_description(),
@@ -254,7 +263,11 @@ def export_bundle(
         "kind": bundle.kind,
         "classes": bundle.classes,
         "target_names": bundle.target_names,
-        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", *in_shape]},
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": ["batch", in_shape[0], "length"] if bundle.kind == "positions" else ["batch", *in_shape],
+        },
         "output": _output_block(bundle, net),
         "preprocessing": block,
         "parity": parity.to_dict(),

@@ -86,6 +86,7 @@ class InferenceNet(nn.Module):
             "binary": ["sigmoid"],
             "multiclass": ["softmax over the last axis"],
             "segmentation": ["per pixel: sigmoid (one output map) or softmax over the class axis (axis 1)"],
+            "positions": ["per position: softmax over the class axis (axis 1); outputs (N, C, L) for inputs (N, A, L)"],
         }.get(self.kind, [])
         if self.unscale:
             steps.append("multiply by the target std and add the target mean (regression targets in original units)")
@@ -94,6 +95,8 @@ class InferenceNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs ``(N, K)`` (segmentation: ``(N, K, H, W)``) for preprocessed inputs ``(N, *in_shape)``."""
         scores = self.model(x)
+        if self.kind == "positions":
+            return torch.softmax(scores, dim=1)
         if self.kind == "segmentation":
             return torch.sigmoid(scores) if scores.shape[1] == 1 else torch.softmax(scores, dim=1)
         if self.kind == "binary":
@@ -181,6 +184,15 @@ def _other_failure_message(exc: Exception, model_name: str) -> str:
     return f"cannot export model {model_name!r} to ONNX: {first}{where}; export it with --format torchscript instead"
 
 
+def _dynamic_axes(net: InferenceNet) -> dict[str, dict[int, str]]:
+    """The batch axis; per-position models also take and return any sequence length (last axis); a module may
+    declare more free input axes (class attribute ``onnx_dynamic_axes``, e.g. the bag size of MIL models)."""
+    if net.kind == "positions":
+        return {INPUT_NAME: {0: "batch", 2: "length"}, OUTPUT_NAME: {0: "batch", 2: "length"}}
+    free = {k: v for m in net.modules() for k, v in dict(getattr(m, "onnx_dynamic_axes", {})).items()}
+    return {INPUT_NAME: {0: "batch", **free}, OUTPUT_NAME: {0: "batch"}}
+
+
 def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = "model") -> bytes:
     """Serialised ONNX model with a dynamic batch axis.
 
@@ -198,8 +210,6 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
                 f"cannot export model {model_name!r} to ONNX at opset {opset}: {why}, which ONNX expresses exactly "
                 f"only from opset {needed}; use --opset {needed} or higher, or --format torchscript"
             )
-    # a module may have more free input axes than the batch (class attribute ``onnx_dynamic_axes``, e.g. bag size)
-    free = {k: v for m in net.modules() for k, v in dict(getattr(m, "onnx_dynamic_axes", {})).items()}
     buf = io.BytesIO()
     try:
         # no_grad: the graph is the inference path (segmentation: test-time augmentation, decision threshold)
@@ -212,7 +222,7 @@ def to_onnx(net: InferenceNet, *, opset: int = DEFAULT_OPSET, model_name: str = 
                 dynamo=False,  # the TorchScript-based exporter: fast, and needs no onnxscript
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch", **free}, OUTPUT_NAME: {0: "batch"}},
+                dynamic_axes=_dynamic_axes(net),
                 opset_version=opset,
                 do_constant_folding=True,
             )

@@ -12,6 +12,7 @@ Example
 from __future__ import annotations
 
 from biodl.metrics import multilabel as _multilabel  # noqa: F401  (registers the multi-label metrics)
+from biodl.metrics import positions as _positions  # noqa: F401  (registers the per-position "sov")
 from biodl.metrics import segmentation as _segmentation  # noqa: F401  (registers pixel/patch/instance metrics)
 from biodl.metrics.base import KINDS, METRICS, Kind, Metric
 from biodl.metrics.classification import (

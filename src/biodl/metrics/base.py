@@ -16,8 +16,8 @@ import numpy as np
 from biodl.errors import ConfigError
 from biodl.registry import Registry
 
-Kind = Literal["binary", "multiclass", "regression", "segmentation", "multilabel"]
-KINDS: tuple[Kind, ...] = ("binary", "multiclass", "regression", "segmentation", "multilabel")
+Kind = Literal["binary", "multiclass", "regression", "segmentation", "multilabel", "positions"]
+KINDS: tuple[Kind, ...] = ("binary", "multiclass", "regression", "segmentation", "multilabel", "positions")
 
 
 def check_kind(kind: str) -> Kind:

@@ -19,6 +19,7 @@ _MAIN: dict[Kind, tuple[str, bool]] = {
     "regression": ("rmse", False),
     "segmentation": ("dice", True),
     "multilabel": ("average_precision", True),
+    "positions": ("accuracy", True),
 }
 
 
@@ -41,7 +42,7 @@ def metric_names(kind: str) -> list[str]:
 #: (binary) metrics and metrics of the whole label matrix; the kind of a single-column
 #: classification target (binary or multi-class) is only known once the data are read.
 TASK_METRIC_KINDS: dict[str, tuple[Kind, ...]] = {
-    "classification": ("binary", "multiclass"),
+    "classification": ("binary", "multiclass", "positions"),
     "regression": ("regression",),
     "multilabel": ("binary", "multilabel"),
     "reconstruction": ("regression",),
@@ -144,6 +145,10 @@ def compute_metrics(
         Inconsistent shapes or labels.
     """
     checked = check_kind(kind)
+    if checked == "positions":
+        from biodl.metrics.positions import positions_metrics
+
+        return positions_metrics(y_true, y_pred, metrics=metrics, class_names=target_names)
     if checked in KIND_SCORERS:  # multilabel: registered by biodl.metrics.multilabel
         return KIND_SCORERS[checked](y_true, y_pred, metrics=metrics)
     if checked == "segmentation":

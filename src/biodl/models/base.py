@@ -63,6 +63,7 @@ _DEFAULTS: dict[str, str] = {
     "image:segmentation": "unet",
     "volume": "cnn3d",
     "volume:segmentation": "unet3d",
+    "sequence:positions": "dilated-cnn",
     "molecule": "ffn",
     "tabular:reconstruction": "autoencoder",
     "sequence:reconstruction": "conv_autoencoder",

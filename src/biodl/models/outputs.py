@@ -15,6 +15,8 @@ __all__ = ["apply_head", "predict_outputs"]
 
 def apply_head(kind: str, scores: torch.Tensor) -> torch.Tensor:
     """Scores → probabilities (sigmoid / softmax) or values (identity)."""
+    if kind == "positions":
+        return torch.softmax(scores, dim=1)
     if kind == "segmentation":
         return torch.sigmoid(scores) if scores.shape[1] == 1 else torch.softmax(scores, dim=1)
     if kind == "binary":
@@ -29,6 +31,8 @@ def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: i
     """Head-applied outputs for inputs ``X`` ``(N, ...)``: probabilities or values ``(N, K)``."""
     model.eval()
     device = next(model.parameters()).device
+    if kind == "positions":
+        return _predict_positions(model, X, batch_size=batch_size)
     outs: list[np.ndarray] = []
     for start in range(0, len(X), batch_size):
         xb = torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])).to(device)
@@ -38,3 +42,21 @@ def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: i
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outs)
+
+
+def _predict_positions(model: nn.Module, X: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """Per-position probabilities ``(N, C, L)``: rows in length order, each batch cut after its longest sequence."""
+    from biodl.data.positions import length_order, trim_batch
+
+    device = next(model.parameters()).device
+    order = length_order(X)
+    out: np.ndarray | None = None
+    for start in range(0, len(X), batch_size):
+        rows = order[start : start + batch_size]
+        xb, _ = trim_batch(torch.from_numpy(np.ascontiguousarray(X[rows])))
+        xb = xb.to(device)
+        probs = apply_head("positions", model(xb.float() if not torch.is_floating_point(xb) else xb)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(X), probs.shape[1], X.shape[-1]), dtype=np.float32)
+        out[rows, :, : probs.shape[-1]] = probs
+    return out if out is not None else np.zeros((0, 0, X.shape[-1]), dtype=np.float32)

@@ -175,11 +175,20 @@ def create_app(
         out = await run_model(X)
         if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop
             records = await run_in_threadpool(prediction_records, bundle, out, probability_maps=body.probability_maps)
+        elif bundle.kind == "positions":  # label strings as long as each input sequence
+            lengths = np.array([len(r) if isinstance(r, str) else 0 for r in body.inputs])
+            records = prediction_records(bundle, out, lengths=lengths)
         else:
             records = prediction_records(bundle, out)
         return PredictResponse(predictions=[Prediction(**r) for r in records])
 
     def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:
+        if bundle.kind == "positions":
+            raise RequestError(
+                501,
+                "explanations of per-position models are not served; use biodl explain --position I "
+                "(attributions of each residue to the label of position I)",
+            )
         if bundle.kind == "segmentation":
             raise RequestError(
                 501,

@@ -68,7 +68,22 @@ def segmentation_record(bundle: Bundle, probs: np.ndarray, *, probability_maps: 
     return record
 
 
-def prediction_records(bundle: Bundle, outputs: np.ndarray, *, probability_maps: bool = False) -> list[dict[str, Any]]:
+def position_record(bundle: Bundle, probs: np.ndarray, length: int) -> dict[str, Any]:
+    """Per-position outputs ``(C, L)`` of one sequence of ``length`` positions → label string and probabilities."""
+    classes = list(bundle.classes or [str(c) for c in range(probs.shape[0])])
+    p = np.asarray(probs[:, :length], dtype=np.float64)
+    hard = p.argmax(axis=0) if length else np.zeros(0, np.int64)
+    sep = "" if all(len(c) == 1 for c in classes) else " "
+    return {
+        "label": sep.join(classes[int(k)] for k in hard),
+        "length": int(length),
+        "position_probabilities": {c: [_finite(round(float(v), 5)) for v in p[j]] for j, c in enumerate(classes)},
+    }
+
+
+def prediction_records(
+    bundle: Bundle, outputs: np.ndarray, *, probability_maps: bool = False, lengths: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """One JSON record per row of engine outputs ``(N, K)``.
 
     Single-column classification gives ``{"label", "probabilities": {class: p}}``; several binary
@@ -79,6 +94,10 @@ def prediction_records(bundle: Bundle, outputs: np.ndarray, *, probability_maps:
     kind, classes, names = bundle.kind, bundle.classes, bundle.target_names
     if kind == "segmentation":
         return [segmentation_record(bundle, p, probability_maps=probability_maps) for p in np.asarray(outputs)]
+    if kind == "positions":  # outputs (N, C, L); lengths (N,) of the sequences (default: L)
+        out = np.asarray(outputs)
+        ls = lengths if lengths is not None else np.full(len(out), out.shape[-1])
+        return [position_record(bundle, p, int(n)) for p, n in zip(out, ls, strict=True)]
     records: list[dict[str, Any]] = []
     for row in np.asarray(outputs, dtype=np.float64):
         if kind == "multiclass" and classes:

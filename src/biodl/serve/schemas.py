@@ -41,6 +41,12 @@ class Prediction(BaseModel):
     height: int | None = Field(default=None, description="segmentation: mask height (the input image's)")
     width: int | None = Field(default=None, description="segmentation: mask width (the input image's)")
     class_fractions: dict[str, float] | None = Field(default=None, description="segmentation: share of pixels per class")
+    length: int | None = Field(default=None, description="per-position models: the sequence's length")
+    position_probabilities: dict[str, list[float | None]] | None = Field(
+        default=None,
+        description="per-position models: class → one probability per position (``label`` is then the predicted "
+        "label string, one class symbol per position)",
+    )
     probability_maps_png_base64: dict[str, str] | None = Field(
         default=None,
         description="segmentation, when requested: class → probability map as an 8-bit grey PNG (pixel = round(255 · p))",

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, SampledAugment
-from biodl.data.loader import ArrayDataset, dataset_loader, make_loader
+from biodl.data.loader import ArrayDataset, _identity, dataset_loader, make_loader
 from biodl.errors import BiodlError
 from biodl.models.outputs import predict_outputs as predict_outputs  # re-exported (its former home)
 from biodl.training.callbacks import PREVIOUS_CHECKPOINT, AtomicCheckpointIO, BestWeights, History, LastCheckpoint
@@ -212,9 +212,16 @@ def train_model(
             )
         # the sampler's permutation does not depend on the batch size, so K batches per fetch are
         # exactly the K consecutive batches a one-per-fetch loader would serve
-        train_loader = dataset_loader(
-            dataset, batch_size=cfg.batch_size * group, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
-        )
+        batch_sampler = getattr(dataset, "batch_sampler", None)
+        if callable(batch_sampler):  # e.g. per-position data: batches of similar lengths
+            train_loader = DataLoader(
+                dataset, batch_sampler=batch_sampler(cfg.batch_size, cfg.seed), collate_fn=_identity,
+                num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+            )  # fmt: skip
+        else:
+            train_loader = dataset_loader(
+                dataset, batch_size=cfg.batch_size * group, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
+            )
     module = BiodlModule(
         model,
         kind,
@@ -261,7 +268,13 @@ def train_model(
     if isinstance(val, DataLoader):
         val_loader = val
     elif has_val and val is not None:
-        val_loader = make_loader(*val, batch_size=max(cfg.batch_size, 256), shuffle=False)
+        vx, vy = val
+        if kind == "positions":  # similar lengths per batch: the module cuts each batch after its longest sequence
+            from biodl.data.positions import length_order
+
+            order = length_order(vx, vy)
+            vx, vy = vx[order], vy[order]
+        val_loader = make_loader(vx, vy, batch_size=max(cfg.batch_size, 256), shuffle=False)
     ckpt_path = str(last) if resume else None
     try:
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
@@ -307,6 +320,7 @@ def resume_checkpoint(ckpt_dir: Path) -> tuple[Path, int | None]:
 
 def _shown_epoch(epoch: int | None) -> str:
     return "?" if epoch is None else str(epoch + 1)
+
 
 
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:

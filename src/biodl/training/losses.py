@@ -22,12 +22,16 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: b
         ``segmentation``: scores ``(N, K, H, W)`` and masks ``(N, H, W)`` with -1 = unlabelled;
         ``K = 1`` is per-pixel BCE (mask value > 0 = foreground, so instance ids work), else
         per-pixel cross-entropy.
+        ``positions``: scores ``(N, C, L)`` and class indices ``(N, L)`` with -1 = not counted
+        (padding, masked positions); the mean cross-entropy over counted positions.
     complete
         The caller knows no entry is missing: the plain mean loss, without building a mask
         (the same value, a few fewer operations per step).
     """
     if kind == "segmentation":
         return segmentation_loss(scores, y)
+    if kind == "positions":
+        return positions_loss(scores, y)
     if complete and kind == "multiclass":
         return F.cross_entropy(scores, y.long())
     if complete:
@@ -63,4 +67,18 @@ def segmentation_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         target = (y > 0).to(scores.dtype)
         per = F.binary_cross_entropy_with_logits(scores[:, 0], target, reduction="none")
         return (per * labelled).sum() / n
+    return F.cross_entropy(scores, y, ignore_index=-1)
+
+
+def positions_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over counted positions (``y >= 0``) of ``(N, C, L)`` logits.
+
+    Positions with ``y = -1`` (padding, masked) contribute nothing, whatever their scores; scores
+    may be shorter than ``y`` (a batch cut after its longest sequence), never longer.
+    """
+    y = y.long()[..., : scores.shape[-1]]
+    if scores.shape[-1] > y.shape[-1]:
+        scores = scores[..., : y.shape[-1]]
+    if (y >= 0).sum() == 0:
+        return scores.sum() * 0.0
     return F.cross_entropy(scores, y, ignore_index=-1)

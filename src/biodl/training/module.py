@@ -12,6 +12,7 @@ from torch import nn
 
 from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, JointAugment
+from biodl.data.positions import trim_batch
 from biodl.metrics import compute_metrics, main_metric
 from biodl.training.losses import apply_head, masked_loss
 from biodl.training.optim import make_optimizer, make_scheduler
@@ -126,6 +127,8 @@ class BiodlModule(L.LightningModule):
                 x, y = self.augment.augment_pair(x, y)
             else:
                 x = self.augment(x)
+        if self.kind == "positions":  # cut padding after the batch's longest sequence
+            x, y = trim_batch(x, y)  # type: ignore[assignment]
         scores = self(x)
         loss = masked_loss(self.kind, scores, y, complete=stage == "train" and self.labels_complete)
         self._losses[stage].append((loss.detach(), len(x)))
@@ -133,7 +136,11 @@ class BiodlModule(L.LightningModule):
             self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         # off the accelerator at once (an epoch of DeepSEA-size outputs would not fit on it);
         # a no-op on CPU
-        self._outs[stage].append((scores.detach().cpu(), y.detach().cpu()))
+        if self.kind == "positions":  # the counted positions, as a multi-class problem
+            counted = y >= 0
+            self._outs[stage].append((scores.detach().transpose(1, 2)[counted].cpu(), y[counted].detach().cpu()))
+        else:
+            self._outs[stage].append((scores.detach().cpu(), y.detach().cpu()))
         if stage == "train" and self.train_cfg.l1 > 0:
             l1 = sum(p.abs().sum() for n, p in self.model.named_parameters() if p.ndim > 1)
             loss = loss + self.train_cfg.l1 * l1
@@ -208,7 +215,8 @@ class BiodlModule(L.LightningModule):
         self._outs[stage] = []
         if not outs:
             return
-        pred = apply_head(self.kind, torch.cat([o[0] for o in outs]).float()).cpu().numpy()
+        kind = "multiclass" if self.kind == "positions" else self.kind
+        pred = apply_head(kind, torch.cat([o[0] for o in outs]).float()).cpu().numpy()
         true = torch.cat([o[1] for o in outs]).cpu().numpy()
         if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             # every rank saw a shard: gather all of them so the epoch metric covers the whole split
@@ -219,7 +227,7 @@ class BiodlModule(L.LightningModule):
         if self.target_scale is not None:  # the original scale, as metrics.json reports it
             mean, std = self.target_scale
             pred, true = pred * std + mean, true * std + mean
-        value = compute_metrics(self.kind, true, pred, metrics=[self.metric_name]).get(self.metric_name)
+        value = compute_metrics(kind, true, pred, metrics=[self.metric_name]).get(self.metric_name)
         if value is not None and np.isfinite(value):
             self.log(f"{stage}_{self.metric_name}", float(value), prog_bar=stage == "val", rank_zero_only=False)
 

@@ -74,7 +74,7 @@ class MoleculeModality(Modality):
         if sdf:
             fields = sorted(c for c in frame.columns if c != "name")
             raise DataError(f"{path}: name the SDF target field(s) with --target-columns; fields are {fields[:20]}")
-        reserved = {self.smiles_column, self.cfg.id_column, self.cfg.group_column}
+        reserved = {self.smiles_column, self.cfg.id_column, self.cfg.group_column, self.cfg.val_column, self.cfg.mask_column}
         cols = [str(c) for c in frame.columns if c not in reserved]
         if not cols:
             raise DataError(f"{path}: no target columns besides the SMILES column {self.smiles_column!r}")
@@ -172,7 +172,12 @@ class MoleculeModality(Modality):
             summary["records_without_target_field"] = missing_fields
         if targets is not None and single:
             summary["single_class_label_columns"] = single
-        return LoadedData(smiles, targets, np.concatenate(ids), groups, summary)
+        parts = None
+        if cfg.val_column is not None and cfg.val_column in frame.columns:
+            from biodl.data.splits import validation_parts
+
+            parts = validation_parts(frame, cfg.val_column, source=", ".join(paths))
+        return LoadedData(smiles, targets, np.concatenate(ids), groups, summary, parts)
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """SMILES strings or ``{"smiles": ...}`` objects → canonical SMILES ``(N,)``."""

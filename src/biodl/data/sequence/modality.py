@@ -26,6 +26,7 @@ import torch
 from biodl.config import DataConfig, SequenceOptions
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.columns import not_found
+from biodl.data.positions import PositionsSamples, encode_position_targets
 from biodl.data.sequence.alphabet import (
     BLANK,
     INVALID,
@@ -52,6 +53,7 @@ from biodl.data.sequence.records import (
     table_records,
 )
 from biodl.data.sequence.shuffle import dinucleotide_shuffle
+from biodl.data.splits import validation_parts
 from biodl.data.targets import Targets, encode_targets
 from biodl.errors import ConfigError, DataError
 
@@ -126,13 +128,18 @@ class SequenceModality(Modality):
         }
         if fmt == "intervals":
             return self._load_intervals([p for _, p in specs], require_targets, summary)
+        if self.cfg.per_position and fmt != "table":
+            raise DataError(f"{specs[0][1]}: per-position labels (--per-position) are read from sequence tables, not {fmt} files")
         records, label_cols, task = self._read_records(specs, require_targets, classes, summary)
         records = self._drop_empty(records, summary)
         records = self._check_ids(records, summary)
         codes = self._encode(records, summary)
+        if self.cfg.per_position:
+            return self._load_positions(records, codes, label_cols, classes, summary, self._parts(records, summary))
         sources = None
         if label_cols and require_targets:
             records, codes, sources = self._negatives(records, codes, label_cols, task, summary)
+        parts = self._parts(records, summary)  # shuffled negatives carry their source's columns: same split
         X = self._fix_lengths(codes, records, summary)
         targets = None
         if label_cols:
@@ -143,7 +150,55 @@ class SequenceModality(Modality):
         if targets is not None and targets.classes is not None:
             codes_y = targets.y if targets.kind == "multiclass" else np.nan_to_num(targets.y[:, 0], nan=-1)
             summary["class counts"] = {c: int(np.count_nonzero(codes_y == i)) for i, c in enumerate(targets.classes)}
-        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary, sources=sources)
+        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), groups, summary, parts, sources=sources)
+
+    def _parts(self, records: Records, summary: dict[str, Any]) -> np.ndarray | None:
+        """``--val-column``: ``"val"``/``"train"`` per record, or ``None`` without the column."""
+        col = self.cfg.val_column
+        if not col or col not in records.frame.columns:
+            return None
+        return validation_parts(records.frame, col, source=", ".join(summary["files"]))
+
+    def _load_positions(
+        self,
+        records: Records,
+        codes: list[np.ndarray],
+        label_cols: list[str],
+        classes: list[str] | None,
+        summary: dict[str, Any],
+        parts: np.ndarray | None,
+    ) -> LoadedData:
+        """Per-position labels: codes padded (after each sequence's end) to the longest, never cropped."""
+        if len(label_cols) > 1:
+            raise DataError(f"per-position labelling takes one label column, got {label_cols}")
+        lengths = np.fromiter((len(c) for c in codes), dtype=np.int64, count=len(codes))
+        width = int(lengths.max()) if len(lengths) else 1
+        if self.opts.length is not None and width > self.opts.length:
+            i = int(np.argmax(lengths))
+            raise DataError(
+                f"{records.where[i]}: {int(lengths[i])} positions, longer than data.sequence.length={self.opts.length}; "
+                "per-position labelling never crops: raise the length or leave it unset"
+            )
+        width = max(width, self.opts.length or 0)
+        X = np.full((len(codes), width), BLANK, dtype=np.uint8)
+        for i, c in enumerate(codes):
+            X[i, : len(c)] = c
+        self.length = width
+        targets = None
+        if label_cols:
+            targets, facts = encode_position_targets(
+                records.frame, label_cols[0], lengths, where=records.where, mask_column=self.cfg.mask_column,
+                classes=classes or self.cfg.classes, width=width,
+            )  # fmt: skip
+            summary.update(facts)
+            counted = targets.y[targets.y >= 0]
+            summary["class counts (positions)"] = {
+                c: int(np.count_nonzero(counted == k)) for k, c in enumerate(targets.classes or [])
+            }
+        summary["sequences"] = len(X)
+        summary["sequence lengths"] = f"{int(lengths.min())}-{int(lengths.max())} (padded after the end to {width})"
+        summary["sequence length"] = width
+        return LoadedData(X, targets, np.asarray(records.ids, dtype=object), self._groups(records), summary, parts)
 
     def _read_records(
         self, specs: list[tuple[str | None, str]], require_targets: bool, classes: list[str] | None, summary: dict[str, Any]
@@ -200,7 +255,7 @@ class SequenceModality(Modality):
             return wanted if present else []
         if not require_targets:
             return []
-        reserved = {cfg.id_column, cfg.group_column}
+        reserved = {cfg.id_column, cfg.group_column, cfg.val_column, cfg.mask_column}
         others = [str(c) for c in frame.columns if c not in reserved]
         if len(others) == 1:
             self.target_columns = others
@@ -494,37 +549,49 @@ class SequenceModality(Modality):
         return X_model
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
-        """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length."""
+        """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length
+        (per-position models: any length; shorter strings are padded after their end)."""
+        if self.cfg.per_position:
+            rows = [self._parse_one(i, seq, None) for i, seq in enumerate(inputs)]
+            out = np.full((len(rows), max((len(r) for r in rows), default=1)), BLANK, dtype=np.uint8)
+            for i, row in enumerate(rows):
+                out[i, : len(row)] = row
+            return out
         codes = np.empty((len(inputs), self.length or 0), dtype=np.uint8)
         for i, seq in enumerate(inputs):
-            if not isinstance(seq, str) or not seq:
-                raise DataError(f"input {i}: expected a non-empty {self.alphabet.name} sequence string")
-            if self.length is not None and len(seq) != self.length:
-                raise DataError(f"input {i}: expected {self.length} characters, got {len(seq)}")
-            try:
-                raw = seq.encode("ascii")
-            except UnicodeEncodeError:
-                raise DataError(f"input {i}: non-ASCII character in the sequence") from None
-            row = encode_codes(raw, self.alphabet)
-            bad = find_invalid(row, raw)
-            if bad is not None and self.opts.unknown != "mask":
-                raise DataError(
-                    f"input {i}: character {bad.char!r} at position {bad.position + 1} is not in the "
-                    f"{self.alphabet.name} alphabet ({self.alphabet.symbols})"
-                )
-            if bad is not None:
-                row = np.where(row == INVALID, BLANK, row).astype(np.uint8)
-            if self.opts.unknown == "error" and (row == WILDCARD).any():
-                raise DataError(f"input {i}: unknown base at position {int(np.argmax(row == WILDCARD)) + 1}")
+            row = self._parse_one(i, seq, self.length)
             if codes.shape[1] == 0:
                 codes = np.empty((len(inputs), len(row)), dtype=np.uint8)
             codes[i] = row
         return codes
 
+    def _parse_one(self, i: int, seq: Any, length: int | None) -> np.ndarray:
+        """Codes ``(L,)`` of request input ``i``."""
+        if not isinstance(seq, str) or not seq:
+            raise DataError(f"input {i}: expected a non-empty {self.alphabet.name} sequence string")
+        if length is not None and len(seq) != length:
+            raise DataError(f"input {i}: expected {length} characters, got {len(seq)}")
+        try:
+            raw = seq.encode("ascii")
+        except UnicodeEncodeError:
+            raise DataError(f"input {i}: non-ASCII character in the sequence") from None
+        row = encode_codes(raw, self.alphabet)
+        bad = find_invalid(row, raw)
+        if bad is not None and self.opts.unknown != "mask":
+            raise DataError(
+                f"input {i}: character {bad.char!r} at position {bad.position + 1} is not in the "
+                f"{self.alphabet.name} alphabet ({self.alphabet.symbols})"
+            )
+        if bad is not None:
+            row = np.where(row == INVALID, BLANK, row).astype(np.uint8)
+        if self.opts.unknown == "error" and (row == WILDCARD).any():
+            raise DataError(f"input {i}: unknown base at position {int(np.argmax(row == WILDCARD)) + 1}")
+        return np.asarray(row, dtype=np.uint8)
+
     # ------------------------------------------------------------ preprocessing
     def fit(self, X_train: np.ndarray) -> None:
         """Record the input length (nothing else is fitted: one-hot needs no statistics)."""
-        if self.length is None:
+        if self.length is None or self.cfg.per_position:
             self.length = int(X_train.shape[1])
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -536,7 +603,12 @@ class SequenceModality(Modality):
         return kmer_counts(np.ascontiguousarray(self._core(X_model)), self.opts.kmer_k)
 
     def train_augment(self) -> BatchAugment | None:
-        """Random reverse complement (DNA/RNA) and random shift, as configured."""
+        """Random reverse complement (DNA/RNA) and random shift, as configured; per-position data:
+        batches of similar lengths (:class:`biodl.data.positions.PositionsSamples`)."""
+        if self.cfg.per_position:
+            if self.opts.rc_augment or self.opts.shift:
+                raise ConfigError("data.sequence.rc_augment/shift do not apply to per-position labels")
+            return PositionsSamples()  # type: ignore[return-value]
         rc = self.opts.rc_augment
         if rc is None:
             rc = self.alphabet.name == "dna"
