@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from biodl.config import DataConfig, ExperimentConfig
+from biodl.config import DataConfig, ExperimentConfig, TrainConfig
 from biodl.data.bag_images import tile_image
 from biodl.data.bags import BagModality, bag_mask, pack_bags
 from biodl.data.splits import fold_column, predefined_folds
 from biodl.errors import DataError
 from biodl.models import build_model
 from biodl.models.mil import POOLINGS, AttentionPool, NoisyAnd, masked_max, masked_mean, masked_softmax
+from biodl.training.module import BiodlModule
 
 
 def _sig(x: float) -> float:
@@ -120,6 +121,28 @@ def test_padding_invariance_for_image_bags() -> None:
         a = model(torch.from_numpy(pack_bags(bags))).numpy()
         b = model(torch.from_numpy(pack_bags(bags, max_instances=9))).numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_members_are_fitted_each_to_its_own_loss() -> None:
+    """A training step of a 3-member model gives member 0 exactly the gradient it would get alone;
+    the model's output is the members' mean."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(pack_bags([rng.normal(size=(k, 4)).astype(np.float32) for k in (2, 5, 3, 1)]))
+    y = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    torch.manual_seed(0)
+    model = build_model("mil", tuple(x.shape[1:]), 1, {"members": 3, "dropout": 0.0, "pooling": "attention"})
+    with torch.no_grad():
+        each = model.member_scores(x)
+        torch.testing.assert_close(model(x), each.mean(dim=0))
+    assert not torch.allclose(each[0], each[1])  # different random starts
+    module = BiodlModule(model, "binary", TrainConfig(progress_bar=False), monitor="train_loss")
+    module._step((x, y), "train").backward()
+    alone = build_model("mil", tuple(x.shape[1:]), 1, {"members": 1, "dropout": 0.0, "pooling": "attention"})
+    alone.nets[0].load_state_dict(model.nets[0].state_dict())
+    torch.nn.functional.binary_cross_entropy_with_logits(alone(x), y).backward()
+    for (name, p), q in zip(model.nets[0].named_parameters(), alone.nets[0].parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
 # ----------------------------------------------------------------------------- tiles

@@ -129,8 +129,18 @@ class BiodlModule(L.LightningModule):
                 x = self.augment(x)
         if self.kind == "positions":  # cut padding after the batch's longest sequence
             x, y = trim_batch(x, y)  # type: ignore[assignment]
-        scores = self(x)
-        loss = masked_loss(self.kind, scores, y, complete=stage == "train" and self.labels_complete)
+        members = getattr(self.model, "member_scores", None) if stage == "train" else None
+        if callable(members):
+            # a model of independently initialised members (mil): each member is fitted to its own
+            # loss (their sum, so Adam steps every member as if it were trained alone); the logged
+            # loss is the members' mean loss, the epoch metric uses their averaged scores
+            each = members(x if torch.is_floating_point(x) else x.float())
+            losses = torch.stack([masked_loss(self.kind, s, y, complete=self.labels_complete) for s in each])
+            scores, loss, fit_loss = each.mean(dim=0), losses.mean(), losses.sum()
+        else:
+            scores = self(x)
+            loss = masked_loss(self.kind, scores, y, complete=stage == "train" and self.labels_complete)
+            fit_loss = loss
         self._losses[stage].append((loss.detach(), len(x)))
         if stage == "train" and self.train_cfg.progress_bar and self.trainer.global_step % PROGRESS_EVERY == 0:
             self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
@@ -143,8 +153,8 @@ class BiodlModule(L.LightningModule):
             self._outs[stage].append((scores.detach().cpu(), y.detach().cpu()))
         if stage == "train" and self.train_cfg.l1 > 0:
             l1 = sum(p.abs().sum() for n, p in self.model.named_parameters() if p.ndim > 1)
-            loss = loss + self.train_cfg.l1 * l1
-        return loss
+            fit_loss = fit_loss + self.train_cfg.l1 * l1
+        return fit_loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
