@@ -24,6 +24,7 @@ def apply_head(kind: str, scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
+@torch.inference_mode()
 def predict_outputs(model: nn.Module, X: np.ndarray, kind: str, *, batch_size: int = 512) -> np.ndarray:
     """Head-applied outputs for inputs ``X`` ``(N, ...)``: probabilities or values ``(N, K)``."""
     model.eval()

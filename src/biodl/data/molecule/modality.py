@@ -9,7 +9,10 @@ Inputs (``--data-type molecule``):
 
 Raw arrays are canonical SMILES ``(N,)`` (after the fragment rule of
 :mod:`biodl.data.molecule.parse`); :meth:`MoleculeModality.transform` featurises them:
-``(N, D)`` float32 for vector featurisers, ``(N, R, W)`` packed graphs with ``graph``.
+``(N, D)`` float32 for vector featurisers, ``(N, R, W)`` packed graphs with ``graph``,
+``(N, 4, S, S)`` images with ``chemception`` (:mod:`biodl.data.molecule.image`; molecules wider
+than the grid are drawn scaled down and listed in ``summary["changed_rows"]``, or refused with
+``grid_oversize: error``).
 
 Invalid molecules are an error naming the rows, unless ``--skip-invalid``: then they are dropped,
 counted in the summary (``invalid_skipped``) and listed in ``summary["skipped_rows"]`` (the
@@ -25,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from biodl.config import DataConfig, MoleculeOptions
-from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.molecule.featurizers import FEATURIZERS, Featurizer, MorganCounts, split_featurizers
 from biodl.data.molecule.graph import MIN_CAPACITY, GraphLayout, atom_type_counts, graph_size, pack_graphs, unpack_descriptors
+from biodl.data.molecule.image import GridSpec, RandomRotation, draw_many, oversized
 from biodl.data.molecule.parse import ParseReport, canonical_smiles, mols_from_smiles, parse_smiles, quiet_rdkit
 from biodl.data.molecule.readers import is_sdf, read_molecules, valid_mask
 from biodl.data.molecule.scaffold import scaffolds
@@ -57,6 +61,8 @@ class MoleculeModality(Modality):
         featurizer = cfg.molecule.featurizer or ["morgan_counts", "rdkit2d"]
         self.uses_graph, vector_names = split_featurizers(featurizer)
         self.featurizers: list[Featurizer] = [FEATURIZERS[n](cfg.molecule) for n in vector_names]
+        self.uses_image = "chemception" in [FEATURIZERS[n].name for n in featurizer]
+        self.grid = GridSpec(cfg.molecule.grid_size, cfg.molecule.grid_resolution)
         self.layout: GraphLayout | None = None
         self.capacity_seen = 0
         self.smiles_column: str | None = cfg.molecule.smiles_column
@@ -163,6 +169,8 @@ class MoleculeModality(Modality):
             "featurizer": "+".join(cfg.molecule.featurizer or []),
             "fragments_removed": report.fragments_removed,
         }
+        if self.uses_image:
+            self._report_oversized(mols, np.concatenate(ids), paths, report, summary)
         if report.invalid:
             summary["invalid_skipped"] = len(report.invalid)
             summary["skipped_rows"] = [r.as_dict() for r in report.invalid]
@@ -173,6 +181,34 @@ class MoleculeModality(Modality):
         if targets is not None and single:
             summary["single_class_label_columns"] = single
         return LoadedData(smiles, targets, np.concatenate(ids), groups, summary)
+
+    def _report_oversized(
+        self, mols: list[Any], ids: np.ndarray, paths: list[str], report: ParseReport, summary: dict[str, Any]
+    ) -> None:
+        """Molecules wider than the image grid: an error (``grid_oversize: error``) or listed as changed rows."""
+        big = oversized(mols, self.grid)
+        span = self.grid.size * self.grid.resolution
+        summary["image_grid"] = {"size": self.grid.size, "resolution": self.grid.resolution, "oversized": len(big)}
+        if not big:
+            return
+        source = ", ".join(paths)
+        if self.opts.grid_oversize == "error":
+            rows = ", ".join(str(ids[i]) for i, _ in big[:10]) + (", ..." if len(big) > 10 else "")
+            raise DataError(
+                f"{source}: {len(big)} molecule(s) wider than the {span:g} Å image grid (rows {rows}); "
+                "data.molecule.grid_oversize=scale draws them scaled down, or raise data.molecule.grid_size"
+            )
+        smiles = canonical_smiles(mols)
+        for i, scale in big:
+            report.changed.append(
+                {
+                    "source": source,
+                    "row": str(ids[i]),
+                    "input": smiles[i],
+                    "changed_to": f"drawn at scale {scale:.3f}",
+                    "reason": f"wider than the {span:g} Å image grid: drawn scaled down",
+                }
+            )
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """SMILES strings or ``{"smiles": ...}`` objects → canonical SMILES ``(N,)``."""
@@ -209,6 +245,10 @@ class MoleculeModality(Modality):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         mols = mols_from_smiles(list(X))
+        if self.uses_image:
+            out = draw_many(mols, self.grid, oversize=self.opts.grid_oversize)
+            self._last = (out, np.asarray(X))
+            return out
         F = self._vector(mols, fit=False)
         if not self.uses_graph:
             return F
@@ -228,7 +268,14 @@ class MoleculeModality(Modality):
             return X_model.astype(np.float32, copy=False)
         if self._last is not None and self._last[0] is X_model:
             return MorganCounts(self.opts).featurize(mols_from_smiles(list(self._last[1])))
+        if X_model.ndim == 4:  # images: per-channel sums, counts of atoms per element and bond order
+            img = X_model.astype(np.float32)
+            return np.concatenate([img.sum(axis=(2, 3)), (img[:, 1:2] > 0).sum(axis=(2, 3))], axis=1)
         return np.concatenate([atom_type_counts(X_model), unpack_descriptors(X_model)], axis=1)
+
+    def train_augment(self) -> BatchAugment | None:
+        """Random rotation of molecule images (``data.molecule.rotate``); nothing for vectors and graphs."""
+        return RandomRotation() if self.uses_image and self.opts.rotate else None
 
     def feature_names(self) -> list[str]:
         """Names of the vector features (descriptor slots for graphs)."""
@@ -244,6 +291,8 @@ class MoleculeModality(Modality):
             m, a = f.state()
             meta["featurizers"][f.name] = m
             arrays.update({f"{f.name}.{k}": v for k, v in a.items()})
+        if self.uses_image:
+            meta["image_grid"] = {"size": self.grid.size, "resolution": self.grid.resolution}
         if self.layout is not None:
             meta["graph_layout"] = {"rows": self.layout.rows, "slots": self.layout.slots}
         return meta, arrays
@@ -256,6 +305,8 @@ class MoleculeModality(Modality):
                 meta.get("featurizers", {}).get(f.name, {}),
                 {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)},
             )
+        if "image_grid" in meta:
+            self.grid = GridSpec(int(meta["image_grid"]["size"]), float(meta["image_grid"]["resolution"]))
         if "graph_layout" in meta:
             self.layout = GraphLayout(int(meta["graph_layout"]["rows"]), int(meta["graph_layout"]["slots"]))
 
