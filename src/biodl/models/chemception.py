@@ -168,9 +168,8 @@ class Chemception(BiodlModel):
     config_defaults: ClassVar[Mapping[str, object]] = {
         "train.lr": 1e-3,
         "train.batch_size": 32,
-        "train.max_epochs": 30,
-        "train.patience": 6,
-        "train.lr_patience": 2,
+        "train.max_epochs": 40,
+        "train.patience": 8,
     }
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
