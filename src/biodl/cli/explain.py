@@ -147,6 +147,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if bundle_data_type(args.model_path) == "image":
         return cmd_explain_images(args)
+    if bundle_data_type(args.model_path) == "molecule":
+        from biodl.explain.molecule import cmd_explain_molecules
+
+        return cmd_explain_molecules(args)
     args.method = args.method or "ism"
     if args.method not in EXPLAIN_METHODS:
         raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")

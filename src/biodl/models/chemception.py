@@ -186,9 +186,8 @@ class Chemception(BiodlModel):
         k = max(4, st)
         scale = list(INPUT_SCALE[:c_in]) + [1.0] * max(0, c_in - len(INPUT_SCALE))
         self.register_buffer("input_scale", torch.tensor(scale, dtype=torch.float32).view(1, c_in, 1, 1))
-        self.stem = nn.Sequential(
-            nn.Conv2d(c_in, f, k, stride=st, padding=(k - st + 1) // 2, bias=not bn), *( [nn.BatchNorm2d(f)] if bn else []), nn.ReLU(inplace=True)
-        )  # fmt: skip
+        stem: list[nn.Module] = [nn.Conv2d(c_in, f, k, stride=st, padding=(k - st + 1) // 2, bias=not bn)]
+        self.stem = nn.Sequential(*stem, *([nn.BatchNorm2d(f)] if bn else []), nn.ReLU(inplace=True))
         na, nb, nc = params.blocks
         self.stage_a = nn.Sequential(*[block_a(f, f, s, bn) for _ in range(na)])
         self.reduce_a, c = reduction_a(f, f, bn)
