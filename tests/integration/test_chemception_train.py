@@ -54,7 +54,7 @@ def test_predict_evaluate_from_smiles(esol_run: Path, tmp_path: Path) -> None:
     assert len(got) == 20
     bundle = load(esol_run)
     X = bundle.modality.transform(bundle.modality.parse_inputs(frame.smiles.tolist()))
-    value_col = [c for c in got.columns if "logp" in c][0]
+    value_col = next(c for c in got.columns if "logp" in c)
     np.testing.assert_allclose(got[value_col].to_numpy(), bundle.predict_arrays(X)[:, 0], atol=1e-4)
     ev = tmp_path / "eval.json"
     assert main(["evaluate", "--model-path", str(esol_run), "--data-path", str(ESOL), "--output", str(ev)]) == 0

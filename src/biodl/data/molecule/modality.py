@@ -93,6 +93,7 @@ class MoleculeModality(Modality):
         mols: list[Any] = []
         frames: list[pd.DataFrame] = []
         ids: list[np.ndarray] = []
+        origin: list[tuple[str, int]] = []  # (file, 1-based data row) of every kept molecule
         report = ParseReport()
         missing_fields: dict[str, int] = {}
         total = 0
@@ -128,6 +129,7 @@ class MoleculeModality(Modality):
             mols.extend(m for m, keep in zip(table.mols, ok) if keep)
             frames.append(frame.loc[ok].reset_index(drop=True))
             ids.append(row_ids[ok])
+            origin.extend((p, int(r)) for r in np.flatnonzero(np.asarray(ok)) + 1)
         report.raise_or_count(opts.skip_invalid, total=total)
         if report.invalid:
             rows = ", ".join(str(r.row) for r in report.invalid[:10]) + (", ..." if len(report.invalid) > 10 else "")
@@ -170,7 +172,7 @@ class MoleculeModality(Modality):
             "fragments_removed": report.fragments_removed,
         }
         if self.uses_image:
-            self._report_oversized(mols, np.concatenate(ids), paths, report, summary)
+            self._report_oversized(mols, origin, report, summary)
         if report.invalid:
             summary["invalid_skipped"] = len(report.invalid)
             summary["skipped_rows"] = [r.as_dict() for r in report.invalid]
@@ -183,7 +185,7 @@ class MoleculeModality(Modality):
         return LoadedData(smiles, targets, np.concatenate(ids), groups, summary)
 
     def _report_oversized(
-        self, mols: list[Any], ids: np.ndarray, paths: list[str], report: ParseReport, summary: dict[str, Any]
+        self, mols: list[Any], origin: list[tuple[str, int]], report: ParseReport, summary: dict[str, Any]
     ) -> None:
         """Molecules wider than the image grid: an error (``grid_oversize: error``) or listed as changed rows."""
         big = oversized(mols, self.grid)
@@ -191,19 +193,18 @@ class MoleculeModality(Modality):
         summary["image_grid"] = {"size": self.grid.size, "resolution": self.grid.resolution, "oversized": len(big)}
         if not big:
             return
-        source = ", ".join(paths)
         if self.opts.grid_oversize == "error":
-            rows = ", ".join(str(ids[i]) for i, _ in big[:10]) + (", ..." if len(big) > 10 else "")
+            rows = ", ".join(f"{origin[i][0]} row {origin[i][1]}" for i, _ in big[:10]) + (", ..." if len(big) > 10 else "")
             raise DataError(
-                f"{source}: {len(big)} molecule(s) wider than the {span:g} Å image grid (rows {rows}); "
+                f"{len(big)} molecule(s) wider than the {span:g} Å image grid (rows {rows}); "
                 "data.molecule.grid_oversize=scale draws them scaled down, or raise data.molecule.grid_size"
             )
         smiles = canonical_smiles(mols)
         for i, scale in big:
             report.changed.append(
                 {
-                    "source": source,
-                    "row": str(ids[i]),
+                    "source": origin[i][0],
+                    "row": origin[i][1],
                     "input": smiles[i],
                     "changed_to": f"drawn at scale {scale:.3f}",
                     "reason": f"wider than the {span:g} Å image grid: drawn scaled down",
