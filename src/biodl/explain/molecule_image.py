@@ -46,12 +46,13 @@ def gradcam_maps(model: nn.Module, X: np.ndarray, target: int) -> np.ndarray:
     total: np.ndarray | None = None
     members = _members(model)
     for m in members:
-        if not (callable(getattr(m, "feature_maps", None)) and callable(getattr(m, "classify", None))):
+        feature_maps, classify = getattr(m, "feature_maps", None), getattr(m, "classify", None)
+        if not (callable(feature_maps) and callable(classify)):
             raise ConfigError("Grad-CAM on molecule images needs a network with feature maps (model 'chemception')")
         m.eval()
         with torch.enable_grad():
-            maps = m.feature_maps(x).detach().requires_grad_(True)
-            out = m.classify(maps)
+            maps = feature_maps(x).detach().requires_grad_(True)
+            out = classify(maps)
             (grad,) = torch.autograd.grad(out[:, target].sum(), maps)
         cam = (grad.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1, keepdim=True)
         cam = F.interpolate(cam, size=tuple(X.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]

@@ -201,7 +201,8 @@ class Chemception(BiodlModel):
 
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Last convolutional maps ``(N, C, S/4st, S/4st)`` (the Grad-CAM layer)."""
-        x = x.float() * self.input_scale
+        scale: torch.Tensor = self.input_scale  # type: ignore[assignment]
+        x = x.float() * scale
         x = self.stage_a(self.stem(x))
         x = self.stage_b(self.reduce_a(x))
         return self.stage_c(self.reduce_b(x))
