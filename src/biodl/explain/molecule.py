@@ -192,6 +192,11 @@ def cmd_explain_molecules(args: Any) -> int:
     from biodl.bundle import load
     from biodl.inference import load_data
 
+    if getattr(args, "method", None) is not None:
+        raise ConfigError(
+            f"--method {args.method}: molecule models have one per-atom method (Grad-CAM for chemception, "
+            "gradient x input otherwise); leave --method out"
+        )
     bundle = load(args.model_path)
     data = load_data(bundle, list(args.data_path), {}, require_targets=False)
     n = max(1, int(getattr(args, "max_sequences", 100) or 100))
