@@ -21,7 +21,7 @@ from biodl.cli.main import main
 from conftest import shared_path
 
 ESOL = Path(__file__).resolve().parents[1] / "data" / "esol_subset.csv"
-TINY = ["--set", "model.filters=8", "--set", "train.progress_bar=false", "--threads", "1"]
+TINY = ["--set", "model.filters=8", "--set", "model.stem_stride=4", "--set", "train.progress_bar=false", "--threads", "1"]
 TOX21_TASKS = ["NR-AhR", "SR-ARE", "SR-MMP"]
 
 
