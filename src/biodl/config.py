@@ -114,7 +114,8 @@ class MoleculeOptions(_Section):
     smiles_column: str | None = Field(default=None, description="SMILES column (null = 'smiles'/'SMILES', else the first)")
     featurizer: list[str] | None = Field(
         default=None,
-        description="featurisers, concatenated (morgan_counts, morgan_bits, rdkit2d, maccs, graph); null = the model's",
+        description="featurisers, concatenated (morgan_counts, morgan_bits, rdkit2d, maccs, graph; or chemception images "
+        "alone); null = the model's",
     )
     radius: int = Field(default=2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
     n_bits: int = Field(default=2048, ge=8, description="Morgan fingerprint size")
@@ -124,6 +125,14 @@ class MoleculeOptions(_Section):
     )
     skip_invalid: bool = Field(default=False, description="drop unparseable/empty molecules (counted, written out), not fail")
     max_atoms: int | None = Field(default=None, ge=1, description="graph featuriser: heavy-atom capacity (null = from the data)")
+    grid_size: int = Field(default=80, ge=8, description="chemception featuriser: image width and height in pixels")
+    grid_resolution: float = Field(default=0.5, gt=0.0, description="chemception featuriser: Å per pixel")
+    grid_oversize: Literal["scale", "error"] = Field(
+        default="scale",
+        description="chemception: a molecule wider than the grid is drawn scaled down to fit (listed in changed_rows.csv) "
+        "or is an error",
+    )
+    rotate: bool = Field(default=True, description="chemception: random rotation of the training images")
 
 
 FilterName = Literal["contour", "detail", "edge_enhance", "find_edges"]

@@ -30,11 +30,13 @@ EXTRA_PARAMS: dict[str, dict[str, object]] = {
     "cnn": {"channels": [8, 16], "dense_units": 16},
     "dmpnn": {"hidden_size": 32, "ffn_hidden_sizes": [32]},
     "unet3d": {"depth": 2, "base_channels": 4},
+    "chemception": {"filters": 8},
 }
 
 
-def _inputs(data_type: str) -> np.ndarray:
-    """Model inputs of a data type: features, one-hot DNA, images, or packed molecular graphs."""
+def _inputs(data_type: str, featurizer: tuple[str, ...] = ("graph",)) -> np.ndarray:
+    """Model inputs of a data type: features, one-hot DNA, images, or molecules as the model's featuriser makes them
+    (packed graphs, molecule images)."""
     rng = np.random.default_rng(0)
     if data_type == "tabular":
         return rng.standard_normal((ROWS, 32)).astype(np.float32)
@@ -51,7 +53,7 @@ def _inputs(data_type: str) -> np.ndarray:
     if data_type == "molecule":
         from biodl.data import DATA_TYPES
 
-        modality = DATA_TYPES["molecule"](DataConfig(type="molecule", molecule={"featurizer": ["graph"]}))  # type: ignore[arg-type]
+        modality = DATA_TYPES["molecule"](DataConfig(type="molecule", molecule={"featurizer": list(featurizer)}))  # type: ignore[arg-type]
         raw = modality.parse_inputs(SMILES)
         modality.fit(raw)
         return np.asarray(modality.transform(raw), dtype=np.float32)
@@ -63,7 +65,7 @@ def _family(name: str) -> tuple[nn.Module, np.ndarray]:
     reasons = []
     for data_type in sorted(cls.data_types, key=lambda t: PREFERENCE.index(t) if t in PREFERENCE else 99):
         try:
-            X = _inputs(data_type)
+            X = _inputs(data_type, tuple(getattr(cls, "default_featurizer", None) or ("graph",)))
         except (BiodlError, ValueError, ImportError) as exc:
             reasons.append(f"{data_type}: {str(exc).splitlines()[0]}")
             continue

@@ -44,7 +44,8 @@ def add_parsers(sub: Any) -> None:
     ex = sub.add_parser(
         "explain",
         help="attributions of a sequence model: mutation maps (ISM), saliency, input x gradient, IG, DeepLIFT",
-        description="Explain a sequence model's predictions for the sequences of a file.",
+        description="Explain a model's predictions for the sequences, images or molecules of a file "
+        "(molecules: per-atom scores and drawings; Grad-CAM for chemception).",
     )
     ex.add_argument("--model-path", required=True, help="run directory or its model/ folder")
     ex.add_argument("--data-path", required=True, nargs="+", help="sequence file(s): FASTA, sequence table, ...")
@@ -163,6 +164,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from biodl.explain.volume import cmd_explain_volumes
 
         return cmd_explain_volumes(args)
+    if bundle_data_type(args.model_path) == "molecule":
+        from biodl.explain.molecule import cmd_explain_molecules
+
+        return cmd_explain_molecules(args)
     args.method = args.method or "ism"
     if args.method not in EXPLAIN_METHODS:
         raise ConfigError(f"--method {args.method}: sequence models take {', '.join(EXPLAIN_METHODS)}")

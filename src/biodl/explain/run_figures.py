@@ -66,7 +66,11 @@ def molecule_figures(
         return {}
     try:
         mols = mols_from_smiles(list(data.X[pick]))
-        if modality.uses_graph:
+        if getattr(modality, "uses_image", False):
+            from biodl.explain.molecule_image import image_attributions
+
+            weights = image_attributions(model, X_model[pick], mols, modality.grid, 0)
+        elif modality.uses_graph:
             weights = graph_attributions(model, X_model[pick], 0)
         else:
             weights = [w for w, _ in vector_attributions(model, X_model[pick], mols, modality.featurizers, 0)]

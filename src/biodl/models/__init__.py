@@ -2,6 +2,7 @@
 
 from biodl.models import autoencoder as _autoencoder  # noqa: F401  (registers the auto-encoders)
 from biodl.models import basset as _basset  # noqa: F401  (registers "basset")
+from biodl.models import chemception as _chemception  # noqa: F401  (registers "chemception")
 from biodl.models import cnn_birnn as _cnn_birnn  # noqa: F401  (registers "cnn-birnn")
 from biodl.models import danq as _danq  # noqa: F401  (registers "danq")
 from biodl.models import deepbind as _deepbind  # noqa: F401  (registers "deepbind")

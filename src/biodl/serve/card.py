@@ -123,7 +123,7 @@ def describe_inputs(bundle: Bundle, example: Any = None) -> dict[str, Any]:
         "model_input_shape": [int(s) for s in bundle.meta["model"]["in_shape"]],
     }
     features = getattr(modality, "feature_names", None)
-    if features:
+    if features and not callable(features):  # tables list their columns; molecules take SMILES (a method there)
         info["feature_columns"] = list(features)
     if example is not None:
         info["example"] = example

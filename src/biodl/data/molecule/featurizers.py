@@ -250,6 +250,21 @@ class GraphFeaturizer(Featurizer):
         return 0
 
 
+@FEATURIZERS.register("chemception")
+class ChemceptionFeaturizer(Featurizer):
+    """Marker for molecule images on a grid (Chemception); see :mod:`biodl.data.molecule.image`."""
+
+    name = "chemception"
+
+    @property
+    def dim(self) -> int:
+        return 0
+
+
+#: Featurisers that are not feature vectors (they change what the model input is).
+STRUCTURE_FEATURIZERS = ("graph", "chemception")
+
+
 def split_featurizers(names: Sequence[str]) -> tuple[bool, list[str]]:
     """``(uses_graph, vector featuriser names)``; unknown names are :class:`ConfigError`."""
     resolved = [FEATURIZERS[n].name for n in names]
@@ -258,7 +273,9 @@ def split_featurizers(names: Sequence[str]) -> tuple[bool, list[str]]:
     dup = {n for n in resolved if resolved.count(n) > 1}
     if dup:
         raise ConfigError(f"data.molecule.featurizer: {sorted(dup)} listed twice")
-    return "graph" in resolved, [n for n in resolved if n != "graph"]
+    if "chemception" in resolved and len(resolved) > 1:
+        raise ConfigError("data.molecule.featurizer: 'chemception' images cannot be combined with other featurisers")
+    return "graph" in resolved, [n for n in resolved if n not in STRUCTURE_FEATURIZERS]
 
 
 def default_featurizer(model_cls: Any) -> list[str]:

@@ -9,7 +9,10 @@ Inputs (``--data-type molecule``):
 
 Raw arrays are canonical SMILES ``(N,)`` (after the fragment rule of
 :mod:`biodl.data.molecule.parse`); :meth:`MoleculeModality.transform` featurises them:
-``(N, D)`` float32 for vector featurisers, ``(N, R, W)`` packed graphs with ``graph``.
+``(N, D)`` float32 for vector featurisers, ``(N, R, W)`` packed graphs with ``graph``,
+``(N, 4, S, S)`` images with ``chemception`` (:mod:`biodl.data.molecule.image`; molecules wider
+than the grid are drawn scaled down and listed in ``summary["changed_rows"]``, or refused with
+``grid_oversize: error``).
 
 Invalid molecules are an error naming the rows, unless ``--skip-invalid``: then they are dropped,
 counted in the summary (``invalid_skipped``) and listed in ``summary["skipped_rows"]`` (the
@@ -25,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from biodl.config import DataConfig, MoleculeOptions
-from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.molecule.featurizers import FEATURIZERS, Featurizer, MorganCounts, split_featurizers
 from biodl.data.molecule.graph import MIN_CAPACITY, GraphLayout, atom_type_counts, graph_size, pack_graphs, unpack_descriptors
+from biodl.data.molecule.image import GridSpec, RandomRotation, draw_many, oversized
 from biodl.data.molecule.parse import ParseReport, canonical_smiles, mols_from_smiles, parse_smiles, quiet_rdkit
 from biodl.data.molecule.readers import is_sdf, read_molecules, valid_mask
 from biodl.data.molecule.scaffold import scaffolds
@@ -57,6 +61,8 @@ class MoleculeModality(Modality):
         featurizer = cfg.molecule.featurizer or ["morgan_counts", "rdkit2d"]
         self.uses_graph, vector_names = split_featurizers(featurizer)
         self.featurizers: list[Featurizer] = [FEATURIZERS[n](cfg.molecule) for n in vector_names]
+        self.uses_image = "chemception" in [FEATURIZERS[n].name for n in featurizer]
+        self.grid = GridSpec(cfg.molecule.grid_size, cfg.molecule.grid_resolution)
         self.layout: GraphLayout | None = None
         self.capacity_seen = 0
         self.smiles_column: str | None = cfg.molecule.smiles_column
@@ -87,6 +93,7 @@ class MoleculeModality(Modality):
         mols: list[Any] = []
         frames: list[pd.DataFrame] = []
         ids: list[np.ndarray] = []
+        origin: list[tuple[str, int]] = []  # (file, 1-based data row) of every kept molecule
         report = ParseReport()
         missing_fields: dict[str, int] = {}
         total = 0
@@ -122,6 +129,7 @@ class MoleculeModality(Modality):
             mols.extend(m for m, keep in zip(table.mols, ok) if keep)
             frames.append(frame.loc[ok].reset_index(drop=True))
             ids.append(row_ids[ok])
+            origin.extend((p, int(r)) for r in np.flatnonzero(np.asarray(ok)) + 1)
         report.raise_or_count(opts.skip_invalid, total=total)
         if report.invalid:
             rows = ", ".join(str(r.row) for r in report.invalid[:10]) + (", ..." if len(report.invalid) > 10 else "")
@@ -163,6 +171,8 @@ class MoleculeModality(Modality):
             "featurizer": "+".join(cfg.molecule.featurizer or []),
             "fragments_removed": report.fragments_removed,
         }
+        if self.uses_image:
+            self._report_oversized(mols, origin, report, summary)
         if report.invalid:
             summary["invalid_skipped"] = len(report.invalid)
             summary["skipped_rows"] = [r.as_dict() for r in report.invalid]
@@ -178,6 +188,33 @@ class MoleculeModality(Modality):
 
             parts = validation_parts(frame, cfg.val_column, source=", ".join(paths))
         return LoadedData(smiles, targets, np.concatenate(ids), groups, summary, parts)
+
+    def _report_oversized(
+        self, mols: list[Any], origin: list[tuple[str, int]], report: ParseReport, summary: dict[str, Any]
+    ) -> None:
+        """Molecules wider than the image grid: an error (``grid_oversize: error``) or listed as changed rows."""
+        big = oversized(mols, self.grid)
+        span = self.grid.size * self.grid.resolution
+        summary["image_grid"] = {"size": self.grid.size, "resolution": self.grid.resolution, "oversized": len(big)}
+        if not big:
+            return
+        if self.opts.grid_oversize == "error":
+            rows = ", ".join(f"{origin[i][0]} row {origin[i][1]}" for i, _ in big[:10]) + (", ..." if len(big) > 10 else "")
+            raise DataError(
+                f"{len(big)} molecule(s) wider than the {span:g} Å image grid (rows {rows}); "
+                "data.molecule.grid_oversize=scale draws them scaled down, or raise data.molecule.grid_size"
+            )
+        smiles = canonical_smiles(mols)
+        for i, scale in big:
+            report.changed.append(
+                {
+                    "source": origin[i][0],
+                    "row": origin[i][1],
+                    "input": smiles[i],
+                    "changed_to": f"drawn at scale {scale:.3f}",
+                    "reason": f"wider than the {span:g} Å image grid: drawn scaled down",
+                }
+            )
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """SMILES strings or ``{"smiles": ...}`` objects → canonical SMILES ``(N,)``."""
@@ -214,6 +251,10 @@ class MoleculeModality(Modality):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         mols = mols_from_smiles(list(X))
+        if self.uses_image:
+            out = draw_many(mols, self.grid, oversize=self.opts.grid_oversize)
+            self._last = (out, np.asarray(X))
+            return out
         F = self._vector(mols, fit=False)
         if not self.uses_graph:
             return F
@@ -233,7 +274,14 @@ class MoleculeModality(Modality):
             return X_model.astype(np.float32, copy=False)
         if self._last is not None and self._last[0] is X_model:
             return MorganCounts(self.opts).featurize(mols_from_smiles(list(self._last[1])))
+        if X_model.ndim == 4:  # images: per-channel sums, counts of atoms per element and bond order
+            img = X_model.astype(np.float32)
+            return np.concatenate([img.sum(axis=(2, 3)), (img[:, 1:2] > 0).sum(axis=(2, 3))], axis=1)
         return np.concatenate([atom_type_counts(X_model), unpack_descriptors(X_model)], axis=1)
+
+    def train_augment(self) -> BatchAugment | None:
+        """Random rotation of molecule images (``data.molecule.rotate``); nothing for vectors and graphs."""
+        return RandomRotation() if self.uses_image and self.opts.rotate else None
 
     def feature_names(self) -> list[str]:
         """Names of the vector features (descriptor slots for graphs)."""
@@ -249,6 +297,8 @@ class MoleculeModality(Modality):
             m, a = f.state()
             meta["featurizers"][f.name] = m
             arrays.update({f"{f.name}.{k}": v for k, v in a.items()})
+        if self.uses_image:
+            meta["image_grid"] = {"size": self.grid.size, "resolution": self.grid.resolution}
         if self.layout is not None:
             meta["graph_layout"] = {"rows": self.layout.rows, "slots": self.layout.slots}
         return meta, arrays
@@ -261,6 +311,8 @@ class MoleculeModality(Modality):
                 meta.get("featurizers", {}).get(f.name, {}),
                 {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)},
             )
+        if "image_grid" in meta:
+            self.grid = GridSpec(int(meta["image_grid"]["size"]), float(meta["image_grid"]["resolution"]))
         if "graph_layout" in meta:
             self.layout = GraphLayout(int(meta["graph_layout"]["rows"]), int(meta["graph_layout"]["slots"]))
 
