@@ -6,6 +6,7 @@ without reading any pixels, so layout mistakes are reported before slow reading 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,11 @@ def image_files(paths: list[str]) -> tuple[list[Path], list[str]]:
     return files, ids
 
 
-def class_folders(root: str) -> Source:
-    """One sub-folder per class (``root/<class>/*.png``); an empty class folder is an error."""
+def class_folders(root: str, *, lister: Callable[[Path], list[Path]] = list_images, what: str = "image files") -> Source:
+    """One sub-folder per class (``root/<class>/*.png``); an empty class folder is an error.
+
+    ``lister`` lists the files of one folder (volumes: their stacks), ``what`` names them in errors.
+    """
     base = Path(root)
     files: list[Path] = []
     labels: list[str] = []
@@ -112,14 +116,14 @@ def class_folders(root: str) -> Source:
     for sub in sorted(
         (d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: natural_key(d.name)
     ):
-        found = list_images(sub)
+        found = lister(sub)
         if not found:
-            raise DataError(f"{sub}: class folder '{sub.name}' has no image files")
+            raise DataError(f"{sub}: class folder '{sub.name}' has no {what}")
         files += found
         labels += [sub.name] * len(found)
         ids += [f"{sub.name}/{f.name}" for f in found]
     if not files:
-        raise DataError(f"{base}: no class sub-folders with images")
+        raise DataError(f"{base}: no class sub-folders with {what}")
     return Source(files, ids, pd.DataFrame({"label": labels}), ["label"], "folders")
 
 

@@ -95,20 +95,7 @@ def stack_files(paths: list[str]) -> tuple[list[Path], list[str]]:
 
 def class_folders(root: str) -> Source:
     """One sub-folder per class holding that class's stacks; an empty class folder is an error."""
-    base = Path(root)
-    files: list[Path] = []
-    labels: list[str] = []
-    ids: list[str] = []
-    for sub in sorted(
-        (d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: natural_key(d.name)
-    ):
-        found = stacks_in(sub)
-        if not found:
-            raise DataError(f"{sub}: class folder '{sub.name}' has no stacks (multi-page TIFF, NPY, or folders of slices)")
-        files += found
-        labels += [sub.name] * len(found)
-        ids += [f"{sub.name}/{f.name}" for f in found]
-    return Source(files, ids, pd.DataFrame({"label": labels}), ["label"], "folders")
+    return image_sources.class_folders(root, lister=stacks_in, what="stacks (multi-page TIFF, NPY, or folders of slices)")
 
 
 def npz_parts_for_model(path: str) -> tuple[list[str] | None, str | None]:
