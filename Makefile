@@ -50,7 +50,7 @@ test: $(STAMP) browser-deps
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo --no-cache
 	$(MAKE) docs
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 # Benchmarks write JSON + markdown into benchmarks/results/ (minutes; not part of `make test`).
 bench: $(STAMP)

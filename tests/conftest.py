@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "src" / "biodl" / "resources"
 SHARED = REPO.parent / "shared" / "datasets"
 PBMC = RESOURCES / "pbmc68k_reduced.h5ad"
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2``) each worker trains on one CPU thread, so
+    two workers share the machine's cores instead of oversubscribing them."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
 
 #: Settings that keep test runs small and quiet.
 FAST = ["train.progress_bar=false", "evaluate.baselines=[linear]"]
@@ -71,3 +83,42 @@ def pbmc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     exp.fit(out)
     return out
+
+
+def run_biodl(*args: str, cwd: Path | None = None, timeout: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``biodl ARGS`` in this process and return what the console script would.
+
+    The CLI's ``main`` is called with stdout/stderr captured, the working directory, the
+    environment and torch's thread count restored afterwards; an uncaught exception becomes exit
+    code 1 with its traceback on stderr, as from the console script. In-process runs save the
+    4–6 s interpreter + torch start-up of a subprocess; ``tests/cli/test_cli.py`` keeps one real
+    console-script round trip. ``timeout`` is accepted for call compatibility and ignored.
+    """
+    import contextlib
+    import io
+    import os
+    import traceback
+
+    import torch
+
+    from biodl.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    env, old_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["biodl", *args], code, out.getvalue(), err.getvalue())

@@ -10,19 +10,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import PBMC
+from conftest import PBMC, run_biodl
 
 BIODL = str(Path(sys.executable).parent / "biodl")
 
 
-def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def console(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a subprocess (the one real end-to-end round trip)."""
     return subprocess.run([BIODL, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_train_predict_evaluate(small_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     genes = [c for c in pd.read_csv(small_csv, nrows=1).columns if c.startswith("g_")][:30]
-    res = run(
+    res = console(
         "train",
         "--data-path",
         str(small_csv),
@@ -52,13 +53,13 @@ def test_train_predict_evaluate(small_csv: Path, tmp_path: Path) -> None:
     cfg = (out / "config.yaml").read_text()
     assert "seed: 3" in cfg and "- 0.8" in cfg
     pred = tmp_path / "pred.parquet"
-    res = run("predict", "--model-path", str(out), "--data-path", str(small_csv), "--output", str(pred))
+    res = console("predict", "--model-path", str(out), "--data-path", str(small_csv), "--output", str(pred))
     assert res.returncode == 0, res.stderr[-3000:]
     frame = pd.read_parquet(pred)
     assert list(frame.columns) == ["id", "prob_1", "predicted"] and len(frame) == 700
     assert frame["id"].iloc[0] == pd.read_csv(small_csv)["cell"].iloc[0]
     ev = tmp_path / "ev.json"
-    res = run("evaluate", "--model-path", str(out), "--data-path", str(small_csv), "--output", str(ev))
+    res = console("evaluate", "--model-path", str(out), "--data-path", str(small_csv), "--output", str(ev))
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(ev.read_text())
     labels = pd.read_csv(small_csv)["is_mono"].astype(int).astype(str)
@@ -69,7 +70,7 @@ def test_train_predict_evaluate(small_csv: Path, tmp_path: Path) -> None:
 def test_print_config_resolves_everything(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  lr: 0.05\n  optimizer: sgd\n")
-    res = run("train", "--config", str(cfg), "--max-epochs", "7", "--set", "model.dropout=0.25", "--print-config")
+    res = run_biodl("train", "--config", str(cfg), "--max-epochs", "7", "--set", "model.dropout=0.25", "--print-config")
     assert res.returncode == 0, res.stderr
     assert "lr: 0.05" in res.stdout and "max_epochs: 7" in res.stdout and "dropout: 0.25" in res.stdout
     assert "batch_size: 128" in res.stdout and "momentum: 0.9" in res.stdout
@@ -98,7 +99,7 @@ def test_print_config_resolves_everything(tmp_path: Path) -> None:
     ],
 )
 def test_user_errors_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
-    res = subprocess.run([BIODL, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    res = run_biodl(*args, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
@@ -120,7 +121,7 @@ def test_empty_split_and_debug_traceback(tmp_path: Path) -> None:
         "--output-dir",
         str(tmp_path / "o"),
     ]
-    res = run(*args)
+    res = run_biodl(*args)
     assert res.returncode == 2 and "too few" in res.stderr
-    res = run("--debug", *args)
+    res = run_biodl("--debug", *args)
     assert res.returncode != 0 and "Traceback" in res.stderr

@@ -4,16 +4,15 @@ names in ``evaluate.metrics`` (resolved config and one-line errors)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BIODL = str(Path(sys.executable).parent / "biodl")
+from conftest import run_biodl
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BIODL, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return run_biodl(*args, cwd=cwd)
 
 
 def test_print_config_shows_the_new_keys() -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import shared_path
+from conftest import run_biodl, shared_path
 
 
 @pytest.mark.parametrize("extra", [[], ["--cv", "3"]])
@@ -22,14 +19,12 @@ def test_train_keeps_shuffles_with_their_peak(tmp_path: Path, extra: list[str]) 
     small = tmp_path / "gabpa_300.seq.gz"
     with gzip.open(small, "wt") as fh:
         pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).iloc[:300].to_csv(fh, sep="\t", index=False)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run(
-        [sys.executable, "-m", "biodl", "train", "--data-type", "sequence", "--data-path", str(small),
+    res = run_biodl(
+        "train", "--data-type", "sequence", "--data-path", str(small),
          "--sequence-column", "seq", "--target-columns", "Bound", "--negatives", "dinucleotide-shuffle",
          "--max-epochs", "1", "--output-dir", str(tmp_path / "run"), "--set", "model.filters=8",
          "--set", "evaluate.report=false", "--set", "evaluate.plots=false", "--set", "evaluate.baselines=[]",
-         "--set", "train.progress_bar=false", *extra],
-        capture_output=True, text=True, timeout=600, env=env,
+         "--set", "train.progress_bar=false", *extra,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads((tmp_path / "run" / "splits.json").read_text())

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-BIODL = str(Path(sys.executable).parent / "biodl")
+from conftest import run_biodl
 
 
 def train(data: Path, out: Path, *extra: str, target: str = "is_mono") -> subprocess.CompletedProcess[str]:
     genes = [c for c in pd.read_csv(data, nrows=1).columns if c.startswith("g_")][:20]
     args = [
-        BIODL, "train", "--data-path", str(data), "--task", "classification", "--target-columns", target,
+        "train", "--data-path", str(data), "--task", "classification", "--target-columns", target,
         "--feature-columns", *genes, "--id-column", "cell", "--output-dir", str(out), "--max-epochs", "1",
         "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[]", "--set", "evaluate.plots=false", *extra,
     ]  # fmt: skip
-    return subprocess.run(args, capture_output=True, text=True, timeout=300)
+    return run_biodl(*args)
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:

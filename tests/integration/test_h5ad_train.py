@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -17,7 +16,7 @@ import scipy.sparse as sp
 
 from biodl import Experiment
 from biodl.errors import DataError
-from conftest import shared_path
+from conftest import run_biodl, shared_path
 
 BIODL = str(Path(sys.executable).parent / "biodl")
 QUICK = {
@@ -51,12 +50,11 @@ def test_backed_training_with_donor_split_then_h5ad_outputs(tmp_path: Path) -> N
     cells = tmp_path / "cells.h5ad"
     marker_cells(cells)
     run = tmp_path / "run"
-    res = subprocess.run(
-        [BIODL, "train", "--data-path", str(cells), "--task", "classification", "--target-columns", "cell_type",
+    res = run_biodl(
+        "train", "--data-path", str(cells), "--task", "classification", "--target-columns", "cell_type",
          "--set", "data.h5ad_backed=true", "--output-dir", str(run), "--split", "group", "--group-column", "donor",
          "--max-epochs", "12", "--lr", "0.01", "--set", "model.hidden_sizes=[32]", "--set", "train.progress_bar=false",
-         "--set", "evaluate.baselines=[linear]", "--threads", "1"],
-        capture_output=True, text=True, timeout=180,
+         "--set", "evaluate.baselines=[linear]", "--threads", "1",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -67,10 +65,9 @@ def test_backed_training_with_donor_split_then_h5ad_outputs(tmp_path: Path) -> N
 
     pred, emb = tmp_path / "pred.h5ad", tmp_path / "emb.h5ad"
     for cmd, out in (("predict", pred), ("embed", emb)):
-        r = subprocess.run(
-            [BIODL, cmd, "--model-path", str(run), "--data-path", str(cells), "--output", str(out)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        r = run_biodl(
+        cmd, "--model-path", str(run), "--data-path", str(cells), "--output", str(out),
+    )  # fmt: skip
         assert r.returncode == 0, r.stderr[-2000:]
     p = _read(pred)
     assert p.X is None and list(p.obs_names) == [f"cell{i}" for i in range(400)]  # backed input: obs_names/var only
@@ -133,9 +130,8 @@ def test_pbmc68k_reduced_backed_with_a_gene_list_and_obsm(tmp_path: Path) -> Non
     assert res.metrics["test"]["accuracy"] > 0.4  # 10 cell types; chance ≈ 0.1-0.2
     pca = Experiment(data={**data, "h5ad_genes": None, "h5ad_obsm": "X_pca"}, **QUICK).fit(tmp_path / "pca")
     assert pca.metrics["test"]["accuracy"] > 0.4
-    r = subprocess.run(
-        [BIODL, "predict", "--model-path", str(tmp_path / "pca"), "--data-path", str(path), "--output", str(tmp_path / "p.h5ad")],
-        capture_output=True, text=True, timeout=120,
+    r = run_biodl(
+        "predict", "--model-path", str(tmp_path / "pca"), "--data-path", str(path), "--output", str(tmp_path / "p.h5ad"),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     out = _read(tmp_path / "p.h5ad")
@@ -145,10 +141,9 @@ def test_pbmc68k_reduced_backed_with_a_gene_list_and_obsm(tmp_path: Path) -> Non
 def test_cli_missing_target_is_one_line(tmp_path: Path) -> None:
     cells = tmp_path / "cells.h5ad"
     marker_cells(cells, n=60, genes=30)
-    r = subprocess.run(
-        [BIODL, "train", "--data-path", str(cells), "--task", "classification", "--target-columns", "celltype",
-         "--set", "data.h5ad_backed=true", "--output-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+    r = run_biodl(
+        "train", "--data-path", str(cells), "--task", "classification", "--target-columns", "celltype",
+         "--set", "data.h5ad_backed=true", "--output-dir", str(tmp_path / "run"),
     )  # fmt: skip
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "obs columns are ['cell_type', 'donor']" in r.stderr

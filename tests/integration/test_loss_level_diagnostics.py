@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 
 from biodl import Experiment
 from biodl.training.loss_level import chance_loss, check_loss_level
+from conftest import run_biodl
 
 LEVEL_KINDS = {"loss_above_chance", "non_finite", "metric_at_chance"}
 
@@ -40,14 +38,12 @@ def test_healthy_run_has_no_level_finding(small_csv: Path, tmp_path: Path) -> No
 def test_diverging_run_is_flagged_on_the_console_and_in_diagnostics_json(small_csv: Path, tmp_path: Path) -> None:
     """``biodl train --lr 10`` (Adam): the loss explodes and falls back, but stays above chance."""
     genes = [c for c in pd.read_csv(small_csv, nrows=1).columns if c.startswith("g_")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run(
-        [sys.executable, "-m", "biodl", "train", "--data-path", str(small_csv), "--task", "classification",
+    res = run_biodl(
+        "train", "--data-path", str(small_csv), "--task", "classification",
          "--target-columns", "bulk_labels", "--feature-columns", *genes, "--lr", "10", "--max-epochs", "6",
          "--batch-size", "16", "--set", "model.hidden_sizes=[64]", "--output-dir", str(tmp_path / "run"),
          "--set", "evaluate.report=false", "--set", "evaluate.plots=false", "--set", "evaluate.baselines=[]",
-         "--set", "train.early_stopping=false", "--set", "train.progress_bar=false"],
-        capture_output=True, text=True, timeout=300, env=env,
+         "--set", "train.early_stopping=false", "--set", "train.progress_bar=false",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert "no problems found" not in res.stdout

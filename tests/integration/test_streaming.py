@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from biodl import Experiment
 from biodl.config import DataConfig
 from biodl.data.sequence import SequenceModality
 from biodl.data.store import open_store
-from conftest import shared_path
+from conftest import run_biodl, shared_path
 
 BIODL = str(Path(sys.executable).parent / "biodl")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -25,9 +24,10 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def convert(*args: str) -> subprocess.CompletedProcess[str]:
     """``biodl data convert`` of this checkout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run(
-        [sys.executable, "-m", "biodl", "data", "convert", *args], capture_output=True, text=True, timeout=300, env=env
+    res = run_biodl(
+        "data",
+        "convert",
+        *args,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     return res
@@ -39,10 +39,9 @@ def test_convert_then_stream_train_matches_in_memory(small_csv: Path, tmp_path: 
         pytest.importorskip("zarr", reason="Zarr stores need the optional zarr package (pip install 'biodl[zarr]')")
     genes = [c for c in pd.read_csv(small_csv, nrows=1).columns if c.startswith("g_")]
     store = tmp_path / f"small{suffix}"
-    res = subprocess.run(
-        [BIODL, "data", "convert", "--data-path", str(small_csv), "--task", "classification",
-         "--target-columns", "is_mono", "--feature-columns", *genes, "--output", str(store), "--chunk-rows", "32"],
-        capture_output=True, text=True, timeout=120,
+    res = run_biodl(
+        "data", "convert", "--data-path", str(small_csv), "--task", "classification",
+         "--target-columns", "is_mono", "--feature-columns", *genes, "--output", str(store), "--chunk-rows", "32",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     common = {

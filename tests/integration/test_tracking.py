@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from biodl import Experiment
 from biodl.cli.main import main
+from conftest import run_biodl
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tests need mlflow (mlflow-skinny, in the dev extra)")
 
@@ -84,11 +84,10 @@ def test_tracking_uri_from_the_environment_and_tune_trials_in_one_experiment(
 def test_unreachable_tracking_uri_is_one_line_and_nothing_trains(small_csv: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     data = _data(small_csv)
-    r = subprocess.run(
-        [BIODL, "train", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono",
+    r = run_biodl(
+        "train", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono",
          "--feature-columns", *data["feature_columns"], "--output-dir", str(run), "--logger", "mlflow",
-         "--set", "train.tracking_uri=http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=120,
+         "--set", "train.tracking_uri=http://127.0.0.1:9",
     )  # fmt: skip
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
