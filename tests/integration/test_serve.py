@@ -154,14 +154,14 @@ def test_concurrent_requests_get_their_own_answers(
 def test_explain(server: Server, rows: tuple[np.ndarray, list[str]], expected: tuple[np.ndarray, list[str]]) -> None:
     X, genes = rows
     probs, classes = expected
-    res = httpx.post(f"{server.url}/explain", json={"input": X[0].tolist(, timeout=60)})
+    res = httpx.post(f"{server.url}/explain", json={"input": X[0].tolist()}, timeout=60)
     assert res.status_code == 200, res.text
     doc = res.json()
     assert doc["method"] == "gradient_x_input" and doc["target"] == classes[int(probs[0].argmax())]
     assert doc["shape"] == [765] and len(doc["attributions"]) == 765 and doc["features"] == genes
     assert any(abs(v) > 0 for v in doc["attributions"])
     assert base64.b64decode(doc["image_png_base64"]).startswith(b"\x89PNG\r\n\x1a\n")
-    res = httpx.post(f"{server.url}/explain", json={"input": X[0].tolist(, timeout=60), "target": "CD56+ NK"})
+    res = httpx.post(f"{server.url}/explain", json={"input": X[0].tolist(), "target": "CD56+ NK"}, timeout=60)
     assert res.status_code == 200 and res.json()["target"] == "CD56+ NK"
     for bad in (
         {"input": X[0].tolist(), "target": 99},
