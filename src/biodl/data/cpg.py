@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -359,6 +359,7 @@ def read_bed(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 class CpgData(MultiInput):
     """Single-cell CpG methylation: one file per cell, one example per CpG site, one masked binary target per cell."""
 
+    name: ClassVar[str] = "cpg"
     input_hint = "a record {'cpg': {'state': [[...]], 'distance': [[...]]}, ...} with every input of the model"
 
     def __init__(self, cfg: DataConfig) -> None:

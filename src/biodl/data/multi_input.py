@@ -140,7 +140,7 @@ def align_ids(ids: np.ndarray, other: np.ndarray, name: str, source: str) -> np.
     for which, values in (("the first input", ids), (f"input {name!r}", other)):
         uniq, counts = np.unique(values, return_counts=True)
         if (counts > 1).any():
-            raise DataError(f"{source if which != 'the first input' else 'inputs'}: {which}: duplicate example id {uniq[counts > 1][0]!r}")
+            raise DataError(f"{source if which != 'the first input' else 'inputs'}: {which}: duplicate example id {str(uniq[counts > 1][0])!r}")
     index = {v: i for i, v in enumerate(other.tolist())}
     missing = [v for v in ids.tolist() if v not in index]
     have = set(ids.tolist())
@@ -194,6 +194,7 @@ def make_part(name: str, spec: InputSpec, cfg: DataConfig) -> InputPart:
 class MultiInput(Modality):
     """Several named inputs per example (``data.inputs``); the first one's files bring ids and targets."""
 
+    name: ClassVar[str] = "multi"
     input_hint = "a record {input name: that input's value} with every input"
 
     def __init__(self, cfg: DataConfig) -> None:
