@@ -98,7 +98,17 @@ def test_predict_one_column_per_cell(run_dir: Path, files: dict[str, list[Path]]
 
 def test_export_onnx_parity(run_dir: Path, files: dict[str, list[Path]], tmp_path: Path) -> None:
     out = tmp_path / "model.onnx"
-    args = ["export", "--model-path", str(run_dir), "--format", "onnx", "--output", str(out), "--data-path", *map(str, files["test"])]
+    args = [
+        "export",
+        "--model-path",
+        str(run_dir),
+        "--format",
+        "onnx",
+        "--output",
+        str(out),
+        "--data-path",
+        *map(str, files["test"]),
+    ]
     assert main(args) == 0
     manifest = json.loads(Path(f"{out}.json").read_text())
     assert manifest["parity"]["passed"]
@@ -144,7 +154,9 @@ def _write(path: Path, text: str) -> Path:
         ("18\t100\t1\t7\n", "row 1: 4 columns (expected 3"),
     ],
 )
-def test_bad_tables_are_one_line(files: dict[str, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+def test_bad_tables_are_one_line(
+    files: dict[str, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
     bad = _write(tmp_path / "bad_chr18.tsv.gz", text)
     code = main(["train", "--data-type", "cpg", "--data-path", str(files["train"][0]), str(bad), "--model", "deepcpg",
                  "--task", "classification", "--output-dir", str(tmp_path / "r"), *TINY])  # fmt: skip
@@ -153,7 +165,9 @@ def test_bad_tables_are_one_line(files: dict[str, list[Path]], tmp_path: Path, c
     assert not (tmp_path / "r" / "model").exists()
 
 
-def test_evaluate_needs_one_file_per_cell(run_dir: Path, files: dict[str, list[Path]], capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_needs_one_file_per_cell(
+    run_dir: Path, files: dict[str, list[Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["evaluate", "--model-path", str(run_dir), "--data-path", str(files["test"][0])])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "the model predicts 2 cells (BS27_4_SER, BS28_2_SER); 1 cell file(s) given" in err, err

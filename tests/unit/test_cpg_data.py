@@ -111,7 +111,9 @@ def test_bed_overlaps_and_dna_window(tmp_path: Path) -> None:
     with gzip.open(bed, "wt") as fh:
         fh.write("chr1\t9\t12\nchr1\t11\t15\n")  # merged: bases 10..15 (1-based)
     a = _table(tmp_path / "A.tsv", [("1", 2, 1), ("1", 10, 0), ("1", 15, 1), ("1", 16, 0)], gz=False)
-    cfg = DataConfig(type="cpg", path=[str(a)], cpg={"k": 1, "window": 5, "annotations": [str(bed)]}, sequence={"genome": str(genome)})
+    cfg = DataConfig(
+        type="cpg", path=[str(a)], cpg={"k": 1, "window": 5, "annotations": [str(bed)]}, sequence={"genome": str(genome)}
+    )
     m = DATA_TYPES["cpg"](cfg)
     data = m.load([str(a)])
     names = [p.name for p in m.parts]
@@ -146,8 +148,12 @@ def test_multi_input_loader_aligns_by_id(tmp_path: Path) -> None:
     first, second = m.raw_layout.unpack(data.X)
     np.testing.assert_array_equal(second[:, 0] - 100.0, first[:, 0])  # row i of both inputs is example i
     # an example present in one input but not the other: counts and the first ids
-    _ids_table(tmp_path / "b.csv", ids[:6] + ["x1"], [1.0] * 7, target=False)
-    with pytest.raises(DataError, match=r"input 'second': 2 example id\(s\) of the first input missing here \(first: s6, s7\), 1 id\(s\) only here \(first: x1\)"):
+    _ids_table(tmp_path / "b.csv", [*ids[:6], "x1"], [1.0] * 7, target=False)
+    with pytest.raises(
+        DataError,
+        match=r"input 'second': 2 example id\(s\) of the first input missing here \(first: s6, s7\), "
+        r"1 id\(s\) only here \(first: x1\)",
+    ):
         DATA_TYPES["multi"](cfg).load([str(a)])
 
 

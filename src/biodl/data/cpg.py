@@ -76,9 +76,7 @@ def read_cpg_table(path: str) -> tuple[CellTable, dict[str, Any]]:
                 continue
             fields = text.split("\t") if "\t" in text else text.split()
             if len(fields) != 3:
-                raise DataError(
-                    f"{path}: row {row}: {len(fields)} columns (expected 3: chromosome, position, state)"
-                )
+                raise DataError(f"{path}: row {row}: {len(fields)} columns (expected 3: chromosome, position, state)")
             try:
                 p = int(fields[1])
             except ValueError:
@@ -107,8 +105,7 @@ def read_cpg_table(path: str) -> tuple[CellTable, dict[str, Any]]:
         j = int(order[dup[0] + 1])  # the later row in the file
         rows = j + 1 + int(header)
         raise DataError(
-            f"{path}: row {rows}: field 'position': duplicate position {c[dup[0]]}:{p_arr[dup[0]]} "
-            "(one call per CpG expected)"
+            f"{path}: row {rows}: field 'position': duplicate position {c[dup[0]]}:{p_arr[dup[0]]} (one call per CpG expected)"
         )
     return (c, p_arr, s_arr), {"rows": len(p_arr), "sorted": not was_sorted, "header": header}
 
@@ -258,7 +255,9 @@ class DnaWindow(InputPart):
         out = np.full((len(sites.pos), w), 4, dtype=np.uint8)
         for ch in np.unique(sites.chrom):
             if ch not in names:
-                raise DataError(f"{path}: no contig {ch!r} (or chr{ch}) for the CpG sites (contigs: {', '.join(genome.contigs[:5])})")
+                raise DataError(
+                    f"{path}: no contig {ch!r} (or chr{ch}) for the CpG sites (contigs: {', '.join(genome.contigs[:5])})"
+                )
             seq = _BASES[genome.contig(names[ch])]
             rows = np.flatnonzero(sites.chrom == ch)
             start = sites.pos[rows] - 1 - w // 2

@@ -62,6 +62,7 @@ class InputPart(ABC):
 
     def fit(self, X: np.ndarray) -> None:
         """Fit preprocessing on the training rows ``(n, *raw_shape)``. Default: nothing."""
+        return None
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Raw rows → model rows ``(N, *shape)`` (float32). Default: as they are."""
@@ -81,6 +82,7 @@ class InputPart(ABC):
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Restore :meth:`state`."""
+        return None
 
 
 INPUT_TYPES: Registry[type[InputPart]] = Registry("input type")
@@ -140,7 +142,8 @@ def align_ids(ids: np.ndarray, other: np.ndarray, name: str, source: str) -> np.
     for which, values in (("the first input", ids), (f"input {name!r}", other)):
         uniq, counts = np.unique(values, return_counts=True)
         if (counts > 1).any():
-            raise DataError(f"{source if which != 'the first input' else 'inputs'}: {which}: duplicate example id {str(uniq[counts > 1][0])!r}")
+            where = source if which != "the first input" else "inputs"
+            raise DataError(f"{where}: {which}: duplicate example id {str(uniq[counts > 1][0])!r}")
     index = {v: i for i, v in enumerate(other.tolist())}
     missing = [v for v in ids.tolist() if v not in index]
     have = set(ids.tolist())
@@ -176,7 +179,9 @@ class Layout:
             out.append(X[:, start : start + size].reshape(len(X), *shape))
             start += size
         if start != X.shape[1]:
-            raise DataError(f"multi-input rows have {X.shape[1]} values, the inputs {dict(zip(self.names, self.shapes))} need {start}")
+            raise DataError(
+                f"multi-input rows have {X.shape[1]} values, the inputs {dict(zip(self.names, self.shapes))} need {start}"
+            )
         return out
 
 
@@ -214,7 +219,9 @@ class MultiInput(Modality):
     def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
         first = self.parts[0]
         if not isinstance(first, DataTypeInput):
-            raise DataError(f"data.inputs: the first input ({first.name!r}) must read files with a data type (it brings the examples)")
+            raise DataError(
+                f"data.inputs: the first input ({first.name!r}) must read files with a data type (it brings the examples)"
+            )
         if not first.spec.path:
             first.modality.cfg = first.modality.cfg.model_copy(update={"path": list(paths)})
         data = first.read(require_targets, classes)
@@ -263,7 +270,9 @@ class MultiInput(Modality):
                 if p.raw_shape and tuple(row.shape) != tuple(p.raw_shape):
                     raise DataError(f"record {i}: input {p.name!r}: shape {list(row.shape)}, expected {list(p.raw_shape)}")
                 rows[j].append(row)
-        return self.raw_layout.pack([np.stack(r) if r else np.zeros((0, *p.raw_shape)) for r, p in zip(rows, self.parts, strict=True)])
+        return self.raw_layout.pack(
+            [np.stack(r) if r else np.zeros((0, *p.raw_shape)) for r, p in zip(rows, self.parts, strict=True)]
+        )
 
     # ------------------------------------------------------------------ bundle
     def columns(self) -> dict[str, Any]:
