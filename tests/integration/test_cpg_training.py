@@ -71,3 +71,31 @@ def test_dna_module_and_joint_model_on_a_written_genome(tmp_path: Path, modules:
     data = load_data(bundle, [str(c) for c in cells], require_targets=True)
     frame, out = predict_frame(bundle, data)
     assert list(frame.columns) == ["id", "a", "b"] and out.shape == (len(data), 2)
+
+
+def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
+    """``--data-type multi``: two data types' files aligned by id; the target follows the second file only."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 240
+    ids = [f"e{i}" for i in range(n)]
+    signal = rng.standard_normal(n)
+    first = pd.DataFrame({"id": ids, "noise": rng.standard_normal(n), "y": (signal > 0).astype(int)})
+    order = rng.permutation(n)
+    second = pd.DataFrame({"id": [ids[i] for i in order], "signal": signal[order], "other": rng.standard_normal(n)})
+    first.to_csv(tmp_path / "first.csv", index=False)
+    second.to_csv(tmp_path / "second.csv", index=False)
+    exp = Experiment(
+        data={"type": "multi", "id_column": "id", "target_columns": ["y"], "task": "classification",
+              "inputs": {"a": {"type": "tabular", "path": [str(tmp_path / "first.csv")]},
+                         "b": {"type": "tabular", "path": [str(tmp_path / "second.csv")]}}},
+        model={"name": "deepcpg", "dense_hidden": 8, "joint_hidden": [8]},
+        train={**QUIET, "max_epochs": 15, "lr": 0.01},
+        evaluate={**NO_FIGURES, "baselines": ["linear"]},
+    )  # fmt: skip
+    res = exp.fit(tmp_path / "run")
+    assert res.metrics["test"]["auroc"] > 0.85  # only possible when row i of 'b' is example i of 'a'
+    bundle = load(tmp_path / "run")
+    raw = bundle.modality.parse_inputs([{"a": {"noise": 0.1}, "b": {"signal": 2.0, "other": 0.0}}])
+    assert raw.shape == (1, 3)
