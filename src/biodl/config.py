@@ -294,7 +294,7 @@ class CpgOptions(_Section):
         default=None, description="one name per cell file, in file order (null: file stems without a trailing _chrN)"
     )
     k: int = Field(
-        default=25, ge=1, le=200, description="observed neighbouring CpGs on each side, per cell (chosen on validation)"
+        default=10, ge=1, le=200, description="observed neighbouring CpGs on each side, per cell (chosen on validation)"
     )
     max_distance: int = Field(default=100_000, ge=1, description="neighbour distances are capped at this many bp")
     block_size: int = Field(

@@ -19,6 +19,7 @@ read but not used).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -39,7 +40,7 @@ class MultiInputParams(ModelParams):
         default=None, description="the inputs (modules) the network uses, e.g. [cpg] or [dna] (null: all of them)"
     )
     cpg_embed: int = Field(default=32, ge=1, description="CpG module: per-cell embedding of the neighbour states")
-    gru_hidden: int = Field(default=32, ge=1, description="CpG module: bidirectional GRU units per direction")
+    gru_hidden: int = Field(default=64, ge=1, description="CpG module: bidirectional GRU units per direction")
     dna_filters: int = Field(default=64, ge=1, description="DNA module: convolution filters")
     dna_width: int = Field(default=11, ge=1, description="DNA module: first filter width")
     dense_hidden: int = Field(default=32, ge=1, description="dense branch (annotations, tables): units")
@@ -102,6 +103,8 @@ class MultiInputNet(BiodlModel):
     Params: ClassVar[type[ModelParams]] = MultiInputParams
     data_types: ClassVar[tuple[str, ...]] = ("cpg", "multi")
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    #: early stopping after 5 epochs without a better validation loss (the recipe measured in docs/methylation.md)
+    config_defaults: ClassVar[Mapping[str, object]] = {"train.patience": 5}
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
