@@ -99,3 +99,7 @@ def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
     bundle = load(tmp_path / "run")
     raw = bundle.modality.parse_inputs([{"a": {"noise": 0.1}, "b": {"signal": 2.0, "other": 0.0}}])
     assert raw.shape == (1, 3)
+    # predict: --data-path gives the first input's files, the second input keeps its own
+    data = load_data(bundle, [str(tmp_path / "first.csv")], require_targets=False)
+    frame, out = predict_frame(bundle, data)
+    assert len(frame) == n and list(frame.id[:3]) == ids[:3]

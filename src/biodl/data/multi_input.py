@@ -222,8 +222,10 @@ class MultiInput(Modality):
             raise DataError(
                 f"data.inputs: the first input ({first.name!r}) must read files with a data type (it brings the examples)"
             )
-        if not first.spec.path:
-            first.modality.cfg = first.modality.cfg.model_copy(update={"path": list(paths)})
+        files = list(paths) or list(first.spec.path)  # --data-path (predict, evaluate) replaces the first input's files
+        if not files:
+            raise DataError(f"data.inputs.{first.name}: no files (give its path, or --data-path)")
+        first.modality.cfg = first.modality.cfg.model_copy(update={"path": files})
         data = first.read(require_targets, classes)
         ids = np.asarray(data.ids).astype(str)
         data.X = self.build_rows(ids, None)
