@@ -101,5 +101,5 @@ def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
     assert raw.shape == (1, 3)
     # predict: --data-path gives the first input's files, the second input keeps its own
     data = load_data(bundle, [str(tmp_path / "first.csv")], require_targets=False)
-    frame, out = predict_frame(bundle, data)
+    frame, _ = predict_frame(bundle, data)
     assert len(frame) == n and list(frame.id[:3]) == ids[:3]
