@@ -212,6 +212,33 @@ class RandomForestBaseline(Baseline):
         return RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=self.seed)
 
 
+@BASELINES.register("neighbour_mean")
+class NeighbourMeanBaseline(Baseline):
+    """No fitting: task ``t`` is predicted by feature column ``t`` as it is.
+
+    For CpG methylation (``--data-type cpg``) the first columns of the baseline features are each cell's mean
+    observed state of the ``k`` neighbouring CpGs on each side, so cell ``t`` is predicted by its own
+    neighbours' mean (the baseline of DeepCpG's CpG module).
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Baseline:
+        x = _features(X)
+        Y = np.asarray(y, dtype=float)
+        n_tasks = 1 if Y.ndim == 1 else Y.shape[1]
+        if self.kind != "binary" or x.shape[1] < n_tasks:
+            raise DataError(
+                f"baseline neighbour_mean predicts binary task t from feature t; {x.shape[1]} features for "
+                f"{n_tasks} {self.kind} task(s)"
+            )
+        self._n_features, self._n_tasks = x.shape[1], n_tasks
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self._n_features is None:
+            raise RuntimeError("predict() called before fit()")
+        return np.clip(_features(X)[:, : self._n_tasks].astype(float), 0.0, 1.0)
+
+
 def _present(X: np.ndarray | None, y: np.ndarray | None) -> bool:
     return X is not None and y is not None and len(X) > 0
 

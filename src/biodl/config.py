@@ -274,6 +274,38 @@ class VolumeOptions(_Section):
         return v
 
 
+class InputSpec(_Section):
+    """One named input of a multi-input experiment (``data.inputs``)."""
+
+    type: str = Field(
+        default="tabular",
+        description="an input type computed per example (cpg-neighbours, dna-window, bed-overlaps) or a data type that "
+        "reads its own files (tabular, sequence, ...; aligned with the other inputs by example id)",
+    )
+    path: list[str] = Field(
+        default_factory=list, description="this input's files (a data type's files; bed-overlaps: BED files); empty: data.path"
+    )
+
+
+class CpgOptions(_Section):
+    """CpG methylation (``--data-type cpg``): one example per CpG site, one binary target per cell."""
+
+    cell_names: list[str] | None = Field(
+        default=None, description="one name per cell file, in file order (null: file stems without a trailing _chrN)"
+    )
+    k: int = Field(
+        default=10, ge=1, le=200, description="observed neighbouring CpGs on each side, per cell (chosen on validation)"
+    )
+    max_distance: int = Field(default=100_000, ge=1, description="neighbour distances are capped at this many bp")
+    block_size: int = Field(
+        default=100_000, ge=1_000, description="split: 'group' blocks of this many bp (contiguous held-out regions, no leakage)"
+    )
+    window: int = Field(default=501, ge=3, description="DNA module: window (bp) centred on the CpG, read from --genome")
+    annotations: list[str] = Field(
+        default_factory=list, description="BED files (CpG islands, exons, ...): one per-site overlap feature each"
+    )
+
+
 class DataConfig(_Section):
     """Where the data come from, which columns mean what, and how to split them."""
 
@@ -342,6 +374,12 @@ class DataConfig(_Section):
     molecule: MoleculeOptions = Field(default_factory=MoleculeOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
     volume: VolumeOptions = Field(default_factory=VolumeOptions)
+    cpg: CpgOptions = Field(default_factory=CpgOptions)
+    inputs: dict[str, InputSpec] = Field(
+        default_factory=dict,
+        description="several named inputs per example ({name: {type, path}}), split together by example id; "
+        "empty: the data type's own input(s)",
+    )
 
     @field_validator("split_sizes")
     @classmethod

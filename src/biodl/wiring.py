@@ -75,6 +75,12 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         from biodl.data.molecule.featurizers import default_featurizer
 
         cfg.data.molecule.featurizer = default_featurizer(spec)
+    if cfg.data.type == "cpg":  # CpG sites: contiguous held-out blocks; the neighbour-mean baseline
+        cfg.data.task = cfg.data.task or "classification"
+        if "split" not in cfg.data.model_fields_set or cfg.data.split == "auto":
+            cfg.data.split = "group"
+        if "baselines" not in cfg.evaluate.model_fields_set:
+            cfg.evaluate.baselines = ["neighbour_mean"]
     if cfg.data.task == "reconstruction" and "baselines" not in cfg.evaluate.model_fields_set:
         cfg.evaluate.baselines = []  # per-feature baselines are pointless; the run reports a PCA reference
     from biodl.metrics.compute import check_task_metrics

@@ -8,7 +8,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.metrics import r2_score, roc_auc_score
 
 from biodl.baselines import BASELINES, Baseline, run_baselines
-from biodl.errors import ConfigError
+from biodl.errors import ConfigError, DataError
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -27,9 +27,18 @@ def cancer() -> Split:
 
 
 def test_registry() -> None:
-    assert BASELINES.names() == ["linear", "random_forest"]
+    assert BASELINES.names() == ["linear", "neighbour_mean", "random_forest"]
     with pytest.raises(ConfigError, match="did you mean 'random_forest'"):
         BASELINES["random_forests"]
+
+
+def test_neighbour_mean_predicts_task_t_from_feature_t() -> None:
+    X = np.array([[0.2, 0.9, 5.0], [0.8, 0.1, -1.0]])
+    y = np.array([[0.0, 1.0], [1.0, np.nan]])
+    model = BASELINES["neighbour_mean"]("binary").fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), [[0.2, 0.9], [0.8, 0.1]])
+    with pytest.raises(DataError, match="neighbour_mean predicts binary task t from feature t"):
+        BASELINES["neighbour_mean"]("binary").fit(X[:, :1], y)
 
 
 def test_linear_binary_beats_chance(cancer: Split) -> None:

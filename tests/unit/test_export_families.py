@@ -31,6 +31,15 @@ EXTRA_PARAMS: dict[str, dict[str, object]] = {
     "dmpnn": {"hidden_size": 32, "ffn_hidden_sizes": [32]},
     "unet3d": {"depth": 2, "base_channels": 4},
     "chemception": {"filters": 8},
+    # the named inputs of a multi-input network: CpG neighbours (2 cells, k = 3), a 21 bp DNA window, 2 BED overlaps
+    "deepcpg": {
+        "inputs": {
+            "cpg": {"type": "cpg-neighbours", "shape": [2, 6, 3]},
+            "dna": {"type": "dna-window", "shape": [4, 21]},
+            "annotation": {"type": "bed-overlaps", "shape": [2]},
+        },
+        "dna_filters": 8,
+    },
 }
 
 
@@ -50,6 +59,8 @@ def _inputs(data_type: str, featurizer: tuple[str, ...] = ("graph",)) -> np.ndar
         from biodl.data.bags import pack_bags
 
         return pack_bags([rng.standard_normal((k, 16)).astype(np.float32) for k in (1, 3, 5, 2, 4, 6)])
+    if data_type == "cpg":  # flat rows of the deepcpg inputs above (2 x 6 x 3 + 4 x 21 + 2 values)
+        return rng.random((ROWS, 2 * 6 * 3 + 4 * 21 + 2), dtype=np.float32)
     if data_type == "molecule":
         from biodl.data import DATA_TYPES
 

@@ -66,6 +66,12 @@ SEQUENCE_FLAGS: tuple[Flag, ...] = (
     Flag("--kmer-k", "data.sequence.kmer_k", "k of the k-mer count baseline", type=int),
 )
 
+CPG_FLAGS: tuple[Flag, ...] = (
+    Flag("--cell-names", "data.cpg.cell_names", "cpg: one name per cell file, in file order (default: file stems)", nargs="+"),
+    Flag("--cpg-k", "data.cpg.k", "cpg: observed neighbouring CpGs on each side, per cell", type=int),
+    Flag("--annotations", "data.cpg.annotations", "cpg: BED files of regions (CpG islands, exons): per-site overlaps", nargs="+"),
+)
+
 IMAGE_FLAGS: tuple[Flag, ...] = (
     Flag("--mask-dir", "data.image.mask_dir", "segmentation masks, paired with the images by file name"),
     Flag("--mask-threshold", "data.image.mask_threshold", "binary masks: foreground = value > threshold", type=float),
@@ -167,6 +173,7 @@ DATA_FLAGS: tuple[Flag, ...] = (
     *IMAGE_FLAGS,
     *MOLECULE_FLAGS,
     *VOLUME_FLAGS,
+    *CPG_FLAGS,
 )
 
 SPLIT_FLAGS: tuple[Flag, ...] = (

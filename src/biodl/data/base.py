@@ -125,6 +125,11 @@ class Modality(ABC):
         """The network's input shape, from the shape of one transformed row (default: the same)."""
         return shape
 
+    def model_params(self) -> dict[str, Any]:
+        """Architecture parameters that follow from the data (e.g. ``inputs``: the named inputs and their
+        shapes of a multi-input experiment); stored with the model. Default: none."""
+        return {}
+
     def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
         """2-D features ``(N, F)`` for the classical baseline, from model inputs."""
         return X_model.reshape(len(X_model), -1).astype(np.float32, copy=False)

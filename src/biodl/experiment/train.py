@@ -44,7 +44,8 @@ def train_network(
     X, in_shape, y = prepared.X, prepared.in_shape, targets.y
     train_data, val_data = prepared.train_data, prepared.val_data
     torch.manual_seed(cfg.train.seed)  # the initial weights too depend on the seed only, not on earlier runs
-    model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, cfg.model.params())
+    params = {**cfg.model.params(), **modality.model_params()}  # e.g. the named inputs of a multi-input model
+    model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, params)
     modality.configure_model(model)
     if is_rank_zero():
         write_transfer_report(model, out)  # what pretrained weights were loaded / skipped, what is frozen
@@ -92,7 +93,7 @@ def train_network(
     pretrain.write()
     # an ensemble is rebuilt from its own spec (member architecture + size)
     spec = getattr(model, "spec", None)
-    model_name, model_params = spec() if callable(spec) else (cfg.model.name, cfg.model.params())
+    model_name, model_params = spec() if callable(spec) else (cfg.model.name, params)
     meta: dict[str, Any] = {
         "model": {
             "name": model_name,

@@ -6,6 +6,7 @@ from biodl.models import chemception as _chemception  # noqa: F401  (registers "
 from biodl.models import cnn_birnn as _cnn_birnn  # noqa: F401  (registers "cnn-birnn")
 from biodl.models import danq as _danq  # noqa: F401  (registers "danq")
 from biodl.models import deepbind as _deepbind  # noqa: F401  (registers "deepbind")
+from biodl.models import deepcpg as _deepcpg  # noqa: F401  (registers "deepcpg", the multi-input network)
 from biodl.models import deepsea as _deepsea  # noqa: F401  (registers "deepsea")
 from biodl.models import dilated_cnn as _dilated_cnn  # noqa: F401  (registers "dilated-cnn")
 from biodl.models import ensemble as _ensemble  # noqa: F401  (registers "ensemble")

@@ -66,6 +66,8 @@ _DEFAULTS: dict[str, str] = {
     "sequence:positions": "dilated-cnn",
     "molecule": "ffn",
     "tabular:reconstruction": "autoencoder",
+    "cpg": "deepcpg",
+    "multi": "deepcpg",
     "sequence:reconstruction": "conv_autoencoder",
     "image:reconstruction": "conv_autoencoder",
 }
