@@ -9,7 +9,10 @@ Two modes give the same numbers:
 
 * plain: every substituted sequence goes through the whole model, in batches (identity
   substitutions, the wild-type letter at its own position, are skipped: their effect is 0);
-* fast: for convolution → point-wise operations → global max/average pooling → anything
+* fast, deep (:mod:`biodl.explain.fast_ism`): for stacks of convolution, pooling, padding and
+  point-wise layers followed by anything (Basset, DeepSEA, ``nn.Sequential`` CNNs), each
+  mutant's changed window is propagated layer by layer and only it is recomputed (Fast-ISM);
+* fast, one convolution: for convolution → point-wise operations → global max/average pooling → anything
   (DeepBind and any ``nn.Sequential`` of that form, detected structurally), the first
   convolution runs once on the wild type and a substitution only changes the ``width``
   convolution outputs whose window covers it. Pooling is updated from prefix/suffix maxima
@@ -48,6 +51,7 @@ from biodl.explain._common import (
     model_length,
     reverse_complement,
 )
+from biodl.explain.fast_ism import local_ism, local_plan
 
 if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
@@ -403,8 +407,8 @@ def saturation_mutagenesis(
     batch_size
         Mutant sequences scored per forward pass.
     fast
-        ``"auto"`` uses the convolution-locality mode when the architecture allows it (checked
-        on the wild-type outputs; otherwise the plain mode), ``True`` requires it, ``False``
+        ``"auto"`` uses a convolution-locality mode when the architecture allows it (checked
+        against the plain mode on the first positions of two sequences; otherwise the plain mode), ``True`` requires it, ``False``
         always runs the plain mode.
     start, end
         Mutate only positions ``start <= l < end`` (default: all); others have effect 0.
@@ -437,20 +441,32 @@ def saturation_mutagenesis(
         raise ConfigError("batch_size must be at least 1")
     dev = torch.device(device) if device is not None else model_device(net)
     parts = conv_pool_parts(net) if fast in ("auto", True) else None
-    if fast is True and parts is None:
+    plan = local_plan(net) if fast in ("auto", True) and parts is None else None
+    if fast is True and parts is None and plan is None:
         raise ConfigError(
-            f"fast ISM needs convolution → point-wise → global pooling models (DeepBind-like); {type(net).__name__} is not; "
-            "use fast='auto' or fast=False"
+            f"fast ISM needs convolution/pooling layers before any global layer (DeepBind, Basset, DeepSEA, nn.Sequential "
+            f"CNNs); {type(net).__name__} is not; use fast='auto' or fast=False"
         )
+
+    def run_fast(x: torch.Tensor, s0: int, s1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if parts is not None:
+            return _fast(parts, x, s0, s1, batch_size, dev)
+        assert plan is not None
+        return local_ism(plan, x, s0, s1, dev)
+
     with evaluating(net), torch.inference_mode(), autocast_context(dev, autocast):
         used_fast = False
-        if parts is not None:
-            probe = Xt[: min(N, 8)]
-            expected = batched_predict(net, probe, batch_size, dev)
-            got, _ = _fast(parts, probe, start, start + 1, batch_size, dev)
+        if parts is not None or plan is not None:
+            # checked against the model itself: wild types and every mutant at both ends of the span
+            probe, p1 = Xt[: min(N, 2)], min(end, start + 2)
+            exp_ref, exp_mut = _plain(net, probe, start, p1, batch_size, dev)
+            got_ref, got_mut = run_fast(probe, start, p1)
+            ident = probe[:, None] == 1
+            got_mut = torch.where(ident, got_ref[:, :, None, None], got_mut)
+            exp_mut = torch.where(ident, exp_ref[:, :, None, None], exp_mut)
             tol = 1e-3 if dev.type == "cpu" and not autocast else 5e-2
-            atol = tol * (1 + float(expected.abs().max()))
-            if got.shape == expected.shape and torch.allclose(got, expected, rtol=tol, atol=atol):
+            atol = tol * (1 + float(exp_mut.abs().max()))
+            if got_mut.shape == exp_mut.shape and torch.allclose(got_mut.float(), exp_mut.float(), rtol=tol, atol=atol):
                 used_fast = True
             elif fast is True:
                 raise ConfigError(f"fast ISM does not reproduce {type(net).__name__}'s outputs; use fast=False")
@@ -458,8 +474,7 @@ def saturation_mutagenesis(
                 msg = f"fast ISM does not reproduce {type(net).__name__}'s outputs; using the plain mode"
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
         if used_fast:
-            assert parts is not None
-            ref, mutants = _fast(parts, Xt, start, end, batch_size, dev)
+            ref, mutants = run_fast(Xt, start, end)
         else:
             ref, mutants = _plain(net, Xt, start, end, batch_size, dev)
     ref, mutants = ref.float(), mutants.float()
