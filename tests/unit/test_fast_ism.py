@@ -79,11 +79,11 @@ def test_fast_equals_plain(name: str) -> None:
     assert float(plain.effects.abs().max()) > 1e-4  # the mutants do change the outputs
 
 
-@pytest.mark.parametrize("name", ["two-conv-maxpool", "basset-rc", "dilated-stack"])
+@pytest.mark.parametrize("name", ["two-conv-maxpool", "basset-rc", "dilated-stack", "deepbind"])
 def test_fast_span_equals_plain(name: str) -> None:
     model, length = CASES[name]
     X = random_onehot(2, length, seed=6)
-    for start, end in [(0, 5), (length - 6, length), (10, 23)]:
+    for start, end in [(0, 5), (length - 6, length), (10, 23), (length // 2, length // 2 + 1), (0, 1)]:
         fast = saturation_mutagenesis(model, X, raw_outputs=True, fast=True, start=start, end=end)
         plain = saturation_mutagenesis(model, X, raw_outputs=True, fast=False, start=start, end=end)
         torch.testing.assert_close(fast.mutants, plain.mutants, atol=1e-5, rtol=0)

@@ -242,17 +242,30 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
     monotone = _monotone(parts)
     # act(-inf) = 0 for ReLU-like point-wise modules: then padded window slots need no extra masking
     zero_at_neg_inf = bool((_pointwise(parts, torch.full((1, F_, 1), neg, dtype=Z.dtype, device=Z.device)) == 0).all())
+    few = (end - start) * 8 <= Lo
     if "max" in parts.pools:
         fill = torch.full((n, F_, 1), neg, dtype=H.dtype, device=H.device)
-        prefix = torch.cat([fill, torch.cummax(H, dim=-1).values], dim=-1)  # prefix[i] = max of H[..., :i]
-        suffix = torch.cat([torch.cummax(H.flip(-1), dim=-1).values.flip(-1), fill], dim=-1)  # suffix[i] = max of H[..., i:]
+        if few:  # a few positions (variants): the maxima outside each window directly
+            cols = []
+            for q in range(start, end):
+                lo_, hi_ = max(0, q + pl - k + 1), min(Lo - 1, q + pl)
+                left = H[..., :lo_].amax(-1) if lo_ > 0 else fill[..., 0]
+                right = H[..., hi_ + 1 :].amax(-1) if hi_ + 1 < Lo else fill[..., 0]
+                cols.append(torch.maximum(left, right))
+            outside_all = torch.stack(cols, -1)  # (n, F, end - start)
+        else:
+            prefix = torch.cat([fill, torch.cummax(H, dim=-1).values], dim=-1)  # prefix[i] = max of H[..., :i]
+            suffix = torch.cat([torch.cummax(H.flip(-1), dim=-1).values.flip(-1), fill], dim=-1)  # max of H[..., i:]
     if "avg" in parts.pools:
         csum = nn.functional.pad(H.cumsum(-1), (1, 0))  # csum[i] = sum of H[..., :i]
         total = csum[..., -1]
-    # windows[n, q, s, f] = Z[n, f, q - k + 1 + s] (0 / -inf outside 0..Lo-1): a strided view, filters innermost
-    Zt = nn.functional.pad(Z, (k - 1, k - 1), value=0.0 if relu else neg).transpose(1, 2).contiguous()  # (n, Lo+2k-2, F)
+    # windows[n, q, s, f] = Z[n, f, q + start + pl - k + 1 + s] (0 / -inf outside 0..Lo-1): a strided view over the
+    # outputs the mutated positions reach, filters innermost
+    a, b = start + pl - k + 1, end + pl
+    Zs = nn.functional.pad(Z[..., max(0, a) : min(Lo, b)], (max(0, -a), max(0, b - Lo)), value=0.0 if relu else neg)
+    Zt = Zs.transpose(1, 2).contiguous()  # (n, end - start + k - 1, F)
     sn, sl, sf = Zt.stride()
-    windows = Zt.as_strided((n, Lo + k - 1, k, F_), (sn, sl, sl, sf))
+    windows = Zt.as_strided((n, end - start, k, F_), (sn, sl, sl, sf))
     W_rev = W.flip(-1)  # slot order
     Wt = W_rev.permute(1, 2, 0).contiguous()  # (A, k, F): filters innermost, so reductions over slots vectorise
     Wmat = Wt.reshape(A, k * F_)
@@ -266,7 +279,7 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
         p_idx = pos[:, None] + pl - k + 1 + s_idx[None, :]  # (P, k) output position of each slot
         valid = (p_idx >= 0) & (p_idx < Lo)
         # wild-type pre-activations minus the mutated column's contribution: (n, P, k, F)
-        D = windows[:, s0 + pl : s1 + pl] - (X[:, :, s0:s1].transpose(1, 2) @ Wmat).view(n, P, k, F_)
+        D = windows[:, s0 - start : s1 - start] - (X[:, :, s0:s1].transpose(1, 2) @ Wmat).view(n, P, k, F_)
         lo = (pos + pl - k + 1).clamp(min=0)  # first affected output
         hi = (pos + pl).clamp(max=Lo - 1)  # last affected output
         Znew = buf[: n * P * A * k * F_].view(n, P, A, k, F_)  # every letter at every position
@@ -281,7 +294,10 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
         feats = []
         for p in parts.pools:
             if p == "max":
-                outside = torch.maximum(prefix[:, :, lo], suffix[:, :, hi + 1]).permute(0, 2, 1)[:, :, None]  # (n, P, 1, F)
+                outside = (
+                    outside_all[:, :, s0 - start : s1 - start] if few else torch.maximum(prefix[:, :, lo], suffix[:, :, hi + 1])
+                )
+                outside = outside.permute(0, 2, 1)[:, :, None]  # (n, P, 1, F)
                 if monotone:
                     inside = _pointwise(parts, Znew.amax(-2).reshape(n * P * A, F_)[..., None])[..., 0].reshape(n, P, A, F_)
                 else:
