@@ -9,7 +9,10 @@ Two modes give the same numbers:
 
 * plain: every substituted sequence goes through the whole model, in batches (identity
   substitutions, the wild-type letter at its own position, are skipped: their effect is 0);
-* fast: for convolution → point-wise operations → global max/average pooling → anything
+* fast, deep (:mod:`biodl.explain.fast_ism`): for stacks of convolution, pooling, padding and
+  point-wise layers followed by anything (Basset, DeepSEA, ``nn.Sequential`` CNNs), each
+  mutant's changed window is propagated layer by layer and only it is recomputed (Fast-ISM);
+* fast, one convolution: for convolution → point-wise operations → global max/average pooling → anything
   (DeepBind and any ``nn.Sequential`` of that form, detected structurally), the first
   convolution runs once on the wild type and a substitution only changes the ``width``
   convolution outputs whose window covers it. Pooling is updated from prefix/suffix maxima
@@ -48,6 +51,7 @@ from biodl.explain._common import (
     model_length,
     reverse_complement,
 )
+from biodl.explain.fast_ism import local_ism, local_plan
 
 if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
@@ -238,17 +242,30 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
     monotone = _monotone(parts)
     # act(-inf) = 0 for ReLU-like point-wise modules: then padded window slots need no extra masking
     zero_at_neg_inf = bool((_pointwise(parts, torch.full((1, F_, 1), neg, dtype=Z.dtype, device=Z.device)) == 0).all())
+    few = (end - start) * 8 <= Lo
     if "max" in parts.pools:
         fill = torch.full((n, F_, 1), neg, dtype=H.dtype, device=H.device)
-        prefix = torch.cat([fill, torch.cummax(H, dim=-1).values], dim=-1)  # prefix[i] = max of H[..., :i]
-        suffix = torch.cat([torch.cummax(H.flip(-1), dim=-1).values.flip(-1), fill], dim=-1)  # suffix[i] = max of H[..., i:]
+        if few:  # a few positions (variants): the maxima outside each window directly
+            cols = []
+            for q in range(start, end):
+                lo_, hi_ = max(0, q + pl - k + 1), min(Lo - 1, q + pl)
+                left = H[..., :lo_].amax(-1) if lo_ > 0 else fill[..., 0]
+                right = H[..., hi_ + 1 :].amax(-1) if hi_ + 1 < Lo else fill[..., 0]
+                cols.append(torch.maximum(left, right))
+            outside_all = torch.stack(cols, -1)  # (n, F, end - start)
+        else:
+            prefix = torch.cat([fill, torch.cummax(H, dim=-1).values], dim=-1)  # prefix[i] = max of H[..., :i]
+            suffix = torch.cat([torch.cummax(H.flip(-1), dim=-1).values.flip(-1), fill], dim=-1)  # max of H[..., i:]
     if "avg" in parts.pools:
         csum = nn.functional.pad(H.cumsum(-1), (1, 0))  # csum[i] = sum of H[..., :i]
         total = csum[..., -1]
-    # windows[n, q, s, f] = Z[n, f, q - k + 1 + s] (0 / -inf outside 0..Lo-1): a strided view, filters innermost
-    Zt = nn.functional.pad(Z, (k - 1, k - 1), value=0.0 if relu else neg).transpose(1, 2).contiguous()  # (n, Lo+2k-2, F)
+    # windows[n, q, s, f] = Z[n, f, q + start + pl - k + 1 + s] (0 / -inf outside 0..Lo-1): a strided view over the
+    # outputs the mutated positions reach, filters innermost
+    a, b = start + pl - k + 1, end + pl
+    Zs = nn.functional.pad(Z[..., max(0, a) : min(Lo, b)], (max(0, -a), max(0, b - Lo)), value=0.0 if relu else neg)
+    Zt = Zs.transpose(1, 2).contiguous()  # (n, end - start + k - 1, F)
     sn, sl, sf = Zt.stride()
-    windows = Zt.as_strided((n, Lo + k - 1, k, F_), (sn, sl, sl, sf))
+    windows = Zt.as_strided((n, end - start, k, F_), (sn, sl, sl, sf))
     W_rev = W.flip(-1)  # slot order
     Wt = W_rev.permute(1, 2, 0).contiguous()  # (A, k, F): filters innermost, so reductions over slots vectorise
     Wmat = Wt.reshape(A, k * F_)
@@ -262,7 +279,7 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
         p_idx = pos[:, None] + pl - k + 1 + s_idx[None, :]  # (P, k) output position of each slot
         valid = (p_idx >= 0) & (p_idx < Lo)
         # wild-type pre-activations minus the mutated column's contribution: (n, P, k, F)
-        D = windows[:, s0 + pl : s1 + pl] - (X[:, :, s0:s1].transpose(1, 2) @ Wmat).view(n, P, k, F_)
+        D = windows[:, s0 - start : s1 - start] - (X[:, :, s0:s1].transpose(1, 2) @ Wmat).view(n, P, k, F_)
         lo = (pos + pl - k + 1).clamp(min=0)  # first affected output
         hi = (pos + pl).clamp(max=Lo - 1)  # last affected output
         Znew = buf[: n * P * A * k * F_].view(n, P, A, k, F_)  # every letter at every position
@@ -277,7 +294,10 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
         feats = []
         for p in parts.pools:
             if p == "max":
-                outside = torch.maximum(prefix[:, :, lo], suffix[:, :, hi + 1]).permute(0, 2, 1)[:, :, None]  # (n, P, 1, F)
+                outside = (
+                    outside_all[:, :, s0 - start : s1 - start] if few else torch.maximum(prefix[:, :, lo], suffix[:, :, hi + 1])
+                )
+                outside = outside.permute(0, 2, 1)[:, :, None]  # (n, P, 1, F)
                 if monotone:
                     inside = _pointwise(parts, Znew.amax(-2).reshape(n * P * A, F_)[..., None])[..., 0].reshape(n, P, A, F_)
                 else:
@@ -403,8 +423,8 @@ def saturation_mutagenesis(
     batch_size
         Mutant sequences scored per forward pass.
     fast
-        ``"auto"`` uses the convolution-locality mode when the architecture allows it (checked
-        on the wild-type outputs; otherwise the plain mode), ``True`` requires it, ``False``
+        ``"auto"`` uses a convolution-locality mode when the architecture allows it (checked
+        against the plain mode on the first positions of two sequences; otherwise the plain mode), ``True`` requires it, ``False``
         always runs the plain mode.
     start, end
         Mutate only positions ``start <= l < end`` (default: all); others have effect 0.
@@ -437,20 +457,32 @@ def saturation_mutagenesis(
         raise ConfigError("batch_size must be at least 1")
     dev = torch.device(device) if device is not None else model_device(net)
     parts = conv_pool_parts(net) if fast in ("auto", True) else None
-    if fast is True and parts is None:
+    plan = local_plan(net) if fast in ("auto", True) and parts is None else None
+    if fast is True and parts is None and plan is None:
         raise ConfigError(
-            f"fast ISM needs convolution → point-wise → global pooling models (DeepBind-like); {type(net).__name__} is not; "
-            "use fast='auto' or fast=False"
+            f"fast ISM needs convolution/pooling layers before any global layer (DeepBind, Basset, DeepSEA, nn.Sequential "
+            f"CNNs); {type(net).__name__} is not; use fast='auto' or fast=False"
         )
+
+    def run_fast(x: torch.Tensor, s0: int, s1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if parts is not None:
+            return _fast(parts, x, s0, s1, batch_size, dev)
+        assert plan is not None
+        return local_ism(plan, x, s0, s1, dev)
+
     with evaluating(net), torch.inference_mode(), autocast_context(dev, autocast):
         used_fast = False
-        if parts is not None:
-            probe = Xt[: min(N, 8)]
-            expected = batched_predict(net, probe, batch_size, dev)
-            got, _ = _fast(parts, probe, start, start + 1, batch_size, dev)
+        if parts is not None or plan is not None:
+            # checked against the model itself: wild types and every mutant at both ends of the span
+            probe, p1 = Xt[: min(N, 2)], min(end, start + 2)
+            exp_ref, exp_mut = _plain(net, probe, start, p1, batch_size, dev)
+            got_ref, got_mut = run_fast(probe, start, p1)
+            ident = probe[:, None] == 1
+            got_mut = torch.where(ident, got_ref[:, :, None, None], got_mut)
+            exp_mut = torch.where(ident, exp_ref[:, :, None, None], exp_mut)
             tol = 1e-3 if dev.type == "cpu" and not autocast else 5e-2
-            atol = tol * (1 + float(expected.abs().max()))
-            if got.shape == expected.shape and torch.allclose(got, expected, rtol=tol, atol=atol):
+            atol = tol * (1 + float(exp_mut.abs().max()))
+            if got_mut.shape == exp_mut.shape and torch.allclose(got_mut.float(), exp_mut.float(), rtol=tol, atol=atol):
                 used_fast = True
             elif fast is True:
                 raise ConfigError(f"fast ISM does not reproduce {type(net).__name__}'s outputs; use fast=False")
@@ -458,8 +490,7 @@ def saturation_mutagenesis(
                 msg = f"fast ISM does not reproduce {type(net).__name__}'s outputs; using the plain mode"
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
         if used_fast:
-            assert parts is not None
-            ref, mutants = _fast(parts, Xt, start, end, batch_size, dev)
+            ref, mutants = run_fast(Xt, start, end)
         else:
             ref, mutants = _plain(net, Xt, start, end, batch_size, dev)
     ref, mutants = ref.float(), mutants.float()

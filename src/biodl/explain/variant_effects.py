@@ -34,12 +34,13 @@ import torch
 
 from biodl.data.sequence.genome import Genome
 from biodl.errors import ConfigError, DataError
-from biodl.explain._common import as_module, autocast_context, evaluating, model_device, model_length, reverse_complement
+from biodl.explain._common import as_module, model_device, model_length
+from biodl.explain.variant_batches import score_windows
 
 if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
 
-__all__ = ["Genome", "VariantScores", "read_variants", "variant_effects", "write_variant_effects"]
+__all__ = ["BlockReader", "Genome", "VariantScores", "read_variants", "variant_effects", "write_variant_effects"]
 
 Activation = Literal["sigmoid", "softmax", "none"]
 _BASES = set("ACGTN")
@@ -167,7 +168,43 @@ def _variant_type(ref: str, alt: str) -> str:
     return "complex"
 
 
-def variant_windows(genome: Genome, chrom: str, pos: int, ref: str, alt: str, length: int) -> tuple[str, str, bool]:
+class BlockReader:
+    """Reads a :class:`Genome` in cached blocks: variants visited in sorted order cost one read per block.
+
+    Same ``fetch``/``length``/``in`` interface as the genome; a fetch outside the cached block
+    reads a new block of ``block`` bases starting there (or the request itself, if longer).
+    """
+
+    def __init__(self, genome: Genome, block: int = 1 << 20) -> None:
+        self.genome, self.block = genome, block
+        self.path = genome.path
+        self.contigs = genome.contigs
+        self._chrom: str | None = None
+        self._start = self._end = 0
+        self._seq = ""
+        self.reads = 0
+
+    def __contains__(self, chrom: object) -> bool:
+        return chrom in self.genome
+
+    def length(self, chrom: str) -> int:
+        """Length of a contig."""
+        return self.genome.length(chrom)
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        """Upper-case bases ``[start, end)`` (0-based), clipped to the contig."""
+        start, end = max(0, start), min(end, self.genome.length(chrom))
+        if end <= start:
+            return ""
+        if chrom != self._chrom or start < self._start or end > self._end:
+            self._chrom, self._start = chrom, start
+            self._end = min(self.genome.length(chrom), max(end, start + self.block))
+            self._seq = self.genome.fetch(chrom, self._start, self._end)
+            self.reads += 1
+        return self._seq[start - self._start : end - self._start]
+
+
+def variant_windows(genome: Genome | BlockReader, chrom: str, pos: int, ref: str, alt: str, length: int) -> tuple[str, str, bool]:
     """Reference and alternative windows of ``length`` bases centred on a variant.
 
     Parameters
@@ -218,28 +255,6 @@ def _model_info(
     else:
         act = "sigmoid"
     return (activation or act), names, scaler
-
-
-def _predict(net: torch.nn.Module, X: torch.Tensor, batch_size: int, device: torch.device, rc_average: bool) -> torch.Tensor:
-    outs = []
-    with evaluating(net), torch.inference_mode(), autocast_context(device, False):
-        for i in range(0, len(X), batch_size):
-            xb = X[i : i + batch_size].to(device)
-            y = net(xb).float()
-            if rc_average:
-                y = 0.5 * (y + net(reverse_complement(xb)).float())
-            outs.append(y.cpu())
-    out = torch.cat(outs)
-    return out[:, None] if out.ndim == 1 else out
-
-
-def _encode(seqs: list[str], unknown: str) -> torch.Tensor:
-    from biodl.data.sequence.alphabet import one_hot_encode
-
-    if not seqs:
-        return torch.zeros((0, 4, 0))
-    arr = np.stack([one_hot_encode(s, "dna", unknown="uniform" if unknown == "uniform" else "zero") for s in seqs])
-    return torch.from_numpy(arr.astype(np.float32))
 
 
 def variant_effects(
@@ -304,19 +319,25 @@ def variant_effects(
         alpha = str(getattr(modality.alphabet, "name", "dna"))
         if alpha != "dna":
             raise ConfigError(f"variant effects need a DNA model; this one was trained on {alpha} sequences")
-    genome = fasta if isinstance(fasta, Genome) else Genome(fasta)
+    whole = fasta if isinstance(fasta, Genome) else Genome(fasta)
+    genome = BlockReader(whole)
     table, summary = read_variants(variants)
-    status: list[str] = []
-    types: list[str] = []
-    genome_ref: list[str] = []
-    clipped_col: list[bool] = []
+    # visit variants in genome order: windows come from cached blocks, not one seek each
+    order = np.lexsort((table["pos"].to_numpy(), table["chrom"].astype(str).to_numpy()))
+    n_var = len(table)
+    status: list[str] = [_STATUS_SCORED] * n_var
+    types: list[str] = [""] * n_var
+    genome_ref: list[str] = [""] * n_var
+    clipped_col: list[bool] = [False] * n_var
     ref_wins: list[str] = []
     alt_wins: list[str] = []
     scored_rows: list[int] = []
-    columns = (table["chrom"], table["pos"], table["ref"], table["alt"], table["record"])
-    for i, (chrom, pos, ref, alt, rec) in enumerate(zip(*columns, strict=True)):
+    snv_code: list[int] = []  # alternative letter of an SNV scored by fast ISM, -1 for other variants
+    snv_centre: list[int] = []
+    columns = [table[c].to_numpy()[order] for c in ("chrom", "pos", "ref", "alt", "record")]
+    for i, chrom, pos, ref, alt, rec in zip(order.tolist(), *columns, strict=True):
         chrom, ref_u, alt_u = str(chrom), str(ref).upper(), str(alt).upper()
-        types.append(_variant_type(ref_u, alt_u))
+        types[i] = _variant_type(ref_u, alt_u)
         st, gref, clip = _STATUS_SCORED, "", False
         if not ref_u or not alt_u or alt_u in (".", "*") or not set(ref_u) <= _BASES or not set(alt_u) <= _BASES:
             st = "unsupported_allele"
@@ -325,7 +346,7 @@ def variant_effects(
             st = "unknown_contig"
             alt_name = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
             hint = f" (the genome has {alt_name!r})" if alt_name in genome else ""
-            msg = f"contig {chrom!r} is not in {genome.path.name}{hint}; contigs: {genome.contigs[:8]}"
+            msg = f"contig {chrom!r} is not in {whole.path.name}{hint}; contigs: {whole.contigs[:8]}"
         elif pos < 1 or pos - 1 + len(ref_u) > genome.length(chrom):
             st = "past_contig_end"
             msg = f"position {pos} (REF length {len(ref_u)}) is past the end of {chrom} (length {genome.length(chrom)})"
@@ -343,21 +364,21 @@ def variant_effects(
                 ref_wins.append(rw)
                 alt_wins.append(aw)
                 scored_rows.append(i)
+                snv = len(ref_u) == len(alt_u) == 1 and alt_u in "ACGT" and not clip
+                snv_code.append("ACGT".index(alt_u) if snv else -1)
+                snv_centre.append(int(L // 2) if snv else -1)
         if st != _STATUS_SCORED and on_error == "raise" and st != "window_past_contig_end":
             where = f"{variants}: " if isinstance(variants, (str, Path)) else ""
             raise DataError(f"{where}variant record {rec} ({chrom}:{pos} {ref}>{alt}): {msg}")
-        status.append(st)
-        genome_ref.append(gref if st == "ref_mismatch" else "")
-        clipped_col.append(clip)
+        status[i] = st
+        genome_ref[i] = gref if st == "ref_mismatch" else ""
+        clipped_col[i] = clip
     if isinstance(fasta, (str, Path)):
-        genome.close()
+        whole.close()
     dev = torch.device(device) if device is not None else model_device(net)
     out = table.assign(type=types, status=status, genome_ref=genome_ref, clipped=clipped_col)
     if scored_rows:
-        X_ref = _encode(ref_wins, unknown)
-        X_alt = _encode(alt_wins, unknown)
-        y_ref = _predict(net, X_ref, batch_size, dev, rc_average)
-        y_alt = _predict(net, X_alt, batch_size, dev, rc_average)
+        y_ref, y_alt = score_windows(net, ref_wins, alt_wins, snv_code, snv_centre, unknown, batch_size, dev, rc_average)
         n_tasks = y_ref.shape[1]
     else:
         n_tasks = int(getattr(net, "num_outputs", 1))

@@ -1,0 +1,348 @@
+"""Fast-ISM for deep convolutional stacks (Nair et al., Bioinformatics 38:2397, 2022).
+
+A single-letter substitution changes only a bounded window of every convolution, pooling and
+point-wise layer's output. The wild type runs once through the model and every layer's input is
+cached; for each mutant only the changed window is recomputed, layer by layer, from the mutant's
+window of the layer below spliced into the cached wild-type activations around it. At the first
+layer with a global receptive field (flatten → dense, global pooling, attention, anything not
+recognised as local) the window is written into the cached activation and the rest of the
+network runs on that full tensor.
+
+The affected window of a layer with kernel span ``K`` (``(k - 1) × dilation + 1``), stride
+``S`` and left padding ``P`` that receives an input window ``[s, s + w)`` is the outputs
+``o`` with ``o S - P + [0, K) ∩ [s, s + w) ≠ ∅``: at most ``(w + K - 2) // S + 1`` of them,
+starting at ``ceil((s + P - K + 1) / S)``; windows are clamped inside the layer's output (a
+window may hold unchanged wild-type positions, never miss a changed one), so every mutant of a
+batch has the same window widths and one batched ``conv1d``/``max_pool1d`` call per layer
+computes them all.
+
+Recognised (:func:`local_plan`): ``nn.Sequential`` models and biodl's Basset and DeepSEA
+(``conv`` stack → ``dense`` → ``head``, both strands when they average them). Local layers are
+``Conv1d`` (any width, stride, dilation, groups; zero padding), ``MaxPool1d``/``AvgPool1d``
+(no ``ceil_mode``), constant padding and point-wise modules (activations, eval-mode batch norm
+and dropout). DeepBind (one convolution → global pooling) has its own faster path in
+:mod:`biodl.explain.saturation_mutagenesis`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from biodl.explain._common import as_module, is_rc_averaging, reverse_complement
+
+__all__ = ["LocalLayer", "LocalPlan", "local_ism", "local_plan"]
+
+#: Elements of the largest per-batch temporary tensor (bounds memory, sets the batch size).
+_BUDGET = 1 << 22
+
+_POINTWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Identity, nn.Dropout, nn.BatchNorm1d,
+)  # fmt: skip
+
+
+class LocalLayer(NamedTuple):
+    """One layer whose output position ``o`` depends on input positions ``o S - P + [0, K)``.
+
+    Attributes
+    ----------
+    op
+        Applied to a gathered input window without padding: ``(B, C, (w - 1) S + K) → (B, C', w)``.
+    span, stride, pad_left
+        ``K``, ``S`` and ``P`` above.
+    pad_right
+        Padding right of the input (the output length is ``(L + P + pad_right - K) // S + 1``).
+    fill
+        The padding value outside the input (0, or ``-inf`` for max pooling).
+    after
+        Point-wise modules applied to the output.
+    conv
+        A stride-1, one-group convolution: its window is the wild type's plus the convolution of
+        the input window's change (linear, so only taps that touch a changed column cost).
+    """
+
+    op: Callable[[torch.Tensor], torch.Tensor]
+    span: int
+    stride: int
+    pad_left: int
+    pad_right: int
+    fill: float
+    after: tuple[nn.Module, ...]
+    conv: nn.Conv1d | None = None
+
+
+class LocalPlan(NamedTuple):
+    """A model seen as local layers → a global tail (``(M, C, L) → (M, T)``)."""
+
+    layers: tuple[LocalLayer, ...]
+    tail: Callable[[torch.Tensor], torch.Tensor]
+    rc_average: bool
+
+
+def _flatten(mods: Any) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    for m in mods:
+        out.extend(_flatten(m) if isinstance(m, nn.Sequential) else [m])
+    return out
+
+
+def _one(v: Any) -> int:
+    return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
+
+
+def _as_local(m: nn.Module) -> LocalLayer | None:
+    """``m`` as a local layer, or ``None`` when it is not one (point-wise modules are handled by the caller)."""
+    if isinstance(m, (nn.ConstantPad1d, nn.ZeroPad1d)):
+        return LocalLayer(lambda x: x, 1, 1, int(m.padding[0]), int(m.padding[1]), float(getattr(m, "value", 0.0)), ())
+    if isinstance(m, nn.Conv1d):
+        if m.padding_mode != "zeros":
+            return None
+        k, d, s = m.kernel_size[0], m.dilation[0], m.stride[0]
+        span = (k - 1) * d + 1
+        if m.padding == "valid":
+            left = right = 0
+        elif m.padding == "same":
+            left, right = (span - 1) // 2, span - 1 - (span - 1) // 2
+        else:
+            left = right = _one(m.padding)
+        conv = m
+
+        def op(x: torch.Tensor) -> torch.Tensor:
+            bias = None if conv.bias is None else conv.bias.to(x.dtype)
+            return F.conv1d(x, conv.weight.to(x.dtype), bias, s, 0, d, conv.groups)
+
+        return LocalLayer(
+            op,
+            span, s, left, right, 0.0, (), m if (s == 1 and m.groups == 1) else None,
+        )  # fmt: skip
+    if isinstance(m, nn.MaxPool1d):
+        if m.ceil_mode or m.return_indices:
+            return None
+        k, s, d, p = _one(m.kernel_size), _one(m.stride), _one(m.dilation), _one(m.padding)
+        return LocalLayer(lambda x: F.max_pool1d(x, k, s, 0, d), (k - 1) * d + 1, s, p, p, float("-inf"), ())
+    if isinstance(m, nn.AvgPool1d):
+        k, s, p = _one(m.kernel_size), _one(m.stride), _one(m.padding)
+        if m.ceil_mode or (p > 0 and not m.count_include_pad):
+            return None
+        return LocalLayer(lambda x: F.avg_pool1d(x, k, s, 0), k, s, p, p, 0.0, ())
+    return None
+
+
+def _plan_from(mods: list[nn.Module], tail: Callable[[torch.Tensor], torch.Tensor] | None, rc: bool) -> LocalPlan | None:
+    layers: list[LocalLayer] = []
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, _POINTWISE) and not (isinstance(m, nn.BatchNorm1d) and m.training):
+            if not layers:
+                layers.append(LocalLayer(lambda x: x, 1, 1, 0, 0, 0.0, ()))
+            layers[-1] = layers[-1]._replace(after=(*layers[-1].after, m))
+            i += 1
+            continue
+        local = _as_local(m)
+        if local is None:
+            break
+        layers.append(local)
+        i += 1
+    if not any(layer.span > 1 for layer in layers):
+        return None
+    rest = nn.Sequential(*mods[i:])
+    if tail is None:
+        return LocalPlan(tuple(layers), rest, rc)
+
+    def full_tail(h: torch.Tensor, rest: nn.Module = rest, tail: Callable[[torch.Tensor], torch.Tensor] = tail) -> torch.Tensor:
+        return tail(rest(h))
+
+    return LocalPlan(tuple(layers), full_tail, rc)
+
+
+def local_plan(model: Any) -> LocalPlan | None:
+    """Describe ``model`` as local layers → global tail, or ``None`` when it has no local convolution.
+
+    Recognised structurally: ``nn.Sequential`` models and biodl's Basset and DeepSEA.
+    """
+    net = as_module(model)
+    from biodl.models.basset import Basset
+    from biodl.models.deepsea import DeepSEA
+
+    if isinstance(net, (Basset, DeepSEA)) and isinstance(net.conv, nn.Sequential):
+        dense, head = net.dense, net.head
+        return _plan_from(_flatten(net.conv), lambda h: head(dense(h)), is_rc_averaging(net))
+    if isinstance(net, nn.Sequential):
+        return _plan_from(_flatten(net), None, False)
+    return None
+
+
+def _pointwise(mods: tuple[nn.Module, ...], x: torch.Tensor) -> torch.Tensor:
+    for m in mods:
+        x = m(x)
+    return x
+
+
+class _Geometry(NamedTuple):
+    lin: int  # input length
+    lout: int  # output length
+    pad_right: int  # padding needed right of the input for the clamped windows
+
+
+def _wild_type(
+    plan: LocalPlan, X: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[_Geometry], torch.Tensor]:
+    """Inputs of every local layer and of the tail ``[(n, C_i, L_i)]``, each layer's output before its point-wise
+    modules, each layer's padded input, the layers' geometry and the reference outputs ``(n, T)``."""
+    acts: list[torch.Tensor] = [X]
+    raws: list[torch.Tensor] = []
+    padded: list[torch.Tensor] = []
+    geo: list[_Geometry] = []
+    h = X
+    for layer in plan.layers:
+        lin = h.shape[-1]
+        right = layer.pad_right
+        lout = (lin + layer.pad_left + right - layer.span) // layer.stride + 1
+        hp = F.pad(h, (layer.pad_left, right), value=layer.fill) if (layer.pad_left or right) else h
+        raw = layer.op(hp)
+        raws.append(raw)
+        padded.append(hp)
+        h = _pointwise(layer.after, raw)
+        if h.shape[-1] != lout:  # pragma: no cover - the plan's geometry disagrees with the module
+            raise RuntimeError("local layer geometry mismatch")
+        geo.append(_Geometry(lin, lout, right))
+        acts.append(h)
+    return acts, raws, padded, geo, plan.tail(h)
+
+
+_TAPS: dict[int, tuple[nn.Conv1d, torch.Tensor]] = {}
+
+
+def _tap_matrix(conv: nn.Conv1d, W: torch.Tensor) -> torch.Tensor:
+    """``W`` as ``(Cin, k × C')`` (taps outer, output channels inner), cached per convolution for the call."""
+    hit = _TAPS.get(id(conv))
+    if hit is not None and hit[0] is conv and hit[1].dtype == W.dtype and hit[1].device == W.device:
+        return hit[1]
+    m = W.permute(1, 2, 0).reshape(W.shape[1], -1).contiguous()
+    _TAPS[id(conv)] = (conv, m)
+    return m
+
+
+def _conv_delta(
+    layer: LocalLayer, conv: nn.Conv1d, a: torch.Tensor, raw: torch.Tensor, g: _Geometry,
+    seq: torch.Tensor, s: torch.Tensor, win: torch.Tensor, c: torch.Tensor, w_out: int,
+) -> torch.Tensor:  # fmt: skip
+    """Output window ``(B, C', w_out)`` at ``c`` of a stride-1 convolution: the wild type's plus ``conv(Δ)``.
+
+    ``Δ = win − wild type`` on the input window ``[s, s + w)``; every tap ``j`` adds ``W[:, :, j] Δ[t]``
+    to output ``s + t + P − j d``, one matrix product for all taps.
+    """
+    w_in = win.shape[-1]
+    W = conv.weight.to(win.dtype)
+    cout = W.shape[0]
+    d, span, P = conv.dilation[0], layer.span, layer.pad_left
+    base = a.unfold(2, w_in, 1)[seq, :, s]  # (B, Cin, w_in)
+    # tap j of input t lands on output offset t + span - 1 - j d: a transposed convolution with the flipped kernel
+    B, cin, _ = win.shape
+    k = W.shape[-1]
+    Y = ((win - base).transpose(1, 2).reshape(B * w_in, cin) @ _tap_matrix(conv, W)).view(B, w_in, k, cout)
+    D = torch.zeros(B, w_in + span - 1, cout, dtype=win.dtype, device=win.device)
+    for j in range(k):
+        off = span - 1 - j * d
+        D[:, off : off + w_in] += Y[:, :, j]
+    D = D.transpose(1, 2)  # (B, C', w_in + span - 1) from o_lo = s + P - span + 1
+    shift = c - (s + P - span + 1)
+    full = D.shape[-1]
+    if w_out == full and not bool(shift.any()):
+        Dw = D
+    else:  # windows clamped at the ends: shift each row's changes into its window (zeros outside)
+        Dp = F.pad(D, (w_out + full, w_out + full))
+        idx = (shift + w_out + full)[:, None] + torch.arange(w_out, device=win.device)[None]
+        Dw = Dp.gather(2, idx[:, None, :].expand(-1, cout, -1))
+    return raw.unfold(2, w_out, 1)[seq, :, c] + Dw
+
+
+def _mutant_outputs(
+    plan: LocalPlan,
+    acts: list[torch.Tensor],
+    raws: list[torch.Tensor],
+    padded: list[torch.Tensor],
+    geo: list[_Geometry],
+    seq: torch.Tensor,
+    pos: torch.Tensor,
+    col: torch.Tensor,
+) -> torch.Tensor:
+    """Outputs ``(B, T)`` of mutants: sequence ``seq[b]`` with column ``pos[b]`` replaced by ``col[b]`` ``(B, A)``."""
+    B = seq.shape[0]
+    dev = seq.device
+    s = pos  # window start in the current layer's input
+    win = col[:, :, None].to(acts[0].dtype)  # (B, C, w)
+    for layer, g, a, raw, ap in zip(plan.layers, geo, acts, raws, padded, strict=False):
+        w_in = win.shape[-1]
+        K, S, P = layer.span, layer.stride, layer.pad_left
+        w_out = min(g.lout, (w_in + K - 2) // S + 1)
+        o_lo = -torch.div(-(s + P - K + 1), S, rounding_mode="floor")  # ceil
+        c = o_lo.clamp(0, g.lout - w_out)
+        if layer.conv is not None:
+            win = _pointwise(layer.after, _conv_delta(layer, layer.conv, a, raw, g, seq, s, win, c, w_out))
+            s = c
+            continue
+        w_need = (w_out - 1) * S + K
+        gstart = c * S  # in padded input coordinates (input position + P)
+        G = ap.unfold(2, w_need, 1)[seq, :, gstart]  # (B, C, w_need) wild-type context
+        rel = (gstart - P - s)[:, None] + torch.arange(w_need, device=dev)[None]  # index into the mutant window
+        inside = (rel >= 0) & (rel < w_in)
+        if w_in == 1:
+            M = win.expand(-1, -1, w_need)
+        else:
+            M = win.gather(2, rel.clamp(0, w_in - 1)[:, None, :].expand(-1, win.shape[1], -1))
+        G = torch.where(inside[:, None, :], M, G)
+        win = _pointwise(layer.after, layer.op(G))
+        s = c
+    last = acts[-1]
+    full = last.index_select(0, seq)  # (B, C, L), a copy
+    idx = (s[:, None] + torch.arange(win.shape[-1], device=dev)[None])[:, None, :].expand(-1, full.shape[1], -1)
+    full.scatter_(2, idx, win.to(full.dtype))
+    y = plan.tail(full)
+    return (y[:, None] if y.ndim == 1 else y).float().reshape(B, -1)
+
+
+def _strand(plan: LocalPlan, X: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference ``(n, T)`` and mutant outputs ``(n, T, A, L)`` of one strand (reference outside ``[start, end)``)."""
+    n, A, L = X.shape
+    acts, raws, padded, geo, ref = _wild_type(plan, X)
+    ref = (ref[:, None] if ref.ndim == 1 else ref).float()
+    T = ref.shape[1]
+    out = ref[:, :, None, None].expand(n, T, A, L).clone()
+    identity = X[:, :, start:end] == 1
+    n_idx, b_idx, l_idx = torch.nonzero(~identity, as_tuple=True)
+    l_idx = l_idx + start
+    eye = torch.eye(A, dtype=X.dtype, device=X.device)
+    width = max([a.shape[1] * (layer.span + 2 * layer.span) for layer, a in zip(plan.layers, acts, strict=False)])
+    per_row = max(width * 4, acts[-1].shape[1] * acts[-1].shape[2] * 2)
+    rows = max(16, _BUDGET // max(per_row, 1))
+    for i in range(0, len(n_idx), rows):
+        sq, b, pos = n_idx[i : i + rows], b_idx[i : i + rows], l_idx[i : i + rows]
+        out[sq, :, b, pos] = _mutant_outputs(plan, acts, raws, padded, geo, sq, pos, eye[b])
+    return ref, out
+
+
+def local_ism(plan: LocalPlan, X: torch.Tensor, start: int, end: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference ``(N, T)`` and mutant outputs ``(N, T, A, L)`` by Fast-ISM (both strands averaged when the model does).
+
+    Sequences go through in chunks whose cached activations stay within a memory budget.
+    """
+    N, L = X.shape[0], X.shape[-1]
+    chunk = max(1, min(N, math.ceil(_BUDGET * 4 / max(1, L * 512))))
+    refs, outs = [], []
+    for i in range(0, N, chunk):
+        xb = X[i : i + chunk].to(device)
+        ref, out = _strand(plan, xb, start, end)
+        if plan.rc_average:
+            ref_r, out_r = _strand(plan, reverse_complement(xb), L - end, L - start)
+            ref = 0.5 * (ref + ref_r)
+            out = 0.5 * (out + reverse_complement(out_r))
+        refs.append(ref.cpu())
+        outs.append(out.cpu())
+    return torch.cat(refs), torch.cat(outs)
