@@ -154,6 +154,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if bundle_data_type(args.model_path) == "image":
         return cmd_explain_images(args)
+    if bundle_data_type(args.model_path) in ("cpg", "multi"):
+        from biodl.explain.multi_input import cmd_explain_multi_input
+
+        return cmd_explain_multi_input(args)
     if getattr(args, "position", None) is not None:
         return _explain_position(args)
     if bundle_data_type(args.model_path) == "bags":
