@@ -51,7 +51,9 @@ def test_ensemble_trains_saves_predicts_and_evaluates(ensemble_run: Path, files:
     assert model["params"]["member_params"]["inputs"]["cpg"] == {"type": "cpg-neighbours", "shape": [2, 6, 3]}
     assert (ensemble_run / "member_0").is_dir() and (ensemble_run / "member_1").is_dir()
     pred = tmp_path / "pred.csv"
-    res = run_biodl("predict", "--model-path", str(ensemble_run), "--data-path", *files, "--output", str(pred), "--engine", "torch")
+    res = run_biodl(
+        "predict", "--model-path", str(ensemble_run), "--data-path", *files, "--output", str(pred), "--engine", "torch"
+    )
     assert res.returncode == 0, res.stderr
     frame = pd.read_csv(pred)
     assert list(frame.columns) == ["id", *CELLS] and frame[list(CELLS)].stack().between(0, 1).all()

@@ -64,7 +64,9 @@ class MultiInputAttributions:
         rows = []
         for i, ex in enumerate(self.ids):
             for t, tname in enumerate(self.targets):
-                rows.append({"id": str(ex), "target": tname, **{f"share_{n}": float(v[i, t] / whole[i, t]) for n, v in totals.items()}})
+                rows.append(
+                    {"id": str(ex), "target": tname, **{f"share_{n}": float(v[i, t] / whole[i, t]) for n, v in totals.items()}}
+                )
         return pd.DataFrame(rows)
 
     def cpg_table(self, name: str, cells: list[str]) -> pd.DataFrame:
@@ -133,7 +135,9 @@ def explain_multi_input(
     parts = {n: c.reshape(len(flat), len(targets), *c.shape[1:]) for n, c in zip(layout.names, cut, strict=True)}
     types = {p.name: p.type_name or p.spec.type for p in bundle.modality.parts}
     names = list(bundle.target_names)
-    return MultiInputAttributions(parts, types, np.asarray(ids), [names[t] if t < len(names) else str(t) for t in targets], method)
+    return MultiInputAttributions(
+        parts, types, np.asarray(ids), [names[t] if t < len(names) else str(t) for t in targets], method
+    )
 
 
 def plot_attributions(res: MultiInputAttributions, row: int | None, t: int, cells: list[str], path: Path) -> None:
@@ -209,10 +213,9 @@ def cmd_explain_multi_input(args: Any) -> int:
     res = explain_multi_input(bundle, X, np.asarray(data.ids)[:n], targets=targets, method=method, batch_size=args.batch_size)
     out = Path(args.output_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out / "explain.npz", ids=res.ids.astype(str), targets=np.asarray(res.targets), method=np.asarray(method),
-        **{f"attributions_{k}": v for k, v in res.parts.items()},
-    )  # fmt: skip
+    arrays: dict[str, Any] = {"ids": res.ids.astype(str), "targets": np.asarray(res.targets), "method": np.asarray(method)}
+    arrays.update({f"attributions_{k}": v for k, v in res.parts.items()})
+    np.savez_compressed(out / "explain.npz", **arrays)
     res.input_shares().to_csv(out / "input_shares.csv", index=False)
     cells = list(getattr(bundle.modality, "cells", None) or bundle.target_names)
     written = ["input_shares.csv"]
@@ -235,7 +238,8 @@ def cmd_explain_multi_input(args: Any) -> int:
                 n_fig += 1
     print(
         f"{method} attributions of {len(X)} example(s) for {', '.join(res.targets)} per input "
-        f"({', '.join(res.parts)}) written to {out / 'explain.npz'} and {', '.join(written)}; {n_fig} figure(s) in {out / 'figures'}"
+        f"({', '.join(res.parts)}) written to {out / 'explain.npz'} and {', '.join(written)}; "
+        f"{n_fig} figure(s) in {out / 'figures'}"
     )
     return 0
 
