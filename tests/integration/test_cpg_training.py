@@ -121,3 +121,12 @@ def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
     data = load_data(bundle, [str(tmp_path / "first.csv")], require_targets=False)
     frame, _ = predict_frame(bundle, data)
     assert len(frame) == n and list(frame.id[:3]) == ids[:3]
+    # explain: the second input (the signal) carries most of the attribution, per input and per feature
+    from biodl.explain.multi_input import explain_multi_input
+
+    res = explain_multi_input(bundle, bundle.modality.transform(data.X), np.asarray(data.ids), targets=[0], method="ig")
+    assert res.parts["a"].shape == (n, 1, 1) and res.parts["b"].shape == (n, 1, 2)
+    shares = res.input_shares()
+    assert shares.share_b.mean() > 0.7 > shares.share_a.mean()
+    b = np.abs(res.parts["b"]).mean(axis=(0, 1))
+    assert b[0] > b[1]  # 'signal' over 'other'
