@@ -17,7 +17,7 @@ from conftest import shared_path
 CELLS = ("BS27_4_SER", "BS28_2_SER")
 #: a tiny network and one epoch: these tests check the plumbing, not the accuracy
 TINY = ["--max-epochs", "1", "--threads", "1", "--cpg-k", "5", "--set", "train.progress_bar=false",
-        "--set", "model.gru_hidden=8", "--set", "model.cpg_embed=8", "--set", "model.joint_hidden=[16]",
+        "--set", "model.gru_hidden=4", "--set", "model.cpg_embed=4", "--set", "model.joint_hidden=[16]",
         "--set", "evaluate.plots=false", "--set", "evaluate.report=false"]  # fmt: skip
 
 
@@ -28,12 +28,12 @@ def _cell(name: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
-    """The first 1,200 calls of each cell (training) and the next 600 (evaluation, as another 'chromosome')."""
+    """The first 800 calls of each cell (training) and the next 400 (evaluation, as another 'chromosome')."""
     root = tmp_path_factory.mktemp("cpg")
     out: dict[str, list[Path]] = {"train": [], "test": []}
     for name in CELLS:
         frame = _cell(name)
-        for part, rows, chrom in (("train", frame.iloc[:1200], "chr18"), ("test", frame.iloc[1200:1800], "chr19")):
+        for part, rows, chrom in (("train", frame.iloc[:800], "chr18"), ("test", frame.iloc[800:1200], "chr19")):
             path = root / f"{name}_{chrom}.tsv.gz"
             rows.to_csv(path, sep="\t", header=False, index=False, compression="gzip")
             out[part].append(path)
@@ -75,8 +75,8 @@ def test_evaluate_contract(run_dir: Path, files: dict[str, list[Path]], tmp_path
     m = json.loads(out.read_text())["metrics"]
     per_cell = [m["per_task"][c]["auroc"] for c in CELLS]  # names: the file stems without _chr19
     assert m["auroc"] == pytest.approx(np.mean(per_cell))
-    # missing calls are masked: each cell is scored on its own 600 calls
-    assert [m["per_task"][c]["n"] if "n" in m["per_task"][c] else 600 for c in CELLS] == [600, 600]
+    # missing calls are masked: each cell is scored on its own 400 calls
+    assert [m["per_task"][c]["n"] if "n" in m["per_task"][c] else 400 for c in CELLS] == [400, 400]
     named = tmp_path / "named.json"
     args = ["evaluate", "--model-path", str(run_dir), "--data-path", *paths, "--cell-names", "a", "b", "--output", str(named)]
     assert main(args) == 0

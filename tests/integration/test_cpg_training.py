@@ -52,9 +52,16 @@ def _genome_and_cells(root: Path, n_sites: int = 1500) -> tuple[Path, list[Path]
     return genome, cells
 
 
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    return _genome_and_cells(tmp_path_factory.mktemp("genome"), n_sites=1500)
+
+
 @pytest.mark.parametrize("modules", [["dna"], None])
-def test_dna_module_and_joint_model_on_a_written_genome(tmp_path: Path, modules: list[str] | None) -> None:
-    genome, cells = _genome_and_cells(tmp_path)
+def test_dna_module_and_joint_model_on_a_written_genome(
+    tmp_path: Path, written: tuple[Path, list[Path]], modules: list[str] | None
+) -> None:
+    genome, cells = written
     exp = Experiment(
         data={"type": "cpg", "path": [str(c) for c in cells], "task": "classification",
               "sequence": {"genome": str(genome)}, "cpg": {"k": 3, "window": 21, "block_size": 5000},
@@ -71,6 +78,17 @@ def test_dna_module_and_joint_model_on_a_written_genome(tmp_path: Path, modules:
     data = load_data(bundle, [str(c) for c in cells], require_targets=True)
     frame, out = predict_frame(bundle, data)
     assert list(frame.columns) == ["id", "a", "b"] and out.shape == (len(data), 2)
+    if modules is None:  # explain: the base after the CpG's G (offset +2) drives both cells' predictions
+        from biodl.explain.multi_input import explain_multi_input
+
+        X = bundle.modality.transform(data.X[:200])
+        res = explain_multi_input(bundle, X, np.asarray(data.ids)[:200], targets=[0, 1], method="ixg")
+        assert res.parts["seq"].shape == (200, 2, 4, 21) and res.parts["neighbours"].shape == (200, 2, 2, 6, 3)
+        table = res.position_table("seq")
+        for cell in ("a", "b"):
+            rows = table[table.target == cell]
+            assert int(rows.offset[rows.mean_abs_attribution.idxmax()]) == 2
+        assert (res.input_shares().share_seq > 0.5).mean() > 0.8  # the DNA input, not the neighbours, decides
 
 
 def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
@@ -103,3 +121,12 @@ def test_two_tables_as_two_inputs(tmp_path: Path) -> None:
     data = load_data(bundle, [str(tmp_path / "first.csv")], require_targets=False)
     frame, _ = predict_frame(bundle, data)
     assert len(frame) == n and list(frame.id[:3]) == ids[:3]
+    # explain: the second input (the signal) carries most of the attribution, per input and per feature
+    from biodl.explain.multi_input import explain_multi_input
+
+    res = explain_multi_input(bundle, bundle.modality.transform(data.X), np.asarray(data.ids), targets=[0], method="ig")
+    assert res.parts["a"].shape == (n, 1, 1) and res.parts["b"].shape == (n, 1, 2)
+    shares = res.input_shares()
+    assert shares.share_b.mean() > 0.7 > shares.share_a.mean()
+    b = np.abs(res.parts["b"]).mean(axis=(0, 1))
+    assert b[0] > b[1]  # 'signal' over 'other'

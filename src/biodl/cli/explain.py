@@ -54,7 +54,8 @@ def add_parsers(sub: Any) -> None:
         choices=tuple(dict.fromkeys(EXPLAIN_METHODS + IMAGE_METHODS + ("attention",))),
         default=None,
         help="attribution method (sequence models: default ism; image models: saliency, ig, occlusion, gradcam, lime; "
-        "default gradcam; multiple-instance models: attention, their instance weights)",
+        "default gradcam; multiple-instance models: attention, their instance weights; multi-input models (cpg): "
+        "ixg (default), saliency, ig, per input)",
     )
     ex.add_argument("--output-dir", required=True, help="folder for attributions.npy, explain.npz and figures/")
     ex.add_argument("--target", help="output to explain: class, task name or index (default: every output)")
@@ -154,6 +155,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if bundle_data_type(args.model_path) == "image":
         return cmd_explain_images(args)
+    if bundle_data_type(args.model_path) in ("cpg", "multi"):
+        from biodl.explain.multi_input import cmd_explain_multi_input
+
+        return cmd_explain_multi_input(args)
     if getattr(args, "position", None) is not None:
         return _explain_position(args)
     if bundle_data_type(args.model_path) == "bags":

@@ -407,6 +407,14 @@ class CpgData(MultiInput):
         X = self.build_rows(ids, sites)
         blocks = np.char.add(np.char.add(s_chrom.astype(str), ":"), (s_pos // self.cfg.cpg.block_size).astype(str))
         groups = s_chrom.astype(object) if self.cfg.split == "chromosome" else blocks.astype(object)
+        folds = None
+        if self.cfg.cv_column is not None:  # the tables have no fold column: folds are whole chromosomes
+            if self.cfg.cv_column not in ("chromosome", "chrom"):
+                raise DataError(
+                    f"--cv-column {self.cfg.cv_column!r}: CpG tables have the columns chromosome, position, state; "
+                    "use --cv-column chromosome (one fold per chromosome) or --cv K (folds of whole genomic blocks)"
+                )
+            folds = s_chrom.astype(object)
         summary = {
             "files": list(paths),
             "rows": len(ids),
@@ -420,6 +428,7 @@ class CpgData(MultiInput):
             ids=ids.astype(object),
             groups=groups,
             summary=summary,
+            folds=folds,
         )
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -352,11 +352,18 @@ def fold_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray | N
 
 
 def predefined_folds(
-    folds: np.ndarray, sizes: Sequence[float], seed: int, *, labels: np.ndarray | None = None, column: str = "fold"
+    folds: np.ndarray,
+    sizes: Sequence[float],
+    seed: int,
+    *,
+    labels: np.ndarray | None = None,
+    column: str = "fold",
+    groups: np.ndarray | None = None,
 ) -> list[Split]:
     """Cross-validation folds given per row (``data.cv_column``): each distinct value is the test
     part once (in sorted order, numerically when the values are integers); validation is carved
-    from the remaining rows as in :func:`kfold_splits` (stratified when ``labels`` are given)."""
+    from the remaining rows as in :func:`kfold_splits` (stratified when ``labels`` are given; whole
+    ``groups`` when given, e.g. the genomic blocks of CpG sites)."""
     names = np.asarray(folds).astype(str)
     uniq = list(np.unique(names))
     if all(u.lstrip("-").isdigit() for u in uniq):
@@ -369,7 +376,12 @@ def predefined_folds(
         test = np.flatnonzero(names == name)
         rest = np.flatnonzero(names != name)
         inner = make_split(
-            len(rest), (1 - val_share, val_share, 0.0), "auto", seed + f + 1, labels=labels[rest] if labels is not None else None
+            len(rest),
+            (1 - val_share, val_share, 0.0),
+            "group" if groups is not None else "auto",
+            seed + f + 1,
+            labels=labels[rest] if labels is not None else None,
+            groups=groups[rest] if groups is not None else None,
         )
         method = f"{len(uniq)}-fold cv from column {column!r}, test fold {name} ({inner.method} validation)"
         out.append(Split(rest[inner.train], rest[inner.val], test, method))
@@ -393,7 +405,7 @@ def cv_folds(
     if column is not None:
         if folds is None:
             raise DataError(f"cv column {column!r} not found in the data (or this data type cannot read it)")
-        return predefined_folds(folds, sizes, seed, labels=labels, column=column)
+        return predefined_folds(folds, sizes, seed, labels=labels, column=column, groups=groups)
     if k is None:
         raise DataError("cross-validation needs --cv K or --cv-column")
     return kfold_splits(n, k, sizes, seed, labels=labels, groups=groups, sources=sources)

@@ -51,6 +51,13 @@ def mean_std(blocks: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, An
         nums = [float(v) for v in vals if isinstance(v, (int, float)) and math.isfinite(float(v))]
         mean[k] = float(np.mean(nums)) if nums else None
         std[k] = float(np.std(nums)) if nums else None
+    tasks = [b.get("per_task") for b in blocks]
+    per_task = [t for t in tasks if isinstance(t, dict)]
+    if per_task and len(per_task) == len(blocks):  # e.g. one block per cell (CpG methylation)
+        names = [n for n in per_task[0] if all(isinstance(t.get(n), dict) for t in per_task)]
+        pairs = {n: mean_std([t[n] for t in per_task]) for n in names}
+        mean["per_task"] = {n: m for n, (m, _) in pairs.items()}
+        std["per_task"] = {n: s for n, (_, s) in pairs.items()}
     return mean, std
 
 

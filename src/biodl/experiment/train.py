@@ -72,6 +72,7 @@ def train_network(
         fit = train_ensemble(
             cfg, in_shape, targets.num_outputs, targets.kind, train_data, val_data, run_dir=out,
             augment=modality.train_augment(), resume=resume, configure=configure, target_scale=scale,
+            params=params,
         )  # fmt: skip
         model = fit.model  # type: ignore[assignment]
     else:

@@ -30,14 +30,18 @@ def train_ensemble(
     resume: bool = False,
     configure: Callable[[nn.Module], None] | None = None,
     target_scale: tuple[np.ndarray, np.ndarray] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> FitResult:
     """Fit ``cfg.train.ensemble_size`` copies of ``cfg.model`` with seeds ``seed, seed + 1, ...``.
 
     Member ``k`` keeps its logs and checkpoints in ``run_dir/member_k``. The returned history and
     ``best_epoch`` are member 0's (the others' are in their ``logs/``). ``configure`` gives each
-    new member data-dependent settings (:meth:`biodl.data.base.Modality.configure_model`).
+    new member data-dependent settings (:meth:`biodl.data.base.Modality.configure_model`); ``params``
+    are the members' model parameters (default ``cfg.model.params()``; the experiment adds the data's own,
+    e.g. the named inputs of a multi-input model, :meth:`biodl.data.base.Modality.model_params`).
     """
-    name, params = str(cfg.model.name), cfg.model.params()
+    name = str(cfg.model.name)
+    params = dict(params) if params is not None else cfg.model.params()
     members, fits = [], []
     for k in range(cfg.train.ensemble_size):
         torch.manual_seed(cfg.train.seed + k)
