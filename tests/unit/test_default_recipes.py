@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from biodl.config import ExperimentConfig
 from biodl.data import DATA_TYPES
 
@@ -20,6 +22,18 @@ def test_multilabel_tables_get_the_cross_validated_recipe() -> None:
     assert cfg.train.weight_decay == recipe["train.weight_decay"] > 0
     # the resolved config re-validates to itself
     assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
+def test_classification_tables_get_a_network_robust_to_outlying_cells() -> None:
+    """Expression matrices (PBMC): no batch norm, input dropout, weight decay, a five-member ensemble."""
+    cfg = _tabular("classification")
+    params = cfg.model.params()
+    assert params["batch_norm"] is False and params["input_dropout"] > 0 and cfg.train.weight_decay > 0
+    assert cfg.train.ensemble_size == 5
+    from biodl.models import build_model
+
+    net = build_model("mlp", (765,), 10, params)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
 
 
 def test_user_settings_win_over_the_recipe() -> None:
