@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from biodl.config import ExperimentConfig
-from biodl.data import DATA_TYPES
+from biodl.data.tabular import Tabular
 
 
 def _tabular(task: str, **sections: dict[str, object]) -> ExperimentConfig:
@@ -15,7 +15,7 @@ def _tabular(task: str, **sections: dict[str, object]) -> ExperimentConfig:
 
 def test_multilabel_tables_get_the_cross_validated_recipe() -> None:
     cfg = _tabular("multilabel")
-    recipe = DATA_TYPES["tabular"].recipes["multilabel"]
+    recipe = Tabular.recipes["multilabel"]
     assert cfg.model.name == "mlp"
     assert cfg.model.params()["hidden_sizes"] == recipe["model.hidden_sizes"]
     assert cfg.train.ensemble_size == recipe["train.ensemble_size"] > 1
@@ -39,7 +39,7 @@ def test_classification_tables_get_a_network_robust_to_outlying_cells() -> None:
 def test_user_settings_win_over_the_recipe() -> None:
     cfg = _tabular("multilabel", train={"ensemble_size": 1, "weight_decay": 0.0}, model={"name": "mlp", "dropout": 0.2})
     assert cfg.train.ensemble_size == 1 and cfg.train.weight_decay == 0.0 and cfg.model.params()["dropout"] == 0.2
-    assert cfg.model.params()["hidden_sizes"] == DATA_TYPES["tabular"].recipes["multilabel"]["model.hidden_sizes"]
+    assert cfg.model.params()["hidden_sizes"] == Tabular.recipes["multilabel"]["model.hidden_sizes"]
 
 
 def test_recipe_is_for_the_default_network_only() -> None:
