@@ -18,8 +18,8 @@ def test_multilabel_tables_get_the_cross_validated_recipe() -> None:
     recipe = Tabular.recipes["multilabel"]
     assert cfg.model.name == "mlp"
     assert cfg.model.params()["hidden_sizes"] == recipe["model.hidden_sizes"]
-    assert cfg.train.ensemble_size == recipe["train.ensemble_size"] > 1
-    assert cfg.train.weight_decay == recipe["train.weight_decay"] > 0
+    assert cfg.train.ensemble_size == recipe["train.ensemble_size"] and cfg.train.ensemble_size > 1
+    assert cfg.train.weight_decay == recipe["train.weight_decay"] and cfg.train.weight_decay > 0
     # the resolved config re-validates to itself
     assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
 
