@@ -30,16 +30,22 @@ def train_ensemble(
     resume: bool = False,
     configure: Callable[[nn.Module], None] | None = None,
     target_scale: tuple[np.ndarray, np.ndarray] | None = None,
+    extra_callbacks: list[Any] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Fit ``cfg.train.ensemble_size`` copies of ``cfg.model`` with seeds ``seed, seed + 1, ...``.
 
     Member ``k`` keeps its logs and checkpoints in ``run_dir/member_k``. The returned history and
     ``best_epoch`` are member 0's (the others' are in their ``logs/``). ``configure`` gives each
     new member data-dependent settings (:meth:`biodl.data.base.Modality.configure_model`).
+    ``extra_callbacks`` go to every member's training; once ``stop()`` is true no further member is
+    trained (the ensemble then has fewer members, at least one).
     """
     name, params = str(cfg.model.name), cfg.model.params()
     members, fits = [], []
     for k in range(cfg.train.ensemble_size):
+        if k and stop is not None and stop():
+            break
         torch.manual_seed(cfg.train.seed + k)
         member = build_model(name, in_shape, num_outputs, params)
         if configure is not None:
@@ -57,6 +63,7 @@ def train_ensemble(
                 augment=augment,
                 resume=resume and (mdir / "checkpoints" / "last.ckpt").exists(),
                 target_scale=target_scale,
+                extra_callbacks=list(extra_callbacks or []),
             )
         )
         members.append(member)
