@@ -48,7 +48,7 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
     Sets ``trained.bundle.meta["metrics"]`` (validation and test scores) and, with
     ``evaluate.select_threshold``, the model's chosen threshold.
     """
-    modality, data, targets = inputs.modality, inputs.data, inputs.targets
+    targets = inputs.targets
     model, meta = trained.model, trained.bundle.meta
     tr, va, te = split.train, split.val, split.test
     X, y = prepared.X, targets.y

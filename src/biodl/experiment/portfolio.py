@@ -80,7 +80,8 @@ def candidates_for(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared
         k = tail_kurtosis(prepared.y_fit[split.train])
         if k > HEAVY_TAIL_KURTOSIS:
             first = dict(found[0])
-            first["train"] = {**dict(first.get("train", {})), "loss": "huber"}
+            train = first.get("train")
+            first["train"] = {**(dict(train) if isinstance(train, Mapping) else {}), "loss": "huber"}
             found.insert(1, first)
     return found
 
@@ -143,7 +144,8 @@ def fit_portfolio(
         t0 = time.monotonic()
         cinputs, cprep = inputs, prepared
         if ccfg.data != cfg.data:  # the candidate's own features
-            modality = inputs.modality.with_data(DataConfig.model_validate(merge(inputs.modality.cfg.model_dump(), candidate.get("data", {}))))  # type: ignore[arg-type]
+            own = merge(inputs.modality.cfg.model_dump(), dict(candidate.get("data", {})))
+            modality = inputs.modality.with_data(DataConfig.model_validate(own))
             cinputs = Inputs(modality, inputs.data, inputs.chunk_rows)
             cprep = fit_preprocessing(ccfg, cinputs, split)
         timer = Deadline(deadline)
@@ -217,6 +219,8 @@ def evaluate_chosen(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepare
         evaluation.metrics.update(to_jsonable(extra))
     metrics = evaluation.metrics
     metrics["model_selection"] = to_jsonable(chosen.record)
-    metrics["candidates"] = {r["label"]: {"status": r["status"], **({"val": r["val"]} if "val" in r else {})} for r in chosen.record["candidates"]}
+    metrics["candidates"] = {
+        r["label"]: {"status": r["status"], **({"val": r["val"]} if "val" in r else {})} for r in chosen.record["candidates"]
+    }
     compare_to_baseline(metrics, inputs.targets.kind)
     return evaluation

@@ -107,7 +107,8 @@ def finish_run(
             baseline=metrics.get("baseline"),
             findings=findings,
             figures=figures,
-            sections=_selection_sections(metrics) + _interpretation_sections(out, config, data, split)
+            sections=_selection_sections(metrics)
+            + _interpretation_sections(out, config, data, split)
             + _deployment_sections(out),
         )
         print(f"report: {report.resolve()}")

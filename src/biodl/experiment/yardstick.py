@@ -76,8 +76,9 @@ def baseline_findings(metrics: dict[str, Any], *, auto: bool) -> list[Finding]:
         return []
     c = metrics["baseline_comparison"]
     tries = [
-        "a larger train.time_budget (more candidates, larger ensembles)" if auto else "model.name: auto (a portfolio "
-        "of candidate networks chosen on validation)",
+        "a larger train.time_budget (more candidates, larger ensembles)"
+        if auto
+        else "model.name: auto (a portfolio of candidate networks chosen on validation)",
         "an ensemble (train.ensemble_size: 5)",
         "more regularisation for small data (model.dropout, train.weight_decay)",
         "other input features (for molecules data.molecule.featurizer)",

@@ -82,7 +82,8 @@ class MoleculeModality(Modality):
 
     def with_data(self, cfg: DataConfig) -> MoleculeModality:
         """A fresh instance with other options (e.g. another featuriser), keeping the columns and graph sizes read."""
-        fresh = type(self)(cfg.model_copy(update={"molecule": cfg.molecule.model_copy(update={"smiles_column": self.smiles_column})}))
+        molecule = cfg.molecule.model_copy(update={"smiles_column": self.smiles_column})
+        fresh = type(self)(cfg.model_copy(update={"molecule": molecule}))
         fresh.capacity_seen = self.capacity_seen
         return fresh
 
