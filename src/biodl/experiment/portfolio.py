@@ -184,6 +184,7 @@ def fit_portfolio(
         "selected": next(r["label"] for r in records if r.get("selected")),
         "candidates": records,
     }
+    inputs.data.summary["model (auto)"] = best.record["selected"]  # the report's data section names it
     return best
 
 
