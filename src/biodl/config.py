@@ -414,7 +414,9 @@ class ModelConfig(BaseModel):
 
     The parameters are validated against the registered model's ``Params`` class, so
     ``model.hidden_sizes`` is checked for ``mlp`` and rejected (with a suggestion) for a model
-    that has no such parameter. ``name: null`` picks the data type's default model.
+    that has no such parameter. ``name: null`` picks the data type's default model: ``auto`` (a small
+    portfolio of candidate networks chosen on validation) for data types that declare one, else one
+    architecture. ``name: auto`` trains the data type's candidates within ``train.time_budget``.
     """
 
     model_config = ConfigDict(extra="allow", validate_assignment=False)
@@ -424,6 +426,14 @@ class ModelConfig(BaseModel):
     def params(self) -> dict[str, Any]:
         """The architecture parameters (everything but ``name``)."""
         return dict(self.model_extra or {})
+
+
+#: ``model.name`` of the portfolio of candidate networks chosen on validation (:mod:`biodl.experiment.portfolio`).
+AUTO = "auto"
+
+#: Default ``train.time_budget`` (seconds for all ``model.name: auto`` candidates): a molecule set of
+#: 1,000-8,000 molecules then finishes in under 10 minutes on 2 cores (docs/defaults.md).
+DEFAULT_TIME_BUDGET = 300.0
 
 
 class TrainConfig(_Section):
@@ -460,6 +470,16 @@ class TrainConfig(_Section):
     num_nodes: int = Field(default=1, ge=1)
     seed: int = 0
     ensemble_size: int = Field(default=1, ge=1, le=100, description="independently trained members (seed, seed+1, ...), averaged")
+    time_budget: float | None = Field(
+        default=DEFAULT_TIME_BUDGET,
+        gt=0,
+        description="model.name: auto: seconds for training all candidates; a candidate still training when it is spent "
+        "stops after its current epoch, later ones are skipped (both recorded; null: no limit)",
+    )
+    loss: Literal["mse", "huber"] = Field(
+        default="mse", description="regression loss on the standardised targets: mse, or huber (robust to heavy tails)"
+    )
+    huber_delta: float = Field(default=1.0, gt=0.0, description="huber: where the loss turns linear (standardised units)")
     pretrain: Literal["none", "autoencoder"] = Field(
         default="none",
         description="autoencoder: pre-train the dense layers layer by layer as denoising auto-encoders on the training inputs",

@@ -27,7 +27,7 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     the data type, task, metrics and molecule featurizer of ``cfg`` in place (a ``ConfigError`` when they clash)."""
     from pydantic import ValidationError
 
-    from biodl.config import SEGMENTATION_BATCH_SIZE, ModelConfig, _format_errors
+    from biodl.config import AUTO, SEGMENTATION_BATCH_SIZE, ModelConfig, _format_errors
     from biodl.data import DATA_TYPES
     from biodl.errors import ConfigError
     from biodl.models import MODELS, default_model_name
@@ -38,6 +38,10 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     if cfg.data.type == "volume" and cfg.data.task is None and cfg.data.image.mask_dir:
         cfg.data.task = "segmentation"
     per_position = cfg.data.per_position
+    default_auto = cfg.model.name is None and bool(DATA_TYPES[cfg.data.type].portfolio)
+    if cfg.model.name == AUTO or (default_auto and not per_position and cfg.data.task != "reconstruction"):
+        _resolve_auto(cfg)
+        return
     name = cfg.model.name or (
         "timelapse" if cfg.data.type == "volume" and cfg.data.volume.time_axis and cfg.data.task != "segmentation"
         else default_model_name(cfg.data.type, "positions" if per_position else cfg.data.task)
@@ -89,6 +93,8 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     from biodl.metrics.compute import check_task_metrics
 
     check_task_metrics(cfg.evaluate.metrics, cfg.data.task)
+    if cfg.train.loss != "mse" and cfg.data.task not in (None, "regression"):
+        raise ConfigError(f"train.loss={cfg.train.loss} is a regression loss; task {cfg.data.task!r} has its own")
     if cfg.evaluate.select_threshold is not None:
         if cfg.data.task != "segmentation":
             raise ConfigError(
@@ -108,6 +114,33 @@ def _data_type_recipe(cfg: ExperimentConfig, name: str, data_type: Any, per_posi
     if per_position or task is None or task not in recipes or name != default_model_name(cfg.data.type, task):
         return {}
     return recipes[task]
+
+
+def _resolve_auto(cfg: ExperimentConfig) -> None:
+    """``model.name: auto``: the data type's portfolio (checked here by resolving every candidate's config)."""
+    from biodl.config import AUTO, ModelConfig
+    from biodl.data import DATA_TYPES
+
+    if cfg.model.params():
+        raise ConfigError(f"model.name: auto takes no model parameters (got {', '.join(sorted(cfg.model.params()))})")
+    candidates = DATA_TYPES[cfg.data.type].portfolio
+    if not candidates:
+        raise ConfigError(f"model.name: auto: data type {cfg.data.type!r} has no portfolio of candidate models")
+    if cfg.train.ensemble_size > 1:
+        raise ConfigError("model.name: auto chooses ensembles itself; leave train.ensemble_size at 1")
+    object.__setattr__(cfg, "model", ModelConfig(name=AUTO))
+    if cfg.data.type == "molecule" and not cfg.data.molecule.featurizer:
+        from biodl.data.molecule.featurizers import default_featurizer
+        from biodl.models import MODELS
+
+        first = candidates[0]
+        data = first.get("data")
+        mol = data.get("molecule", {}) if isinstance(data, dict) else {}
+        own = mol.get("featurizer") if isinstance(mol, dict) else None
+        cfg.data.molecule.featurizer = list(own) if own else default_featurizer(MODELS[str(first["name"])])
+    from biodl.metrics.compute import check_task_metrics
+
+    check_task_metrics(cfg.evaluate.metrics, cfg.data.task)
 
 
 def check_tune_space(cfg: ExperimentConfig) -> None:

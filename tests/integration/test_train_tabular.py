@@ -107,6 +107,7 @@ def test_cross_validation_reports_mean_and_std(small_csv: Path, tmp_path: Path) 
     folds = [f["test"]["auroc"] for f in m["cv"]["per_fold"]]
     assert m["test"]["auroc"] == pytest.approx(np.mean(folds))
     assert m["cv"]["test_std"]["auroc"] == pytest.approx(np.std(folds))
+    assert isinstance(m["network_beats_baseline"], bool) and len(m["cv"]["network_beats_baseline_per_fold"]) == 3
     assert (tmp_path / "cv" / "model" / "bundle.json").is_file()
     splits = json.loads((tmp_path / "cv" / "splits.json").read_text())
     tested = sorted(i for f in splits["folds"] for i in f["test"])

@@ -204,6 +204,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--optimizer", "train.optimizer", "optimiser", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta")),
     Flag("--seed", "train.seed", "random seed", type=int),
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
+    Flag("--time-budget", "train.time_budget", "model auto: seconds for training all candidate networks", type=float),
+    Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
     Flag(
         "--pretrain",
         "train.pretrain",

@@ -93,6 +93,11 @@ class Modality(ABC):
     name: ClassVar[str]
     #: What one request input of ``biodl serve`` is (model card, report); empty: "one <name> record".
     input_hint: ClassVar[str] = ""
+    #: Candidate ``model:`` sections that ``model.name: auto`` trains and chooses from on validation (in this
+    #: order, within ``train.time_budget``); non-empty makes ``auto`` the data type's default model. Besides the
+    #: model's own keys a candidate may hold ``train`` and ``data`` sections, merged over the run's
+    #: (e.g. ``{"name": "ffn", "train": {"ensemble_size": 5}}``).
+    portfolio: ClassVar[tuple[dict[str, object], ...]] = ()
 
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg
@@ -120,6 +125,11 @@ class Modality(ABC):
         """A fresh instance for one cross-validation fold: what reading the files established
         (formats, columns, window flanks) carried over, nothing fitted. Default: a new instance."""
         return type(self)(self.cfg)
+
+    def with_data(self, cfg: DataConfig) -> Modality:
+        """A fresh, unfitted instance with other data options (a ``model.name: auto`` candidate's own features),
+        keeping what reading the files established. Default: ``type(self)(cfg)``."""
+        return type(self)(cfg)
 
     def input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The network's input shape, from the shape of one transformed row (default: the same)."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from biodl.config import ExperimentConfig, apply_overrides
+from biodl.config import AUTO, ExperimentConfig, apply_overrides
 from biodl.data.splits import Split
 from biodl.errors import ConfigError
 from biodl.experiment.cv import write_cv_summary
@@ -136,15 +136,22 @@ class Experiment:
         prepared = fit_preprocessing(cfg, inputs, split)
         tracker = open_tracker(cfg, out) if is_rank_zero() else None  # MLflow / W&B run of this training, if chosen
         try:
-            trained = train_network(
-                cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks,
-                loggers=[tracker.logger] if tracker is not None else (),
-            )  # fmt: skip
-            if not trained.is_global_zero:
-                # one writer: other ranks of a distributed run stop after training
-                return RunResult(out, {}, trained.history)
-            evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
-            result = write_run(cfg, inputs, split, prepared, trained, evaluation, out)
+            if cfg.model.name == AUTO:  # the data type's candidates, the best on validation
+                from biodl.experiment.portfolio import evaluate_chosen, fit_portfolio
+
+                chosen = fit_portfolio(cfg, inputs, split, prepared, out, callbacks=self._callbacks)
+                evaluation = evaluate_chosen(cfg, inputs, split, prepared, chosen)
+                result = write_run(chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out)
+            else:
+                trained = train_network(
+                    cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks,
+                    loggers=[tracker.logger] if tracker is not None else (),
+                )  # fmt: skip
+                if not trained.is_global_zero:
+                    # one writer: other ranks of a distributed run stop after training
+                    return RunResult(out, {}, trained.history)
+                evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
+                result = write_run(cfg, inputs, split, prepared, trained, evaluation, out)
         except BaseException:
             if tracker is not None:  # the tracked run of the training that failed
                 tracker.close("FAILED")

@@ -12,6 +12,7 @@ import numpy as np
 from biodl.config import ExperimentConfig
 from biodl.experiment.results import RunResult
 from biodl.experiment.write import write_model_artifacts
+from biodl.experiment.yardstick import compare_to_baseline
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import main_metric, to_jsonable
 
@@ -24,11 +25,15 @@ def write_cv_summary(cfg: ExperimentConfig, results: list[RunResult], out: Path)
     base = [r.metrics.get("baseline", {}) for r in results]
     if base and all(b for b in base):
         mean, std = mean_std([b.get("test", {}) for b in base])
-        summary["baseline"] = {"name": base[0].get("name"), "test": mean, "test_std": std}
+        val, _ = mean_std([b.get("val", {}) for b in base])
+        summary["baseline"] = {"name": base[0].get("name"), "val": val, "test": mean, "test_std": std}
     summary["cv"]["per_fold"] = [{"test": r.metrics.get("test", {}), "dir": f"fold_{i}"} for i, r in enumerate(results)]
     metric, higher = main_metric(results[0].bundle.kind if results[0].bundle else "regression")
     if cfg.data.task == "multilabel" and metric not in results[0].metrics.get("val", {}):
         metric, higher = main_metric("multilabel")  # evaluate.metrics left out the per-label AUROC
+    compare_to_baseline(summary, results[0].bundle.kind if results[0].bundle else "regression")  # on the fold means
+    if any("network_beats_baseline" in r.metrics for r in results):
+        summary["cv"]["network_beats_baseline_per_fold"] = [r.metrics.get("network_beats_baseline") for r in results]
     best = best_fold(results, metric, higher)
     if best.bundle is not None:
         best.bundle.save(out / "model")

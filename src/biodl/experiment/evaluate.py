@@ -13,6 +13,7 @@ from biodl.data.store import StoreRows
 from biodl.errors import DataError
 from biodl.experiment.prepare import BASELINE_BYTES, PREDICT_BYTES, row_budget, sample_rows
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
+from biodl.experiment.yardstick import compare_to_baseline
 from biodl.metrics import compute_metrics, to_jsonable
 
 #: Rows per split used for the classical baseline on a streamed store.
@@ -47,7 +48,7 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
     Sets ``trained.bundle.meta["metrics"]`` (validation and test scores) and, with
     ``evaluate.select_threshold``, the model's chosen threshold.
     """
-    modality, data, targets = inputs.modality, inputs.data, inputs.targets
+    targets = inputs.targets
     model, meta = trained.model, trained.bundle.meta
     tr, va, te = split.train, split.val, split.test
     X, y = prepared.X, targets.y
@@ -79,6 +80,21 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
         from biodl.metrics.multilabel import single_class_labels
 
         metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
+    add_baselines(cfg, inputs, split, prepared, metrics)
+    if trained.two_step:
+        metrics["label_encoder"] = model.label_encoder_report(y, {"train": tr, "val": va, "test": te})
+    metrics["training"] = {"best_epoch": trained.best_epoch, "epochs": trained.epochs}
+    metrics = to_jsonable(metrics)
+    compare_to_baseline(metrics, targets.kind)
+    meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
+    return Evaluation(preds=preds, metrics=metrics)
+
+
+def add_baselines(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, metrics: dict[str, Any]) -> None:
+    """Fit ``evaluate.baselines`` on the training rows' baseline features; sets ``metrics["baseline"]``."""
+    modality, data, targets = inputs.modality, inputs.data, inputs.targets
+    tr, va, te = split.train, split.val, split.test
+    X, y = prepared.X, targets.y
     if cfg.evaluate.baselines and targets.kind == "positions":
         if X is None:
             raise DataError("per-position labels need in-memory data, not a streamed store")
@@ -107,12 +123,6 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
             target_names=targets.names,
             multilabel=cfg.data.task == "multilabel",
         )
-    if trained.two_step:
-        metrics["label_encoder"] = model.label_encoder_report(y, {"train": tr, "val": va, "test": te})
-    metrics["training"] = {"best_epoch": trained.best_epoch, "epochs": trained.epochs}
-    metrics = to_jsonable(metrics)
-    meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
-    return Evaluation(preds=preds, metrics=metrics)
 
 
 def select_threshold(model: Any, metric: str, kind: str, y_val: np.ndarray, p_val: np.ndarray) -> dict[str, Any] | None:

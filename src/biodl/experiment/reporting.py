@@ -70,7 +70,11 @@ def finish_run(
     from biodl.training.diagnostics import diagnose, format_findings
 
     atomic_write_text(out / "history.json", json.dumps(history, indent=1).replace("NaN", "null"))
+    from biodl.experiment.yardstick import baseline_findings
+
+    auto = "model_selection" in metrics
     findings = _level_findings(config, split, targets, history, metrics) + diagnose(history)
+    findings += baseline_findings(metrics, auto=auto)
     found = [f.to_dict() for f in findings]
     atomic_write_text(out / "diagnostics.json", json.dumps(found, indent=1))
     metric, _ = main_metric(targets.kind)
@@ -80,6 +84,11 @@ def finish_run(
     figures.update(extra_figures or {})
     print_metrics_table(metrics, title=f"{config.model.name} on {', '.join(Path(p).name for p in config.data.path)}")
     print(format_findings(findings))
+    from biodl.experiment.yardstick import verdict
+
+    said = verdict(metrics)
+    if said:
+        print(("" if metrics.get("network_beats_baseline") else "WARNING: ") + said)
     if config.evaluate.report:
         from biodl.report import write_report
 
@@ -98,7 +107,9 @@ def finish_run(
             baseline=metrics.get("baseline"),
             findings=findings,
             figures=figures,
-            sections=_interpretation_sections(out, config, data, split) + _deployment_sections(out),
+            sections=_selection_sections(metrics)
+            + _interpretation_sections(out, config, data, split)
+            + _deployment_sections(out),
         )
         print(f"report: {report.resolve()}")
     return found
@@ -114,7 +125,7 @@ def _level_findings(
     from biodl.training.loss_level import chance_loss, check_loss_level
 
     # the chance level is that of biodl's loss on the targets: not with an L1 term added, nor for two-step models
-    comparable = config.train.l1 == 0 and "label_encoder" not in metrics
+    comparable = config.train.l1 == 0 and config.train.loss == "mse" and "label_encoder" not in metrics
     chance = chance_loss(targets.kind, targets.y[split.train], targets.num_outputs) if comparable else None
     majority = None
     if targets.kind == "multiclass" and len(split.val):
@@ -169,6 +180,14 @@ def _figures(
     else:
         figs["Predicted vs observed (test)"] = plots.plot_residuals(y, p, figdir / "residuals.png", names=targets.names)
     return figs
+
+
+def _selection_sections(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report's "Network vs baseline" verdict and, for ``model.name: auto``, every candidate's validation score."""
+    from biodl.experiment.selection_report import selection_html
+
+    html = selection_html(metrics)
+    return [("Network vs baseline, model selection", html)] if html else []
 
 
 def _deployment_sections(out: Path) -> list[tuple[str, str]]:

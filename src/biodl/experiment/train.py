@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,13 @@ def train_network(
     resume: bool = False,
     callbacks: Sequence[Any] = (),
     loggers: Sequence[Any] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> Trained:
     """Train ``cfg.model`` on the prepared training rows (checkpoints under ``out/checkpoints``).
 
     ``callbacks`` are extra Lightning callbacks. Two-step models (a label auto-encoder, then a network on
     the latent codes) fit their label encoder here first; ``train.pretrain`` pre-trains every network built.
+    Once ``stop()`` is true an ensemble trains no further member (a time budget).
     """
     import torch
 
@@ -73,6 +75,7 @@ def train_network(
             cfg, in_shape, targets.num_outputs, targets.kind, train_data, val_data, run_dir=out,
             augment=modality.train_augment(), resume=resume, configure=configure, target_scale=scale,
             params=params,
+            extra_callbacks=list(callbacks), stop=stop,
         )  # fmt: skip
         model = fit.model  # type: ignore[assignment]
     else:

@@ -1,4 +1,4 @@
-"""Callbacks: per-epoch history, best-weight restore, last checkpoint written atomically in the background."""
+"""Callbacks: per-epoch history, best-weight restore, a time budget, last checkpoint written atomically in the background."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import copy
 import io
 import math
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,24 @@ class BestWeights(L.Callback):
         self.best = float(state_dict.get("best", math.inf))
         self.best_epoch = int(state_dict.get("best_epoch", -1))
         self.state = copy.deepcopy(state_dict.get("state"))
+
+
+class Deadline(L.Callback):
+    """Stops training at the end of the first epoch that ends after ``deadline`` (a :func:`time.monotonic` time);
+    the best weights so far are kept as usual. ``stopped`` tells whether it stopped a training."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.stopped = False
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.deadline
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.passed() and not trainer.should_stop:
+            trainer.should_stop = True
+            self.stopped = True
 
 
 class LastCheckpoint(Checkpoint):

@@ -36,7 +36,9 @@ __all__ = [
     "format_findings",
 ]
 
-FindingKind = Literal["lr_too_high", "lr_too_low", "overfitting", "loss_above_chance", "non_finite", "metric_at_chance"]
+FindingKind = Literal[
+    "lr_too_high", "lr_too_low", "overfitting", "loss_above_chance", "non_finite", "metric_at_chance", "baseline_wins"
+]
 
 FloatArray = NDArray[np.float64]
 

@@ -31,6 +31,8 @@ def train_ensemble(
     configure: Callable[[nn.Module], None] | None = None,
     target_scale: tuple[np.ndarray, np.ndarray] | None = None,
     params: dict[str, Any] | None = None,
+    extra_callbacks: list[Any] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Fit ``cfg.train.ensemble_size`` copies of ``cfg.model`` with seeds ``seed, seed + 1, ...``.
 
@@ -39,11 +41,15 @@ def train_ensemble(
     new member data-dependent settings (:meth:`biodl.data.base.Modality.configure_model`); ``params``
     are the members' model parameters (default ``cfg.model.params()``; the experiment adds the data's own,
     e.g. the named inputs of a multi-input model, :meth:`biodl.data.base.Modality.model_params`).
+    ``extra_callbacks`` go to every member's training; once ``stop()`` is true no further member is
+    trained (the ensemble then has fewer members, at least one).
     """
     name = str(cfg.model.name)
     params = dict(params) if params is not None else cfg.model.params()
     members, fits = [], []
     for k in range(cfg.train.ensemble_size):
+        if k and stop is not None and stop():
+            break
         torch.manual_seed(cfg.train.seed + k)
         member = build_model(name, in_shape, num_outputs, params)
         if configure is not None:
@@ -61,6 +67,7 @@ def train_ensemble(
                 augment=augment,
                 resume=resume and (mdir / "checkpoints" / "last.ckpt").exists(),
                 target_scale=target_scale,
+                extra_callbacks=list(extra_callbacks or []),
             )
         )
         members.append(member)

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from biodl.models.outputs import apply_head as apply_head  # re-exported: the training loop's former home of it
 
 
-def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: bool = False) -> torch.Tensor:
+def masked_loss(
+    kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: bool = False, huber_delta: float | None = None
+) -> torch.Tensor:
     """Mean loss over labelled entries.
 
     Parameters
@@ -24,6 +26,8 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: b
         per-pixel cross-entropy.
         ``positions``: scores ``(N, C, L)`` and class indices ``(N, L)`` with -1 = not counted
         (padding, masked positions); the mean cross-entropy over counted positions.
+    huber_delta
+        Regression: the Huber loss with this ``delta`` instead of MSE (``None``: MSE).
     complete
         The caller knows no entry is missing: the plain mean loss, without building a mask
         (the same value, a few fewer operations per step).
@@ -38,6 +42,8 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: b
         target = y.reshape(scores.shape).to(scores.dtype)
         if kind == "binary":
             return F.binary_cross_entropy_with_logits(scores, target)
+        if huber_delta is not None:
+            return F.huber_loss(scores, target, delta=huber_delta)
         return F.mse_loss(scores, target)
     if kind == "multiclass":
         if (y >= 0).sum() == 0:
@@ -51,6 +57,8 @@ def masked_loss(kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: b
     target = torch.where(mask, y, torch.zeros_like(y))
     if kind == "binary":
         per = F.binary_cross_entropy_with_logits(scores, target, reduction="none")
+    elif huber_delta is not None:
+        per = F.huber_loss(scores, target, reduction="none", delta=huber_delta)
     else:
         per = (scores - target) ** 2
     return (per * mask).sum() / n

@@ -105,6 +105,8 @@ class BiodlModule(L.LightningModule):
         self.micro_batch = micro_batch
         self.labels_complete = labels_complete
         self.target_scale = target_scale if kind == "regression" else None
+        #: ``train.loss: huber`` (regression): the Huber loss's delta, else ``None`` (MSE)
+        self.huber_delta = train_cfg.huber_delta if kind == "regression" and train_cfg.loss == "huber" else None
         self.metric_name, _ = main_metric(kind)
         # per step, only detached tensors are kept: raw scores and targets for the epoch metric
         # (the head is applied once at the epoch's end) and each batch's mean loss and size.
@@ -135,11 +137,14 @@ class BiodlModule(L.LightningModule):
             # loss (their sum, so Adam steps every member as if it were trained alone); the logged
             # loss is the members' mean loss, the epoch metric uses their averaged scores
             each = members(x if torch.is_floating_point(x) else x.float())
-            losses = torch.stack([masked_loss(self.kind, s, y, complete=self.labels_complete) for s in each])
+            losses = torch.stack(
+                [masked_loss(self.kind, s, y, complete=self.labels_complete, huber_delta=self.huber_delta) for s in each]
+            )
             scores, loss, fit_loss = each.mean(dim=0), losses.mean(), losses.sum()
         else:
             scores = self(x)
-            loss = masked_loss(self.kind, scores, y, complete=stage == "train" and self.labels_complete)
+            complete = stage == "train" and self.labels_complete
+            loss = masked_loss(self.kind, scores, y, complete=complete, huber_delta=self.huber_delta)
             fit_loss = loss
         self._losses[stage].append((loss.detach(), len(x)))
         if stage == "train" and self.train_cfg.progress_bar and self.trainer.global_step % PROGRESS_EVERY == 0:

@@ -1,0 +1,67 @@
+"""Defaults (``model.name: auto``) on the molecule sets in ../shared: ESOL (3 seeds) and Tox21, random 80/10/10.
+
+No example config and no tuning flags: only the data, the task, the split the published figures use and
+``--threads 1`` (the shared 2-core machine). Appends one JSON record per run to
+``benchmarks/results/defaults_molecules.jsonl``: validation and test score of the chosen network, the
+baseline's, every candidate's validation score, seconds. Test scores are reported, never used to choose.
+
+    PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21 ...] [-- extra flags]
+
+Extra flags after ``--`` (e.g. ``--time-budget 1800``) are added to every run and recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from biodl.cli.main import main
+
+DATA = Path("../shared/datasets/molecules/moleculenet")
+SETS = {
+    "esol": (["--data-path", str(DATA / "delaney.csv"), "--task", "regression", "--target-columns", "logp"], (0, 1, 2)),
+    "tox21": (["--data-path", str(DATA / "tox21.csv"), "--task", "classification", "--skip-invalid"], (0,)),
+}
+OUT = Path("benchmarks/results/defaults_molecules.jsonl")
+
+
+def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
+    args, _ = SETS[name]
+    out = Path(f"/tmp/biodl_defaults/{name}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
+    t0, c0 = time.time(), time.process_time()
+    main(["train", "--data-type", "molecule", *args, "--split", "random", "--split-sizes", "0.8", "0.1", "0.1",
+          "--seed", str(seed), "--threads", "1", "--output-dir", str(out), "--overwrite", *extra])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    metric = m["model_selection"]["metric"]
+    sel = m["model_selection"]["candidates"]
+    return {
+        "data": name,
+        "seed": seed,
+        "extra_flags": extra,
+        "metric": metric,
+        "val": m["val"][metric],
+        "test": m["test"][metric],
+        "baseline": m["baseline"]["name"],
+        "baseline_val": m["baseline"]["val"][metric],
+        "baseline_test": m["baseline"]["test"][metric],
+        "network_beats_baseline": m.get("network_beats_baseline"),
+        "baseline_margin": m.get("baseline_margin"),
+        "selected": m["model_selection"]["selected"],
+        "candidates": m["candidates"],
+        "members": {c["label"]: c.get("ensemble_members") for c in sel if c.get("ensemble_members")},
+        "stopped_by_budget": [c["label"] for c in sel if c.get("stopped_by_budget")],
+        "seconds": round(time.time() - t0, 1),
+        "cpu_seconds": round(time.process_time() - c0, 1),
+    }
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    names, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    for name in names or list(SETS):
+        for seed in SETS[name][1]:
+            rec = run(name, seed, extra)
+            with OUT.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")

@@ -1,0 +1,227 @@
+"""``model.name: auto``: train the data type's candidate networks within a time budget, keep the best on validation.
+
+The candidates are the data type's ``portfolio`` (:attr:`biodl.data.base.Modality.portfolio`): ``model:``
+sections, each optionally with its own ``train`` and ``data`` settings merged over the run's. They are trained
+one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
+the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
+ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at.
+
+``train.time_budget`` seconds are shared by all candidates: a candidate still training when they are spent
+stops after its current epoch (ensembles train no further member) and keeps its best weights so far; later
+candidates are skipped. Both are recorded. Regression targets with heavy tails (excess kurtosis of the
+standardised training targets above :data:`HEAVY_TAIL_KURTOSIS`) also get the first candidate trained with
+the Huber loss, kept only if it wins on validation.
+
+The classical baseline stays the yardstick: it is fitted on the run's own features (those of the data
+section), not on a candidate's, and ``metrics.json`` says whether the chosen network beats it
+(:mod:`biodl.experiment.yardstick`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biodl.config import DataConfig, ExperimentConfig
+from biodl.data.splits import Split
+from biodl.errors import ConfigError
+from biodl.experiment.evaluate import add_baselines, evaluate_run
+from biodl.experiment.prepare import fit_preprocessing
+from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
+from biodl.experiment.train import train_network
+from biodl.experiment.yardstick import compare_to_baseline
+from biodl.metrics import compute_metrics, main_metric, to_jsonable
+from biodl.training.callbacks import Deadline
+
+#: Excess kurtosis of the standardised training targets above which a Huber-loss candidate is added.
+HEAVY_TAIL_KURTOSIS = 1.0
+
+
+@dataclass
+class Chosen:
+    """The selected candidate with what it was trained on, and the record of every candidate."""
+
+    cfg: ExperimentConfig
+    inputs: Inputs
+    prepared: Prepared
+    trained: Trained
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (nested mappings merged key by key)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def candidate_config(cfg: ExperimentConfig, candidate: Mapping[str, Any]) -> ExperimentConfig:
+    """The run's config with ``candidate``'s model section and its ``train`` / ``data`` settings merged in."""
+    cand = dict(candidate)
+    train, data = cand.pop("train", {}), cand.pop("data", {})
+    raw = cfg.model_dump(mode="json", exclude_unset=True)  # what was chosen; the candidate's model adds its defaults
+    raw["model"] = cand
+    raw["train"] = merge(raw.get("train", {}), train)
+    raw["data"] = merge(raw.get("data", {}), data)
+    return ExperimentConfig.from_dict(raw, source=f"candidate {candidate.get('name')}")
+
+
+def candidates_for(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared) -> list[dict[str, Any]]:
+    """The data type's portfolio, plus a Huber-loss variant of the first candidate for heavy-tailed regression."""
+    found = [dict(c) for c in type(inputs.modality).portfolio]
+    if inputs.targets.kind == "regression" and found and cfg.train.loss == "mse":
+        k = tail_kurtosis(prepared.y_fit[split.train])
+        if k > HEAVY_TAIL_KURTOSIS:
+            first = dict(found[0])
+            train = first.get("train")
+            first["train"] = {**(dict(train) if isinstance(train, Mapping) else {}), "loss": "huber"}
+            found.insert(1, first)
+    return found
+
+
+def tail_kurtosis(y: np.ndarray) -> float:
+    """The largest excess kurtosis over the target columns of ``y`` ``(N, T)`` (NaN = missing ignored)."""
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    out = -math.inf
+    for j in range(y.shape[1]):
+        col = y[:, j][np.isfinite(y[:, j])]
+        if col.size < 4 or col.std() == 0:
+            continue
+        z = (col - col.mean()) / col.std()
+        out = max(out, float((z**4).mean() - 3.0))
+    return out
+
+
+def _label(i: int, candidate: Mapping[str, Any]) -> str:
+    train = candidate.get("train") or {}
+    extra = [f"{k}={v}" for k, v in dict(train).items()] if isinstance(train, Mapping) else []
+    data = candidate.get("data") or {}
+    if isinstance(data, Mapping) and isinstance(data.get("molecule"), Mapping) and data["molecule"].get("featurizer"):
+        extra.append("featurizer=" + "+".join(data["molecule"]["featurizer"]))
+    params = [f"{k}={v}" for k, v in candidate.items() if k not in ("name", "train", "data")]
+    return f"{i}: {candidate.get('name')}" + (f" ({', '.join(params + extra)})" if params or extra else "")
+
+
+def fit_portfolio(
+    cfg: ExperimentConfig,
+    inputs: Inputs,
+    split: Split,
+    prepared: Prepared,
+    out: Path,
+    *,
+    callbacks: Sequence[Any] = (),
+) -> Chosen:
+    """Train every candidate (within ``train.time_budget``) and return the best on validation."""
+    kind = inputs.targets.kind
+    metric, higher = main_metric(kind)
+    va = split.val
+    budget = cfg.train.time_budget
+    start = time.monotonic()
+    deadline = start + budget if budget is not None else math.inf
+    records: list[dict[str, Any]] = []
+    best: Chosen | None = None
+    best_score = -math.inf
+    for i, candidate in enumerate(candidates_for(cfg, inputs, split, prepared)):
+        record: dict[str, Any] = {"index": i, "label": _label(i, candidate), "model": to_jsonable(candidate)}
+        records.append(record)
+        if best is not None and time.monotonic() >= deadline:
+            record.update(status="skipped", reason=f"train.time_budget of {budget:g} s spent before it started")
+            print(f"auto: skipped candidate {record['label']}: time budget spent")
+            continue
+        try:
+            ccfg = candidate_config(cfg, candidate)
+        except (ConfigError, ValueError) as exc:  # e.g. a model that does not do this task
+            record.update(status="not applicable", reason=str(exc).splitlines()[0])
+            continue
+        print(f"auto: training candidate {record['label']}")
+        t0 = time.monotonic()
+        cinputs, cprep = inputs, prepared
+        if ccfg.data != cfg.data:  # the candidate's own features
+            own = merge(inputs.modality.cfg.model_dump(), dict(candidate.get("data", {})))
+            modality = inputs.modality.with_data(DataConfig.model_validate(own))
+            cinputs = Inputs(modality, inputs.data, inputs.chunk_rows)
+            cprep = fit_preprocessing(ccfg, cinputs, split)
+        timer = Deadline(deadline)
+        cdir = out / "candidates" / f"{i}_{candidate.get('name')}"
+        trained = train_network(ccfg, cinputs, split, cprep, cdir, callbacks=[*callbacks, timer], stop=timer.passed)
+        trained.bundle.save(cdir / "model")
+        score = validation_score(cinputs, cprep, trained, va, metric)
+        record.update(
+            status="trained",
+            val={metric: score},
+            seconds=round(time.monotonic() - t0, 1),
+            epochs=trained.epochs,
+            best_epoch=trained.best_epoch,
+            stopped_by_budget=timer.stopped or (ccfg.train.ensemble_size > 1 and _members(trained) < ccfg.train.ensemble_size),
+            model_dir=str(cdir / "model"),
+        )
+        if ccfg.train.ensemble_size > 1:
+            record["ensemble_members"] = _members(trained)
+        if timer.stopped or record["stopped_by_budget"]:
+            print(f"auto: candidate {record['label']} stopped by train.time_budget ({budget:g} s)")
+        print(f"auto: candidate {record['label']}: validation {metric} {score:.4f}")
+        key = score if higher else -score
+        if best is None or (math.isfinite(key) and key > best_score):
+            best, best_score = Chosen(ccfg, cinputs, cprep, trained), key if math.isfinite(key) else -math.inf
+            for r in records:
+                r["selected"] = False
+            record["selected"] = True
+    if best is None:
+        raise ConfigError("model.name: auto: no candidate of the portfolio applies to this data and task")
+    best.record = {
+        "metric": metric,
+        "higher_is_better": higher,
+        "selected_on": "val" if len(va) else "none (no validation rows: the first trained candidate)",
+        "time_budget": budget,
+        "seconds": round(time.monotonic() - start, 1),
+        "selected": next(r["label"] for r in records if r.get("selected")),
+        "candidates": records,
+    }
+    inputs.data.summary["model (auto)"] = best.record["selected"]  # the report's data section names it
+    return best
+
+
+def _members(trained: Trained) -> int:
+    members = getattr(trained.model, "members", None)
+    return len(members) if members is not None else 1
+
+
+def validation_score(inputs: Inputs, prepared: Prepared, trained: Trained, rows: np.ndarray, metric: str) -> float:
+    """The headline ``metric`` of the trained candidate on ``rows`` (original target scale); NaN without rows."""
+    if not len(rows):
+        return math.nan
+    X = prepared.X[rows] if prepared.X is not None else inputs.modality.transform(inputs.data.X[rows])
+    preds = trained.bundle.predict_arrays(X)
+    y = inputs.targets.y[rows]
+    if inputs.targets.kind == "binary" and y.ndim == 2 and y.shape[1] > 1:
+        scores = compute_metrics("binary", y, preds, target_names=inputs.targets.names, metrics=[metric])
+    else:
+        scores = compute_metrics(inputs.targets.kind, y, preds, metrics=[metric])
+    value = scores.get(metric)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def evaluate_chosen(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, chosen: Chosen) -> Evaluation:
+    """Score the chosen candidate; the baseline on the run's own features; the candidates' record."""
+    if chosen.inputs is inputs:
+        evaluation = evaluate_run(chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained)
+    else:  # the baseline stays on the run's features, not the candidate's
+        plain = chosen.cfg.model_copy(update={"evaluate": chosen.cfg.evaluate.model_copy(update={"baselines": []})})
+        evaluation = evaluate_run(plain, chosen.inputs, split, chosen.prepared, chosen.trained)
+        extra: dict[str, Any] = {}
+        add_baselines(cfg, inputs, split, prepared, extra)
+        evaluation.metrics.update(to_jsonable(extra))
+    metrics = evaluation.metrics
+    metrics["model_selection"] = to_jsonable(chosen.record)
+    metrics["candidates"] = {
+        r["label"]: {"status": r["status"], **({"val": r["val"]} if "val" in r else {})} for r in chosen.record["candidates"]
+    }
+    compare_to_baseline(metrics, inputs.targets.kind)
+    return evaluation
