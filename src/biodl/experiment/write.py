@@ -48,6 +48,9 @@ def write_run(
         metrics=metrics,
         extra_figures=extra_figures,
     )
+    from biodl.model_card import write_card
+
+    write_card(out)  # model/README.md, after config.yaml and metrics.json exist
     return RunResult(out, metrics, trained.history, findings, trained.bundle)
 
 
