@@ -510,6 +510,11 @@ class CardConfig(_Section):
     intended_use: str | None = Field(default=None, description="what the model is for (null: a sentence from the task)")
     limitations: list[str] = Field(default_factory=list, description="known limitations, one per item")
     citation: str | None = Field(default=None, description="how to cite the data / method")
+    validation_rows: bool = Field(
+        default=False,
+        description="biodl zoo push/build: ship the validation split's inputs with the model (only when the data's "
+        "licence allows redistribution), so anyone can check the card's validation metric",
+    )
 
 
 class ExperimentConfig(_Section):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -187,7 +188,9 @@ def _http_get(url: str, what: str) -> bytes:
             expected = resp.headers.get("Content-Length")
     except urllib.error.HTTPError as exc:
         raise BundleError(f"{url}: HTTP {exc.code} {exc.reason} while fetching {what}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except http.client.IncompleteRead as exc:
+        raise BundleError(f"{url}: truncated download ({len(exc.partial)} bytes, connection closed early)") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise BundleError(
             f"cannot reach {url} ({reason}) while fetching {what}; no network? local paths and built-in zoo names still work"
@@ -313,7 +316,11 @@ def fetch_hf(spec: str) -> Path:
                     )
         folder = Path(
             huggingface_hub.snapshot_download(
-                repo, revision=revision, cache_dir=str(cache), allow_patterns=["*.json", "*.safetensors", "*.md"]
+                repo,
+                revision=revision,
+                cache_dir=str(cache),
+                allow_patterns=["*.json", "*.safetensors", "*.md"],
+                local_files_only=offline,
             )
         )
     except BundleError:
