@@ -201,28 +201,37 @@ def render_card(
                 "with the same columns and preprocessing as the training data.") + "\n")  # fmt: skip
     if parent:
         out.append("## Fine-tuned from\n")
-        out.append(f"Initialised from `{parent.get('source')}`" + (f" ({parent.get('name')})" if parent.get("name") else "")
-                   + f": {parent.get('loaded', '?')} tensors loaded, {len(parent.get('reinitialised') or [])} re-initialised"
-                   + (f", first {parent.get('frozen_layers')} layers frozen" if parent.get("frozen_layers") else "") + ".\n")  # fmt: skip
+        named = f" ({parent.get('name')})" if parent.get("name") else ""
+        frozen = f", first {parent.get('frozen_layers')} layers frozen" if parent.get("frozen_layers") else ""
+        n_reinit = len(parent.get("reinitialised") or [])
+        out.append(
+            f"Initialised from `{parent.get('source')}`{named}: {parent.get('loaded', '?')} tensors loaded, "
+            f"{n_reinit} re-initialised (output head: the labels differ){frozen}.\n"
+            if n_reinit
+            else f"Initialised from `{parent.get('source')}`{named}: {parent.get('loaded', '?')} tensors loaded{frozen}.\n"
+        )
     out.append("## Training data and split\n")
     sizes = splits.get("sizes") or {s: (metrics.get(s) or {}).get("n") for s in ("train", "val", "test")}
     sizes_text = ", ".join(f"{k} {v}" for k, v in sizes.items() if v)
     method = splits.get("method") or data.get("split")
     out.append(
-        f"- Data: {', '.join(datasets) or 'see config'}" + (f" (terms: {card['data_license']})" if card.get("data_license") else "")
+        f"- Data: {', '.join(datasets) or 'see config'}"
+        + (f" (terms: {card['data_license']})" if card.get("data_license") else "")
         + f"\n- Split: {method or 'see config'}" + (f" ({sizes_text})" if sizes_text else "")
         + (f", seed {splits['seed']}" if "seed" in splits else "")
         + "\n- Preprocessing is fitted on the training split only and stored in the bundle.\n"
     )  # fmt: skip
     out.append("## Evaluation\n")
     if results:
-        names = sorted({r["type"] for r in results}, key=lambda m: (m != headline, m))
-        base = metrics.get("baseline") if isinstance(metrics.get("baseline"), Mapping) else {}
-        bname = base.get("name") if base else None
-        head = ["metric", "validation", "test"] + ([f"baseline ({bname}) validation", f"baseline ({bname}) test"] if bname else [])
+        names = sorted({str(r["type"]) for r in results}, key=lambda m: (m != headline, m))
+        base: Mapping[str, Any] = metrics["baseline"] if isinstance(metrics.get("baseline"), Mapping) else {}
+        bname = base.get("name")
+        head = ["metric", "validation", "test"] + (
+            [f"baseline ({bname}) validation", f"baseline ({bname}) test"] if bname else []
+        )
         table = ["| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"]
         for m in names:
-            row = [m, _fmt(_scalars(metrics.get("val")).get(m, "–")), _fmt(_scalars(metrics.get("test")).get(m, "–"))]
+            row: list[str] = [m, _fmt(_scalars(metrics.get("val")).get(m, "–")), _fmt(_scalars(metrics.get("test")).get(m, "–"))]
             if bname:
                 row += [_fmt(_scalars(base.get("val")).get(m, "–")), _fmt(_scalars(base.get("test")).get(m, "–"))]
             table.append("| " + " | ".join(row) + " |\n")
@@ -245,7 +254,9 @@ def render_card(
     out.append("```\n" + f"biodl predict --model-path {ref} --data-path NEW_DATA --output predictions.csv\n"
                + f"biodl train --config MY_CONFIG.yaml --init-from {ref}    # fine-tune on your data\n" + "```\n")  # fmt: skip
     out.append("## Reproduce\n")
-    out.append("```\n" + (command or f"biodl train --config {shlex.quote(str(run / 'config.yaml'))} --output-dir RUN") + "\n```\n")
+    out.append(
+        "```\n" + (command or f"biodl train --config {shlex.quote(str(run / 'config.yaml'))} --output-dir RUN") + "\n```\n"
+    )
     out.append(f"Trained with biodl {meta.get('biodl_version', '?')} (bundle format {meta.get('format_version', '?')}).\n")
     out.append("## Citation\n")
     out.append((card.get("citation") or "Cite the training data's source and biodl.") + "\n")

@@ -183,7 +183,7 @@ def resolve_zoo_name(text: str) -> Path:
 
 def _http_get(url: str, what: str) -> bytes:
     try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:  # noqa: S310 (the user named this URL)
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
             data = resp.read()
             expected = resp.headers.get("Content-Length")
     except urllib.error.HTTPError as exc:
@@ -303,16 +303,18 @@ def fetch_hf(spec: str) -> Path:
         import huggingface_hub
         from huggingface_hub.utils import HfHubHTTPError
     except ImportError:  # pragma: no cover - a declared dependency
-        raise BundleError(f"{spec}: the Hugging Face Hub needs the package huggingface_hub (pip install huggingface_hub)") from None
+        raise BundleError(
+            f"{spec}: the Hugging Face Hub needs the package huggingface_hub (pip install huggingface_hub)"
+        ) from None
     cache = cache_dir() / "hf"
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
         if not offline:
             names = huggingface_hub.list_repo_files(repo, revision=revision)
-            for f in names:
-                if Path(f).suffix.lower() in PICKLE_SUFFIXES:
+            for listed in names:
+                if Path(listed).suffix.lower() in PICKLE_SUFFIXES:
                     raise BundleError(
-                        f"{spec}: refusing a repository that contains a pickle-capable file ({f}); nothing was downloaded"
+                        f"{spec}: refusing a repository that contains a pickle-capable file ({listed}); nothing was downloaded"
                     )
         folder = Path(
             huggingface_hub.snapshot_download(
@@ -337,5 +339,6 @@ def fetch_hf(spec: str) -> Path:
             return candidate
     have = sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file())[:8]
     raise BundleError(
-        f"{spec}: the repository holds no biodl bundle (no bundle.json at its root or in model/; files: {', '.join(have) or 'none'})"
+        f"{spec}: the repository holds no biodl bundle (no bundle.json at its root or in model/; "
+        f"files: {', '.join(have) or 'none'})"
     )

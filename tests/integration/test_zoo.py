@@ -47,7 +47,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 class _Truncating(_Quiet):
     """Sends the right Content-Length but only half of every .safetensors file, then closes."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if not self.path.endswith(".safetensors"):
             return super().do_GET()
         data = Path(self.translate_path(self.path)).read_bytes()
@@ -126,14 +126,14 @@ def test_corrupted_remote_file_is_discarded(served: tuple[str, Path], tmp_path: 
     data = bytearray(w.read_bytes())
     data[-3] ^= 0xFF
     w.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="checksum mismatch.*cache entry was discarded"):
+    with pytest.raises(BundleError, match=r"checksum mismatch.*cache entry was discarded"):
         biodl.load(f"{url}/my-model")
     assert not list((tmp_path / "cache").rglob("*.safetensors"))
 
 
 def test_truncated_download_is_discarded(zoo_dir: Path, tmp_path: Path) -> None:
     for url in _serve(zoo_dir, _Truncating):
-        with pytest.raises(BundleError, match="truncated download.*discarded"):
+        with pytest.raises(BundleError, match=r"truncated download.*discarded"):
             biodl.load(f"{url}/my-model")
     assert not list((tmp_path / "cache").rglob("*.safetensors"))
 
@@ -143,7 +143,7 @@ def test_pickle_capable_remote_files_are_refused_before_writing(served: tuple[st
     index = json.loads((folder / "index.json").read_text())
     index["models"][0]["files"]["extra.pkl"] = "0" * 64
     (folder / "index.json").write_text(json.dumps(index))
-    with pytest.raises(BundleError, match="pickle-capable file .*extra.pkl.*nothing was written"):
+    with pytest.raises(BundleError, match=r"pickle-capable file .*extra.pkl.*nothing was written"):
         biodl.load(f"{url}/my-model")
     # a pickle disguised as a .safetensors file (with a matching checksum) is refused by its bytes
     prep = folder / "my-model" / "1" / "preprocessing.safetensors"
@@ -161,7 +161,7 @@ def test_incompatible_bundle_format_version(served: tuple[str, Path]) -> None:
     meta["format_version"] = 99
     meta_file.write_text(json.dumps(meta))
     assert main(["zoo", "index", str(folder)]) == 0
-    with pytest.raises(BundleError, match="format version 99 .* incompatible"):
+    with pytest.raises(BundleError, match=r"format version 99 .* incompatible"):
         biodl.load(f"{url}/my-model")
 
 

@@ -20,7 +20,9 @@ def add_parser(sub: Any) -> None:
     )
     zsub = zp.add_subparsers(dest="zoo_command", required=True, metavar="{list,show,pull,push,index,build}")
     ls = zsub.add_parser("list", help="models of the zoo (table, or --json)")
-    ls.add_argument("--json", action="store_true", help="a JSON array: name, version, data_type, task, metrics, licence, size, ...")
+    ls.add_argument(
+        "--json", action="store_true", help="a JSON array: name, version, data_type, task, metrics, licence, size, ..."
+    )
     ls.add_argument("--all-versions", action="store_true", help="every version, not only the newest")
     sh = zsub.add_parser("show", help="print a model's card")
     sh.add_argument("name", help=NAME_HELP)
@@ -31,11 +33,20 @@ def add_parser(sub: Any) -> None:
     pu.add_argument("--to", required=True, help="zoo folder (serve it with any static web server) or hf://OWNER/REPO")
     pu.add_argument("--name", help="model name in the zoo (default: the run directory's name)")
     pu.add_argument("--version", help="version (default: the next integer in the folder)")
-    pu.add_argument("--validation-rows", action="store_true", default=None,
-                    help="ship the validation split's inputs (only where the data's licence allows; default: card.validation_rows)")  # fmt: skip
+    pu.add_argument(
+        "--validation-rows",
+        action="store_true",
+        default=None,
+        help="ship the validation split's inputs (only where the data's licence allows; default: card.validation_rows)",
+    )
+    pu.add_argument(
+        "--reproduce", metavar="COMMAND", help="the command that reproduces the model, for the card's Reproduce section"
+    )
     ix = zsub.add_parser("index", help="rebuild index.json of a zoo folder")
     ix.add_argument("dir", help="zoo folder")
-    bd = zsub.add_parser("build", help="train zoo configs (examples/zoo/*.yaml) and package them; compares with the shipped cards")
+    bd = zsub.add_parser(
+        "build", help="train zoo configs (examples/zoo/*.yaml) and package them; compares with the shipped cards"
+    )
     bd.add_argument("configs", nargs="+", help="config files with a card: section")
     bd.add_argument("--to", default=None, help="zoo folder (default: the built-in zoo inside the package)")
     bd.add_argument("--runs-dir", default="runs/zoo", help="where the training runs go (default runs/zoo)")
@@ -59,7 +70,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     elif sub == "pull":
         print(zoo.pull(args.name))
     elif sub == "push":
-        where = zoo.push(args.run, args.to, name=args.name, version=args.version, validation_rows=args.validation_rows)
+        where = zoo.push(args.run, args.to, name=args.name, version=args.version, validation_rows=args.validation_rows,
+                         command=args.reproduce)  # fmt: skip
         print(f"pushed to {where}")
     elif sub == "index":
         out = zoo.index_zoo(args.dir)
@@ -92,8 +104,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in rows:
         data = ", ".join(r.get("datasets") or [])
-        table.add_row(str(r["name"]), str(r["version"]), str(r["data_type"]), str(r["task"]),
-                      data[:40] + ("…" if len(data) > 40 else ""), headline(r), _size(r.get("size")), str(r.get("licence")))  # fmt: skip
+        short = data[:40] + ("…" if len(data) > 40 else "")
+        cells = (r["name"], r["version"], r["data_type"], r["task"], short, headline(r), _size(r.get("size")), r.get("licence"))
+        table.add_row(*(str(c) for c in cells))
     Console(width=200).print(table)
 
 

@@ -225,8 +225,8 @@ def write_transfer_report(model: Any, out: Path) -> dict[str, Any] | None:
 def write_parent_report(model: Any, cfg: Any, targets: Any, out: Path) -> dict[str, Any]:
     """Fine-tuning (``train.init_from``): load the parent's matching weights into ``model``, freeze layers, print
     a summary and record the parent under ``parent`` in ``transfer.json`` (read by the model card)."""
-    from biodl.training.init_from import init_from
     from biodl.training.fit import is_rank_zero
+    from biodl.training.init_from import init_from
 
     rep = init_from(model, str(cfg.train.init_from), target_names=targets.names, classes=targets.classes,
                     freeze_layers=cfg.train.freeze_layers)  # fmt: skip

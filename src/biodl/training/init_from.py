@@ -55,7 +55,9 @@ def init_from(
     parent = load(folder)
     new_state = model.state_dict()
     old_state = parent.model.state_dict()
-    same_labels = list(parent.target_names) == list(target_names) and (parent.classes or None) == (list(classes) if classes else None)
+    same_labels = list(parent.target_names) == list(target_names) and (parent.classes or None) == (
+        list(classes) if classes else None
+    )
     head = head_prefix(model)
     loaded, skipped, reinit = [], [], []
     for key, tensor in new_state.items():

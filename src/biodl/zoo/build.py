@@ -20,7 +20,11 @@ def _shipped(zoo: Path, name: str) -> dict[str, Any] | None:
 
 
 def build(
-    configs: Sequence[str | Path], *, to: str | Path | None = None, runs_dir: str | Path = "runs/zoo", overrides: Sequence[str] = ()
+    configs: Sequence[str | Path],
+    *,
+    to: str | Path | None = None,
+    runs_dir: str | Path = "runs/zoo",
+    overrides: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Train each config (its ``card.name`` is the zoo name) and push it into ``to`` (default: the built-in zoo).
 

@@ -133,7 +133,7 @@ def _push_hf(src: Path, to: str, *, name: str, version: str, validation_rows: bo
         try:
             api.create_repo(repo, exist_ok=True)
             api.upload_folder(repo_id=repo, folder_path=tmp, revision=revision, commit_message=f"biodl zoo push {name} {version}")
-        except Exception as exc:  # noqa: BLE001 - network / auth errors of the hub client
+        except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BundleError(f"cannot push to {to} ({first}); set HF_TOKEN (and HF_ENDPOINT for another hub)") from None
     return f"hf://{repo}"
