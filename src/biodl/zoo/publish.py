@@ -113,6 +113,9 @@ def push(
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(target)
+        target.chmod(0o755)  # readable by a web server that serves the folder
+        for f in target.iterdir():
+            f.chmod(0o644)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     index_zoo(zoo)

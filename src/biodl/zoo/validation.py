@@ -46,24 +46,20 @@ def write_validation_rows(run_dir: Path, out: Path) -> Path:
     return out
 
 
-def check_validation(model_dir: str | Path) -> dict[str, Any]:
-    """Metrics of a zoo model on its shipped validation rows next to the card's validation metrics.
+def check_validation(model_dir: str | Path, source_dir: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a zoo model on its validation rows next to the card's validation metrics.
 
+    The rows are the shipped ``validation.safetensors``, or (``validation_ids.json``: the data are not
+    redistributed) the listed rows of the source table found in ``source_dir``.
     Returns ``{"metric": name, "card": value, "measured": value, "measured_all": {...}}``.
     """
-    from safetensors.numpy import load_file
-
     from biodl.bundle import load
     from biodl.metrics import compute_metrics, to_jsonable
     from biodl.model_card import headline_metric
 
     bundle = load(model_dir)
     assert bundle.path is not None
-    f = bundle.path / VALIDATION
-    if not f.is_file():
-        raise BundleError(f"{bundle.path}: no shipped validation rows ({VALIDATION})")
-    arrays = load_file(str(f))
-    X, y = arrays["X"], arrays["y"]
+    X, y = _validation_rows(bundle, source_dir)
     out = bundle.predict_arrays(bundle.modality.transform(X))
     if bundle.meta.get("task") == "multilabel":
         from biodl.metrics.multilabel import multilabel_task_metrics
@@ -76,3 +72,31 @@ def check_validation(model_dir: str | Path) -> dict[str, Any]:
     card_val = bundle.meta.get("metrics", {}).get("val", {})
     metric = headline_metric(bundle.kind, bundle.meta.get("metrics", {}))
     return {"metric": metric, "card": card_val.get(metric), "measured": measured.get(metric), "measured_all": measured}
+
+
+def _validation_rows(bundle: Any, source_dir: str | Path | None) -> tuple[Any, Any]:
+    from safetensors.numpy import load_file
+
+    f = bundle.path / VALIDATION
+    if f.is_file():
+        arrays = load_file(str(f))
+        return arrays["X"], arrays["y"]
+    ids_file = bundle.path / VALIDATION_IDS
+    if not ids_file.is_file() or source_dir is None:
+        raise BundleError(f"{bundle.path}: no shipped validation rows ({VALIDATION}) and no source folder to read them from")
+    import tempfile
+
+    import pandas as pd
+
+    from biodl.inference import load_data
+
+    spec = json.loads(ids_file.read_text())
+    (name,) = spec["files"]
+    table = pd.read_csv(Path(source_dir) / name, sep="\t" if name.endswith((".tsv", ".txt")) else ",")
+    rows = table.iloc[[int(i) for i in spec["ids"]]]  # ids of table rows are their 0-based positions
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        rows.to_csv(path, index=False, sep="\t" if name.endswith((".tsv", ".txt")) else ",")
+        data = load_data(bundle, [str(path)], require_targets=True)
+    assert data.targets is not None
+    return data.X, data.targets.y
