@@ -35,8 +35,8 @@ def run(tf: str, parent: str | None, workdir: Path, extra: list[str]) -> dict[st
 
     out = workdir / f"TF_{tf}_{parent or 'scratch'}"
     args = ["train", "--data-path", str(DREAM5 / f"TF_{tf}_CHIP_100_full_genomic.seq"), "--target-columns", "label",
-            "--model", "deepbind", "--cv", "5", "--threads", "1", "--set", "evaluate.baselines=[linear]", *QUIET, *extra,
-            "--output-dir", str(out)]  # fmt: skip
+            "--data-type", "sequence", "--model", "deepbind", "--cv", "5", "--threads", "1",
+            "--set", "evaluate.baselines=[linear]", *QUIET, *extra, "--output-dir", str(out)]  # fmt: skip
     if parent:
         args += ["--init-from", f"zoo:{parent}"]
     t0 = time.perf_counter()
@@ -79,6 +79,7 @@ def main() -> None:
         f"--init-from zoo:{args.parent} (head re-initialised, nothing frozen); mean ± std test ROC-AUC over the folds."
     )
     write_results("zoo_finetune", {"settings": settings, "rows": rows}, header, table, notes)
+
 
 if __name__ == "__main__":
     main()

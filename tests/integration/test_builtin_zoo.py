@@ -65,3 +65,22 @@ def test_show_prints_the_card(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["zoo", "show", NAMES[0]]) == 0
     text = capsys.readouterr().out
     assert text.startswith("---\nlibrary_name: biodl") and "## Reproduce" in text and "examples/zoo/" in text
+
+
+def test_build_trains_a_zoo_config_and_compares(pbmc_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.zoo import push
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "zoo" / "pbmc-celltypes.yaml"
+    zoo = tmp_path / "zoo"
+    push(pbmc_run, str(zoo), name="pbmc-celltypes")  # the "shipped" model the rebuild is compared with
+    quick = ["--set", "train.max_epochs=1", "--set", "evaluate.baselines=[]", "--set", "evaluate.report=false"]
+    args = ["zoo", "build", str(config), "--to", str(zoo), "--runs-dir", str(tmp_path / "runs"), *quick]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pbmc-celltypes | accuracy |" in out.splitlines()[-1] and "–" not in out.splitlines()[-1]
+    entry = json.loads((zoo / "index.json").read_text())["models"][0]
+    assert entry["name"] == "pbmc-celltypes" and "validation.safetensors" in entry["files"]
+    res = check_validation(zoo / entry["path"])
+    assert res["measured"] == pytest.approx(res["card"], abs=1e-4)
+    card = (zoo / entry["path"] / "README.md").read_text()
+    assert "biodl zoo build" in card and "Zheng GXY" in card
