@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -155,8 +156,14 @@ def all_entries() -> list[tuple[str, dict[str, Any]]]:
     """``(zoo location, entry)`` of every model in the local zoo folders (web folders in ``BIODL_ZOO_PATH`` too)."""
     out = []
     for loc in zoo_locations():
-        for m in read_index(loc)["models"]:
-            out.append((loc, m))
+        try:
+            models = read_index(loc)["models"]
+        except BundleError as exc:
+            if not re.match(r"^https?://", loc):
+                raise
+            print(f"note: skipping the zoo {loc}: {exc}", file=sys.stderr)  # an unreachable web zoo does not hide the local ones
+            continue
+        out.extend((loc, m) for m in models)
     return out
 
 
@@ -229,7 +236,7 @@ def fetch_http(base: str, name: str, version: str | None) -> Path:
     except BundleError as exc:
         cached = _cached_version(root, version)
         if cached is not None and "no network" in str(exc):
-            print(f"note: {exc}; using the cached copy {cached}")
+            print(f"note: {exc}; using the cached copy {cached}", file=sys.stderr)
             return cached
         raise
     entry = find_entry(index["models"], name, version, base)
