@@ -29,16 +29,16 @@ DREAM5 = REPO.parent / "shared" / "datasets" / "dna" / "dream5_chipseq"
 QUIET = ["--set", "train.progress_bar=false", "--set", "evaluate.plots=false", "--set", "evaluate.report=false"]
 
 
-def run(tf: str, parent: str | None, workdir: Path, extra: list[str]) -> dict[str, Any]:
+def run(tf: str, parent: str | None, workdir: Path, extra: list[str], freeze: int = 0) -> dict[str, Any]:
     """5-fold CV of one DREAM5 set, from scratch (``parent=None``) or fine-tuned from ``zoo:parent``."""
     from biodl.cli.main import main
 
-    out = workdir / f"TF_{tf}_{parent or 'scratch'}"
+    out = workdir / f"TF_{tf}_{parent or 'scratch'}_{freeze}"
     args = ["train", "--data-path", str(DREAM5 / f"TF_{tf}_CHIP_100_full_genomic.seq"), "--target-columns", "label",
             "--data-type", "sequence", "--model", "deepbind", "--cv", "5", "--threads", "1",
             "--set", "evaluate.baselines=[linear]", *QUIET, *extra, "--output-dir", str(out)]  # fmt: skip
     if parent:
-        args += ["--init-from", f"zoo:{parent}"]
+        args += ["--init-from", f"zoo:{parent}", "--freeze", str(freeze)]
     t0 = time.perf_counter()
     assert main(args) == 0, f"training failed: {args}"
     m = json.loads((out / "metrics.json").read_text())
@@ -54,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parent", default="encode-myc", help="built-in zoo model to fine-tune (default encode-myc)")
     ap.add_argument("--tfs", nargs="+", default=["23", "25", "31", "40", "44"])
+    ap.add_argument("--freeze", type=int, default=0, help="also run a fine-tuned arm with the first N layers frozen")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra config overrides for both arms")
     args = ap.parse_args()
     extra = [x for o in args.overrides for x in ("--set", o)]
@@ -62,18 +63,29 @@ def main() -> None:
         for tf in args.tfs:
             scratch = run(tf, None, Path(tmp), extra)
             tuned = run(tf, args.parent, Path(tmp), extra)
-            rows.append({"tf": f"TF_{tf}", "scratch": scratch, "fine_tuned": tuned})
+            row = {"tf": f"TF_{tf}", "scratch": scratch, "fine_tuned": tuned}
+            if args.freeze:
+                row["fine_tuned_frozen"] = run(tf, args.parent, Path(tmp), extra, freeze=args.freeze)
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     header = ["set", "scratch ROC-AUC", "fine-tuned ROC-AUC", "Δ", "k-mer LR ROC-AUC"]
+    if args.freeze:
+        header.insert(4, f"fine-tuned, first {args.freeze} layer(s) frozen")
     table = []
     for r in rows:
         s, f = r["scratch"], r["fine_tuned"]
         table.append([r["tf"], f"{s['auroc']:.3f} ± {s['auroc_std']:.3f}", f"{f['auroc']:.3f} ± {f['auroc_std']:.3f}",
                       f"{f['auroc'] - s['auroc']:+.3f}", f"{s['baseline_auroc']:.3f}"])  # fmt: skip
+        if args.freeze:
+            z = r["fine_tuned_frozen"]
+            table[-1].insert(4, f"{z['auroc']:.3f} ± {z['auroc_std']:.3f}")
     mean_s = sum(r["scratch"]["auroc"] for r in rows) / len(rows)
     mean_f = sum(r["fine_tuned"]["auroc"] for r in rows) / len(rows)
     table.append(["**mean**", f"{mean_s:.3f}", f"{mean_f:.3f}", f"{mean_f - mean_s:+.3f}", ""])
-    settings = {"parent": args.parent, "tfs": args.tfs, "overrides": args.overrides, "cv": 5, "model": "deepbind"}
+    if args.freeze:
+        table[-1].insert(4, f"{sum(r['fine_tuned_frozen']['auroc'] for r in rows) / len(rows):.3f}")
+    settings = {"parent": args.parent, "tfs": args.tfs, "overrides": args.overrides, "cv": 5, "model": "deepbind",
+                "freeze": args.freeze}  # fmt: skip
     notes = (
         "5-fold cross-validation of each TF_*_CHIP_100_full_genomic.seq (same folds for both arms); fine-tuned = "
         f"--init-from zoo:{args.parent} (head re-initialised, nothing frozen); mean ± std test ROC-AUC over the folds."
