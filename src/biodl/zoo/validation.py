@@ -42,8 +42,36 @@ def write_validation_rows(run_dir: Path, out: Path) -> Path:
     X = np.ascontiguousarray(np.asarray(data.X[rows]))
     assert data.targets is not None
     y = np.ascontiguousarray(np.asarray(data.targets.y)[rows])
-    save_file({"X": X, "y": y}, str(out))
+    arrays, meta = compact(X, y)
+    save_file(arrays, str(out), metadata=meta)
     return out
+
+
+def compact(X: np.ndarray, y: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Store 8-bit images (``v / 255`` floats) as ``uint8`` and small integer targets as ``uint8`` — only when the
+    round trip gives back exactly the same arrays (so the card's metric is reproduced bit for bit)."""
+    arrays, meta = {"X": X, "y": y}, {"X_dtype": str(X.dtype), "y_dtype": str(y.dtype)}
+    if X.dtype.kind == "f" and X.size:
+        q = np.round(X.astype(np.float64) * 255)
+        if q.min() >= 0 and q.max() <= 255:
+            u8 = q.astype(np.uint8)
+            if np.array_equal(u8.astype(X.dtype) / X.dtype.type(255), X):
+                arrays["X"], meta["X_scale"] = u8, "255"
+    if y.dtype.kind in "iub" and y.size and y.min() >= 0 and y.max() <= 255:
+        arrays["y"] = y.astype(np.uint8)
+    return arrays, meta
+
+
+def expand(arrays: dict[str, np.ndarray], meta: dict[str, str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`compact`."""
+    meta = meta or {}
+    X, y = arrays["X"], arrays["y"]
+    if meta.get("X_scale") == "255":
+        dtype = np.dtype(meta.get("X_dtype", "float32"))
+        X = X.astype(dtype) / dtype.type(255)
+    if "y_dtype" in meta:
+        y = y.astype(np.dtype(meta["y_dtype"]))
+    return X, y
 
 
 def check_validation(model_dir: str | Path, source_dir: str | Path | None = None) -> dict[str, Any]:
@@ -79,8 +107,11 @@ def _validation_rows(bundle: Any, source_dir: str | Path | None) -> tuple[Any, A
 
     f = bundle.path / VALIDATION
     if f.is_file():
-        arrays = load_file(str(f))
-        return arrays["X"], arrays["y"]
+        from safetensors import safe_open
+
+        with safe_open(str(f), framework="numpy") as fh:
+            meta = fh.metadata()
+        return expand(load_file(str(f)), meta)
     ids_file = bundle.path / VALIDATION_IDS
     if not ids_file.is_file() or source_dir is None:
         raise BundleError(f"{bundle.path}: no shipped validation rows ({VALIDATION}) and no source folder to read them from")
