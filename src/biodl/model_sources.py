@@ -154,7 +154,7 @@ def find_entry(models: list[dict[str, Any]], name: str, version: str | None, whe
 
 def all_entries() -> list[tuple[str, dict[str, Any]]]:
     """``(zoo location, entry)`` of every model in the local zoo folders (web folders in ``BIODL_ZOO_PATH`` too)."""
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for loc in zoo_locations():
         try:
             models = read_index(loc)["models"]
