@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biodl-installed
 
-.PHONY: demo test lint typecheck imports install bench clean browser-deps docs
+.PHONY: demo test lint typecheck imports install bench clean browser-deps docs zoo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/biodl demo --output-dir runs/demo
+
+# Retrain the built-in model zoo from examples/zoo/*.yaml (data in ../shared/datasets) and print each card's
+# validation metric next to the shipped one (docs/zoo.md). Hours of CPU: run it on purpose.
+zoo: $(STAMP)
+	$(BIN)/biodl zoo build examples/zoo/*.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

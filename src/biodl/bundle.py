@@ -33,6 +33,7 @@ from biodl.data import DATA_TYPES, Modality
 from biodl.data.normalise import TargetScaler
 from biodl.errors import BundleError
 from biodl.io_utils import atomic_write_bytes, atomic_write_text
+from biodl.model_sources import resolve_model_path
 from biodl.models import BiodlModel, build_model
 
 FORMAT = "biodl-bundle"
@@ -126,8 +127,9 @@ class Bundle:
 
 
 def resolve_bundle_dir(path: str | Path) -> Path:
-    """Accept a run directory (containing ``model/``) or the ``model/`` directory itself."""
-    p = Path(path)
+    """Accept a run directory (containing ``model/``), the ``model/`` directory itself, or a model name
+    (``zoo:NAME[@VERSION]``, ``hf://OWNER/REPO[@REVISION]``, ``http(s)://BASE/NAME``; see :mod:`biodl.model_sources`)."""
+    p = resolve_model_path(path)
     if not p.exists():
         raise BundleError(f"model path not found: {p}")
     if (p / "model" / META).is_file():
@@ -168,7 +170,8 @@ def load(path: str | Path) -> Bundle:
     Parameters
     ----------
     path
-        A run directory or its ``model/`` folder.
+        A run directory or its ``model/`` folder, or a model name: ``zoo:NAME[@VERSION]``,
+        ``hf://OWNER/REPO[@REVISION]`` or ``http(s)://BASE/NAME`` (fetched into the cache and verified first).
     """
     directory = resolve_bundle_dir(path)
     _check_no_pickles(directory)

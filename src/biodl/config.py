@@ -494,6 +494,15 @@ class TrainConfig(_Section):
     threads: int | None = Field(
         default=None, ge=1, description="CPU threads of PyTorch during the run (null: PyTorch's default, one per core)"
     )
+    init_from: str | None = Field(
+        default=None,
+        description="fine-tune: start from the weights of a model (zoo:NAME[@VERSION], hf://OWNER/REPO, http(s)://..., "
+        "a bundle or a run directory); tensors whose names and shapes match are loaded, a head whose labels differ is "
+        "re-initialised, and the parent is recorded in the model card",
+    )
+    freeze_layers: int = Field(
+        default=0, ge=0, description="with init_from: freeze the first N parameterised layers (0: fine-tune everything)"
+    )
     checkpoint_every_n_steps: int | None = Field(
         default=None, ge=1, description="also checkpoint every N optimiser steps (null: at epoch ends only)"
     )
@@ -547,6 +556,25 @@ class EvaluateConfig(_Section):
     )
 
 
+class CardConfig(_Section):
+    """What the model card (``model/README.md``) says beyond what the run measures (all optional)."""
+
+    name: str | None = Field(default=None, description="model name in a zoo (null: the run directory's name)")
+    description: str | None = Field(default=None, description="one sentence: what the model predicts")
+    license: str | None = Field(default=None, description="licence of the weights (SPDX id, e.g. cc-by-4.0, mit)")
+    datasets: list[str] = Field(default_factory=list, description="names of the training data sets")
+    data_license: str | None = Field(default=None, description="licence / terms of the training data")
+    tags: list[str] = Field(default_factory=list, description="extra tags of the card's front matter")
+    intended_use: str | None = Field(default=None, description="what the model is for (null: a sentence from the task)")
+    limitations: list[str] = Field(default_factory=list, description="known limitations, one per item")
+    citation: str | None = Field(default=None, description="how to cite the data / method")
+    validation_rows: bool = Field(
+        default=False,
+        description="biodl zoo push/build: ship the validation split's inputs with the model (only when the data's "
+        "licence allows redistribution), so anyone can check the card's validation metric",
+    )
+
+
 class ExperimentConfig(_Section):
     """A whole experiment."""
 
@@ -555,6 +583,7 @@ class ExperimentConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    card: CardConfig = Field(default_factory=CardConfig, description="model card texts (model/README.md)")
 
     @model_validator(mode="after")
     def _resolve_model(self) -> ExperimentConfig:

@@ -74,7 +74,7 @@ def test_yaml_roundtrip_and_python_api(tmp_path: Path) -> None:
     assert again.to_dict()["model"] == cfg.to_dict()["model"]
     # the resolved dump names every default, so a saved config is complete
     dumped = yaml.safe_load(cfg.to_yaml())
-    assert set(dumped) == {"data", "model", "train", "evaluate", "tune"}
+    assert set(dumped) == {"data", "model", "train", "evaluate", "tune", "card"}
     assert "hidden_sizes" in dumped["model"]
 
 

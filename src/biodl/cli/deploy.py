@@ -51,7 +51,7 @@ def add_parsers(sub: Any) -> None:
         description="Export a saved model (network + task head) to ONNX or TorchScript. The preprocessing and the "
         "parity report are written next to the file as FILE.json.",
     )
-    ex.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    ex.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
     ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="export format (default onnx)")
     ex.add_argument("--output", required=True, help="file to write, e.g. model.onnx")
     ex.add_argument("--parity-rows", type=int, default=256, help="rows for the parity check (default 256)")
@@ -64,7 +64,7 @@ def add_parsers(sub: Any) -> None:
         help="serve a saved model over HTTP (REST API + web page)",
         description="Serve a saved model: GET / (web page), /health, /model, /openapi.json; POST /predict, /explain.",
     )
-    sv.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    sv.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     add_engine_flag(sv)
@@ -130,7 +130,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
-    name = Path(args.model_path).resolve().name
+    from biodl.model_sources import is_model_name
+
+    name = str(args.model_path) if is_model_name(args.model_path) else Path(args.model_path).resolve().name
     print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
     print(f"serving {name} on {url_of(sock)} (web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
     run(app, sock, log_level=args.log_level)

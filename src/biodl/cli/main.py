@@ -41,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(tr, "model and training", TRAIN_FLAGS)
 
     ev = sub.add_parser("evaluate", help="metrics of a saved model on a labelled file")
-    ev.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    ev.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
     ev.add_argument("--output", help="write the metrics as JSON here")
     _add_flags(ev, "data (default: as the model was trained)", DATA_FLAGS)
 
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
-    pr.add_argument("--model-path", required=True, help="run directory or its model/ folder")
+    pr.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
     pr.add_argument(
         "--output",
         required=True,
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from biodl.cli import explain as explain_cli
 
     explain_cli.add_parsers(sub)
+    from biodl.cli import zoo as zoo_cli
+
+    zoo_cli.add_parser(sub)
     return parser
 
 
@@ -226,6 +229,15 @@ def _explain_commands() -> dict[str, Any]:
 
 
 COMMANDS.update(_explain_commands())
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from biodl.cli.zoo import cmd_zoo as run
+
+    return run(args)
+
+
+COMMANDS["zoo"] = cmd_zoo
 
 
 def main(argv: Sequence[str] | None = None) -> int:

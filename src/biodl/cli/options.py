@@ -220,6 +220,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--num-nodes", "train.num_nodes", "number of nodes", type=int),
     Flag("--num-workers", "train.num_workers", "data-loader worker processes", type=int),
     Flag("--threads", "train.threads", "CPU threads of PyTorch (default: one per core)", type=int),
+    Flag("--init-from", "train.init_from", "fine-tune from a model: zoo:NAME, hf://OWNER/REPO, URL, bundle or run dir"),
+    Flag("--freeze", "train.freeze_layers", "with --init-from: freeze the first N layers", type=int),
     Flag("--logger", "train.logger", "experiment tracker", choices=("tensorboard", "csv", "mlflow", "wandb")),
 )
 

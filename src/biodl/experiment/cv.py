@@ -40,6 +40,10 @@ def write_cv_summary(cfg: ExperimentConfig, results: list[RunResult], out: Path)
         summary["cv"]["model_from_fold"] = results.index(best)
         write_model_artifacts(best.bundle.model, out, best.bundle.target_names, plots=cfg.evaluate.plots)
     atomic_write_text(out / "metrics.json", json.dumps(to_jsonable(summary), indent=1, allow_nan=False))
+    if best.bundle is not None:
+        from biodl.model_card import write_card
+
+        write_card(out)
     from biodl.experiment.reporting import print_metrics_table
 
     print_metrics_table(summary, title=f"{len(results)}-fold cross-validation (mean)")

@@ -239,3 +239,22 @@ def write_transfer_report(model: Any, out: Path) -> dict[str, Any] | None:
         atomic_write_text(out / "transfer.json", json.dumps(rep, indent=1, default=str))
         print("\n".join(lines) + f" (details in {out / 'transfer.json'})")
     return rep
+
+
+def write_parent_report(model: Any, cfg: Any, targets: Any, out: Path) -> dict[str, Any]:
+    """Fine-tuning (``train.init_from``): load the parent's matching weights into ``model``, freeze layers, print
+    a summary and record the parent under ``parent`` in ``transfer.json`` (read by the model card)."""
+    from biodl.training.fit import is_rank_zero
+    from biodl.training.init_from import init_from
+
+    rep = init_from(model, str(cfg.train.init_from), target_names=targets.names, classes=targets.classes,
+                    freeze_layers=cfg.train.freeze_layers)  # fmt: skip
+    if is_rank_zero():
+        f = out / "transfer.json"
+        old = json.loads(f.read_text()) if f.is_file() else {}
+        atomic_write_text(f, json.dumps({**old, "parent": rep}, indent=1, default=str))
+        head = f"; head re-initialised ({len(rep['reinitialised'])} tensors: labels differ)" if rep["reinitialised"] else ""
+        print(f"fine-tuning from {rep['source']}: loaded {rep['loaded']} tensor(s), skipped {len(rep['skipped'])} "
+              f"(shape mismatch){head}; frozen {rep['frozen_layers']} layer(s); trainable {rep['trainable_parameters']:,} "
+              f"parameter(s) (details in {f})")  # fmt: skip
+    return rep

@@ -13,7 +13,7 @@ from biodl.bundle import Bundle
 from biodl.config import ExperimentConfig
 from biodl.data.splits import Split
 from biodl.errors import DataError
-from biodl.experiment.reporting import write_transfer_report
+from biodl.experiment.reporting import write_parent_report, write_transfer_report
 from biodl.experiment.results import Inputs, Prepared, Trained
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import to_jsonable
@@ -51,6 +51,8 @@ def train_network(
     modality.configure_model(model)
     if is_rank_zero():
         write_transfer_report(model, out)  # what pretrained weights were loaded / skipped, what is frozen
+    if cfg.train.init_from:
+        write_parent_report(model, cfg, targets, out)
     # what the training loop fits: the model on the targets, or (two-step models) a part of it on latent targets
     net, net_kind = model, targets.kind
     two_step = bool(getattr(model, "two_step", False))

@@ -48,6 +48,12 @@ def write_run(
         metrics=metrics,
         extra_figures=extra_figures,
     )
+    from biodl.model_card import write_card
+
+    try:
+        write_card(out)  # model/README.md, after config.yaml and metrics.json exist
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a card never costs the trained model
+        print(f"warning: model card not written ({type(exc).__name__}: {exc}); biodl zoo push writes it later")
     return RunResult(out, metrics, trained.history, findings, trained.bundle)
 
 

@@ -141,9 +141,14 @@ def model_card(
     bundle: Bundle, *, engine: dict[str, Any] | None = None, example: Any = None, limits: dict[str, int] | None = None
 ) -> dict[str, Any]:
     """The ``GET /model`` document: task, model, inputs, labels, metrics, versions."""
+    from biodl.model_card import read_card
+
     meta = bundle.meta
     spec = meta.get("model", {})
     name = bundle.path.parent.name if bundle.path is not None and bundle.path.name == "model" else spec.get("name")
+    card = read_card(bundle.path) if bundle.path is not None else None
+    if card is not None:  # the model card (model/README.md): its zoo name, front matter and Markdown
+        name = (card["front_matter"].get("biodl") or {}).get("name") or name
     return {
         "name": str(name),
         "task": meta.get("task"),
@@ -165,4 +170,5 @@ def model_card(
         },
         "engine": engine,
         "limits": limits or {},
+        "card": card,
     }
