@@ -33,7 +33,7 @@ def test_train_on_real_chains(subset: Path, tmp_path: Path) -> None:
         evaluate={"report": False, "plots": False},
     )  # fmt: skip
     assert exp.config.model.name == "dilated-cnn" and exp.config.data.task == "classification"
-    assert exp.config.train.batch_size == 32  # the per-position defaults
+    assert (exp.config.train.batch_size, exp.config.train.lr) == (8, 2e-3)  # the per-position defaults
     res = exp.fit(tmp_path / "run")
     frame = pd.read_csv(subset, sep="\t", dtype={"resolved": str})
     val = frame[frame.validation].reset_index(drop=True)

@@ -191,3 +191,27 @@ def test_families_shapes_and_padding_invariance(name: str, per_position: bool) -
     else:
         assert out.shape == (3, 3)
         torch.testing.assert_close(out[2:3], alone, atol=1e-4, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- defaults of the contract command
+def test_contract_command_resolves_the_chosen_per_position_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from biodl.cli.main import main
+
+    argv = ["train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", "train.tsv",
+            "--sequence-column", "seq", "--target-columns", "sst3", "--per-position", "--mask-column", "resolved",
+            "--val-column", "validation", "--task", "classification", "--output-dir", "RUN", "--print-config"]  # fmt: skip
+    assert main(argv) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    model, train = cfg["model"], cfg["train"]
+    assert model["name"] == "dilated-cnn" and model["per_position"] is True
+    assert (model["channels"], model["blocks"], model["width"]) == (64, 8, 5)
+    # chosen on the NetSurfP-2.0 validation chains (docs/protein.md): 8 sequences per step at Adam lr 2e-3
+    assert (train["batch_size"], train["lr"], train["optimizer"]) == (8, 2e-3, "adam")
+    assert (train["max_epochs"], train["patience"], train["lr_patience"]) == (15, 3, 1)
+    assert cfg["evaluate"]["baselines"] == ["window_logistic"]
+    # a user's own setting wins over the recommendation
+    assert main([*argv, "--batch-size", "16", "--lr", "0.01"]) == 0
+    train = yaml.safe_load(capsys.readouterr().out)["train"]
+    assert (train["batch_size"], train["lr"]) == (16, 0.01)
