@@ -2,9 +2,10 @@
 
 The 20 labelled 512×512 slices of ``../shared/datasets/images/isbi2012_em/train`` (a consecutive
 part of the ISBI stack) are split by depth: slices 0–13 train both networks (the 2-D U-Net as 14
-images, the 3-D U-Net as one 14-slice stack), slices 14–19 are held out (one 6-slice stack / 6 images). Neither network sees a held-out
-slice or a validation split (fixed epochs). Scored on the held-out slices: pixel F1 of the membrane
-class (label 0) and of the cell class (label 255), and their mean.
+images, the 3-D U-Net as one 14-slice stack), slices 14–19 are held out (one 6-slice stack / 6
+images). Neither network sees a held-out slice or a validation split (fixed epochs). Scored on the
+held-out slices: pixel F1 of the membrane class (label 0) and of the cell class (label 255), and
+their mean.
 
     nice python benchmarks/isbi_unet3d.py --epochs 20 --threads 1
 
@@ -20,9 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from _common import write_results
+from PIL import Image
 
 ISBI = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "images" / "isbi2012_em" / "train"
 
@@ -75,7 +75,8 @@ def run_2d(root: Path, epochs: int, threads: int) -> tuple[np.ndarray, float]:
     ).fit(root / "run2d")  # fmt: skip
     secs = time.time() - t0
     out = root / "p2d.csv"
-    assert main(["predict", "--model-path", str(root / "run2d"), "--data-path", str(root / "img2d" / "test"), "--output", str(out)]) == 0
+    test = str(root / "img2d" / "test")
+    assert main(["predict", "--model-path", str(root / "run2d"), "--data-path", test, "--output", str(out)]) == 0
     masks = sorted((root / "p2d_masks").iterdir())
     return np.stack([np.asarray(Image.open(p)) > 127 for p in masks]), secs
 
@@ -98,7 +99,8 @@ def run_3d(root: Path, epochs: int, threads: int) -> tuple[np.ndarray, float]:
     ).fit(root / "run3d")  # fmt: skip
     secs = time.time() - t0
     out = root / "p3d.csv"
-    assert main(["predict", "--model-path", str(root / "run3d"), "--data-path", str(root / "img3d" / "test"), "--output", str(out)]) == 0
+    test = str(root / "img3d" / "test")
+    assert main(["predict", "--model-path", str(root / "run3d"), "--data-path", test, "--output", str(out)]) == 0
     return tifffile.imread(root / "p3d_masks" / "test.tif") > 127, secs
 
 
