@@ -214,7 +214,13 @@ class BagOptions(_Section):
     instances: Literal["auto", "tabular", "image"] = Field(
         default="auto", description="what one instance is: a table row, or an image tile (auto: image for folders/NPZ)"
     )
-    tile_size: int = Field(default=32, ge=4, description="image bags: side of the square tiles cut on a grid")
+    crops: Literal["grid", "objects"] = Field(
+        default="grid",
+        description="image bags: grid = square tiles on a grid; objects = one tile_size crop centred on each "
+        "foreground object (cells, nuclei: connected components of the Otsu foreground)",
+    )
+    min_object_area: int = Field(default=20, ge=1, description="image bags, crops=objects: smaller objects are skipped (counted)")
+    tile_size: int = Field(default=32, ge=4, description="image bags: side of the square tiles (or object crops)")
     tile_stride: int | None = Field(default=None, ge=1, description="image bags: grid step (null = tile_size, no overlap)")
     foreground: float | None = Field(
         default=None,

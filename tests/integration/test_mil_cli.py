@@ -113,6 +113,9 @@ def test_serve_predicts_bags_of_different_sizes(server: Server, run_dir: Path, m
     res = httpx.post(f"{server.url}/predict", json=body, timeout=60)
     assert res.status_code == 200, res.text
     got = np.array([p["probabilities"]["1"] for p in res.json()["predictions"]])
+    for p, bag in zip(res.json()["predictions"], bags, strict=True):  # a weight per instance, summing to 1
+        assert p["instances"] == [str(k + 1) for k in range(len(bag))]
+        assert len(p["instance_weights"]) == len(bag) and sum(p["instance_weights"]) == pytest.approx(1.0, abs=1e-5)
     bundle = load(run_dir)
     from biodl.data.bags import pack_bags
 

@@ -131,6 +131,12 @@ BAG_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--bag-tile-size", "data.bags.tile_size", "image bags: tile side in pixels", type=int),
     Flag("--bag-foreground", "data.bags.foreground", "image bags: minimum foreground fraction of a kept tile", type=float),
+    Flag(
+        "--bag-crops",
+        "data.bags.crops",
+        "image bags: tiles on a grid, or one crop per foreground object (cells, nuclei)",
+        choices=("grid", "objects"),
+    ),
 )
 
 VOLUME_FLAGS: tuple[Flag, ...] = (

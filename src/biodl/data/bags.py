@@ -88,7 +88,7 @@ class BagModality(Modality):
     """Bags of table rows or image tiles with one label per bag (multiple-instance learning)."""
 
     name: ClassVar[str] = "bags"
-    input_hint: ClassVar[str] = "a bag: a list of instance feature rows, or {\"instances\": [...]}"
+    input_hint: ClassVar[str] = 'a bag: a list of instance feature rows, or {"instances": [...]}'
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -234,9 +234,11 @@ class BagModality(Modality):
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """Bags given as lists of instances (each a list of feature values in training column order or
-        a ``{column: value}`` object), or ``{"instances": [...]}`` objects; table bags only."""
+        a ``{column: value}`` object), or ``{"instances": [...]}`` objects; image bags: one image per
+        input (base64 PNG/JPEG/TIFF text, ``{"image": ...}``, or nested pixel lists), cut into instances
+        as in training. ``instance_names`` then holds each bag's instance names (tile corners ``y,x``)."""
         if self.kind == "image":
-            raise DataError("image bags are predicted from files (biodl predict), not from request records")
+            return self._parse_images(inputs)
         bags = []
         for i, rec in enumerate(inputs):
             if isinstance(rec, dict):
@@ -248,6 +250,22 @@ class BagModality(Modality):
             except DataError as exc:
                 raise DataError(f"input {i}: {str(exc).replace('input ', 'instance ', 1)}") from None
         self.instance_names = [[str(k + 1) for k in range(len(b))] for b in bags]
+        return pack_bags(bags)
+
+    def _parse_images(self, inputs: list[Any]) -> np.ndarray:
+        from biodl.data.bag_images import cut_instances
+
+        bags, names, positions = [], [], []
+        for i, rec in enumerate(inputs):
+            try:
+                img = self.image.parse_inputs([rec])[0]
+            except DataError as exc:
+                raise DataError(str(exc).replace("input 0", f"input {i}", 1)) from None
+            tiles, pos, _ = cut_instances(np.asarray(img, dtype=np.float32), self.opts, f"input {i}")
+            bags.append(tiles)
+            positions.append(pos)
+            names.append([f"{int(y)},{int(x)}" for y, x in pos])
+        self.instance_names, self.positions = names, positions
         return pack_bags(bags)
 
     # ------------------------------------------------------------ preprocessing

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -131,7 +132,27 @@ def create_app(
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
 
+    bag_lock = threading.Lock()  # bags: instance names live on the data type between parse and read-back
+    bags = callable(getattr(bundle.model, "instance_outputs", None))
+
     def model_inputs(records: list[Any]) -> np.ndarray:
+        X, _ = bag_inputs(records) if bags else (inputs(records), None)
+        return X
+
+    def bag_inputs(records: list[Any]) -> tuple[np.ndarray, list[list[str]]]:
+        with bag_lock:
+            X = inputs(records)
+            return X, [list(n) for n in getattr(modality, "instance_names", [])]
+
+    def instance_weights(X: np.ndarray) -> np.ndarray:
+        from biodl.data.bag_figures import instance_weights as weights
+
+        with bag_lock:  # the torch model, outside the batcher (weights are not an engine output)
+            out = weights(bundle.model, X)
+        assert out is not None
+        return out[0]
+
+    def inputs(records: list[Any]) -> np.ndarray:
         try:
             raw = modality.parse_inputs(records)
             return np.asarray(modality.transform(raw))
@@ -171,6 +192,14 @@ def create_app(
         """Predictions for a batch of inputs."""
         if len(body.inputs) > max_batch:
             raise RequestError(413, f"too many inputs: {len(body.inputs)} > {max_batch} per request")
+        if bags:  # multiple-instance models: the bag prediction and a weight per instance
+            X, names = await run_in_threadpool(bag_inputs, list(body.inputs))
+            out = await run_model(X)
+            weights = await run_in_threadpool(instance_weights, X)
+            records = prediction_records(bundle, out)
+            for rec, n, w in zip(records, names, weights, strict=True):
+                rec.update(instances=n, instance_weights=[float(v) for v in w[: len(n)]])
+            return PredictResponse(predictions=[Prediction(**r) for r in records])
         X = await run_in_threadpool(model_inputs, list(body.inputs))
         out = await run_model(X)
         if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop

@@ -51,6 +51,13 @@ class Prediction(BaseModel):
         default=None,
         description="segmentation, when requested: class → probability map as an 8-bit grey PNG (pixel = round(255 · p))",
     )
+    instances: list[str] | None = Field(
+        default=None,
+        description="multiple-instance models: the bag's instances (image bags: tile/crop corners 'y,x'; tables: 1, 2, ...)",
+    )
+    instance_weights: list[float] | None = Field(
+        default=None, description="multiple-instance models: each instance's weight in the bag prediction (pooling share)"
+    )
 
 
 class PredictResponse(BaseModel):
