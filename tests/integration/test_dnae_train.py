@@ -53,7 +53,7 @@ def test_cli_dnae_run_writes_the_contract_and_the_hierarchy(yeast_run: Path) -> 
     assert (yeast_run / "figures" / "label_hierarchy.png").exists()
     assert json.loads((yeast_run / "label_encoder.json").read_text())["history"]["loss"]
     files = sorted(p.name for p in (yeast_run / "model").iterdir())
-    assert files == ["bundle.json", "preprocessing.safetensors", "weights.safetensors"]  # no pickles
+    assert files == ["README.md", "bundle.json", "preprocessing.safetensors", "weights.safetensors"]  # card; no pickles
     bundle = load(yeast_run)
     assert bundle.meta["model"]["name"] == "dnae" and bundle.meta["task"] == "multilabel"
 
@@ -109,7 +109,8 @@ def test_pretrain_switch_on_pbmc_keeps_the_result_contract(tmp_path: Path) -> No
                "--set", "model.hidden_sizes=[64,16]", "--set", "evaluate.baselines=[linear]", *QUIET])  # fmt: skip
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == CONTRACT and metrics["test"]["accuracy"] > 0.2
+    assert CONTRACT <= set(metrics) and metrics["test"]["accuracy"] > 0.2
+    assert set(metrics) - CONTRACT <= {"network_beats_baseline", "baseline_margin", "baseline_comparison"}
     pre = json.loads((out / "pretrain.json").read_text())
     assert pre["method"] == "autoencoder" and [(p["in"], p["out"]) for p in pre["layers"]] == [(765, 64), (64, 16)]
     assert all(p["loss"][-1] < p["loss"][0] for p in pre["layers"])
