@@ -38,7 +38,12 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     if cfg.data.type == "volume" and cfg.data.task is None and cfg.data.image.mask_dir:
         cfg.data.task = "segmentation"
     per_position = cfg.data.per_position
-    default_auto = cfg.model.name is None and bool(DATA_TYPES[cfg.data.type].portfolio)
+    data_type = DATA_TYPES[cfg.data.type]
+    auto_tasks = data_type.auto_tasks
+    default_auto = (
+        cfg.model.name is None and bool(data_type.portfolio) and not cfg.model.params()  # a model section: its network
+        and (auto_tasks is None or cfg.data.task in auto_tasks)
+    )  # fmt: skip
     if cfg.model.name == AUTO or (default_auto and not per_position and cfg.data.task != "reconstruction"):
         _resolve_auto(cfg)
         return
