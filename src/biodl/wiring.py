@@ -134,6 +134,7 @@ def _resolve_auto(cfg: ExperimentConfig) -> None:
     if cfg.train.ensemble_size > 1:
         raise ConfigError("model.name: auto chooses ensembles itself; leave train.ensemble_size at 1")
     object.__setattr__(cfg, "model", ModelConfig(name=AUTO))
+    cfg._apply_model_defaults(AUTO, getattr(DATA_TYPES[cfg.data.type], "auto_settings", {}))
     if cfg.data.type == "molecule" and not cfg.data.molecule.featurizer:
         from biodl.data.molecule.featurizers import default_featurizer
         from biodl.models import MODELS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,7 +49,13 @@ class Tabular(Modality):
         },
         {"name": "mlp", "hidden_sizes": [], "batch_norm": False, "train": {"weight_decay": 1e-3, "lr": 0.01}},
         {"name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "train": {"weight_decay": 1e-3}},
+        {
+            "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "tasks": ["classification"],
+            "train": {"weight_decay": 1e-3, "ensemble_size": 5},
+        },
     )  # fmt: skip
+    #: Settings (dotted config keys) that ``model.name: auto`` applies to keys the experiment leaves unset.
+    auto_settings: ClassVar[Mapping[str, object]] = {}
     #: Tasks whose default model (``model.name`` unset) is ``auto``; the others train the default network.
     auto_tasks: ClassVar[tuple[str, ...]] = ("classification", "multilabel")
 
