@@ -10,7 +10,6 @@ which keeps ``import biodl`` fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from biodl.errors import ConfigError
@@ -52,8 +51,6 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         else default_model_name(cfg.data.type, "positions" if per_position else cfg.data.task)
     )  # fmt: skip
     spec = MODELS[name]
-    if cfg.model.name is None and not cfg.model.params():  # plain `biodl train`: the data type's recipe
-        cfg._apply_model_defaults(name, _data_type_recipe(cfg, name, DATA_TYPES[cfg.data.type], per_position))
     cfg._apply_model_defaults(name, spec.config_defaults)
     if per_position:
         _check_per_position(cfg, name, spec, MODELS)
@@ -106,19 +103,6 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
                 f"evaluate.select_threshold applies to binary segmentation, not {cfg.data.task or 'this task'}"
             )
         check_task_metrics([cfg.evaluate.select_threshold], "segmentation")
-
-
-def _data_type_recipe(cfg: ExperimentConfig, name: str, data_type: Any, per_position: bool) -> Mapping[str, object]:
-    """The data type's recommended settings for its default model on ``cfg.data.task`` (``recipes``, chosen by
-    cross-validation, docs/defaults-tables.md) when the experiment names no model; keys the user set win, and
-    they apply before the model's own."""
-    from biodl.models import default_model_name
-
-    recipes: Mapping[str, Mapping[str, object]] = getattr(data_type, "recipes", {})
-    task = cfg.data.task
-    if per_position or task is None or task not in recipes or name != default_model_name(cfg.data.type, task):
-        return {}
-    return recipes[task]
 
 
 def _resolve_auto(cfg: ExperimentConfig) -> None:

@@ -47,7 +47,7 @@ class Tabular(Modality):
             "name": "mlp", "hidden_sizes": [256], "dropout": 0.5, "tasks": ["multilabel"],
             "train": {"ensemble_size": 5, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 200, "patience": 15},
         },
-        {"name": "mlp", "hidden_sizes": [], "batch_norm": False, "train": {"weight_decay": 1e-3, "lr": 0.01}},
+        {"name": "mlp", "hidden_sizes": [], "batch_norm": False, "train": {"weight_decay": 1e-2, "lr": 0.01, "patience": 30}},
         {"name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "train": {"weight_decay": 1e-3}},
         {
             "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "tasks": ["classification"],
