@@ -46,3 +46,13 @@ def test_candidates_resolve_and_user_train_settings_win() -> None:
     assert first.train.max_epochs == 3  # the user's --max-epochs wins over the candidate's 200
     linear = candidate_config(_tabular("classification"), _candidate("classification", 0))
     assert linear.model.params()["hidden_sizes"] == [] and linear.train.weight_decay > 0
+
+
+def test_tune_on_a_plain_table_searches_the_default_network() -> None:
+    from biodl.cli.main import build_parser
+    from biodl.cli.tune import tune_config
+
+    base = ["tune", "--data-path", "t.csv", "--task", "classification", "--target-columns", "y", "--output-dir", "o"]
+    assert tune_config(build_parser().parse_args(base)).model.name == "mlp"  # auto has no settings to search
+    named = tune_config(build_parser().parse_args([*base, "--model", "auto"]))
+    assert named.model.name == AUTO  # asked for explicitly: kept
