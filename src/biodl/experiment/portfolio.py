@@ -4,7 +4,10 @@ The candidates are the data type's ``portfolio`` (:attr:`biodl.data.base.Modalit
 sections, each optionally with its own ``train`` and ``data`` settings merged over the run's. They are trained
 one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
 the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
-ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at.
+ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. When the mean of the
+candidates' validation predictions (all that read the run's own inputs, or the best two) scores better than
+the best single candidate, the average is the run's model instead: one bundle holding the candidates as a
+blend (:meth:`biodl.models.ensemble.Ensemble.blend`), recorded as an ``averaged`` entry.
 
 ``train.time_budget`` seconds are shared by all candidates: a candidate still training when they are spent
 stops after its current epoch (ensembles train no further member) and keeps its best weights so far; later
