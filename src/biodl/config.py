@@ -53,6 +53,12 @@ class NormalizeConfig(_Section):
     center: bool = Field(default=True, description="subtract the training mean of each feature")
     scale: bool = Field(default=True, description="divide by the training standard deviation of each feature")
     whiten: Literal["none", "pca", "zca"] = Field(default="none", description="decorrelate the features (PCA or ZCA whitening)")
+    clip: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="clip standardised features to ±clip training standard deviations, and zero features without "
+        "training variance (robust to extreme held-out values); null = no clipping",
+    )
 
 
 class SequenceOptions(_Section):

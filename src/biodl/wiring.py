@@ -10,7 +10,6 @@ which keeps ``import biodl`` fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from biodl.errors import ConfigError
@@ -38,7 +37,12 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     if cfg.data.type == "volume" and cfg.data.task is None and cfg.data.image.mask_dir:
         cfg.data.task = "segmentation"
     per_position = cfg.data.per_position
-    default_auto = cfg.model.name is None and bool(DATA_TYPES[cfg.data.type].portfolio)
+    data_type = DATA_TYPES[cfg.data.type]
+    auto_tasks = data_type.auto_tasks
+    default_auto = (
+        cfg.model.name is None and bool(data_type.portfolio) and not cfg.model.params()  # a model section: its network
+        and (auto_tasks is None or cfg.data.task in auto_tasks)
+    )  # fmt: skip
     if cfg.model.name == AUTO or (default_auto and not per_position and cfg.data.task != "reconstruction"):
         _resolve_auto(cfg)
         return
@@ -47,8 +51,6 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         else default_model_name(cfg.data.type, "positions" if per_position else cfg.data.task)
     )  # fmt: skip
     spec = MODELS[name]
-    if cfg.model.name is None and not cfg.model.params():  # plain `biodl train`: the data type's recipe
-        cfg._apply_model_defaults(name, _data_type_recipe(cfg, name, DATA_TYPES[cfg.data.type], per_position))
     cfg._apply_model_defaults(name, spec.config_defaults)
     if per_position:
         _check_per_position(cfg, name, spec, MODELS)
@@ -103,19 +105,6 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         check_task_metrics([cfg.evaluate.select_threshold], "segmentation")
 
 
-def _data_type_recipe(cfg: ExperimentConfig, name: str, data_type: Any, per_position: bool) -> Mapping[str, object]:
-    """The data type's recommended settings for its default model on ``cfg.data.task`` (``recipes``, chosen by
-    cross-validation, docs/defaults-tables.md) when the experiment names no model; keys the user set win, and
-    they apply before the model's own."""
-    from biodl.models import default_model_name
-
-    recipes: Mapping[str, Mapping[str, object]] = getattr(data_type, "recipes", {})
-    task = cfg.data.task
-    if per_position or task is None or task not in recipes or name != default_model_name(cfg.data.type, task):
-        return {}
-    return recipes[task]
-
-
 def _resolve_auto(cfg: ExperimentConfig) -> None:
     """``model.name: auto``: the data type's portfolio (checked here by resolving every candidate's config)."""
     from biodl.config import AUTO, ModelConfig
@@ -129,6 +118,7 @@ def _resolve_auto(cfg: ExperimentConfig) -> None:
     if cfg.train.ensemble_size > 1:
         raise ConfigError("model.name: auto chooses ensembles itself; leave train.ensemble_size at 1")
     object.__setattr__(cfg, "model", ModelConfig(name=AUTO))
+    cfg._apply_model_defaults(AUTO, getattr(DATA_TYPES[cfg.data.type], "auto_settings", {}))
     if cfg.data.type == "molecule" and not cfg.data.molecule.featurizer:
         from biodl.data.molecule.featurizers import default_featurizer
         from biodl.models import MODELS

@@ -17,7 +17,7 @@ BIODL = str(Path(sys.executable).parent / "biodl")
 def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     args = [
-        BIODL, "train", "--data-path", str(PBMC), "--task", "classification", "--target-columns", "bulk_labels",
+        BIODL, "train", "--data-path", str(PBMC), "--task", "classification", "--target-columns", "bulk_labels", "--model", "mlp",
         "--output-dir", str(out), "--max-epochs", "3", "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
         "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[linear]", "--set", "train.early_stopping=false",
     ]  # fmt: skip

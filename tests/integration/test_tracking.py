@@ -63,7 +63,7 @@ def test_tracking_uri_from_the_environment_and_tune_trials_in_one_experiment(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.resolve().as_uri())
     data = _data(small_csv)
     args = [
-        "tune", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono",
+        "tune", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono", "--model", "mlp",
         "--feature-columns", *data["feature_columns"], "--output-dir", str(tmp_path / "tune"), "--max-epochs", "2",
         "--n-trials", "2", "--sampler", "random", "--pruner", "none", "--study-name", "mono", "--logger", "mlflow",
         "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[]", "--set", "evaluate.plots=false",

@@ -26,7 +26,7 @@ def _genes(small_csv: Path, n: int = 10) -> list[str]:
 
 def _tune_args(small_csv: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "tune", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono",
+        "tune", "--data-path", str(small_csv), "--task", "classification", "--target-columns", "is_mono", "--model", "mlp",
         "--feature-columns", *_genes(small_csv), "--output-dir", str(out), "--max-epochs", "2",
         "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[]", *extra,
     ]  # fmt: skip
@@ -87,6 +87,7 @@ def test_pruning_stops_a_bad_trial_early(small_csv: Path, tmp_path: Path) -> Non
                 "target_columns": ["is_mono"],
                 "feature_columns": _genes(small_csv),
             },
+            "model": {"name": "mlp"},
             "train": {"max_epochs": 6, "early_stopping": False, "progress_bar": False},
             "evaluate": {"baselines": [], "plots": False, "report": False},
             "tune": {

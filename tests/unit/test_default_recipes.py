@@ -1,9 +1,13 @@
-"""The data types' default recipes (chosen by cross-validation, docs/defaults-tables.md) reach plain ``biodl train``."""
+"""Plain ``biodl train`` on a table: ``model.name: auto`` (the tabular portfolio, docs/defaults-tables.md) for
+classification and multi-label tasks; the default network elsewhere and whenever a model section is written."""
 
 from __future__ import annotations
 
-from biodl.config import ExperimentConfig
+from typing import Any
+
+from biodl.config import AUTO, ExperimentConfig
 from biodl.data.tabular import Tabular
+from biodl.experiment.portfolio import candidate_config
 
 
 def _tabular(task: str, **sections: dict[str, object]) -> ExperimentConfig:
@@ -11,29 +15,44 @@ def _tabular(task: str, **sections: dict[str, object]) -> ExperimentConfig:
     return ExperimentConfig.from_dict(raw)
 
 
-def test_multilabel_tables_get_the_cross_validated_recipe() -> None:
-    cfg = _tabular("multilabel")
-    recipe = Tabular.recipes["multilabel"]
-    assert cfg.model.name == "mlp"
-    assert cfg.model.params()["hidden_sizes"] == recipe["model.hidden_sizes"]
-    assert cfg.train.weight_decay == recipe["train.weight_decay"] and cfg.train.weight_decay > 0
-    assert cfg.train.batch_size == recipe["train.batch_size"] and cfg.train.ensemble_size == 1
-    # the resolved config re-validates to itself
-    assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+def test_plain_classification_and_multilabel_tables_resolve_to_auto() -> None:
+    for task in ("classification", "multilabel"):
+        cfg = _tabular(task)
+        assert cfg.model.name == AUTO and cfg.train.ensemble_size == 1
+        assert ExperimentConfig.from_dict(cfg.to_dict()).model.name == AUTO  # the resolved config re-validates
 
 
-def test_user_settings_win_over_the_recipe() -> None:
-    cfg = _tabular("multilabel", train={"weight_decay": 0.0, "max_epochs": 3})
-    assert cfg.train.weight_decay == 0.0 and cfg.train.max_epochs == 3
-    assert cfg.model.params()["hidden_sizes"] == Tabular.recipes["multilabel"]["model.hidden_sizes"]
-
-
-def test_recipe_is_for_plain_runs_of_the_default_network_only() -> None:
-    other = _tabular("multilabel", model={"name": "dnae"})
-    assert other.train.weight_decay == 0.0 and other.train.max_epochs != Tabular.recipes["multilabel"]["train.max_epochs"]
-    named = _tabular("multilabel", model={"name": "mlp"})  # a named model (example configs) keeps the schema's defaults
+def test_named_models_and_model_sections_keep_the_single_network() -> None:
+    assert _tabular("multilabel", model={"name": "dnae"}).model.name == "dnae"
+    named = _tabular("classification", model={"name": "mlp"})  # the example configs: the schema's defaults
     assert named.train.weight_decay == 0.0 and named.model.params()["hidden_sizes"] == [256, 128]
-    tuned = _tabular("multilabel", model={"hidden_sizes": [16]})  # so does a model section the user wrote
-    assert tuned.train.weight_decay == 0.0 and tuned.train.max_epochs == 100
-    for task in ("regression", "classification"):  # no recipe that wins as a single network: the schema's defaults
-        assert _tabular(task).train.weight_decay == 0.0 and _tabular(task).model.params()["hidden_sizes"] == [256, 128]
+    tuned = _tabular("classification", model={"hidden_sizes": [16]})  # a model section without a name: the network
+    assert tuned.model.name == "mlp" and tuned.model.params()["hidden_sizes"] == [16]
+    assert _tabular("regression").model.name == "mlp"  # not measured for regression: the default network
+
+
+def _candidate(task: str, index: int) -> dict[str, Any]:
+    cands = [dict(c) for c in Tabular.portfolio if task in c.get("tasks", [task])]  # type: ignore[operator]
+    cand = cands[index]
+    cand.pop("tasks", None)
+    return cand
+
+
+def test_candidates_resolve_and_user_train_settings_win() -> None:
+    base = _tabular("multilabel", train={"max_epochs": 3})
+    first = candidate_config(base, _candidate("multilabel", 0))
+    assert first.model.name == "mlp" and first.model.params()["hidden_sizes"] == [256]
+    assert first.train.ensemble_size == 5 and first.train.weight_decay == 1e-4
+    assert first.train.max_epochs == 3  # the user's --max-epochs wins over the candidate's 200
+    linear = candidate_config(_tabular("classification"), _candidate("classification", 0))
+    assert linear.model.params()["hidden_sizes"] == [] and linear.train.weight_decay > 0
+
+
+def test_tune_on_a_plain_table_searches_the_default_network() -> None:
+    from biodl.cli.main import build_parser
+    from biodl.cli.tune import tune_config
+
+    base = ["tune", "--data-path", "t.csv", "--task", "classification", "--target-columns", "y", "--output-dir", "o"]
+    assert tune_config(build_parser().parse_args(base)).model.name == "mlp"  # auto has no settings to search
+    named = tune_config(build_parser().parse_args([*base, "--model", "auto"]))
+    assert named.model.name == AUTO  # asked for explicitly: kept

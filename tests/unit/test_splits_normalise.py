@@ -83,3 +83,17 @@ def test_log1p_rejects_negative_and_target_scaler_roundtrip() -> None:
     y = np.array([[1.0, np.nan], [3.0, 10.0], [5.0, 20.0]], dtype=np.float32)
     sc = TargetScaler.fit(y)
     np.testing.assert_allclose(sc.inverse(sc.transform(y)), y, rtol=1e-6)
+
+
+def test_clip_bounds_held_out_z_scores_and_zeroes_constant_features() -> None:
+    rng = np.random.default_rng(0)
+    train = np.c_[rng.normal(0.0, 1.0, 50), np.full(50, 3.0)]  # a feature without training variance
+    held_out = np.array([[40.0, 3.5], [-0.5, 2.0]])
+    plain = Normaliser.fit(train, NormalizeConfig()).transform(held_out)
+    assert abs(plain[0, 0]) > 30  # the extreme held-out value passes through unclipped
+    norm = Normaliser.fit(train, NormalizeConfig(clip=5.0))
+    z = norm.transform(held_out)
+    assert z[0, 0] == 5.0 and abs(z[1, 0] - plain[1, 0]) < 1e-6  # clipped only where beyond ±5 sd
+    assert (z[:, 1] == 0.0).all()  # constant in training → 0, whatever the held-out value
+    meta, arrays = norm.state()  # the bundle keeps the clipping
+    assert (Normaliser.from_state(meta, arrays).transform(held_out) == z).all()

@@ -96,8 +96,11 @@ class Modality(ABC):
     #: Candidate ``model:`` sections that ``model.name: auto`` trains and chooses from on validation (in this
     #: order, within ``train.time_budget``); non-empty makes ``auto`` the data type's default model. Besides the
     #: model's own keys a candidate may hold ``train`` and ``data`` sections, merged over the run's
-    #: (e.g. ``{"name": "ffn", "train": {"ensemble_size": 5}}``).
+    #: (e.g. ``{"name": "ffn", "train": {"ensemble_size": 5}}``; ``train`` keys the experiment sets win), and
+    #: ``tasks``: the tasks it is a candidate for (default: every task).
     portfolio: ClassVar[tuple[dict[str, object], ...]] = ()
+    #: Tasks for which ``model.name`` unset means ``auto`` (``None``: every task, when there is a portfolio).
+    auto_tasks: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg

@@ -54,7 +54,7 @@ class Normaliser:
         F = X.shape[1]
         mean = X.mean(axis=0) if config.center else np.zeros(F)
         std = X.std(axis=0) if config.scale else np.ones(F)
-        std = np.where(std < _EPS, 1.0, std)
+        std = np.where(std < _EPS, np.inf if config.clip is not None else 1.0, std)  # clip: constant → 0
         Z = (X - mean) / std
         whitening = None
         if config.whiten != "none":
@@ -80,7 +80,7 @@ class Normaliser:
         mean = np.asarray(X.sum(axis=0)).ravel() / n
         sq = np.asarray(X.multiply(X).sum(axis=0)).ravel() / n
         std = np.sqrt(np.maximum(sq - mean**2, 0.0)) if config.scale else np.ones(F)
-        std = np.where(std < _EPS, 1.0, std)
+        std = np.where(std < _EPS, np.inf if config.clip is not None else 1.0, std)  # clip: constant → 0
         mean = mean if config.center else np.zeros(F)
         return cls(config, mean.astype(np.float32), std.astype(np.float32), None)
 
@@ -94,6 +94,8 @@ class Normaliser:
                 raise DataError("normalize.log1p needs non-negative features (found negative values)")
             X = np.log1p(X)
         Z = (X - self.mean) / self.std
+        if self.config.clip is not None:
+            Z = np.clip(Z, -self.config.clip, self.config.clip)
         if self.whitening is not None:
             Z = Z @ self.whitening
         return Z.astype(np.float32)

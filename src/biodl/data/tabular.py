@@ -35,22 +35,29 @@ class Tabular(Modality):
 
     name: ClassVar[str] = "tabular"
     input_hint: ClassVar[str] = "a feature row: a list of numbers in the feature-column order, or a {column: value} object"
-    #: Settings of the default network (``mlp``) per task, chosen by cross-validation (docs/defaults-tables.md);
-    #: every key the experiment sets itself wins. Multi-label (yeast): one wide layer and weight decay, which beat
-    #: the two-layer network and binary-relevance logistic regression. Classification keeps the schema's defaults:
-    #: the PBMC recipe (no batch norm, input dropout 0.5, weight decay 1e-3) only wins as a five-member ensemble
-    #: (``--ensemble-size 5``), which is not a default because members keep their logs and checkpoints in
-    #: ``member_k/``.
-    recipes: ClassVar[Mapping[str, Mapping[str, object]]] = {
-        "multilabel": {
-            "model.hidden_sizes": [256],
-            "model.dropout": 0.5,
-            "train.weight_decay": 1e-4,
-            "train.batch_size": 64,
-            "train.max_epochs": 200,
-            "train.patience": 15,
+    #: ``model.name: auto`` (the default for classification and multi-label tables, :attr:`auto_tasks`): candidate
+    #: networks compared on validation, averaged when the average wins (docs/defaults-tables.md). Multi-label:
+    #: the yeast recipe (one wide layer, dropout, weight decay) as five averaged members, which beat the
+    #: two-layer network and binary-relevance logistic regression in cross-validation. Every task: a linear
+    #: network with weight decay (what logistic regression does on expression matrices such as PBMC) and a
+    #: regularised one-hidden-layer network (input dropout, no batch norm, weight decay), robust to the
+    #: extreme z-scores of held-out cells.
+    portfolio: ClassVar[tuple[dict[str, object], ...]] = (
+        {
+            "name": "mlp", "hidden_sizes": [256], "dropout": 0.5, "tasks": ["multilabel"],
+            "train": {"ensemble_size": 5, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 200, "patience": 15},
         },
-    }
+        {"name": "mlp", "hidden_sizes": [], "batch_norm": False, "train": {"weight_decay": 1e-2, "lr": 0.01, "patience": 30}},
+        {"name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "train": {"weight_decay": 1e-3}},
+        {
+            "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "tasks": ["classification"],
+            "train": {"weight_decay": 1e-3, "ensemble_size": 5},
+        },
+    )  # fmt: skip
+    #: Settings (dotted config keys) that ``model.name: auto`` applies to keys the experiment leaves unset.
+    auto_settings: ClassVar[Mapping[str, object]] = {}
+    #: Tasks whose default model (``model.name`` unset) is ``auto``; the others train the default network.
+    auto_tasks: ClassVar[tuple[str, ...]] = ("classification", "multilabel")
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)

@@ -4,7 +4,10 @@ The candidates are the data type's ``portfolio`` (:attr:`biodl.data.base.Modalit
 sections, each optionally with its own ``train`` and ``data`` settings merged over the run's. They are trained
 one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
 the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
-ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at.
+ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. When the mean of the
+candidates' validation predictions (all that read the run's own inputs, or the best two) scores better than
+the best single candidate, the average is the run's model instead: one bundle holding the candidates as a
+blend (:meth:`biodl.models.ensemble.Ensemble.blend`), recorded as an ``averaged`` entry.
 
 ``train.time_budget`` seconds are shared by all candidates: a candidate still training when they are spent
 stops after its current epoch (ensembles train no further member) and keeps its best weights so far; later
@@ -63,20 +66,27 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def candidate_config(cfg: ExperimentConfig, candidate: Mapping[str, Any]) -> ExperimentConfig:
-    """The run's config with ``candidate``'s model section and its ``train`` / ``data`` settings merged in."""
+    """The run's config with ``candidate``'s model section and its ``train`` / ``data`` settings merged in
+    (``train`` keys the experiment sets itself win over the candidate's)."""
     cand = dict(candidate)
     train, data = cand.pop("train", {}), cand.pop("data", {})
     raw = cfg.model_dump(mode="json", exclude_unset=True)  # what was chosen; the candidate's model adds its defaults
     raw["model"] = cand
-    raw["train"] = merge(raw.get("train", {}), train)
+    raw["train"] = merge(train, raw.get("train", {}))  # what the user set (e.g. --max-epochs) wins
     raw["data"] = merge(raw.get("data", {}), data)
     return ExperimentConfig.from_dict(raw, source=f"candidate {candidate.get('name')}")
 
 
 def candidates_for(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared) -> list[dict[str, Any]]:
     """The data type's portfolio, plus a Huber-loss variant of the first candidate for heavy-tailed regression."""
-    found = [dict(c) for c in type(inputs.modality).portfolio]
-    if inputs.targets.kind == "regression" and found and cfg.train.loss == "mse":
+    task = cfg.data.task or inputs.targets.kind
+    found = []
+    for c in type(inputs.modality).portfolio:
+        cand = dict(c)
+        tasks = cand.pop("tasks", None)  # a candidate for some tasks only
+        if tasks is None or (isinstance(tasks, (list, tuple)) and task in tasks):
+            found.append(cand)
+    if inputs.targets.kind == "regression" and found and "loss" not in cfg.train.model_fields_set:
         k = tail_kurtosis(prepared.y_fit[split.train])
         if k > HEAVY_TAIL_KURTOSIS:
             first = dict(found[0])
@@ -128,6 +138,7 @@ def fit_portfolio(
     records: list[dict[str, Any]] = []
     best: Chosen | None = None
     best_score = -math.inf
+    pool: list[tuple[int, float, Trained, np.ndarray]] = []
     for i, candidate in enumerate(candidates_for(cfg, inputs, split, prepared)):
         record: dict[str, Any] = {"index": i, "label": _label(i, candidate), "model": to_jsonable(candidate)}
         records.append(record)
@@ -152,7 +163,10 @@ def fit_portfolio(
         cdir = out / "candidates" / f"{i}_{candidate.get('name')}"
         trained = train_network(ccfg, cinputs, split, cprep, cdir, callbacks=[*callbacks, timer], stop=timer.passed)
         trained.bundle.save(cdir / "model")
-        score = validation_score(cinputs, cprep, trained, va, metric)
+        preds = validation_preds(cinputs, cprep, trained, va)
+        score = score_preds(cinputs, va, preds, metric)
+        if cprep is prepared and preds is not None and math.isfinite(score):  # same inputs: may be averaged
+            pool.append((i, score, trained, preds))
         record.update(
             status="trained",
             val={metric: score},
@@ -175,13 +189,22 @@ def fit_portfolio(
             record["selected"] = True
     if best is None:
         raise ConfigError("model.name: auto: no candidate of the portfolio applies to this data and task")
+    averaged = average_if_better(inputs, va, pool, metric, higher, best_score)
+    if averaged is not None:
+        trained, record_avg = averaged
+        best = Chosen(best.cfg, inputs, prepared, trained)
+        for r in records:
+            r["selected"] = r["index"] in record_avg["members"]
+        records.append(record_avg)
+        score = record_avg["val"][metric]
+        print(f"auto: the average of candidates {record_avg['members']} wins on validation: {metric} {score:.4f}")
     best.record = {
         "metric": metric,
         "higher_is_better": higher,
         "selected_on": "val" if len(va) else "none (no validation rows: the first trained candidate)",
         "time_budget": budget,
         "seconds": round(time.monotonic() - start, 1),
-        "selected": next(r["label"] for r in records if r.get("selected")),
+        "selected": averaged[1]["label"] if averaged is not None else next(r["label"] for r in records if r.get("selected")),
         "candidates": records,
     }
     inputs.data.summary["model (auto)"] = best.record["selected"]  # the report's data section names it
@@ -193,12 +216,82 @@ def _members(trained: Trained) -> int:
     return len(members) if members is not None else 1
 
 
+def average_if_better(
+    inputs: Inputs,
+    rows: np.ndarray,
+    pool: Sequence[tuple[int, float, Trained, np.ndarray]],
+    metric: str,
+    higher: bool,
+    best_key: float,
+) -> tuple[Trained, dict[str, Any]] | None:
+    """The average of all candidates in ``pool`` (same inputs), or of the best two, when its validation
+    ``metric`` beats the best single candidate's (``best_key``: the score, negated when lower is better).
+
+    Returns the blended network (an :class:`~biodl.models.ensemble.Ensemble` of the candidates, saved as
+    one bundle) with its record, or ``None`` when no average wins.
+    """
+    from biodl.models.ensemble import Ensemble
+
+    if len(pool) < 2:
+        return None
+    ranked = sorted(pool, key=lambda p: -p[1] if higher else p[1])
+    options = [ranked] + ([ranked[:2]] if len(ranked) > 2 else [])
+    found: tuple[float, list[tuple[int, float, Trained, np.ndarray]], float] | None = None
+    for option in options:
+        score = score_preds(inputs, rows, np.mean([p[3] for p in option], axis=0), metric)
+        key = score if higher else -score
+        if math.isfinite(key) and key > best_key and (found is None or key > found[0]):
+            found = (key, option, score)
+    if found is None:
+        return None
+    _, chosen, score = found
+    first = chosen[0][2].bundle
+    specs = [(str(t.bundle.meta["model"]["name"]), dict(t.bundle.meta["model"]["params"])) for _, _, t, _ in chosen]
+    model = Ensemble.blend([t.model for _, _, t, _ in chosen], specs, first.kind).eval()
+    name, params = model.spec()
+    meta = {**first.meta, "model": {**first.meta["model"], "name": name, "params": params,
+                                    "trainable_parameters": sum(t.bundle.meta["model"].get("trainable_parameters", 0)
+                                                                for _, _, t, _ in chosen)}}  # fmt: skip
+    from biodl.bundle import Bundle
+
+    best = chosen[0][2]
+    trained = Trained(
+        bundle=Bundle(model, first.modality, meta, first.target_scaler),
+        history=best.history,
+        best_epoch=best.best_epoch,
+        epochs=best.epochs,
+        two_step=best.two_step,
+    )
+    members = sorted(p[0] for p in chosen)
+    record = {
+        "index": "average",
+        "label": "average of " + ", ".join(str(m) for m in members),
+        "status": "averaged",
+        "members": members,
+        "val": {metric: score},
+        "selected": True,
+    }
+    return trained, record
+
+
+def validation_preds(inputs: Inputs, prepared: Prepared, trained: Trained, rows: np.ndarray) -> np.ndarray | None:
+    """The trained candidate's outputs on ``rows`` (probabilities or values on the original scale); ``None``
+    without rows."""
+    if not len(rows):
+        return None
+    X = prepared.X[rows] if prepared.X is not None else inputs.modality.transform(inputs.data.X[rows])
+    return trained.bundle.predict_arrays(X)
+
+
 def validation_score(inputs: Inputs, prepared: Prepared, trained: Trained, rows: np.ndarray, metric: str) -> float:
     """The headline ``metric`` of the trained candidate on ``rows`` (original target scale); NaN without rows."""
-    if not len(rows):
+    return score_preds(inputs, rows, validation_preds(inputs, prepared, trained, rows), metric)
+
+
+def score_preds(inputs: Inputs, rows: np.ndarray, preds: np.ndarray | None, metric: str) -> float:
+    """The headline ``metric`` of ``preds`` for ``rows``; NaN without predictions."""
+    if preds is None or not len(rows):
         return math.nan
-    X = prepared.X[rows] if prepared.X is not None else inputs.modality.transform(inputs.data.X[rows])
-    preds = trained.bundle.predict_arrays(X)
     y = inputs.targets.y[rows]
     if inputs.targets.kind == "binary" and y.ndim == 2 and y.shape[1] > 1:
         scores = compute_metrics("binary", y, preds, target_names=inputs.targets.names, metrics=[metric])

@@ -27,6 +27,11 @@ class EnsembleParams(ModelParams):
     size: int = Field(default=2, ge=1)
     member_params: dict[str, Any] = Field(default_factory=dict)
     kind: Literal["binary", "multiclass", "regression"] = "regression"
+    members: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="a blend of different networks on the same inputs: each member's {name, params}; "
+        "empty = size copies of member",
+    )
 
 
 @MODELS.register("ensemble")
@@ -39,9 +44,11 @@ class Ensemble(BiodlModel):
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
         assert isinstance(params, EnsembleParams)
-        self.members = torch.nn.ModuleList(
-            build_model(params.member, in_shape, num_outputs, params.member_params) for _ in range(params.size)
-        )
+        if params.members:  # a blend (``model.name: auto`` averaging its candidates)
+            built = [build_model(m["name"], in_shape, num_outputs, m.get("params")) for m in params.members]
+        else:
+            built = [build_model(params.member, in_shape, num_outputs, params.member_params) for _ in range(params.size)]
+        self.members = torch.nn.ModuleList(built)
 
     @classmethod
     def from_members(cls, members: list[BiodlModel], name: str, params: dict[str, Any], kind: str) -> Ensemble:
@@ -50,6 +57,19 @@ class Ensemble(BiodlModel):
         spec = EnsembleParams(member=name, size=len(members), member_params=params, kind=kind)  # type: ignore[arg-type]
         ens = cls(first.in_shape, first.num_outputs, spec)
         ens.members = torch.nn.ModuleList(members)
+        return ens
+
+    @classmethod
+    def blend(cls, models: list[BiodlModel], specs: list[tuple[str, dict[str, Any]]], kind: str) -> Ensemble:
+        """Average trained networks of different architectures or recipes that take the same inputs.
+
+        ``specs`` are each model's ``(registered name, params)`` (an ensemble may be a member of a blend).
+        """
+        first = models[0]
+        members = [{"name": n, "params": p} for n, p in specs]
+        spec = EnsembleParams(member="blend", size=len(models), kind=kind, members=members)  # type: ignore[arg-type]
+        ens = cls(first.in_shape, first.num_outputs, spec)
+        ens.members = torch.nn.ModuleList(models)
         return ens
 
     def spec(self) -> tuple[str, dict[str, Any]]:
