@@ -70,6 +70,10 @@ def add_parsers(sub: Any) -> None:
     add_engine_flag(sv)
     sv.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest request body (default 8 MiB)")
     sv.add_argument("--max-batch", type=int, default=256, help="most inputs per request and rows per model call (default 256)")
+    sv.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own engine and model copy (default 1)"
+    )
+    sv.add_argument("--threads", type=int, default=None, help="CPU threads per worker (default: the cores divided by --workers)")
     sv.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -111,29 +115,34 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the model once, pick the engine, bind the port, serve until interrupted."""
     from biodl.errors import BiodlError
-    from biodl.serve.server import bind, run, url_of
+    from biodl.serve.server import ServeSpec, bind, build_app, run, run_workers, url_of, worker_threads
 
     if args.max_body_bytes < 1 or args.max_batch < 1:
         raise BiodlError("--max-body-bytes and --max-batch must be positive")
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise BiodlError("--workers and --threads must be at least 1")
+    spec = ServeSpec(
+        str(args.model_path), args.engine, args.max_body_bytes, args.max_batch, worker_threads(args.workers, args.threads)
+    )
     sock = bind(args.host, args.port)  # first, so a port in use fails at once, before anything is loaded
+    name = Path(args.model_path).resolve().name
     try:
-        from biodl.bundle import load
-        from biodl.engine import select_engine
-        from biodl.export.parity import sample_inputs
-        from biodl.serve.app import create_app
-        from biodl.serve.card import example_input
+        if args.workers > 1:
+            from biodl.bundle import load
 
-        bundle = load(args.model_path)
-        sample = sample_inputs(bundle, rows=64)
-        choice = select_engine(bundle, args.engine, sample)
-        app = create_app(bundle, choice, args.max_body_bytes, args.max_batch, example=example_input(bundle, sample.raw))
+            load(args.model_path)  # a broken bundle fails here, once, not in every worker
+        else:
+            app, choice = build_app(spec)
+            print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
     except BaseException:
         sock.close()
         raise
-    name = Path(args.model_path).resolve().name
-    print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
-    print(f"serving {name} on {url_of(sock)} (web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
-    run(app, sock, log_level=args.log_level)
+    procs = f"{args.workers} worker{'s' if args.workers > 1 else ''} × {spec.threads} thread{'s' if spec.threads != 1 else ''}"
+    print(f"serving {name} on {url_of(sock)} ({procs}; web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
+    if args.workers > 1:
+        run_workers(spec, sock, args.workers, log_level=args.log_level)
+    else:
+        run(app, sock, log_level=args.log_level)
     return 0
 
 
