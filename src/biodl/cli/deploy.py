@@ -26,6 +26,39 @@ def add_engine_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_stream_flag(parser: argparse.ArgumentParser) -> None:
+    """``--chunk-rows N``: stream large tables in chunks (``biodl predict`` / ``biodl embed``)."""
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help="read, encode and write delimited tables N rows at a time (flat memory; the output appears under its "
+        "name only when complete); default: streamed in 65536-row chunks when the inputs exceed 64 MiB",
+    )
+
+
+def predict_streamed(bundle: Bundle, paths: list[str], overrides: dict[str, Any], args: argparse.Namespace) -> int:
+    """``biodl predict`` in chunks (:mod:`biodl.predict_stream`); the engine is parity-checked on the first chunk."""
+    from biodl.engine import select_engine
+    from biodl.export.parity import Sample
+    from biodl.predict_stream import CHUNK_ROWS, Chunk, stream_predict
+
+    engines: list[Engine] = []
+
+    def first(chunk: Chunk) -> None:
+        head = chunk.data.X[:256]
+        choice = select_engine(bundle, args.engine, Sample(chunk.X_model[:256], head, "the input file", real=True))
+        print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
+        engines.append(choice.engine)
+
+    out, rows, rate = stream_predict(
+        bundle, paths, args.output, lambda X: engines[0].predict(X), overrides=overrides,
+        chunk_rows=args.chunk_rows or CHUNK_ROWS, first=first,
+    )  # fmt: skip
+    print(f"{rows} predictions written to {out} (streamed in chunks of {args.chunk_rows or CHUNK_ROWS} rows, {rate:.0f} rows/s)")
+    return 0
+
+
 def predict_engine(bundle: Bundle, data: LoadedData, name: str) -> Engine:
     """The engine for ``biodl predict``, parity-checked on the first rows of the input file; prints the choice."""
     from biodl.engine import select_engine
