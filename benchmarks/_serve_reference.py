@@ -3,7 +3,7 @@
 ``POST /predict`` reads the body, parses it with orjson (as ``biodl serve`` does) and answers
 with a fixed body of the same size as biodl's answer to that payload (the answers are given as
 ``{"sequence": "...", "rows": "..."}`` in ``BIODL_REFERENCE_ANSWERS``). Run by uvicorn with
-``--factory _serve_reference:create_app``.
+``python _serve_reference.py PORT WORKERS`` (a socket bound like ``biodl serve``'s).
 """
 
 from __future__ import annotations
@@ -32,3 +32,28 @@ def create_app() -> FastAPI:
         return Response(answers["sequence" if isinstance(first, str) else "rows"], media_type="application/json")
 
     return app
+
+
+def main() -> None:
+    """``python _serve_reference.py PORT WORKERS``: serve on a socket bound as ``biodl serve`` binds it."""
+    import socket
+    import sys
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, as biodl's
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    config = uvicorn.Config("_serve_reference:create_app", factory=True, workers=workers, log_level="warning")
+    if workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

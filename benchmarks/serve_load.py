@@ -156,7 +156,7 @@ async def load_cell(port: int, bodies: list[bytes], concurrency: int, seconds: f
         finally:
             writer.close()
 
-    deadline = time.perf_counter() + seconds + 0.5
+    deadline = time.perf_counter() + seconds
     t0 = time.perf_counter()
     await asyncio.gather(*(client(k) for k in range(concurrency)))
     elapsed = time.perf_counter() - t0
@@ -170,6 +170,28 @@ async def load_cell(port: int, bodies: list[bytes], concurrency: int, seconds: f
         "p99_ms": float(np.percentile(lat, 99)),
         "status": {str(k): v for k, v in sorted(statuses.items())},
         "n_non_200": n - statuses.get(200, 0),
+        "seconds": elapsed,
+        "latencies_ms": lat,
+    }
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from several rounds: total requests over total time, percentiles over all requests."""
+    lat = np.concatenate([p["latencies_ms"] for p in parts])
+    n = sum(p["requests"] for p in parts)
+    status: Counter[str] = Counter()
+    for p in parts:
+        status.update(p["status"])
+    return {
+        "concurrency": parts[0]["concurrency"],
+        "requests": n,
+        "rounds": len(parts),
+        "requests_per_s": n / sum(p["seconds"] for p in parts),
+        "rounds_requests_per_s": [p["requests_per_s"] for p in parts],
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "status": dict(status),
+        "n_non_200": sum(p["n_non_200"] for p in parts),
     }
 
 
@@ -223,10 +245,12 @@ async def bad_burst(url: str, n_features: int, repeats: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1, help="worker processes of every server (default 1)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell (default 4)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell and server (default 4)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the seconds are split into (default 4)")
     parser.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--pbmc-model", help="a trained PBMC run (default: train one here)")
     parser.add_argument("--deepbind-model", help="a trained DeepBind run on 101-bp DNA (default: train one here)")
+    parser.add_argument("--name", default="serve_load", help="results/NAME.{json,md} (default serve_load)")
     parser.add_argument("--bad-repeats", type=int, default=5, help="repeats of each bad request in the burst (default 5)")
     args = parser.parse_args()
 
@@ -269,26 +293,22 @@ def main() -> None:
                 answers["sequence" if name.startswith("deepbind") else "rows"] = res.text
             ref_port = free_port()
             env = dict(os.environ, BIODL_REFERENCE_ANSWERS=json.dumps(answers))
-            ref_cmd = [sys.executable, "-m", "uvicorn", "--factory", "_serve_reference:create_app", "--app-dir", str(HERE)]
-            ref_cmd += ["--host", "127.0.0.1", "--port", str(ref_port), "--workers", str(args.workers), "--log-level", "warning"]
+            ref_cmd = [sys.executable, str(HERE / "_serve_reference.py"), str(ref_port), str(args.workers)]
             ref, ref_lines = start(ref_cmd, env)
             procs.append(ref)
             wait_ready(f"http://127.0.0.1:{ref_port}", ref, ref_lines)
             cells = []
             for name, bodies in payloads.items():
                 for c in LEVELS:
-                    ref_cell = asyncio.run(load_cell(ref_port, bodies, c, args.seconds))
-                    ours = asyncio.run(load_cell(servers[name][0], bodies, c, args.seconds))
-                    cells.append(
-                        {
-                            "payload": name,
-                            "concurrency": c,
-                            "biodl": ours,
-                            "reference": ref_cell,
-                            "ratio": ours["requests_per_s"] / ref_cell["requests_per_s"],
-                            "p99_over_p50": ours["p99_ms"] / ours["p50_ms"],
-                        }
-                    )
+                    parts: dict[str, list[dict[str, Any]]] = {"biodl": [], "reference": []}
+                    for r in range(args.rounds):  # alternate, and alternate which goes first
+                        order = [("reference", ref_port), ("biodl", servers[name][0])]
+                        for side, port in order if r % 2 == 0 else order[::-1]:
+                            parts[side].append(asyncio.run(load_cell(port, bodies, c, args.seconds / args.rounds)))
+                    ours, ref_cell = merge(parts["biodl"]), merge(parts["reference"])
+                    cells.append({"payload": name, "concurrency": c, "biodl": ours, "reference": ref_cell,
+                                  "ratio": ours["requests_per_s"] / ref_cell["requests_per_s"],
+                                  "p99_over_p50": ours["p99_ms"] / ours["p50_ms"]})  # fmt: skip
                     print(
                         f"{name} c={c}: biodl {ours['requests_per_s']:.0f} req/s, reference {ref_cell['requests_per_s']:.0f} "
                         f"→ {cells[-1]['ratio']:.2f}×; biodl p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms",
@@ -296,7 +316,9 @@ def main() -> None:
                     )
             pbmc_url = f"http://127.0.0.1:{servers['pbmc (1 row, 765 features)'][0]}"
             burst = asyncio.run(bad_burst(pbmc_url, rows.shape[1], args.bad_repeats))
-            after = asyncio.run(load_cell(int(pbmc_url.rsplit(":", 1)[1]), payloads["pbmc (1 row, 765 features)"], 8, 1.0))
+            after = merge(
+                [asyncio.run(load_cell(int(pbmc_url.rsplit(":", 1)[1]), payloads["pbmc (1 row, 765 features)"], 8, 1.0))]
+            )
             health = httpx.get(f"{pbmc_url}/health", timeout=10).json()
             engines = {
                 name: next((x.strip() for x in lines if x.startswith("engine:")), "") for name, (_, lines) in servers.items()
@@ -366,7 +388,7 @@ def main() -> None:
         f"afterwards: {alive}. Client and servers share the machine's 2 cores with other work (load average "
         f"{os.getloadavg()[0]:.0f} at the end): absolute figures are noisy, ratios less so."
     )
-    write_results("serve_load", payload, header, table, notes)
+    write_results(args.name, payload, header, table, notes)
     if not (zero_5xx and alive and burst["all_4xx"]):
         raise SystemExit("serve_load: a check failed (see the notes above)")
 

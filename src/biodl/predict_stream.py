@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 import queue
+import re
 import sys
 import tempfile
 import threading
@@ -103,8 +104,8 @@ def _has_header(bundle: Bundle, path: str, first_lines: list[str], tmp: Path) ->
     return bool(read_sequence_table(str(probe), alphabet, column=column, header=opts.header)[2])
 
 
-def _line_chunks(bundle: Bundle, paths: list[str], chunk_rows: int, tmp: Path) -> Iterator[tuple[str, Path]]:
-    """``(source path, temporary file)`` holding the header and the next ``chunk_rows`` data lines."""
+def _line_chunks(bundle: Bundle, paths: list[str], chunk_rows: int, tmp: Path) -> Iterator[tuple[str, Path, int]]:
+    """``(source path, temporary file, data lines before it)``: the header and the next ``chunk_rows`` data lines."""
     for path in paths:
         with _open_text(path) as fh:
             first = [line for _, line in zip(range(2), fh, strict=False)]
@@ -122,8 +123,14 @@ def _line_chunks(bundle: Bundle, paths: list[str], chunk_rows: int, tmp: Path) -
                 with open(part, "w", newline="") as out:
                     out.write(header)
                     out.writelines(lines)
-                yield path, part
+                yield path, part, index * chunk_rows
                 index += 1
+
+
+def _source_message(message: str, part: Path, source: str, before: int) -> str:
+    """``message`` about chunk file ``part`` rewritten to name ``source`` and its row numbers."""
+    message = re.sub(rf"{re.escape(part.name)} row (\d+)", lambda m: f"{Path(source).name} row {int(m[1]) + before}", message)
+    return message.replace(str(part), source).replace(part.name, Path(source).name)
 
 
 def iter_chunks(
@@ -145,8 +152,11 @@ def iter_chunks(
     def produce(tmp: Path) -> None:
         offset = 0
         try:
-            for _, part in _line_chunks(bundle, paths, chunk_rows, tmp):
-                data = load_data(bundle, [str(part)], overrides, require_targets=False)
+            for source, part, before in _line_chunks(bundle, paths, chunk_rows, tmp):
+                try:
+                    data = load_data(bundle, [str(part)], overrides, require_targets=False)
+                except DataError as exc:  # name the input file and its row, not the chunk's
+                    raise DataError(_source_message(str(exc), part, source, before)) from None
                 ids = np.asarray(data.ids, dtype=object)
                 if bundle.modality.cfg.id_column is None and len(ids) and ids[0] == "0" and ids[-1] == str(len(ids) - 1):
                     ids = np.array([str(offset + i) for i in range(len(ids))], dtype=object)

@@ -65,7 +65,9 @@ def build_app(spec: ServeSpec) -> tuple[FastAPI, EngineChoice]:
 def app_from_env() -> FastAPI:
     """The uvicorn app factory of a worker process (the spec comes in :data:`SPEC_ENV`)."""
     spec = ServeSpec(**json.loads(os.environ[SPEC_ENV]))
-    return build_app(spec)[0]
+    app, choice = build_app(spec)
+    print(f"engine: {choice.engine.name} ({choice.reason}) [worker {os.getpid()}]", flush=True)
+    return app
 
 
 def bind(host: str, port: int) -> socket.socket:
