@@ -147,9 +147,11 @@ def create_app(
         except _RECORD_ERRORS as exc:
             raise RequestError(422, f"invalid input: {exc}") from None
 
+    active = [0]  # /predict requests in flight
+
     async def run_model(X: np.ndarray) -> np.ndarray:
         try:
-            return await batcher.submit(X)
+            return await batcher.submit(X, alone=active[0] == 1)
         except Overloaded as exc:
             raise RequestError(503, str(exc)) from None
 
@@ -174,6 +176,13 @@ def create_app(
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, tags=["model"], openapi_extra=_PREDICT_BODY)
     async def predict(request: Request) -> Response:
         """Predictions for a batch of inputs (a :class:`PredictRequest` body)."""
+        active[0] += 1
+        try:
+            return await predict_body(request)
+        finally:
+            active[0] -= 1
+
+    async def predict_body(request: Request) -> Response:
         raw_body = await request.body()
         try:
             body = decode_predict(raw_body)

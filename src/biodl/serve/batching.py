@@ -6,9 +6,10 @@ thread, and hands each request its slice of the outputs. Nothing waits for a bat
 while one model call runs, new requests accumulate and form the next batch, so a lone request
 is answered at once and a burst is answered in few calls.
 
-A model whose calls are cheap (recent single calls under ``inline_below_s``) is run on the event
-loop itself when nothing is running or queued: two thread hand-offs would cost more than the
-model. Under load the worker batches as before.
+A model whose calls are cheap (recent calls under ``inline_below_s``) is run on the event loop
+itself for a request that is alone (no other request in flight, nothing running or queued): two
+thread hand-offs would cost more than the model. Concurrent requests go through the worker and
+are batched.
 """
 
 from __future__ import annotations
@@ -102,13 +103,17 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("server shutting down"))
 
-    async def submit(self, X: np.ndarray) -> np.ndarray:
-        """Outputs for ``X`` (computed together with whatever else is waiting)."""
+    async def submit(self, X: np.ndarray, *, alone: bool = False) -> np.ndarray:
+        """Outputs for ``X`` (computed together with whatever else is waiting).
+
+        ``alone``: no other request is in flight, so a cheap model may run at once on the event loop.
+        """
         if self._wakeup is None:
             raise RuntimeError("MicroBatcher.start() was not called")
         if len(self._pending) >= self.max_queue:
             raise Overloaded(f"server busy: {len(self._pending)} requests waiting; retry shortly")
-        if not self._busy and not self._pending and self._call_s is not None and self._call_s < self.inline_below_s:
+        cheap = self._call_s is not None and self._call_s < self.inline_below_s
+        if alone and cheap and not self._busy and not self._pending:
             return self._call([X], X)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(X, future))
