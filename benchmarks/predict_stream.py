@@ -80,7 +80,7 @@ def run_predict(model: Path, table: Path, out: Path, chunk_rows: int) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="rows per table")
-    parser.add_argument("--chunk-rows", type=int, default=65536)
+    parser.add_argument("--chunk-rows", type=int, default=16384)
     parser.add_argument("--length", type=int, default=101)
     parser.add_argument("--model-path", help="a trained DeepBind run on 101-bp DNA (default: train one here)")
     args = parser.parse_args()
@@ -89,6 +89,7 @@ def main() -> None:
         tmp = Path(tmp_dir)
         model = Path(args.model_path) if args.model_path else train_deepbind(tmp / "db", tmp / "rest.tsv")
         results = []
+        bare_runs: list[dict[str, float]] = []
         for size in sorted(args.sizes):
             table = tmp / f"seqs_{size}.tsv"
             write_table(table, size, args.length, seed=size)
@@ -96,16 +97,20 @@ def main() -> None:
             res |= {"rows": size, "rows_per_s": size / res["seconds"], "input_mib": table.stat().st_size / 2**20}
             results.append(res)
             print(json.dumps(res), flush=True)
-            if size == min(args.sizes):
+            if size in (min(args.sizes), max(args.sizes)):  # before and after: the faster one counts
                 bare_out = subprocess.run(
-                    [sys.executable, "-c", BARE, str(model), str(table)],
+                    [sys.executable, "-c", BARE, str(model), str(tmp / f"seqs_{min(args.sizes)}.tsv")],
                     capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
                 )  # fmt: skip
                 if bare_out.returncode != 0:
                     raise SystemExit(bare_out.stderr[-3000:])
-                bare = json.loads(bare_out.stdout.strip().splitlines()[-1])
-                bare["rows_per_s"] = bare["rows"] / bare["seconds"]
-            table.unlink()
+                run_bare = json.loads(bare_out.stdout.strip().splitlines()[-1])
+                run_bare["rows_per_s"] = run_bare["rows"] / run_bare["seconds"]
+                bare_runs.append(run_bare)
+                bare = max(bare_runs, key=lambda b: b["rows_per_s"])
+                print(json.dumps(run_bare), flush=True)
+            if size != min(args.sizes):
+                table.unlink()
     growth = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"] - 1
     ratio = results[-1]["rows_per_s"] / bare["rows_per_s"]
     ratio_reported = results[-1]["reported_rows_per_s"] / bare["rows_per_s"]
@@ -120,6 +125,7 @@ def main() -> None:
         "chunk_rows": args.chunk_rows,
         "sizes": results,
         "bare_engine": bare,
+        "bare_engine_runs": bare_runs,
         "peak_rss_growth": growth,
         "ratio_end_to_end_vs_bare": ratio,
         "ratio_streaming_loop_vs_bare": ratio_reported,
@@ -128,7 +134,8 @@ def main() -> None:
     notes = (
         f"`biodl predict --engine torch --chunk-rows {args.chunk_rows}` (one thread) on random 101-bp DNA TSV tables, a "
         f"fresh process per size, Parquet output. Bare engine: TorchEngine.predict on the {bare['rows']} rows pre-encoded "
-        f"in memory (one thread): {bare['rows_per_s']:.0f} rows/s. Peak RSS growth {results[0]['rows']} → "
+        f"in memory (one thread), the faster of a run before and after the streamed runs: "
+        f"{bare['rows_per_s']:.0f} rows/s. Peak RSS growth {results[0]['rows']} → "
         f"{results[-1]['rows']} rows: {growth * 100:+.1f} % (target ≤ 20 %). End-to-end (whole process, including "
         f"start-up and model load) {ratio:.2f}× the bare engine; the streaming loop alone (as printed by biodl) "
         f"{ratio_reported:.2f}× (target ≥ 0.8×). Shared 2-core machine (load average {os.getloadavg()[0]:.0f}): "

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from biodl.data.base import LoadedData
 
 #: Rows per chunk unless ``--chunk-rows`` says otherwise.
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 16384
 #: Inputs larger than this (bytes on disk, all files) are streamed without ``--chunk-rows``.
 STREAM_BYTES = 64 << 20
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".seq")
@@ -267,6 +267,22 @@ class Progress:
         return self.rows / seconds
 
 
+def _return_large_blocks() -> None:
+    """Serve allocations over 1 MiB from mmap (glibc), so freed chunk arrays go back to the system.
+
+    glibc raises its mmap threshold after the first large free; chunk-sized arrays then come
+    from heap arenas (one per thread) that fragment and keep growing over millions of rows.
+    Fixing the threshold keeps peak memory flat. No effect elsewhere.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        except (OSError, AttributeError):
+            pass
+
+
 def stream_rows(
     bundle: Bundle,
     paths: list[str],
@@ -287,6 +303,7 @@ def stream_rows(
     """
     if chunk_rows < 1:
         raise DataError("--chunk-rows must be at least 1")
+    _return_large_blocks()
     writer = TableAppender(output)
     progress = Progress(what)
     try:

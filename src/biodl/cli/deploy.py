@@ -33,7 +33,7 @@ def add_stream_flag(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="read, encode and write delimited tables N rows at a time (flat memory; the output appears under its "
-        "name only when complete); default: streamed in 65536-row chunks when the inputs exceed 64 MiB",
+        "name only when complete); default: streamed in 16384-row chunks when the inputs exceed 64 MiB",
     )
 
 
