@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -63,16 +62,20 @@ def run_predict(model: Path, table: Path, out: Path, chunk_rows: int) -> dict[st
     cmd = [biodl, "predict", "--model-path", str(model), "--data-path", str(table), "--output", str(out)]
     cmd += ["--engine", "torch", "--chunk-rows", str(chunk_rows)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # a wrapper process per size: ru_maxrss of its (only) child is that run's peak RSS
+    wrapper = (
+        "import json, resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr[-3000:], "
+        "'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss of children is the largest so far: measure each size in its own child
-        raise SystemExit("measure each size in increasing order (peak RSS of children is a running maximum)")
-    last = [x for x in proc.stdout.splitlines() if "predictions written" in x][-1]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        raise SystemExit(res["err"])
+    peak = res["peak"]
+    last = [x for x in res["out"].splitlines() if "predictions written" in x][-1]
     rate = float(last.rsplit(", ", 1)[1].split(" rows/s")[0])
     return {"seconds": seconds, "peak_rss_mib": peak / 1024, "reported_rows_per_s": rate}
 
