@@ -143,7 +143,7 @@ class EngineChoice:
 
 
 def select_engine(
-    bundle: Bundle, name: str = "auto", sample: Sample | None = None, *, tolerance: float = TOLERANCE
+    bundle: Bundle, name: str = "auto", sample: Sample | None = None, *, tolerance: float = TOLERANCE, threads: int | None = None
 ) -> EngineChoice:
     """Build the engine ``name``; ``auto`` means ONNX Runtime when it agrees with PyTorch, else PyTorch.
 
@@ -157,6 +157,8 @@ def select_engine(
         Inputs for the parity check (default: :func:`biodl.export.parity.sample_inputs`).
     tolerance
         Largest accepted absolute difference between ONNX Runtime and PyTorch outputs.
+    threads
+        Intra-op threads of ONNX Runtime (``None``: its default; PyTorch's are set by the caller).
 
     Raises
     ------
@@ -179,7 +181,7 @@ def select_engine(
             TorchEngine.from_bundle(bundle), key, "PyTorch, which predicts images of any size in overlapping sliding windows"
         )
     try:
-        onnx_engine = OnnxEngine.from_bundle(bundle)
+        onnx_engine = OnnxEngine.from_bundle(bundle, threads=threads)
     except ExportError as exc:
         if key == "onnx":
             raise ExportError(f"{exc} (or use --engine torch)") from None

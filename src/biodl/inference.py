@@ -43,16 +43,23 @@ def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None
     """
     run = engine.predict if engine is not None else bundle.predict_arrays
     out = map_batches(lambda X: run(bundle.modality.transform(X)), data.X)
-    cols: dict[str, Any] = {"id": data.ids}
+    if bundle.kind == "segmentation":
+        cols: dict[str, Any] = {"id": data.ids, **_mask_summary(bundle, out)}
+    elif bundle.kind == "positions":
+        cols = {"id": data.ids, **position_columns(bundle, data, out)}
+    else:
+        cols = output_columns(bundle, data.ids, out)
+    return pd.DataFrame(cols), out
+
+
+def output_columns(bundle: Bundle, ids: Any, out: np.ndarray) -> dict[str, Any]:
+    """The prediction table's columns for outputs ``(N, K)`` of a row-wise model (not segmentation or positions)."""
+    cols: dict[str, Any] = {"id": ids}
     if bundle.kind == "multiclass":
         classes = bundle.classes or []
         for j, c in enumerate(classes):
             cols[f"prob_{c}"] = out[:, j]
         cols["predicted"] = [classes[i] for i in out.argmax(axis=1)]
-    elif bundle.kind == "segmentation":
-        cols.update(_mask_summary(bundle, out))
-    elif bundle.kind == "positions":
-        cols.update(position_columns(bundle, data, out))
     elif bundle.kind == "binary" and bundle.classes is not None:
         pos = bundle.classes[1]
         cols[f"prob_{pos}"] = out[:, 0]
@@ -60,7 +67,7 @@ def predict_frame(bundle: Bundle, data: LoadedData, engine: Engine | None = None
     else:
         for j, name in enumerate(bundle.target_names):
             cols[name] = out[:, j]
-    return pd.DataFrame(cols), out
+    return cols
 
 
 #: Dense float32 bytes of streamed rows (sparse or backed AnnData) transformed at once when predicting.

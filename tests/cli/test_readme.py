@@ -58,7 +58,14 @@ def test_cli_reference_documents_every_command_and_flag() -> None:
 
 def test_readme_commands_use_existing_flags() -> None:
     """Flags written in the README's commands exist (a renamed flag breaks the front door's examples)."""
-    known = {opt for sub in _subparsers(build_parser()).values() for a in sub._actions for opt in a.option_strings}
+    known: set[str] = set()
+
+    def walk(parser: argparse.ArgumentParser) -> None:  # sub-commands of sub-commands too (biodl zoo push --to)
+        for sub in _subparsers(parser).values():
+            known.update(opt for a in sub._actions for opt in a.option_strings)
+            walk(sub)
+
+    walk(build_parser())
     known |= {"--help", "--version", "--debug"}
     lines, cont = [], False
     for line in README.read_text().splitlines():  # biodl command lines (with their continuation lines)

@@ -57,7 +57,7 @@ def serve(model_path: Path, *args: str, timeout: float = 180.0) -> Iterator[Serv
             raise RuntimeError(f"biodl serve did not start:\n{''.join(output)[-3000:]}")
         line = next(x for x in output if " on http://" in x)
         url = line.split(" on ", 1)[1].split(" ", 1)[0]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(f"{url}/health", timeout=5).status_code == 200:

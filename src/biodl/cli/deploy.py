@@ -26,6 +26,39 @@ def add_engine_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_stream_flag(parser: argparse.ArgumentParser) -> None:
+    """``--chunk-rows N``: stream large tables in chunks (``biodl predict`` / ``biodl embed``)."""
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        help="read, encode and write delimited tables N rows at a time (flat memory; the output appears under its "
+        "name only when complete); default: streamed in 16384-row chunks when the inputs exceed 64 MiB",
+    )
+
+
+def predict_streamed(bundle: Bundle, paths: list[str], overrides: dict[str, Any], args: argparse.Namespace) -> int:
+    """``biodl predict`` in chunks (:mod:`biodl.predict_stream`); the engine is parity-checked on the first chunk."""
+    from biodl.engine import select_engine
+    from biodl.export.parity import Sample
+    from biodl.predict_stream import CHUNK_ROWS, Chunk, stream_predict
+
+    engines: list[Engine] = []
+
+    def first(chunk: Chunk) -> None:
+        head = chunk.data.X[:256]
+        choice = select_engine(bundle, args.engine, Sample(chunk.X_model[:256], head, "the input file", real=True))
+        print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
+        engines.append(choice.engine)
+
+    out, rows, rate = stream_predict(
+        bundle, paths, args.output, lambda X: engines[0].predict(X), overrides=overrides,
+        chunk_rows=args.chunk_rows or CHUNK_ROWS, first=first,
+    )  # fmt: skip
+    print(f"{rows} predictions written to {out} (streamed in chunks of {args.chunk_rows or CHUNK_ROWS} rows, {rate:.0f} rows/s)")
+    return 0
+
+
 def predict_engine(bundle: Bundle, data: LoadedData, name: str) -> Engine:
     """The engine for ``biodl predict``, parity-checked on the first rows of the input file; prints the choice."""
     from biodl.engine import select_engine
@@ -70,6 +103,10 @@ def add_parsers(sub: Any) -> None:
     add_engine_flag(sv)
     sv.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest request body (default 8 MiB)")
     sv.add_argument("--max-batch", type=int, default=256, help="most inputs per request and rows per model call (default 256)")
+    sv.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own engine and model copy (default 1)"
+    )
+    sv.add_argument("--threads", type=int, default=None, help="CPU threads per worker (default: the cores divided by --workers)")
     sv.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -111,31 +148,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the model once, pick the engine, bind the port, serve until interrupted."""
     from biodl.errors import BiodlError
-    from biodl.serve.server import bind, run, url_of
+    from biodl.serve.server import ServeSpec, bind, build_app, run, run_workers, url_of, worker_threads
 
     if args.max_body_bytes < 1 or args.max_batch < 1:
         raise BiodlError("--max-body-bytes and --max-batch must be positive")
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise BiodlError("--workers and --threads must be at least 1")
+    spec = ServeSpec(
+        str(args.model_path), args.engine, args.max_body_bytes, args.max_batch, worker_threads(args.workers, args.threads)
+    )
     sock = bind(args.host, args.port)  # first, so a port in use fails at once, before anything is loaded
-    try:
-        from biodl.bundle import load
-        from biodl.engine import select_engine
-        from biodl.export.parity import sample_inputs
-        from biodl.serve.app import create_app
-        from biodl.serve.card import example_input
-
-        bundle = load(args.model_path)
-        sample = sample_inputs(bundle, rows=64)
-        choice = select_engine(bundle, args.engine, sample)
-        app = create_app(bundle, choice, args.max_body_bytes, args.max_batch, example=example_input(bundle, sample.raw))
-    except BaseException:
-        sock.close()
-        raise
     from biodl.model_sources import is_model_name
 
     name = str(args.model_path) if is_model_name(args.model_path) else Path(args.model_path).resolve().name
-    print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
-    print(f"serving {name} on {url_of(sock)} (web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
-    run(app, sock, log_level=args.log_level)
+    try:
+        if args.workers > 1:
+            from biodl.bundle import load
+
+            load(args.model_path)  # a broken bundle fails here, once, not in every worker
+        else:
+            app, choice = build_app(spec)
+            print(f"engine: {choice.engine.name} ({choice.reason})", flush=True)
+    except BaseException:
+        sock.close()
+        raise
+    procs = f"{args.workers} worker{'s' if args.workers > 1 else ''} × {spec.threads} thread{'s' if spec.threads != 1 else ''}"
+    print(f"serving {name} on {url_of(sock)} ({procs}; web page at /, API schema at /openapi.json); Ctrl-C stops", flush=True)
+    if args.workers > 1:
+        run_workers(spec, sock, args.workers, log_level=args.log_level)
+    else:
+        run(app, sock, log_level=args.log_level)
     return 0
 
 

@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
         "--output", required=True, help="embeddings file (.csv, .tsv or .parquet; .h5ad: the input AnnData with obsm['X_biodl'])"
     )
     p.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    from biodl.cli.deploy import add_stream_flag
+
+    add_stream_flag(p)
     group = p.add_argument_group("data (default: as the model was trained)")
     flags: tuple[Flag, ...] = DATA_FLAGS
     for f in flags:
@@ -84,11 +87,25 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not paths:
         raise BiodlError("--data-path is required")
     bundle = load(args.model_path)
-    data = load_data(bundle, list(paths), over, require_targets=False)
     model: nn.Module = bundle.model
     members = getattr(model, "members", None)
     if isinstance(members, nn.ModuleList):  # an ensemble: its first member's representation
         model = members[0]
+    from biodl.predict_stream import CHUNK_ROWS, Chunk, should_stream, stream_rows
+
+    if should_stream(bundle, list(paths), args.output, args.chunk_rows):
+        size = args.chunk_rows or CHUNK_ROWS
+
+        def compute(chunk: Chunk) -> pd.DataFrame:
+            Z = embed_arrays(model, chunk.X_model, args.batch_size)
+            frame = pd.DataFrame(Z, columns=[f"emb_{i}" for i in range(Z.shape[1])])
+            frame.insert(0, "id", chunk.ids)
+            return frame
+
+        out, rows, rate = stream_rows(bundle, list(paths), args.output, compute, overrides=over, chunk_rows=size, what="embed")
+        print(f"{rows} embeddings written to {out} (streamed in chunks of {size} rows, {rate:.0f} rows/s; no figures)")
+        return 0
+    data = load_data(bundle, list(paths), over, require_targets=False)
     from biodl.inference import map_batches
 
     Z = map_batches(lambda X: embed_arrays(model, bundle.modality.transform(X), args.batch_size), data.X)

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-position models: a long table, one row per position (id, position, residue, predicted, prob_<class>)",
     )
     deploy.add_engine_flag(pr)
+    deploy.add_stream_flag(pr)
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
     from biodl.cli import data as data_cli
@@ -148,6 +149,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     bundle = load(args.model_path)
     paths, over = _data_overrides(args)
+    if paths and not (args.per_residue or args.probability_maps):
+        from biodl.predict_stream import should_stream
+
+        if should_stream(bundle, list(paths), args.output, args.chunk_rows):
+            return deploy.predict_streamed(bundle, list(paths), over, args)
     data = load_data(bundle, paths, over, require_targets=False)
     engine = deploy.predict_engine(bundle, data, args.engine)
     frame, raw = predict_frame(bundle, data, engine)

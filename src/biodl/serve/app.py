@@ -30,6 +30,7 @@ from biodl.serve.batching import MicroBatcher, Overloaded
 from biodl.serve.card import model_card, prediction_records
 from biodl.serve.explain import EXPLAINERS, saliency_png
 from biodl.serve.limits import BodySizeLimit
+from biodl.serve.payload import BodyError, decode_predict, encode_predictions, numeric_rows, validation_detail
 from biodl.serve.schemas import ErrorBody, ExplainRequest, ExplainResponse, Health, Prediction, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
@@ -39,6 +40,15 @@ if TYPE_CHECKING:
 #: Default limits.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BATCH = 256
+#: Bodies up to this size are parsed and encoded on the event loop (a thread hand-off costs more).
+INLINE_BODY_BYTES = 64 * 1024
+#: ``POST /predict`` reads its raw body (orjson); its documented schema is still :class:`PredictRequest`.
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+    }
+}
 
 #: Exceptions a data type's ``parse_inputs``/``transform`` may raise for bad records (PIL: OSError subclasses).
 _RECORD_ERRORS = (ValueError, TypeError, KeyError, IndexError, binascii.Error, UnicodeError, OverflowError, OSError)
@@ -68,15 +78,7 @@ def _static(name: str) -> bytes:
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        if err.get("type") == "json_invalid":
-            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
-            position = err.get("loc", ("body", "?"))[-1]
-            return f"malformed JSON: {reason} (at character {position})"
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(parts)
+    return validation_detail(list(exc.errors()))
 
 
 def create_app(
@@ -134,6 +136,7 @@ def create_app(
 
     bag_lock = threading.Lock()  # bags: instance names live on the data type between parse and read-back
     bags = callable(getattr(bundle.model, "instance_outputs", None))
+    width = len(feature_names) if isinstance(feature_names, list) and modality.name == "tabular" else None
 
     def model_inputs(records: list[Any]) -> np.ndarray:
         X, _ = bag_inputs(records) if bags else (inputs(records), None)
@@ -154,7 +157,8 @@ def create_app(
 
     def inputs(records: list[Any]) -> np.ndarray:
         try:
-            raw = modality.parse_inputs(records)
+            fast = numeric_rows(records, width) if width is not None else None
+            raw = fast if fast is not None else modality.parse_inputs(records)
             return np.asarray(modality.transform(raw))
         except NotImplementedError as exc:
             raise RequestError(501, str(exc) or f"data type {modality.name!r} cannot parse request inputs") from None
@@ -163,9 +167,11 @@ def create_app(
         except _RECORD_ERRORS as exc:
             raise RequestError(422, f"invalid input: {exc}") from None
 
+    active = [0]  # /predict requests in flight
+
     async def run_model(X: np.ndarray) -> np.ndarray:
         try:
-            return await batcher.submit(X)
+            return await batcher.submit(X, alone=active[0] == 1)
         except Overloaded as exc:
             raise RequestError(503, str(exc)) from None
 
@@ -187,9 +193,21 @@ def create_app(
         """The model card: task, inputs, labels, metrics, versions, engine and limits."""
         return card
 
-    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, tags=["model"])
-    async def predict(body: PredictRequest) -> PredictResponse:
-        """Predictions for a batch of inputs."""
+    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, tags=["model"], openapi_extra=_PREDICT_BODY)
+    async def predict(request: Request) -> Response:
+        """Predictions for a batch of inputs (a :class:`PredictRequest` body)."""
+        active[0] += 1
+        try:
+            return await predict_body(request)
+        finally:
+            active[0] -= 1
+
+    async def predict_body(request: Request) -> Response:
+        raw_body = await request.body()
+        try:
+            body = decode_predict(raw_body)
+        except BodyError as exc:
+            raise RequestError(exc.status, exc.detail) from None
         if len(body.inputs) > max_batch:
             raise RequestError(413, f"too many inputs: {len(body.inputs)} > {max_batch} per request")
         if bags:  # multiple-instance models: the bag prediction and a weight per instance
@@ -199,8 +217,9 @@ def create_app(
             records = prediction_records(bundle, out)
             for rec, n, w in zip(records, names, weights, strict=True):
                 rec.update(instances=n, instance_weights=[float(v) for v in w[: len(n)]])
-            return PredictResponse(predictions=[Prediction(**r) for r in records])
-        X = await run_in_threadpool(model_inputs, list(body.inputs))
+            return Response(encode_predictions(records), media_type="application/json")
+        small = len(raw_body) <= INLINE_BODY_BYTES
+        X = model_inputs(body.inputs) if small else await run_in_threadpool(model_inputs, body.inputs)
         out = await run_model(X)
         if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop
             records = await run_in_threadpool(prediction_records, bundle, out, probability_maps=body.probability_maps)
@@ -209,7 +228,8 @@ def create_app(
             records = prediction_records(bundle, out, lengths=lengths)
         else:
             records = prediction_records(bundle, out)
-        return PredictResponse(predictions=[Prediction(**r) for r in records])
+        content = encode_predictions(records) if small else await run_in_threadpool(encode_predictions, records)
+        return Response(content, media_type="application/json")
 
     def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:
         if bundle.kind == "positions":
@@ -279,5 +299,18 @@ def create_app(
             raise RequestError(404, "not found")
         return Response(_static(name), media_type=types[name], headers={"Cache-Control": "no-cache"})
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:  # the raw-body /predict still documents PredictRequest
+        if app.openapi_schema is None:
+            schema = base_openapi()
+            defs = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.pop("$defs", {}))
+            components["PredictRequest"] = defs
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
     return app

@@ -5,11 +5,17 @@ waiting — up to ``max_batch`` rows of one input shape — runs the model once 
 thread, and hands each request its slice of the outputs. Nothing waits for a batch to fill:
 while one model call runs, new requests accumulate and form the next batch, so a lone request
 is answered at once and a burst is answered in few calls.
+
+A model whose calls are cheap (recent calls under ``inline_below_s``) is run on the event loop
+itself for a request that is alone (no other request in flight, nothing running or queued): two
+thread hand-offs would cost more than the model. Concurrent requests go through the worker and
+are batched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +60,9 @@ class MicroBatcher:
         Most rows in one model call (a single larger request runs on its own).
     max_queue
         Most requests waiting; more are refused with :class:`Overloaded`.
+    inline_below_s
+        Run a lone request on the event loop when the model's recent calls took less than this
+        (seconds; 0 never does).
     """
 
     def __init__(
@@ -62,12 +71,16 @@ class MicroBatcher:
         executor: ThreadPoolExecutor,
         max_batch: int = 256,
         max_queue: int = 1024,
+        inline_below_s: float = 0.002,
     ) -> None:
         self.predict = predict
         self.executor = executor
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.inline_below_s = inline_below_s
         self.stats = BatchStats()
+        self._busy = False
+        self._call_s: float | None = None  # moving average of a model call's duration
         self._pending: deque[_Item] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -90,12 +103,18 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("server shutting down"))
 
-    async def submit(self, X: np.ndarray) -> np.ndarray:
-        """Outputs for ``X`` (computed together with whatever else is waiting)."""
+    async def submit(self, X: np.ndarray, *, alone: bool = False) -> np.ndarray:
+        """Outputs for ``X`` (computed together with whatever else is waiting).
+
+        ``alone``: no other request is in flight, so a cheap model may run at once on the event loop.
+        """
         if self._wakeup is None:
             raise RuntimeError("MicroBatcher.start() was not called")
         if len(self._pending) >= self.max_queue:
             raise Overloaded(f"server busy: {len(self._pending)} requests waiting; retry shortly")
+        cheap = self._call_s is not None and self._call_s < self.inline_below_s
+        if alone and cheap and not self._busy and not self._pending:
+            return self._call([X], X)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(X, future))
         self._wakeup.set()
@@ -115,6 +134,19 @@ class MicroBatcher:
         self._pending.extendleft(reversed(skipped))
         return batch
 
+    def _call(self, parts: list[np.ndarray], X: np.ndarray) -> np.ndarray:
+        """One model call on ``X`` (the rows of ``parts``), timed and counted."""
+        t0 = time.perf_counter()
+        out = self.predict(X)
+        seconds = time.perf_counter() - t0
+        self._call_s = seconds if self._call_s is None else 0.8 * self._call_s + 0.2 * seconds
+        self.stats.calls += 1
+        self.stats.rows += len(X)
+        self.stats.requests += len(parts)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(X))
+        self.stats.history.append(len(parts))
+        return out
+
     async def _run(self) -> None:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
@@ -127,18 +159,16 @@ class MicroBatcher:
             if not batch:
                 continue
             X = batch[0].X if len(batch) == 1 else np.concatenate([item.X for item in batch])
+            self._busy = True
             try:
-                out = await loop.run_in_executor(self.executor, self.predict, X)
+                out = await loop.run_in_executor(self.executor, self._call, [item.X for item in batch], X)
             except Exception as exc:  # the model failed: every waiting request gets the error
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            self.stats.calls += 1
-            self.stats.rows += len(X)
-            self.stats.requests += len(batch)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(X))
-            self.stats.history.append(len(batch))
+            finally:
+                self._busy = False
             start = 0
             for item in batch:
                 stop = start + len(item.X)

@@ -1,0 +1,110 @@
+"""Streamed ``biodl predict`` / ``biodl embed`` (``--chunk-rows``) on a real DeepBind model and ENCODE sequences."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biodl import Experiment
+from biodl.errors import DataError
+from conftest import run_biodl, shared_path
+
+ROWS = 300  # several 64-row chunks and a partial last one
+
+
+@pytest.fixture(scope="module")
+def peaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 REST ChIP-seq peaks of DeepBind's ENCODE file (a TSV with an id column)."""
+    src = shared_path("dna", "deepbind_encode_train", "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz")
+    with gzip.open(src, "rt") as fh:
+        frame = pd.read_csv(fh, sep="\t").head(ROWS)
+    out = tmp_path_factory.mktemp("data") / "rest.tsv"
+    frame.to_csv(out, sep="\t", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, peaks: Path) -> Path:
+    """A DeepBind model trained for one epoch on the peaks and their dinucleotide shuffles (rows numbered, no id column)."""
+    out = tmp_path_factory.mktemp("runs") / "rest"
+    Experiment(
+        data={
+            "type": "sequence",
+            "path": [str(peaks)],
+            "target_columns": ["Bound"],
+            "sequence": {"column": "seq", "negatives": "dinucleotide-shuffle"},
+        },
+        model={"name": "deepbind"},
+        train={"max_epochs": 1, "progress_bar": False, "seed": 0, "batch_size": 64},
+        evaluate={"baselines": [], "report": False, "plots": False},
+    ).fit(out)
+    return out
+
+
+def _predict(run: Path, data: Path, output: Path, *extra: str) -> pd.DataFrame:
+    res = run_biodl(
+        "predict", "--model-path", str(run), "--data-path", str(data), "--output", str(output), "--engine", "torch", *extra
+    )
+    assert res.returncode == 0, res.stderr
+    return pd.read_parquet(output) if output.suffix == ".parquet" else pd.read_csv(output, sep=None, engine="python")
+
+
+def test_streamed_predictions_equal_in_memory_in_row_order(run: Path, peaks: Path, tmp_path: Path) -> None:
+    ids = ("--id-column", "EventID")
+    whole = _predict(run, peaks, tmp_path / "whole.csv", *ids)
+    streamed = _predict(run, peaks, tmp_path / "streamed.parquet", "--chunk-rows", "64", *ids)
+    tsv = _predict(run, peaks, tmp_path / "streamed.tsv", "--chunk-rows", "64", "--engine", "auto", *ids)
+    assert len(whole) == len(streamed) == len(tsv) == ROWS
+    expected_ids = pd.read_csv(peaks, sep="\t")["EventID"].astype(str).tolist()
+    for frame in (whole, streamed, tsv):
+        assert frame["id"].astype(str).tolist() == expected_ids  # input order over 5 chunks
+        assert list(frame.columns) == ["id", "prob_1", "predicted"]
+    assert np.abs(whole["prob_1"].to_numpy() - streamed["prob_1"].to_numpy()).max() < 1e-6
+    assert np.abs(whole["prob_1"].to_numpy() - tsv["prob_1"].to_numpy()).max() < 1e-4  # ONNX Runtime, parity-checked
+    assert (whole["predicted"].astype(str) == streamed["predicted"].astype(str)).all()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_generated_ids_continue_across_chunks(run: Path, peaks: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "seqs.csv"
+    pd.read_csv(peaks, sep="\t")[["seq"]].to_csv(bare, index=False)  # no id column: rows are numbered
+    whole = _predict(run, bare, tmp_path / "whole.csv")
+    streamed = _predict(run, bare, tmp_path / "streamed.csv", "--chunk-rows", "70")
+    assert whole["id"].tolist() == streamed["id"].tolist() == list(range(ROWS))
+    assert np.abs(whole["prob_1"].to_numpy() - streamed["prob_1"].to_numpy()).max() < 1e-6
+
+
+def test_streamed_embeddings_equal_in_memory(run: Path, peaks: Path, tmp_path: Path) -> None:
+    args = ["embed", "--model-path", str(run), "--data-path", str(peaks)]
+    assert run_biodl(*args, "--output", str(tmp_path / "whole.csv")).returncode == 0
+    assert run_biodl(*args, "--output", str(tmp_path / "streamed.csv"), "--chunk-rows", "100").returncode == 0
+    whole, streamed = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(tmp_path / "streamed.csv")
+    assert whole["id"].tolist() == streamed["id"].tolist() and whole.shape == streamed.shape
+    assert np.abs(whole.drop(columns="id").to_numpy() - streamed.drop(columns="id").to_numpy()).max() < 1e-5
+
+
+def test_a_failure_midway_leaves_no_output_under_the_final_name(run: Path, peaks: Path, tmp_path: Path) -> None:
+    frame = pd.read_csv(peaks, sep="\t")
+    frame.loc[200, "seq"] = frame.loc[200, "seq"][:50] + "Z" + frame.loc[200, "seq"][51:]  # in the 4th chunk
+    bad = tmp_path / "bad.tsv"
+    frame.to_csv(bad, sep="\t", index=False)
+    for name in ("pred.parquet", "pred.csv"):
+        out = tmp_path / name
+        res = run_biodl("predict", "--model-path", str(run), "--data-path", str(bad), "--output", str(out), "--chunk-rows", "64")
+        assert res.returncode != 0
+        assert "bad.tsv row 201" in res.stderr and "'Z'" in res.stderr and "Traceback" not in res.stderr
+        assert not out.exists() and not (tmp_path / f"{name}.partial").exists()
+
+
+def test_unstreamable_output_is_a_clear_error(run: Path, peaks: Path, tmp_path: Path) -> None:
+    from biodl import load
+    from biodl.predict_stream import should_stream
+
+    bundle = load(run)
+    with pytest.raises(DataError, match="not streamed"):
+        should_stream(bundle, [str(peaks)], tmp_path / "out.h5ad", 64)
+    assert not should_stream(bundle, [str(peaks)], tmp_path / "out.csv", None)  # small input: read whole
