@@ -42,6 +42,7 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     default_auto = (
         cfg.model.name is None and bool(data_type.portfolio) and not cfg.model.params()  # a model section: its network
         and (auto_tasks is None or cfg.data.task in auto_tasks)
+        and "tune" not in cfg.model_fields_set  # a search space tunes the data type's default network
     )  # fmt: skip
     if cfg.model.name == AUTO or (default_auto and not per_position and cfg.data.task != "reconstruction"):
         _resolve_auto(cfg)

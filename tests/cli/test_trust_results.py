@@ -23,7 +23,7 @@ __all__ = ["yeast_csv"]  # the fixture, shared with test_trust_input
 def test_resume_from_a_damaged_checkpoint(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     args = ["train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1",
-            "--output-dir", str(run), *QUIET]  # fmt: skip
+            "--model", "mlp", "--output-dir", str(run), *QUIET]  # fmt: skip
     code, _, err = biodl(capsys, *args, "--max-epochs", "3")
     assert code == 0, err
     ckpts = run / "checkpoints"
@@ -42,6 +42,20 @@ def test_resume_from_a_damaged_checkpoint(yeast_csv: Path, tmp_path: Path, capsy
     (ckpts / "previous.ckpt").write_bytes(b"")
     line = one_line_error(*biodl(capsys, *args, "--max-epochs", "6", "--resume")[::2])
     assert "last.ckpt is damaged" in line and "start the run again without --resume" in line
+
+
+def test_default_auto_run_resumes_its_candidates(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plain table run is ``model.name: auto``: ``--resume`` goes on from each candidate's own checkpoint."""
+    run = tmp_path / "run"
+    args = ["train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1",
+            "--output-dir", str(run), *QUIET]  # fmt: skip
+    code, _, err = biodl(capsys, *args, "--max-epochs", "2")
+    assert code == 0, err
+    ckpts = sorted(run.glob("candidates/*/checkpoints/last.ckpt"))
+    assert ckpts, sorted(p.relative_to(run) for p in run.rglob("*"))
+    code, out, err = biodl(capsys, *args, "--max-epochs", "3", "--resume")
+    assert code == 0, err
+    assert f"resuming from {ckpts[0]} (after epoch 2)" in out, out
 
 
 # ------------------------------------------------ 11. regression curves on the original scale

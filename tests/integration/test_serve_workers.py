@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,4 +47,7 @@ def test_two_workers_answer_concurrent_requests_in_order(server: Server, pbmc_ru
             probs = np.array([pred["probabilities"][c] for c in classes])
             assert np.abs(probs - expected[i]).max() <= 1e-5 and pred["label"] == classes[int(expected[i].argmax())]
     assert "2 workers" in server.log()
+    deadline = time.monotonic() + 120  # the second worker may still be loading when the first answers the burst
+    while server.log().count("engine: torch") < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert server.log().count("engine: torch") == 2  # one engine (and model load) per worker

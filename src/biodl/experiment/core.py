@@ -139,7 +139,7 @@ class Experiment:
             if cfg.model.name == AUTO:  # the data type's candidates, the best on validation
                 from biodl.experiment.portfolio import evaluate_chosen, fit_portfolio
 
-                chosen = fit_portfolio(cfg, inputs, split, prepared, out, callbacks=self._callbacks)
+                chosen = fit_portfolio(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
                 evaluation = evaluate_chosen(cfg, inputs, split, prepared, chosen)
                 result = write_run(chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out)
             else:

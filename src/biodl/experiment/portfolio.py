@@ -126,9 +126,14 @@ def fit_portfolio(
     prepared: Prepared,
     out: Path,
     *,
+    resume: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> Chosen:
-    """Train every candidate (within ``train.time_budget``) and return the best on validation."""
+    """Train every candidate (within ``train.time_budget``) and return the best on validation.
+
+    With ``resume`` a candidate whose ``RUN/candidates/<k>_<name>/checkpoints`` hold a checkpoint goes on
+    from it (damaged ``last.ckpt``: the previous one), like a single-model run; the others start afresh.
+    """
     kind = inputs.targets.kind
     metric, higher = main_metric(kind)
     va = split.val
@@ -161,7 +166,10 @@ def fit_portfolio(
             cprep = fit_preprocessing(ccfg, cinputs, split)
         timer = Deadline(deadline)
         cdir = out / "candidates" / f"{i}_{candidate.get('name')}"
-        trained = train_network(ccfg, cinputs, split, cprep, cdir, callbacks=[*callbacks, timer], stop=timer.passed)
+        again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
+        trained = train_network(
+            ccfg, cinputs, split, cprep, cdir, resume=again, callbacks=[*callbacks, timer], stop=timer.passed
+        )
         trained.bundle.save(cdir / "model")
         preds = validation_preds(cinputs, cprep, trained, va)
         score = score_preds(cinputs, va, preds, metric)
