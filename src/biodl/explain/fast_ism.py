@@ -335,14 +335,34 @@ def local_ism(plan: LocalPlan, X: torch.Tensor, start: int, end: int, device: to
     """
     N, L = X.shape[0], X.shape[-1]
     chunk = max(1, min(N, math.ceil(_BUDGET * 4 / max(1, L * 512))))
+    return chunked_strands(
+        lambda xb, s, e: _strand(plan, xb, s, e), X, start, end, chunk=chunk, rc_average=plan.rc_average,
+        device=device, out_device=torch.device("cpu"),
+    )  # fmt: skip
+
+
+def chunked_strands(
+    strand: Callable[[torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]],
+    X: torch.Tensor,
+    start: int,
+    end: int,
+    *,
+    chunk: int,
+    rc_average: bool,
+    device: torch.device,
+    out_device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``strand(xb, start, end)`` over chunks of ``chunk`` sequences of ``X`` ``(N, A, L)``: reference ``(N, T)``
+    and mutant outputs ``(N, T, A, L)``, the reverse strand's averaged in when ``rc_average``."""
+    L = X.shape[-1]
     refs, outs = [], []
-    for i in range(0, N, chunk):
+    for i in range(0, X.shape[0], chunk):
         xb = X[i : i + chunk].to(device)
-        ref, out = _strand(plan, xb, start, end)
-        if plan.rc_average:
-            ref_r, out_r = _strand(plan, reverse_complement(xb), L - end, L - start)
+        ref, out = strand(xb, start, end)
+        if rc_average:
+            ref_r, out_r = strand(reverse_complement(xb), L - end, L - start)
             ref = 0.5 * (ref + ref_r)
             out = 0.5 * (out + reverse_complement(out_r))
-        refs.append(ref.cpu())
-        outs.append(out.cpu())
+        refs.append(ref.to(out_device))
+        outs.append(out.to(out_device))
     return torch.cat(refs), torch.cat(outs)

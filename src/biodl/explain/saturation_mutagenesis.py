@@ -49,9 +49,8 @@ from biodl.explain._common import (
     is_rc_averaging,
     model_device,
     model_length,
-    reverse_complement,
 )
-from biodl.explain.fast_ism import local_ism, local_plan
+from biodl.explain.fast_ism import chunked_strands, local_ism, local_plan
 
 if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
@@ -344,20 +343,13 @@ def _plain(
 def _fast(
     parts: ConvPoolParts, X: torch.Tensor, start: int, end: int, batch_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    N, A, L = X.shape
-    refs, outs = [], []
+    N, A = X.shape[0], X.shape[1]
     F_, _, k = parts.conv.weight.shape
     chunk = max(1, min(N, _FAST_BUDGET // max(1, (end - start) * A * F_ * k)))
-    for i in range(0, N, chunk):
-        xb = X[i : i + chunk].to(device)
-        ref, out = _fast_strand(parts, xb, start, end)
-        if parts.rc_average:
-            ref_r, out_r = _fast_strand(parts, reverse_complement(xb), L - end, L - start)
-            ref = 0.5 * (ref + ref_r)
-            out = 0.5 * (out + reverse_complement(out_r))
-        refs.append(ref.to(X.device))
-        outs.append(out.to(X.device))
-    return torch.cat(refs), torch.cat(outs)
+    return chunked_strands(
+        lambda xb, s, e: _fast_strand(parts, xb, s, e), X, start, end, chunk=chunk, rc_average=parts.rc_average,
+        device=device, out_device=X.device,
+    )  # fmt: skip
 
 
 @overload
