@@ -48,7 +48,8 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml_or_none(path: Path) -> Any:
+    """The parsed YAML file, or ``None`` when it is missing or unreadable."""
     try:
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
@@ -148,7 +149,7 @@ def render_card(
     run = Path(run_dir)
     model_dir = run / "model" if (run / "model" / "bundle.json").is_file() else run
     meta = _read_json(model_dir / "bundle.json") or {}
-    cfg = _read_yaml(run / "config.yaml") or _read_yaml(model_dir / "config.yaml") or {}
+    cfg = read_yaml_or_none(run / "config.yaml") or read_yaml_or_none(model_dir / "config.yaml") or {}
     metrics = _read_json(run / "metrics.json") or meta.get("metrics") or {}
     splits = _read_json(run / "splits.json") or {}
     transfer = _read_json(run / "transfer.json") or {}

@@ -74,7 +74,7 @@ def load_search_space(path: str | Path) -> dict[str, Any]:
 
 def tune_config(args: argparse.Namespace) -> Any:
     """The validated :class:`~biodl.config.ExperimentConfig` of a ``biodl tune`` command line."""
-    from biodl.config import AUTO, ExperimentConfig, apply_overrides, load_yaml, set_nested
+    from biodl.config import ExperimentConfig, apply_overrides, load_yaml, set_nested
 
     raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for key, value in given(args, DATA_FLAGS + SPLIT_FLAGS + TRAIN_FLAGS).items():
@@ -88,18 +88,10 @@ def tune_config(args: argparse.Namespace) -> Any:
         set_nested(raw, key.split("."), value)
     apply_overrides(raw, args.set)
     source = args.config or args.search_space or "command line"
-    cfg = ExperimentConfig.from_dict(raw, source=source)
-    model = raw.get("model")
-    if cfg.model.name == AUTO and not (isinstance(model, Mapping) and model.get("name")):
-        # the data type's default is the ``auto`` portfolio, which has no settings to search: tune its network
-        from biodl.models import default_model_name
-
-        raw["model"] = {
-            **(dict(model) if isinstance(model, Mapping) else {}),
-            "name": default_model_name(cfg.data.type, cfg.data.task),
-        }
-        cfg = ExperimentConfig.from_dict(raw, source=source)
-    return cfg
+    # a tune section (even an empty one) makes a model-less config resolve to the data type's default network
+    # rather than the ``auto`` portfolio, which has no settings to search (biodl.wiring.resolve_experiment)
+    raw.setdefault("tune", {})
+    return ExperimentConfig.from_dict(raw, source=source)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from biodl.bundle import META, PREPROCESSING, WEIGHTS, load, resolve_bundle_dir
 from biodl.errors import BundleError
 from biodl.io_utils import atomic_write_text
-from biodl.model_card import CARD, read_card, render_card
+from biodl.model_card import CARD, read_card, read_yaml_or_none, render_card
 from biodl.model_sources import INDEX, ZOO_FORMAT, check_file_name, is_model_name, sha256_file, split_version
 from biodl.zoo.validation import VALIDATION, VALIDATION_IDS, write_validation_rows
 
@@ -47,7 +47,7 @@ def stage(
     for f in (META, WEIGHTS, PREPROCESSING):
         shutil.copy2(src / f, out / f)
     if validation_rows is None:
-        cfg = _yaml(run_dir / "config.yaml")
+        cfg = read_yaml_or_none(run_dir / "config.yaml")
         validation_rows = bool(((cfg or {}).get("card") or {}).get("validation_rows"))
     if validation_rows:
         if (src / VALIDATION).is_file():
@@ -70,15 +70,6 @@ def stage(
         text = render_card(card_source, **card_kw)
     atomic_write_text(out / CARD, text)
     return out
-
-
-def _yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
 
 
 def push(
