@@ -41,6 +41,8 @@ FORMAT_VERSION = 1
 META = "bundle.json"
 WEIGHTS = "weights.safetensors"
 PREPROCESSING = "preprocessing.safetensors"
+#: ``--precision`` of ``biodl predict`` / ``evaluate`` (as ``train.precision``; mixed = autocast).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".npy", ".bin")
 
 
@@ -71,6 +73,31 @@ class Bundle:
     meta: dict[str, Any]
     target_scaler: TargetScaler | None
     path: Path | None = None
+    autocast: str | None = None
+
+    def to_device(self, device: str = "cpu", precision: str = "32-true") -> str:
+        """Move the network to ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``: CUDA when
+        available) and predict there, under autocast for ``bf16-mixed`` / ``16-mixed``; returns the device used.
+
+        Raises
+        ------
+        BundleError
+            For a device this machine does not have, or an unknown precision.
+        """
+        import torch
+
+        name = device.strip().lower()
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise BundleError(f"--device {device}: no CUDA device is available on this machine (use --device cpu)")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise BundleError(f"--device {device}: no Apple MPS device is available on this machine (use --device cpu)")
+        if precision not in PRECISIONS:
+            raise BundleError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        self.model.to(torch.device(name))
+        self.autocast = None if precision == "32-true" else precision
+        return name
 
     @property
     def kind(self) -> str:
@@ -95,9 +122,19 @@ class Bundle:
 
     def predict_arrays(self, X_model: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Outputs for preprocessed inputs: probabilities or (unscaled) values ``(N, K)``."""
+        import contextlib
+
+        import torch
+
         from biodl.models.outputs import predict_outputs
 
-        out = predict_outputs(self.model, X_model, self.kind, batch_size=batch_size)
+        device = next(self.model.parameters()).device
+        ctx: Any = contextlib.nullcontext()
+        if self.autocast is not None:
+            dtype = torch.bfloat16 if self.autocast == "bf16-mixed" else torch.float16
+            ctx = torch.autocast(device_type=device.type, dtype=dtype)
+        with ctx, torch.inference_mode():
+            out = predict_outputs(self.model, X_model, self.kind, batch_size=batch_size)
         if self.target_scaler is not None:
             out = self.target_scaler.inverse(out)
         return out

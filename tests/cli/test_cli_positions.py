@@ -144,6 +144,35 @@ def test_explain_position(run_dir: Path, files: dict[str, Path], tmp_path: Path)
     assert np.abs(attr[:, 0, 20:30]).sum() > 0
 
 
+def test_evaluate_validation_chains_with_their_columns(run_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
+    """A file holding only validation chains, --val-column and mask columns kept (all true), evaluates to metrics.val."""
+    frame = pd.read_csv(files["train"], sep="\t", dtype={"resolved": str})
+    val = tmp_path / "val.tsv"
+    frame[frame.validation].to_csv(val, sep="\t", index=False)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model-path", str(run_dir), "--data-path", str(val), "--output", str(out)]) == 0
+    got = json.loads(out.read_text())["metrics"]
+    want = json.loads((run_dir / "metrics.json").read_text())["val"]
+    assert got["n"] == want["n"] and got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("flag", ["True", "False"])
+def test_training_needs_both_sides_of_the_val_column(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    frame = pd.read_csv(files["train"], sep="\t", dtype={"resolved": str}).assign(validation=flag)
+    one = tmp_path / "one.tsv"
+    frame.to_csv(one, sep="\t", index=False)
+    code = main([
+        "train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", str(one), "--sequence-column", "seq",
+        "--target-columns", "sst3", "--per-position", "--mask-column", "resolved", "--val-column", "validation",
+        "--task", "classification", "--output-dir", str(tmp_path / "r"), *TINY,
+    ])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    side = "training" if flag == "True" else "validation"
+    assert code == 2 and "one.tsv" in err and f"the {side} split" in err and "would be empty" in err, err
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

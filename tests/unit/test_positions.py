@@ -142,8 +142,8 @@ def test_validation_column() -> None:
     assert parts.tolist() == ["val", "train", "val", "train", "val"]
     with pytest.raises(DataError, match=r"f.tsv: row 2: field 'validation': 'maybe' is not true/false"):
         validation_parts(pd.DataFrame({"validation": ["1", "maybe"]}), "validation", source="f.tsv")
-    with pytest.raises(DataError, match=r"validation split .* would be empty"):
-        validation_parts(pd.DataFrame({"validation": ["0", "0"]}), "validation", source="f.tsv")
+    # one-sided files are read (evaluating validation or test chains); training refuses them (tests/cli)
+    assert validation_parts(pd.DataFrame({"validation": ["1", "yes"]}), "validation", source="f.tsv").tolist() == ["val"] * 2
     held = hold_out_test(np.array(["train"] * 8 + ["val"] * 2, dtype=object), (0.6, 0.1, 0.3), seed=0)
     assert (held == "test").sum() == 3 and (held == "val").sum() == 2
 

@@ -26,6 +26,30 @@ def add_engine_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision`` of ``biodl predict`` / ``biodl evaluate``."""
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the network runs: cpu (default), cuda, cuda:N, mps, or auto (CUDA when available); off the CPU "
+        "PyTorch predicts (no ONNX Runtime) and large tables are read whole",
+    )
+    parser.add_argument(
+        "--precision",
+        default="32-true",
+        choices=("32-true", "bf16-mixed", "16-mixed"),
+        help="32-true (default), or autocast to bfloat16 / float16 (mixed precision, for GPUs)",
+    )
+
+
+def use_device(bundle: Bundle, args: argparse.Namespace) -> str:
+    """Move the bundle's network to ``--device`` with ``--precision``; returns the device used."""
+    device = bundle.to_device(getattr(args, "device", "cpu"), getattr(args, "precision", "32-true"))
+    if device != "cpu" or bundle.autocast is not None:
+        print(f"device: {device}, precision {args.precision}", flush=True)
+    return device
+
+
 def add_stream_flag(parser: argparse.ArgumentParser) -> None:
     """``--chunk-rows N``: stream large tables in chunks (``biodl predict`` / ``biodl embed``)."""
     parser.add_argument(

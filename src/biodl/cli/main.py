@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="metrics of a saved model on a labelled file")
     ev.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
     ev.add_argument("--output", help="write the metrics as JSON here")
+    deploy.add_device_flags(ev)
     _add_flags(ev, "data (default: as the model was trained)", DATA_FLAGS)
 
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-position models: a long table, one row per position (id, position, residue, predicted, prob_<class>)",
     )
     deploy.add_engine_flag(pr)
+    deploy.add_device_flags(pr)
     deploy.add_stream_flag(pr)
     _add_flags(pr, "data (default: as the model was trained)", DATA_FLAGS)
 
@@ -132,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from biodl.io_utils import atomic_write_text
 
     bundle = load(args.model_path)
+    deploy.use_device(bundle, args)
     paths, over = _data_overrides(args)
     data = load_data(bundle, paths, over, require_targets=True)
     metrics = evaluate(bundle, data)
@@ -148,14 +151,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from biodl.inference import load_data, predict_frame, write_table
 
     bundle = load(args.model_path)
+    on_cpu = deploy.use_device(bundle, args) == "cpu" and bundle.autocast is None
     paths, over = _data_overrides(args)
-    if paths and not (args.per_residue or args.probability_maps):
+    if paths and on_cpu and not (args.per_residue or args.probability_maps):
         from biodl.predict_stream import should_stream
 
         if should_stream(bundle, list(paths), args.output, args.chunk_rows):
             return deploy.predict_streamed(bundle, list(paths), over, args)
     data = load_data(bundle, paths, over, require_targets=False)
-    engine = deploy.predict_engine(bundle, data, args.engine)
+    engine = deploy.predict_engine(bundle, data, args.engine) if on_cpu else None  # GPU / autocast: the bundle's network
     frame, raw = predict_frame(bundle, data, engine)
     if bundle.kind == "segmentation":
         from biodl.inference import write_masks, write_probability_maps

@@ -470,7 +470,8 @@ def validation_parts(frame: object, column: str, *, source: str) -> np.ndarray:
     """``(N,)`` ``"val"`` for rows whose ``column`` is true (true/1/yes), ``"train"`` for false (false/0/no).
 
     ``frame`` is a pandas DataFrame; any other value (blank included) is a :class:`DataError`
-    naming the file, row and column. The parts feed ``split: auto``/``predefined`` (``--val-column``).
+    naming the file, row and column. The parts feed ``split: auto``/``predefined`` (``--val-column``); a file
+    whose rows are all one part is fine here (``biodl evaluate`` on validation or test chains), training refuses it.
     """
     import pandas as pd
 
@@ -488,10 +489,6 @@ def validation_parts(frame: object, column: str, *, source: str) -> np.ndarray:
             f"{source}: row {i + 1}: field {column!r}: {frame[column].iloc[i]!r} is not true/false (1/0, yes/no); "
             f"{int((~ok).sum())} such row(s)"
         )
-    if not is_val.any():
-        raise DataError(f"{source}: no row has {column!r} true: the validation split (--val-column) would be empty")
-    if is_val.all():
-        raise DataError(f"{source}: every row has {column!r} true: the training split would be empty")
     return np.where(is_val, "val", "train").astype(object)
 
 

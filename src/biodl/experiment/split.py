@@ -41,6 +41,11 @@ def apply_val_column(cfg: ExperimentConfig, data: LoadedData) -> None:
     if cfg.data.split not in ("auto", "predefined"):
         raise ConfigError(f"--val-column sets the validation rows itself; data.split must be auto, not {cfg.data.split!r}")
     parts = np.asarray(data.parts, dtype=object)
+    files = ", ".join(cfg.data.path)
+    if not (parts == "val").any():
+        raise DataError(f"{files}: no row has {column!r} true: the validation split (--val-column) would be empty")
+    if (parts == "val").all():
+        raise DataError(f"{files}: every row has {column!r} true: the training split would be empty")
     if "split_sizes" in cfg.data.model_fields_set and cfg.data.split_sizes[2] > 0:
         parts = hold_out_test(parts, cfg.data.split_sizes, split_seed(cfg))
     data.parts = parts
