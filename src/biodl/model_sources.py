@@ -107,8 +107,29 @@ def resolve_model_path(spec: str | os.PathLike[str]) -> Path:
 
 def zoo_locations() -> list[str]:
     """Configured zoo folders (``BIODL_ZOO_PATH``, in order), then the built-in zoo."""
-    extra = [p for p in os.environ.get("BIODL_ZOO_PATH", "").split(os.pathsep) if p.strip()]
-    return [*extra, str(BUILTIN_ZOO)]
+    return [*split_zoo_path(os.environ.get("BIODL_ZOO_PATH", "")), str(BUILTIN_ZOO)]
+
+
+def split_zoo_path(text: str, sep: str = os.pathsep) -> list[str]:
+    """``BIODL_ZOO_PATH`` split on ``os.pathsep``, keeping URLs whole (on POSIX ``:`` is also in ``http://host:port``).
+
+    >>> split_zoo_path("/zoo:http://127.0.0.1:8000/models:https://example.org/zoo", ":")
+    ['/zoo', 'http://127.0.0.1:8000/models', 'https://example.org/zoo']
+    """
+    parts = text.split(sep)
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        if sep == ":" and part.lower() in ("http", "https") and i + 1 < len(parts) and parts[i + 1].startswith("//"):
+            part, i = f"{part}:{parts[i + 1]}", i + 1
+            host = part.split("//", 1)[1]
+            if "/" not in host and i + 1 < len(parts) and re.match(r"^\d+(/|$)", parts[i + 1]):  # the port
+                part, i = f"{part}:{parts[i + 1]}", i + 1
+        if part.strip():
+            out.append(part.strip())
+        i += 1
+    return out
 
 
 def read_index(location: str) -> dict[str, Any]:
@@ -152,30 +173,33 @@ def find_entry(models: list[dict[str, Any]], name: str, version: str | None, whe
     return max(same, key=lambda m: _version_key(m.get("version")))
 
 
+def _models_at(loc: str) -> list[dict[str, Any]]:
+    """The index entries of one zoo location; an unreachable web zoo is skipped with a note (local ones raise)."""
+    try:
+        return list(read_index(loc)["models"])
+    except BundleError as exc:
+        if not re.match(r"^https?://", loc):
+            raise
+        print(f"note: skipping the zoo {loc}: {exc}", file=sys.stderr)  # an unreachable web zoo does not hide the local ones
+        return []
+
+
 def all_entries() -> list[tuple[str, dict[str, Any]]]:
     """``(zoo location, entry)`` of every model in the local zoo folders (web folders in ``BIODL_ZOO_PATH`` too)."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for loc in zoo_locations():
-        try:
-            models = read_index(loc)["models"]
-        except BundleError as exc:
-            if not re.match(r"^https?://", loc):
-                raise
-            print(f"note: skipping the zoo {loc}: {exc}", file=sys.stderr)  # an unreachable web zoo does not hide the local ones
-            continue
-        out.extend((loc, m) for m in models)
-    return out
+    return [(loc, m) for loc in zoo_locations() for m in _models_at(loc)]
 
 
 def resolve_zoo_name(text: str) -> Path:
     """``NAME[@VERSION]`` of a configured or built-in zoo → the local bundle folder (fetched when the zoo is remote).
 
-    The first zoo location that has the name (and version) wins.
+    The first zoo location that has the name (and version) wins; later locations are not read (so a web zoo
+    listed after a folder that has the model is never contacted).
     """
     name, version = split_version(text.strip())
-    entries = all_entries()
+    entries: list[tuple[str, dict[str, Any]]] = []
     for loc in zoo_locations():
-        here = [m for lc, m in entries if lc == loc]
+        here = _models_at(loc)
+        entries.extend((loc, m) for m in here)
         if any(m.get("name") == name and (version is None or str(m.get("version")) == version) for m in here):
             entry = find_entry(here, name, version, loc)
             if re.match(r"^https?://", loc):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import pickle
 import shutil
 import threading
@@ -22,6 +23,7 @@ from biodl.cli.main import main
 from biodl.errors import BundleError, ConfigError
 from biodl.inference import load_data, predict_frame
 from biodl.model_card import read_card
+from biodl.model_sources import split_zoo_path
 from biodl.zoo import index_zoo, push
 from conftest import PBMC
 
@@ -106,6 +108,32 @@ def test_push_to_a_folder_and_load_back(pbmc_run: Path, zoo_dir: Path, monkeypat
         biodl.load("zoo:my-modle")
     with pytest.raises(BundleError, match="no version '7'"):
         biodl.load("zoo:my-model@7")
+
+
+@pytest.mark.parametrize(
+    ("text", "sep", "want"),
+    [
+        ("/zoo:http://127.0.0.1:8000/models:https://example.org/zoo", ":",
+         ["/zoo", "http://127.0.0.1:8000/models", "https://example.org/zoo"]),
+        ("/a:http://h:9", ":", ["/a", "http://h:9"]),
+        ("http://h/x:/b::", ":", ["http://h/x", "/b"]),
+        (r"C:\zoo;https://h:9/z", ";", [r"C:\zoo", "https://h:9/z"]),
+    ],
+)  # fmt: skip
+def test_zoo_path_keeps_urls_whole(text: str, sep: str, want: list[str]) -> None:
+    assert split_zoo_path(text, sep) == want
+
+
+def test_a_later_web_zoo_is_not_contacted(
+    zoo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first zoo folder holding the name wins; an (unreachable) web zoo after it is never read."""
+    monkeypatch.setenv("BIODL_ZOO_PATH", os.pathsep.join([str(zoo_dir), "http://127.0.0.1:9"]))
+    assert biodl.load("zoo:my-model").meta["task"] == "classification"
+    assert "127.0.0.1:9" not in capsys.readouterr().err
+    with pytest.raises(BundleError, match="no model named 'absent'"):
+        biodl.load("zoo:absent")  # not in the first folder: the web zoo is tried (skipped with a note), then built-in
+    assert "skipping the zoo http://127.0.0.1:9" in capsys.readouterr().err
 
 
 def test_pull_and_predict_over_http(served: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
