@@ -1,7 +1,8 @@
 """Feature normalisation fitted on the training split only (review Fig. 5B).
 
 Steps, in order: optional ``log1p``, zero-centring, scaling to unit variance, optional clipping
-(then, with ``rescale``, standardising the clipped features again), optional whitening (PCA or ZCA). The fitted state is a few arrays stored in the model bundle.
+(then, with ``rescale``, standardising the clipped features again), optional whitening (PCA or ZCA).
+The fitted state is a few arrays stored in the model bundle.
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class BiodlModule(L.LightningModule):
         raw = opt.optimizer
         params = [p for group in raw.param_groups for p in group["params"]]
 
-        def closure() -> torch.Tensor:
+        def closure() -> float:
             raw.zero_grad(set_to_none=True)
             value = masked_loss(self.kind, self(x), y, complete=self.labels_complete, huber_delta=self.huber_delta)
             if self.train_cfg.weight_decay > 0:
@@ -223,7 +223,7 @@ class BiodlModule(L.LightningModule):
             if self.train_cfg.l1 > 0:
                 value = value + self.train_cfg.l1 * sum(p.abs().sum() for p in params if p.ndim > 1)
             value.backward()
-            return value
+            return value  # type: ignore[return-value]  # torch.optim.LBFGS accepts the tensor
 
         opt._on_before_step()
         raw.step(closure)
