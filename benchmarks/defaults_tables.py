@@ -96,8 +96,17 @@ def collect(workdir: Path) -> None:
         ap = f"{mean['average_precision']:.4f} ± {sd['average_precision']:.4f}"
         rows.append([f"yeast mean ({len(recs)} folds)", "", "", f"{ham} / {ap}",
                      f"{rf['hamming_loss']:.4f} / {rf['average_precision']:.4f}", "bars: ≤ 0.195 / ≥ 0.765"])  # fmt: skip
+    for name in cmds:  # wall/CPU seconds, where the run was timed by /usr/bin/time into NAME.log
+        log = workdir / f"{name}.log"
+        timed = [ln for ln in log.read_text().splitlines() if "s wall" in ln] if log.is_file() else []
+        if timed:
+            payload.setdefault("time", {})[name] = timed[-1]
     notes = "Commands:\n\n" + "\n".join(f"- `{k}`: `{v}`" for k, v in payload["commands"].items())
     notes += "\n\nPBMC: accuracy; yeast: test Hamming loss / average precision, chosen on validation ROC-AUC."
+    if payload.get("time"):
+        notes += "\n\nTimes (`/usr/bin/time`, `nice`, 2 shared cores):\n\n" + "\n".join(
+            f"- {k}: {v}" for k, v in payload["time"].items()
+        )
     header = ["run", "chosen", "network val", "network test", "baseline of the run val / test", "network ≥ baseline (val)"]
     write_results("defaults_tables", payload, header, rows, notes)
 
