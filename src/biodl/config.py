@@ -39,6 +39,7 @@ DEFAULT_LR: dict[str, float] = {
     "rmsprop": 1e-3,
     "adagrad": 0.01,
     "adadelta": 1.0,
+    "lbfgs": 1.0,
 }
 
 
@@ -58,6 +59,11 @@ class NormalizeConfig(_Section):
         gt=0.0,
         description="clip standardised features to ±clip training standard deviations, and zero features without "
         "training variance (robust to extreme held-out values); null = no clipping",
+    )
+    rescale: bool = Field(
+        default=False,
+        description="with clip: standardise the clipped features again with their training mean and standard "
+        "deviation (winsorised scaling; a clipped sparse gene keeps unit variance); ignored without clip",
     )
 
 
@@ -451,7 +457,11 @@ DEFAULT_TIME_BUDGET = 300.0
 class TrainConfig(_Section):
     """Optimisation (review Table 2 defaults)."""
 
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "lbfgs"] = Field(
+        default="adam",
+        description="lbfgs: L-BFGS with a strong-Wolfe line search, up to 20 iterations per batch, for small "
+        "tables with batch_size covering the training rows (weight_decay becomes an explicit L2 term)",
+    )
     lr: float | None = Field(default=None, description="null = the optimiser's default")
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="SGD momentum")
     nesterov: bool = Field(default=False, description="SGD: Nesterov momentum")

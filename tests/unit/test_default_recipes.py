@@ -46,6 +46,10 @@ def test_candidates_resolve_and_user_train_settings_win() -> None:
     assert first.train.max_epochs == 3  # the user's --max-epochs wins over the candidate's 200
     linear = candidate_config(_tabular("classification"), _candidate("classification", 0))
     assert linear.model.params()["hidden_sizes"] == [] and linear.train.weight_decay > 0
+    assert linear.train.optimizer == "lbfgs" and linear.data.normalize.clip == 2.5 and linear.data.normalize.rescale
+    assert _tabular("classification").data.normalize.clip is None  # the run (and its baseline) keep plain z-scores
+    multilabel = [c for c in Tabular.portfolio if "multilabel" in c.get("tasks", ["multilabel"])]  # type: ignore[operator]
+    assert all(c.get("train", {}).get("optimizer") != "lbfgs" for c in multilabel)  # type: ignore[union-attr]
 
 
 def test_tune_on_a_plain_table_searches_the_default_network() -> None:

@@ -97,3 +97,25 @@ def test_clip_bounds_held_out_z_scores_and_zeroes_constant_features() -> None:
     assert (z[:, 1] == 0.0).all()  # constant in training → 0, whatever the held-out value
     meta, arrays = norm.state()  # the bundle keeps the clipping
     assert (Normaliser.from_state(meta, arrays).transform(held_out) == z).all()
+
+
+def test_rescale_standardises_the_clipped_features_again_dense_sparse_and_saved() -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    train = rng.exponential(1.0, (300, 4)) * (rng.random((300, 4)) < 0.2)  # sparse, heavy-tailed "genes"
+    train[:, 3] = 0.0  # no training variance
+    cfg = NormalizeConfig(clip=2.0, rescale=True)
+    norm = Normaliser.fit(train, cfg)
+    z = norm.transform(train)
+    np.testing.assert_allclose(z[:, :3].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z[:, :3].std(axis=0), 1.0, atol=1e-4)  # unit variance after clipping
+    assert (z[:, 3] == 0.0).all()
+    clipped_only = Normaliser.fit(train, NormalizeConfig(clip=2.0)).transform(train)
+    assert clipped_only[:, :3].std(axis=0).max() < 0.9  # what clipping alone leaves
+    held_out = np.array([[100.0, 0.0, 0.0, 5.0]])
+    assert np.abs(norm.transform(held_out)).max() < 10  # bounded, whatever the held-out value
+    np.testing.assert_allclose(Normaliser.fit(sp.csr_matrix(train), cfg).transform(train), z, atol=1e-5)
+    meta, arrays = norm.state()
+    assert (Normaliser.from_state(meta, arrays).transform(held_out) == norm.transform(held_out)).all()
+    assert NormalizeConfig(rescale=True).clip is None and Normaliser.fit(train, NormalizeConfig(rescale=True)).rescaled is None

@@ -207,7 +207,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--max-epochs", "train.max_epochs", "maximum epochs", type=int),
     Flag("--batch-size", "train.batch_size", "batch size", type=int),
     Flag("--lr", "train.lr", "learning rate", type=float),
-    Flag("--optimizer", "train.optimizer", "optimiser", choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta")),
+    Flag(
+        "--optimizer",
+        "train.optimizer",
+        "optimiser",
+        choices=("adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "lbfgs"),
+    ),
     Flag("--seed", "train.seed", "random seed", type=int),
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
     Flag("--time-budget", "train.time_budget", "model auto: seconds for training all candidate networks", type=float),

@@ -1,7 +1,8 @@
 """Feature normalisation fitted on the training split only (review Fig. 5B).
 
-Steps, in order: optional ``log1p``, zero-centring, scaling to unit variance, optional
-whitening (PCA or ZCA). The fitted state is a few arrays stored in the model bundle.
+Steps, in order: optional ``log1p``, zero-centring, scaling to unit variance, optional clipping
+(then, with ``rescale``, standardising the clipped features again), optional whitening (PCA or ZCA).
+The fitted state is a few arrays stored in the model bundle.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Normaliser:
     mean: np.ndarray
     std: np.ndarray
     whitening: np.ndarray | None = None
+    #: ``normalize.rescale``: mean and std ``(F,)`` of the clipped training features, applied after clipping
+    rescaled: tuple[np.ndarray, np.ndarray] | None = None
     arrays_prefix: str = field(default="features", repr=False)
 
     @classmethod
@@ -44,9 +47,9 @@ class Normaliser:
 
         if sp.issparse(X):
             if config.whiten == "none":
-                return cls._fit_sparse(sp.csr_matrix(X, dtype=np.float64), config)
+                return cls._fit_sparse(sp.csr_matrix(X, dtype=np.float64), config).with_rescale(X)
             X = X.toarray()
-        X = np.asarray(X, dtype=np.float64)
+        X = original = np.asarray(X, dtype=np.float64)
         if config.log1p:
             if (X < 0).any():
                 raise DataError("normalize.log1p needs non-negative features (found negative values)")
@@ -64,9 +67,27 @@ class Normaliser:
             inv_sqrt = 1.0 / np.sqrt(np.maximum(vals, 0.0) + 1e-5)
             pca = vecs * inv_sqrt  # (F, F): columns are scaled eigenvectors
             whitening = pca[:, ::-1].copy() if config.whiten == "pca" else pca @ vecs.T
+        if config.clip is not None and config.rescale and whitening is None:
+            return cls(config, mean.astype(np.float32), std.astype(np.float32)).with_rescale(original)
         return cls(
             config, mean.astype(np.float32), std.astype(np.float32), None if whitening is None else whitening.astype(np.float32)
         )
+
+    def with_rescale(self, X: Any, chunk: int = 4096) -> Normaliser:
+        """With ``clip`` and ``rescale``: fit the second standardisation on the clipped training rows ``X`` ``(N, F)``
+        (in chunks of ``chunk`` rows; sparse rows are densified one chunk at a time); else ``self`` unchanged."""
+        if self.config.clip is None or not self.config.rescale or self.whitening is not None:
+            return self
+        n, total, squares = 0, np.zeros(self.mean.shape, np.float64), np.zeros(self.mean.shape, np.float64)
+        for i in range(0, X.shape[0], chunk):
+            part = X[i : i + chunk]
+            Z = self.transform(part.toarray() if hasattr(part, "toarray") else part).astype(np.float64)
+            n, total, squares = n + len(Z), total + Z.sum(axis=0), squares + (Z * Z).sum(axis=0)
+        mean = total / max(n, 1)
+        std = np.sqrt(np.maximum(squares / max(n, 1) - mean**2, 0.0))
+        std = np.where(std < _EPS, np.inf, std)  # constant after clipping: 0
+        self.rescaled = (mean.astype(np.float32), std.astype(np.float32))
+        return self
 
     @classmethod
     def _fit_sparse(cls, X: Any, config: NormalizeConfig) -> Normaliser:
@@ -96,6 +117,8 @@ class Normaliser:
         Z = (X - self.mean) / self.std
         if self.config.clip is not None:
             Z = np.clip(Z, -self.config.clip, self.config.clip)
+            if self.rescaled is not None:
+                Z = (Z - self.rescaled[0]) / self.rescaled[1]
         if self.whitening is not None:
             Z = Z @ self.whitening
         return Z.astype(np.float32)
@@ -105,12 +128,15 @@ class Normaliser:
         arrays = {"mean": self.mean, "std": self.std}
         if self.whitening is not None:
             arrays["whitening"] = self.whitening
+        if self.rescaled is not None:
+            arrays["rescale_mean"], arrays["rescale_std"] = self.rescaled
         return self.config.model_dump(), arrays
 
     @classmethod
     def from_state(cls, meta: dict[str, object], arrays: dict[str, np.ndarray]) -> Normaliser:
         """Inverse of :meth:`state`."""
-        return cls(NormalizeConfig.model_validate(meta), arrays["mean"], arrays["std"], arrays.get("whitening"))
+        rescaled = (arrays["rescale_mean"], arrays["rescale_std"]) if "rescale_mean" in arrays else None
+        return cls(NormalizeConfig.model_validate(meta), arrays["mean"], arrays["std"], arrays.get("whitening"), rescaled)
 
 
 @dataclass

@@ -115,6 +115,8 @@ def _label(i: int, candidate: Mapping[str, Any]) -> str:
     data = candidate.get("data") or {}
     if isinstance(data, Mapping) and isinstance(data.get("molecule"), Mapping) and data["molecule"].get("featurizer"):
         extra.append("featurizer=" + "+".join(data["molecule"]["featurizer"]))
+    if isinstance(data, Mapping) and isinstance(data.get("normalize"), Mapping):
+        extra += [f"normalize.{k}={v}" for k, v in data["normalize"].items()]
     params = [f"{k}={v}" for k, v in candidate.items() if k not in ("name", "train", "data")]
     return f"{i}: {candidate.get('name')}" + (f" ({', '.join(params + extra)})" if params or extra else "")
 

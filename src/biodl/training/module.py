@@ -15,7 +15,7 @@ from biodl.data.base import BatchAugment, JointAugment
 from biodl.data.positions import trim_batch
 from biodl.metrics import compute_metrics, main_metric
 from biodl.training.losses import apply_head, masked_loss
-from biodl.training.optim import make_optimizer, make_scheduler
+from biodl.training.optim import l2_penalty, make_optimizer, make_scheduler
 
 #: Training steps between updates of the running loss shown in the progress bar.
 PROGRESS_EVERY = 50
@@ -180,6 +180,8 @@ class BiodlModule(L.LightningModule):
 
     def _optimisation_step(self, opt: LightningOptimizer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One mini-batch: loss, zeroed gradients, backward, optional clipping, optimiser step."""
+        if isinstance(opt.optimizer, torch.optim.LBFGS):
+            return self._lbfgs_step(opt, batch)
         loss = self._step(batch, "train")
         clip = self.train_cfg.gradient_clip
         if self._plain_steps:
@@ -204,6 +206,29 @@ class BiodlModule(L.LightningModule):
             self.clip_gradients(opt.optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         opt.step()
         return loss.detach()
+
+    def _lbfgs_step(self, opt: LightningOptimizer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One L-BFGS step on the batch (its line search re-evaluates the loss, plus ``weight_decay`` as an explicit
+        L2 term and ``l1``); the epoch's loss and metric record the batch once, before the step."""
+        loss = self._step(batch, "train").detach()  # recorded for the epoch (its gradient is not used)
+        x, y = batch
+        raw = opt.optimizer
+        params = [p for group in raw.param_groups for p in group["params"]]
+
+        def closure() -> float:
+            raw.zero_grad(set_to_none=True)
+            value = masked_loss(self.kind, self(x), y, complete=self.labels_complete, huber_delta=self.huber_delta)
+            if self.train_cfg.weight_decay > 0:
+                value = value + l2_penalty(params, self.train_cfg.weight_decay)
+            if self.train_cfg.l1 > 0:
+                value = value + self.train_cfg.l1 * sum(p.abs().sum() for p in params if p.ndim > 1)
+            value.backward()
+            return value  # type: ignore[return-value]  # torch.optim.LBFGS accepts the tensor
+
+        opt._on_before_step()
+        raw.step(closure)
+        opt._on_after_step()
+        return loss
 
     def on_train_start(self) -> None:
         self._plain_steps = plain_steps_possible(self.trainer)

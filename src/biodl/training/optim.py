@@ -9,11 +9,17 @@ import torch
 
 from biodl.config import TrainConfig
 
+#: L-BFGS iterations (each with its line search) per training batch.
+LBFGS_ITERATIONS = 20
+
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimiser (L2 via ``weight_decay``)."""
+    """The configured optimiser (L2 via ``weight_decay``; for ``lbfgs`` the training step adds it to the loss,
+    :func:`l2_penalty`)."""
     lr, wd = cfg.resolved_lr(), cfg.weight_decay
     name = cfg.optimizer
+    if name == "lbfgs":
+        return torch.optim.LBFGS(params, lr=lr, max_iter=LBFGS_ITERATIONS, line_search_fn="strong_wolfe")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=wd)
     if name == "adam":
@@ -25,6 +31,12 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+
+
+def l2_penalty(params: Iterable[torch.nn.Parameter], weight_decay: float) -> torch.Tensor:
+    """``weight_decay / 2 · Σ w²`` over the weight matrices and kernels in ``params`` (not biases or other vectors, as
+    in logistic regression): the L2 term for L-BFGS, which has no ``weight_decay`` argument."""
+    return 0.5 * weight_decay * sum((p * p).sum() for p in params if p.requires_grad and p.ndim > 1)  # type: ignore[return-value]
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
