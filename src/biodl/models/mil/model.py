@@ -139,6 +139,7 @@ class MIL(BiodlModel):
         "train.batch_size": 8,
         "train.max_epochs": 50,
         "train.early_stopping": False,
+        "data.bags.instance_dropout": 0.3,
         "evaluate.baselines": ["linear"],
     }
 
