@@ -12,7 +12,11 @@ fold. ``outer`` as 4th argument instead scores every outer fold (for reporting o
 
 Pools: ``mean``, ``max``, ``attention``, ``meanmax`` (mean and max concatenated), ``mixed`` (members
 cycle mean, max, attention). Other keys: ``hidden``, ``dropout``, ``wd``, ``lr``, ``epochs``,
-``members``, ``noise`` (Gaussian noise on standardised instances), ``indrop`` (input dropout).
+``members``, ``noise`` (Gaussian noise on standardised instances), ``indrop`` (input dropout),
+``instdrop`` (instance dropout: each instance of a training batch masked out with this probability,
+one kept per bag; biodl's ``data.bags.instance_dropout``), ``clip`` (clip standardised features to
+±clip), ``slog`` (sign·log1p of standardised features), ``rep`` (MIDatasets fold repetition, default
+1), ``folds`` (outer folds to score, with ``outer``).
 """
 
 import itertools

@@ -20,7 +20,6 @@ from biodl.models import build_model
 from biodl.models.mil import POOLINGS, AttentionPool, NoisyAnd, masked_max, masked_mean, masked_softmax
 from biodl.training.module import BiodlModule
 
-
 MIL_INSTANCE_DROPOUT = 0.3  # the mil model's default data.bags.instance_dropout (docs/mil.md)
 
 
