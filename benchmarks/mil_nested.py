@@ -12,7 +12,11 @@ fold. ``outer`` as 4th argument instead scores every outer fold (for reporting o
 
 Pools: ``mean``, ``max``, ``attention``, ``meanmax`` (mean and max concatenated), ``mixed`` (members
 cycle mean, max, attention). Other keys: ``hidden``, ``dropout``, ``wd``, ``lr``, ``epochs``,
-``members``, ``noise`` (Gaussian noise on standardised instances), ``indrop`` (input dropout).
+``members``, ``noise`` (Gaussian noise on standardised instances), ``indrop`` (input dropout),
+``instdrop`` (instance dropout: each instance of a training batch masked out with this probability,
+one kept per bag; biodl's ``data.bags.instance_dropout``), ``clip`` (clip standardised features to
+±clip), ``slog`` (sign·log1p of standardised features), ``rep`` (MIDatasets fold repetition, default
+1), ``folds`` (outer folds to score, with ``outer``).
 """
 
 import itertools
@@ -44,13 +48,19 @@ def load(name, rep=1):
     return X, y, fold
 
 
-def pack(X, idx, mu, sd):
+def pack(X, idx, mu, sd, cfg=None):
+    cfg = cfg or {}
     M = max(len(X[i]) for i in idx)
     F = X[0].shape[1]
     out = np.zeros((len(idx), M, F), np.float32)
     mask = np.zeros((len(idx), M), np.float32)
     for j, i in enumerate(idx):
-        out[j, : len(X[i])] = (X[i] - mu) / sd
+        z = (X[i] - mu) / sd
+        if cfg.get("clip"):
+            z = np.clip(z, -cfg["clip"], cfg["clip"])
+        if cfg.get("slog"):
+            z = np.sign(z) * np.log1p(np.abs(z))
+        out[j, : len(X[i])] = z
         mask[j, : len(X[i])] = 1
     return torch.from_numpy(out), torch.from_numpy(mask)
 
@@ -126,7 +136,7 @@ def fit_predict(X, y, tr, te, cfg, seed):
     if not cfg.get("std", True):
         mu = mu * 0
         sd = sd * 0 + 1
-    xt, mt = pack(X, tr, mu, sd)
+    xt, mt = pack(X, tr, mu, sd, cfg)
     yt = torch.from_numpy(y[tr])
     net = Ens(X[0].shape[1], cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], weight_decay=cfg["wd"])
@@ -138,14 +148,19 @@ def fit_predict(X, y, tr, te, cfg, seed):
         for k in range(0, len(tr), bs):
             b = perm[k : k + bs]
             mb = mt[b]
-            L = int(mb.sum(1).max())
+            if cfg.get("instdrop", 0) > 0:  # drop instances, keep at least one per bag
+                keep = (torch.rand(mb.shape) >= cfg["instdrop"]).float() * mb
+                first = torch.argmax(mb * torch.rand(mb.shape), dim=1)
+                keep[torch.arange(len(b)), first] = 1.0
+                mb = keep
+            L = int(mt[b].sum(1).max())
             out = net(xt[b][:, :L], mb[:, :L])
             loss = lossf(out, yt[b].expand_as(out)) * out.shape[0]
             opt.zero_grad()
             loss.backward()
             opt.step()
     net.eval()
-    xe, me = pack(X, te, mu, sd)
+    xe, me = pack(X, te, mu, sd, cfg)
     with torch.no_grad():
         p = torch.sigmoid(net(xe, me)).mean(0).numpy()
     return p
@@ -155,12 +170,14 @@ BASE = dict(pool="mean", hidden=[128, 64], dropout=0.25, wd=1e-3, lr=5e-4, epoch
 
 
 def run(name, cfgname, cfg, outer_only=False, seed=0):
-    X, y, fold = load(name)
+    X, y, fold = load(name, cfg.get("rep", 1))
     res = {"set": name, "cfg": cfgname, "inner": [], "outer": []}
     for k in sorted(set(fold)):
         tr = np.where(fold != k)[0]
         te = np.where(fold == k)[0]
         if outer_only:
+            if cfg.get("folds") and k not in cfg["folds"]:
+                continue
             p = fit_predict(X, y, tr, te, cfg, seed + k)
             res["outer"].append(float(((p > 0.5) == (y[te] > 0.5)).mean()))
             continue

@@ -244,6 +244,13 @@ class BagOptions(_Section):
     max_instances: int | None = Field(
         default=None, ge=1, description="larger bags are an error naming the bag (null = no limit)"
     )
+    instance_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="training only: drop each instance of a bag with this probability per step (at least one "
+        "stays), i.e. train on random sub-bags; the mil model sets its own default",
+    )
 
 
 class VolumeOptions(_Section):

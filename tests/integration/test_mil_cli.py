@@ -50,6 +50,7 @@ def test_train_writes_fold_means(run_dir: Path) -> None:
     assert {"accuracy", "auroc"} <= set(metrics["test"]) and "accuracy" in metrics["baseline"]["test"]
     cfg = (run_dir / "config.yaml").read_text()
     assert "type: bags" in cfg and "bag_column: bag_id" in cfg
+    assert "instance_dropout: 0.3" in cfg  # the mil default: training on random sub-bags
     bundle_meta = json.loads((run_dir / "model" / "bundle.json").read_text())
     assert "fold" not in bundle_meta["columns"]["feature_columns"]  # --cv-column is never a feature
     assert len(bundle_meta["columns"]["feature_columns"]) == 166

@@ -13,12 +13,14 @@ import torch
 
 from biodl.config import DataConfig, ExperimentConfig, TrainConfig
 from biodl.data.bag_images import tile_image
-from biodl.data.bags import BagModality, bag_mask, pack_bags
+from biodl.data.bags import BagModality, InstanceDropout, bag_mask, pack_bags
 from biodl.data.splits import fold_column, predefined_folds
 from biodl.errors import DataError
 from biodl.models import build_model
 from biodl.models.mil import POOLINGS, AttentionPool, NoisyAnd, masked_max, masked_mean, masked_softmax
 from biodl.training.module import BiodlModule
+
+MIL_INSTANCE_DROPOUT = 0.3  # the mil model's default data.bags.instance_dropout (docs/mil.md)
 
 
 def _sig(x: float) -> float:
@@ -143,6 +145,46 @@ def test_members_are_fitted_each_to_its_own_loss() -> None:
     for (name, p), q in zip(model.nets[0].named_parameters(), alone.nets[0].parameters(), strict=True):
         assert p.grad is not None and q.grad is not None
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+# ----------------------------------------------------------------------------- instance dropout
+def test_instance_dropout_masks_instances_keeps_one_and_never_revives_padding() -> None:
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 6, 40]
+    x = torch.from_numpy(pack_bags([rng.normal(size=(k, 3)).astype(np.float32) for k in sizes]))
+    torch.manual_seed(0)
+    drop = InstanceDropout(0.5)
+    kept = []
+    for _ in range(200):
+        out = drop(x)
+        torch.testing.assert_close(out[..., :-1], x[..., :-1])  # features untouched, only the mask
+        mask = out[..., -1]
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}
+        assert bool((mask <= x[..., -1]).all())  # padding stays padding
+        assert bool((mask.sum(dim=1) >= 1).all())  # every bag keeps an instance
+        kept.append(mask.sum(dim=1))
+    mean_kept = torch.stack(kept).mean(dim=0)
+    assert float(mean_kept[0]) == 1.0  # a one-instance bag is never emptied
+    assert float(mean_kept[3]) == pytest.approx(20.0, abs=1.5)  # ~half of 40 instances
+    assert x[..., -1].sum() == sum(sizes)  # the input is not modified in place
+    tiles = torch.from_numpy(pack_bags([rng.normal(size=(k, 1, 4, 4)).astype(np.float32) for k in (3, 5)]))
+    out = InstanceDropout(0.9)(tiles)
+    chan = out[:, :, -1]
+    assert bool((chan == chan[:, :, :1, :1]).all())  # the mask channel stays constant over each tile
+    assert bool((chan[:, :, 0, 0].sum(dim=1) >= 1).all())
+
+
+def test_mil_defaults_on_bag_tables() -> None:
+    """The ``mil`` model's recommended settings for bags (chosen by 10-fold CV, docs/mil.md); a user's value wins."""
+    base = {"data": {"type": "tabular", "bag_column": "bag", "target_columns": ["y"], "task": "classification"},
+            "model": {"name": "mil"}}  # fmt: skip
+    cfg = ExperimentConfig.from_dict(base)
+    assert cfg.data.bags.instance_dropout == MIL_INSTANCE_DROPOUT
+    assert cfg.data.split_sizes == (0.7, 0.0, 0.3) and not cfg.train.early_stopping
+    mod = BagModality(cfg.data)
+    assert isinstance(mod.train_augment(), InstanceDropout) or MIL_INSTANCE_DROPOUT == 0
+    mine = ExperimentConfig.from_dict({**base, "data": {**base["data"], "bags": {"instance_dropout": 0.0}}})
+    assert mine.data.bags.instance_dropout == 0.0 and BagModality(mine.data).train_augment() is None
 
 
 # ----------------------------------------------------------------------------- tiles

@@ -83,6 +83,34 @@ def _constant_within(frame: pd.DataFrame, column: str, bags: np.ndarray, names: 
         )
 
 
+class InstanceDropout:
+    """Training augmentation of packed bags: every real instance is dropped (masked out) with
+    probability ``p``, independently per bag and step; at least one instance of each bag stays.
+
+    Works on tables ``(B, M, F + 1)`` and image tiles ``(B, M, C + 1, t, t)`` (the mask is the last
+    feature/channel); the pooling operators ignore masked instances, so a dropped instance is as if
+    the bag had never held it (a random sub-bag each step, cf. bag subsampling).
+    """
+
+    def __init__(self, p: float) -> None:
+        self.p = float(p)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        image = x.ndim == 5
+        mask = x[:, :, -1, 0, 0] if image else x[..., -1]
+        real = mask > 0.5
+        keep = real & (torch.rand(mask.shape, device=x.device) >= self.p)
+        # one randomly chosen real instance per bag always stays
+        pick = torch.argmax(torch.rand(mask.shape, device=x.device) * real, dim=1)
+        keep[torch.arange(len(x), device=x.device), pick] |= real[torch.arange(len(x), device=x.device), pick]
+        out = x.clone()
+        if image:
+            out[:, :, -1] = keep.to(x.dtype)[:, :, None, None].expand_as(out[:, :, -1])
+        else:
+            out[..., -1] = keep.to(x.dtype)
+        return out
+
+
 @DATA_TYPES.register("bags")
 class BagModality(Modality):
     """Bags of table rows or image tiles with one label per bag (multiple-instance learning)."""
@@ -306,7 +334,8 @@ class BagModality(Modality):
         return np.einsum("nm,nmf->nf", w, x).astype(np.float32)
 
     def train_augment(self) -> BatchAugment | None:
-        return None
+        p = self.opts.instance_dropout
+        return InstanceDropout(p) if p > 0 else None
 
     def report_figures(
         self, model: torch.nn.Module, X_model: np.ndarray, data: LoadedData, rows: np.ndarray, y_pred: np.ndarray, figdir: Path
