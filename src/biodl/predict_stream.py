@@ -145,9 +145,7 @@ def _line_chunks(bundle: Bundle, paths: list[str], chunk_rows: int, tmp: Path) -
                 index += 1
 
 
-def _image_chunks(
-    bundle: Bundle, paths: list[str], overrides: Mapping[str, Any] | None, chunk_rows: int
-) -> Iterator[LoadedData]:
+def _image_chunks(bundle: Bundle, paths: list[str], overrides: Mapping[str, Any] | None, chunk_rows: int) -> Iterator[LoadedData]:
     """The image files of ``paths`` read ``chunk_rows`` files at a time, with the ids a whole read gives them."""
     from biodl.data.image.sources import image_files
 
