@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Environment variable that hands the :class:`ServeSpec` to spawned workers.
 SPEC_ENV = "BIODL_SERVE_SPEC"
+#: Seconds a worker may take to answer uvicorn's health ping before it is killed and respawned.
+WORKER_HEALTHCHECK_S = 120
 
 
 @dataclass
@@ -130,7 +132,15 @@ def run_workers(spec: ServeSpec, sock: socket.socket, workers: int, *, log_level
 
     os.environ[SPEC_ENV] = json.dumps(asdict(spec))
     options: dict[str, Any] = {"log_level": log_level, "access_log": log_level in ("debug", "info")}
+    # uvicorn kills and respawns a worker that does not answer its health ping within the timeout
+    # (5 s by default); a worker busy loading torch and the model on a loaded machine can take longer,
+    # and was then respawned for ever without serving.
     config = uvicorn.Config(
-        "biodl.serve.server:app_from_env", factory=True, workers=workers, timeout_graceful_shutdown=5, **options
+        "biodl.serve.server:app_from_env",
+        factory=True,
+        workers=workers,
+        timeout_graceful_shutdown=5,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        **options,
     )
     Multiprocess(config, sockets=[sock]).run()
