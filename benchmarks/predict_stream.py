@@ -58,6 +58,42 @@ out = engine.predict(X)
 print(json.dumps({"rows": len(X), "seconds": time.perf_counter() - t0}))
 """
 
+#: In one fresh process: the bare engine on the rows pre-encoded in memory and ``stream_predict`` on
+#: the same input with the same engine object, alternating ``repeats`` times (rows/s of each).
+INPROCESS = r"""
+import json, sys, time, numpy as np, torch
+torch.set_num_threads(1)
+from biodl import load
+from biodl.engine import TorchEngine
+from biodl.inference import load_data
+from biodl.predict_stream import stream_predict
+bundle, data_path, out, chunk, repeats = load(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+over = {"image.layout": "auto"} if bundle.modality.name == "image" else None
+X = bundle.modality.transform(np.asarray(load_data(bundle, [data_path], over, require_targets=False).X))
+engine = TorchEngine.from_bundle(bundle)
+engine.predict(X[:512])
+runs = []
+for r in range(repeats):
+    t0 = time.perf_counter(); engine.predict(X); bare = len(X) / (time.perf_counter() - t0)
+    t0 = time.perf_counter(); _, n, _ = stream_predict(bundle, [data_path], out, engine.predict, chunk_rows=chunk)
+    runs.append({"bare_rows_per_s": bare, "streamed_rows_per_s": n / (time.perf_counter() - t0)})
+print(json.dumps(runs))
+"""
+
+
+def in_process(model: Path, data: Path, out: Path, chunk: int, repeats: int) -> list[dict[str, float]]:
+    """Bare engine and streamed prediction alternating in one fresh process (rows/s of each run)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INPROCESS, str(model), str(data), str(out), str(chunk), str(repeats)],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    runs: list[dict[str, float]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for run in runs:
+        run["ratio"] = run["streamed_rows_per_s"] / run["bare_rows_per_s"]
+    return runs
+
 
 def write_table(path: Path, rows: int, length: int, seed: int) -> None:
     """A TSV of ``rows`` random DNA sequences with an ``EventID`` column (as DeepBind's ENCODE files), in blocks."""
@@ -188,11 +224,15 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=101)
     parser.add_argument("--repeats", type=int, default=2, help="paired bare/streamed runs on the smallest size (default 2)")
     parser.add_argument("--model-path", help="a trained run for the case (default: train one here)")
+    parser.add_argument("--name", help="results/NAME.{json,md} (default predict_stream[_CASE])")
+    parser.add_argument(
+        "--in-process-rows", type=int, default=0, help="rows of the same-process alternating check (default: none)"
+    )
     args = parser.parse_args()
     defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000]}
     sizes = sorted(args.sizes or defaults[args.case])
     chunk = args.chunk_rows or (4096 if args.case == "image" else 16384)
-    name = "predict_stream" if args.case == "deepbind" else f"predict_stream_{args.case}"
+    name = args.name or ("predict_stream" if args.case == "deepbind" else f"predict_stream_{args.case}")
     what = {
         "deepbind": "DeepBind (random 101-bp DNA, TSV)",
         "image": "default image CNN (BreastMNIST 28×28 PNG files in one folder)",
@@ -232,6 +272,11 @@ def main() -> None:
             results.append(res)
             print(json.dumps(res), flush=True)
             remove(data)
+        same_process: list[dict[str, float]] = []
+        if args.in_process_rows:
+            data = make_input(args.case, tmp, args.in_process_rows, args.length)
+            same_process = in_process(model, data, tmp / "inproc.parquet", max(1, args.in_process_rows // 4), 3)
+            print(json.dumps(same_process), flush=True)
     growth = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"] - 1
     ratio = float(np.median([p["ratio"] for p in pairs]))
     bare_rate = float(np.median([p["bare"]["rows_per_s"] for p in pairs]))
@@ -252,9 +297,20 @@ def main() -> None:
         "bare_engine_rows_per_s_median": bare_rate,
         "peak_rss_growth": growth,
         "ratio_streaming_loop_vs_bare_median": ratio,
+        "same_process_runs": same_process,
+        "same_process_ratio_median": float(np.median([r["ratio"] for r in same_process])) if same_process else None,
         "targets_met": {"rss_growth_le_20pct": growth <= 0.2, "ratio_ge_0.8": ratio >= 0.8},
     }
     paired = ", ".join(f"{p['ratio']:.2f}" for p in pairs)
+    if same_process:
+        inproc = ", ".join(f"{r['ratio']:.2f}" for r in same_process)
+        same = (
+            f" In one process (the bare engine and `stream_predict` with the same engine object alternating 3 times on "
+            f"{args.in_process_rows} rows, chunks of {max(1, args.in_process_rows // 4)}): "
+            f"{payload['same_process_ratio_median']:.2f}× (median of {inproc})."
+        )
+    else:
+        same = ""
     notes = (
         f"`{command}`: `biodl predict --engine torch --chunk-rows {chunk}` (one CPU thread) on {what}, a fresh process "
         f"per run, Parquet output; the row at each size is its fastest run. Bare engine: TorchEngine.predict on the "
@@ -263,7 +319,7 @@ def main() -> None:
         f"engine = {ratio:.2f}× (median of the paired runs: {paired}; target ≥ "
         f"0.8×); the × column divides by the median bare rate, {bare_rate:.0f} rows/s. Peak RSS growth {sizes[0]} → "
         f"{sizes[-1]} rows: {growth * 100:+.1f} % (target ≤ 20 %). Shared 2-core machine (load average "
-        f"{os.getloadavg()[0]:.0f} at the end): absolute figures are noisy."
+        f"{os.getloadavg()[0]:.0f} at the end): absolute figures are noisy.{same}"
     )
     write_results(name, payload, header, table_rows, notes)
 
