@@ -14,7 +14,8 @@ its end-to-end time and the rows/s of its streaming loop as it prints them). The
 the engine is timed) runs in another fresh process on the smallest size, alternating with a
 streamed run of that size ``--repeats`` times; the ratio is the median of these paired runs.
 Targets: peak RSS grows ≤ 20 % from the smallest to the largest size; streaming rows/s ≥ 0.8×
-the bare engine (DeepBind and the image classifier). Writes ``results/predict_stream_CASE.{json,md}``.
+the bare engine (DeepBind and the image classifier). Writes ``results/predict_stream_CASE.{json,md}``
+(``results/predict_stream.{json,md}``: an earlier DeepBind run of 10^5 and 10^6 rows).
 
     nice -n 10 python benchmarks/predict_stream.py --case deepbind [--sizes 100000 1000000] [--model-path RUN]
     nice -n 10 python benchmarks/predict_stream.py --case image --sizes 20000
@@ -224,7 +225,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=101)
     parser.add_argument("--repeats", type=int, default=2, help="paired bare/streamed runs on the smallest size (default 2)")
     parser.add_argument("--model-path", help="a trained run for the case (default: train one here)")
-    parser.add_argument("--name", help="results/NAME.{json,md} (default predict_stream[_CASE])")
+    parser.add_argument("--name", help="results/NAME.{json,md} (default predict_stream_CASE)")
     parser.add_argument(
         "--in-process-rows", type=int, default=0, help="rows of the same-process alternating check (default: none)"
     )
@@ -232,7 +233,7 @@ def main() -> None:
     defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000]}
     sizes = sorted(args.sizes or defaults[args.case])
     chunk = args.chunk_rows or (4096 if args.case == "image" else 16384)
-    name = args.name or ("predict_stream" if args.case == "deepbind" else f"predict_stream_{args.case}")
+    name = args.name or f"predict_stream_{args.case}"
     what = {
         "deepbind": "DeepBind (random 101-bp DNA, TSV)",
         "image": "default image CNN (BreastMNIST 28×28 PNG files in one folder)",
