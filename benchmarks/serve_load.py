@@ -6,11 +6,14 @@ reference app (``_serve_reference.py``: FastAPI + uvicorn, parses the same JSON 
 orjson, answers with a body of the same size, no model). A minimal keep-alive HTTP/1.1 client
 (asyncio streams, so the client costs little next to the servers) sends single-input
 ``/predict`` requests at concurrency 1, 8 and 32 for ``--seconds`` per cell; biodl and the
-reference are measured alternately, cell by cell, so load from other work hits both alike.
-Reports requests/s, p50/p99 and the ratio biodl/reference, then a burst of bad requests against
+reference are measured alternately in short paired rounds (which goes first alternates), cell by
+cell, over ``--passes`` passes through all cells, so load from other work hits both alike. Reports
+requests/s, p50/p99 and the ratio biodl/reference (the median of the paired rounds' ratios, and
+the ratio of all requests over all time), then a burst of bad requests against
 the PBMC server (all 4xx, no 5xx, still answering). Writes ``results/serve_load.{json,md}``.
 
-    nice -n 10 python benchmarks/serve_load.py [--workers 1] [--seconds 4] [--pbmc-model RUN] [--deepbind-model RUN]
+    nice -n 10 python benchmarks/serve_load.py [--workers 1] [--threads 1] [--seconds 4] [--passes 3]
+        [--pbmc-model RUN] [--deepbind-model RUN]
 """
 
 from __future__ import annotations
@@ -195,6 +198,12 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def paired_ratio(parts: dict[str, list[dict[str, Any]]]) -> float:
+    """The median over rounds of biodl's requests/s over the reference's in the same round."""
+    pairs = zip(parts["biodl"], parts["reference"], strict=True)
+    return float(np.median([b["requests_per_s"] / r["requests_per_s"] for b, r in pairs]))
+
+
 def bad_requests(n_features: int) -> list[tuple[str, bytes]]:
     """One of each kind of bad request."""
     return [
@@ -246,7 +255,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1, help="worker processes of every server (default 1)")
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell and server (default 4)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds the seconds are split into (default 4)")
+    parser.add_argument("--rounds", type=int, default=8, help="alternating rounds the seconds are split into (default 8)")
+    parser.add_argument("--passes", type=int, default=1, help="passes through all cells (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="biodl serve --threads (CPU threads per worker; default 1)")
     parser.add_argument("--engine", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--pbmc-model", help="a trained PBMC run (default: train one here)")
     parser.add_argument("--deepbind-model", help="a trained DeepBind run on 101-bp DNA (default: train one here)")
@@ -279,7 +290,7 @@ def main() -> None:
             for name, path in models.items():
                 port = free_port()
                 cmd = [biodl, "serve", "--model-path", str(path), "--host", "127.0.0.1", "--port", str(port)]
-                cmd += ["--engine", args.engine, "--workers", str(args.workers)]
+                cmd += ["--engine", args.engine, "--workers", str(args.workers), "--threads", str(args.threads)]
                 cmd += ["--max-body-bytes", str(MAX_BODY_BYTES), "--max-batch", str(MAX_BATCH)]
                 proc, lines = start(cmd)
                 procs.append(proc)
@@ -297,23 +308,30 @@ def main() -> None:
             ref, ref_lines = start(ref_cmd, env)
             procs.append(ref)
             wait_ready(f"http://127.0.0.1:{ref_port}", ref, ref_lines)
-            cells = []
-            for name, bodies in payloads.items():
-                for c in LEVELS:
-                    parts: dict[str, list[dict[str, Any]]] = {"biodl": [], "reference": []}
+            keys = [(name, c) for name in payloads for c in LEVELS]
+            parts: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {k: {"biodl": [], "reference": []} for k in keys}
+            for p in range(args.passes):
+                for name, c in keys:
                     for r in range(args.rounds):  # alternate, and alternate which goes first
                         order = [("reference", ref_port), ("biodl", servers[name][0])]
-                        for side, port in order if r % 2 == 0 else order[::-1]:
-                            parts[side].append(asyncio.run(load_cell(port, bodies, c, args.seconds / args.rounds)))
-                    ours, ref_cell = merge(parts["biodl"]), merge(parts["reference"])
-                    cells.append({"payload": name, "concurrency": c, "biodl": ours, "reference": ref_cell,
-                                  "ratio": ours["requests_per_s"] / ref_cell["requests_per_s"],
-                                  "p99_over_p50": ours["p99_ms"] / ours["p50_ms"]})  # fmt: skip
-                    print(
-                        f"{name} c={c}: biodl {ours['requests_per_s']:.0f} req/s, reference {ref_cell['requests_per_s']:.0f} "
-                        f"→ {cells[-1]['ratio']:.2f}×; biodl p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms",
-                        flush=True,
-                    )
+                        for side, port in order if (r + p) % 2 == 0 else order[::-1]:
+                            cell = asyncio.run(load_cell(port, payloads[name], c, args.seconds / args.rounds))
+                            parts[(name, c)][side].append(cell)
+                    done = parts[(name, c)]
+                    print(f"pass {p + 1} {name} c={c}: paired-round ratio {paired_ratio(done):.2f}", flush=True)
+            cells = []
+            for name, c in keys:
+                ours, ref_cell = merge(parts[(name, c)]["biodl"]), merge(parts[(name, c)]["reference"])
+                cells.append({"payload": name, "concurrency": c, "biodl": ours, "reference": ref_cell,
+                              "ratio": paired_ratio(parts[(name, c)]),
+                              "ratio_all_requests": ours["requests_per_s"] / ref_cell["requests_per_s"],
+                              "p99_over_p50": ours["p99_ms"] / ours["p50_ms"],
+                              "reference_p99_over_p50": ref_cell["p99_ms"] / ref_cell["p50_ms"]})  # fmt: skip
+                print(
+                    f"{name} c={c}: biodl {ours['requests_per_s']:.0f} req/s, reference {ref_cell['requests_per_s']:.0f} "
+                    f"→ {cells[-1]['ratio']:.2f}×; biodl p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms",
+                    flush=True,
+                )
             pbmc_url = f"http://127.0.0.1:{servers['pbmc (1 row, 765 features)'][0]}"
             burst = asyncio.run(bad_burst(pbmc_url, rows.shape[1], args.bad_repeats))
             after = merge(
@@ -344,12 +362,14 @@ def main() -> None:
         "concurrency",
         "biodl req/s",
         "reference req/s",
-        "ratio",
+        "ratio (median of rounds)",
+        "ratio (all requests)",
         "biodl p50 ms",
         "biodl p99 ms",
         "p99/p50",
         "reference p50 ms",
         "reference p99 ms",
+        "reference p99/p50",
     ]
     table = [
         [
@@ -358,17 +378,23 @@ def main() -> None:
             cell["biodl"]["requests_per_s"],
             cell["reference"]["requests_per_s"],
             cell["ratio"],
+            cell["ratio_all_requests"],
             cell["biodl"]["p50_ms"],
             cell["biodl"]["p99_ms"],
             cell["p99_over_p50"],
             cell["reference"]["p50_ms"],
             cell["reference"]["p99_ms"],
+            cell["reference_p99_over_p50"],
         ]
         for cell in cells
     ]
     payload = {
+        "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
         "workers": args.workers,
+        "threads": args.threads,
         "seconds_per_cell": args.seconds,
+        "rounds": args.rounds,
+        "passes": args.passes,
         "engines": engines,
         "cells": cells,
         "targets_met": met,
@@ -379,9 +405,13 @@ def main() -> None:
         "alive_after_burst": alive,
     }
     notes = (
-        f"Loopback, {args.workers} worker(s) per server, {args.seconds:g} s per cell, biodl and the reference measured "
-        "alternately; the reference is FastAPI + uvicorn parsing the same body with orjson and answering with a body of "
-        f"the same size, without a model. Engines: {'; '.join(f'{k}: {v}' for k, v in engines.items())}. "
+        f"`python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`. Loopback, {args.workers} worker(s) per server "
+        f"(biodl: {args.threads} CPU thread(s) per worker), {args.passes} pass(es) × {args.rounds} paired rounds × "
+        f"{args.seconds / args.rounds:g} s per cell and server, biodl and the reference measured alternately; the ratio "
+        "is the median over the paired rounds of biodl's requests/s over the reference's (the ratio of all requests "
+        "over all time is shown next to it); the reference is FastAPI + uvicorn parsing the same body with orjson and "
+        "answering with a body of the same size, without a model. "
+        f"Engines: {'; '.join(f'{k}: {v}' for k, v in engines.items())}. "
         f"Targets: ratio ≥ 0.7 everywhere: {met['ratio_ge_0.7']}; p99/p50 ≤ 5 at concurrency 32: "
         f"{met['p99_over_p50_at_32_le_5']}. Bad-request burst on the PBMC server: {burst['requests']} requests of "
         f"{len(burst['by_kind'])} kinds → all 4xx: {burst['all_4xx']}; 5xx anywhere: {not zero_5xx}; still answering "

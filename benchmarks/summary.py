@@ -17,6 +17,34 @@ HEADLINES: dict[str, tuple[str, Any]] = {
             f"(one thread each: {d['speedup_biodl_over_tangermeme_1_thread']:.2f})"
         ),
     ),
+    "serve_load": (
+        "biodl / bare FastAPI reference requests/s, median of paired rounds (target ≥ 0.7)",
+        lambda d: ", ".join(f"{c['payload'].split()[0]} c={c['concurrency']} {c['ratio']:.2f}" for c in d["cells"]),
+    ),
+    "serve_load_workers2": (
+        "as serve_load, two workers per server (target ≥ 0.7)",
+        lambda d: ", ".join(f"{c['payload'].split()[0]} c={c['concurrency']} {c['ratio']:.2f}" for c in d["cells"]),
+    ),
+    "predict_stream_deepbind": (
+        "streamed predict / bare engine rows/s, fresh processes (target ≥ 0.8)",
+        lambda d: f"{d['ratio_streaming_loop_vs_bare_median']:.2f}",
+    ),
+    "predict_stream_image": (
+        "streamed predict / bare engine rows/s, fresh processes (target ≥ 0.8)",
+        lambda d: f"{d['ratio_streaming_loop_vs_bare_median']:.2f}",
+    ),
+    "predict_stream_same_process": (
+        "streamed / bare engine rows/s, same process (target ≥ 0.8)",
+        lambda d: f"{d['same_process_ratio_median']:.2f}",
+    ),
+    "predict_stream_image_same_process": (
+        "streamed / bare engine rows/s, same process (target ≥ 0.8)",
+        lambda d: f"{d['same_process_ratio_median']:.2f}",
+    ),
+    "predict_stream_tabular": (
+        "peak-RSS growth 10^5 → 10^7 rows (target ≤ 20%)",
+        lambda d: f"{d['peak_rss_growth']:.1%}",
+    ),
     "streaming": ("peak-RSS spread 1×–16× (target ≤ 20%)", lambda d: f"{d['rss_spread']:.1%}"),
     "training_loop": (
         "biodl / bare-loop throughput (target ≥ 0.97)",

@@ -1,9 +1,10 @@
-"""Streamed batch prediction and embedding of large delimited tables (sequence tables, CSV/TSV).
+"""Streamed batch prediction and embedding of large inputs: delimited tables and image folders.
 
-The input is read a chunk of lines at a time (the header line repeated for every chunk), each
-chunk is read by the bundle's data type exactly as a whole file would be and encoded for the
-model in a background thread while the engine runs on the previous chunk, and each chunk's
-rows are appended to the output in input order. The output is written to ``NAME.partial`` and
+A table is read a chunk of lines at a time (the header line repeated for every chunk); a folder
+(or list) of image files a chunk of files at a time. Each chunk is read by the bundle's data
+type exactly as the whole input would be and encoded for the model in a background thread
+while the engine runs on the previous chunk, and each chunk's rows are appended to the output
+in input order (image rows keep the ids a whole read gives them). The output is written to ``NAME.partial`` and
 renamed to ``NAME`` only when every row is written, so an interrupted run never leaves a
 complete-looking file. Peak memory depends on the chunk size, not on the number of rows.
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 16384
 #: Inputs larger than this (bytes on disk, all files) are streamed without ``--chunk-rows``.
 STREAM_BYTES = 64 << 20
+#: Image inputs of more files than this are streamed without ``--chunk-rows``.
+STREAM_IMAGES = 4 * CHUNK_ROWS
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".seq")
 _OUTPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 
@@ -57,9 +60,16 @@ def _table_suffix(path: str) -> str:
     return Path(name).suffix
 
 
+def _image_files(paths: list[str]) -> bool:
+    """Whether ``paths`` are image files and/or folders of image files (not NPZ, tables or class folders)."""
+    from biodl.data.image.sources import detect_layout
+
+    return bool(paths) and all(Path(p).exists() for p in paths) and detect_layout(paths, None) == "files"
+
+
 def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | None:
     """``None`` when these inputs and output can be streamed, else why not (one phrase)."""
-    if bundle.modality.name not in ("sequence", "tabular"):
+    if bundle.modality.name not in ("sequence", "tabular", "image"):
         return f"{bundle.modality.name} inputs are not streamed"
     if bundle.kind in ("segmentation", "positions") or bundle.modality.cfg.per_position:
         return f"{bundle.kind} outputs are not streamed"
@@ -67,6 +77,10 @@ def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | No
         return "multiple-instance models are not streamed"
     if Path(output).suffix.lower() not in _OUTPUT_SUFFIXES:
         return f"{Path(output).suffix or 'this'} outputs are not streamed (use .csv, .tsv or .parquet)"
+    if bundle.modality.name == "image":
+        if not _image_files(paths):
+            return "only image files and folders of image files are streamed (not NPZ files, tables or class folders)"
+        return None
     if not paths or any(_table_suffix(p) not in _TABLE_SUFFIXES for p in paths):
         return "only delimited text tables (.csv, .tsv, .txt, .seq, optionally .gz) are streamed"
     if any("=" in Path(p).name and not Path(p).exists() for p in paths):
@@ -81,6 +95,10 @@ def should_stream(bundle: Bundle, paths: list[str], output: str | Path, chunk_ro
         if why is not None:
             raise DataError(f"--chunk-rows: {why}")
         return True
+    if why is None and bundle.modality.name == "image":
+        from biodl.data.image.sources import image_files
+
+        return len(image_files(paths)[0]) > STREAM_IMAGES
     return why is None and sum(Path(p).stat().st_size for p in paths if Path(p).exists()) > STREAM_BYTES
 
 
@@ -127,6 +145,18 @@ def _line_chunks(bundle: Bundle, paths: list[str], chunk_rows: int, tmp: Path) -
                 index += 1
 
 
+def _image_chunks(bundle: Bundle, paths: list[str], overrides: Mapping[str, Any] | None, chunk_rows: int) -> Iterator[LoadedData]:
+    """The image files of ``paths`` read ``chunk_rows`` files at a time, with the ids a whole read gives them."""
+    from biodl.data.image.sources import image_files
+
+    files, ids = image_files(paths)
+    over = {**(overrides or {}), "image.layout": "auto"}  # the chunk's files, whatever layout the model was trained on
+    for start in range(0, len(files), chunk_rows):
+        data = load_data(bundle, [str(f) for f in files[start : start + chunk_rows]], over, require_targets=False)
+        data.ids = np.asarray(ids[start : start + len(data.X)], dtype=object)
+        yield data
+
+
 def _source_message(message: str, part: Path, source: str, before: int) -> str:
     """``message`` about chunk file ``part`` rewritten to name ``source`` and its row numbers."""
     message = re.sub(rf"{re.escape(part.name)} row (\d+)", lambda m: f"{Path(source).name} row {int(m[1]) + before}", message)
@@ -149,19 +179,25 @@ def iter_chunks(
     q: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
-    def produce(tmp: Path) -> None:
+    def tables(tmp: Path) -> Iterator[LoadedData]:
         offset = 0
+        for source, part, before in _line_chunks(bundle, paths, chunk_rows, tmp):
+            try:
+                data = load_data(bundle, [str(part)], overrides, require_targets=False)
+            except DataError as exc:  # name the input file and its row, not the chunk's
+                raise DataError(_source_message(str(exc), part, source, before)) from None
+            ids = np.asarray(data.ids, dtype=object)
+            if bundle.modality.cfg.id_column is None and len(ids) and ids[0] == "0" and ids[-1] == str(len(ids) - 1):
+                ids = np.array([str(offset + i) for i in range(len(ids))], dtype=object)
+            offset += len(ids)
+            data.ids = ids
+            yield data
+
+    def produce(tmp: Path) -> None:
         try:
-            for source, part, before in _line_chunks(bundle, paths, chunk_rows, tmp):
-                try:
-                    data = load_data(bundle, [str(part)], overrides, require_targets=False)
-                except DataError as exc:  # name the input file and its row, not the chunk's
-                    raise DataError(_source_message(str(exc), part, source, before)) from None
-                ids = np.asarray(data.ids, dtype=object)
-                if bundle.modality.cfg.id_column is None and len(ids) and ids[0] == "0" and ids[-1] == str(len(ids) - 1):
-                    ids = np.array([str(offset + i) for i in range(len(ids))], dtype=object)
-                offset += len(ids)
-                chunk = Chunk(ids, encode(np.asarray(data.X)), data)
+            images = bundle.modality.name == "image"
+            for data in _image_chunks(bundle, paths, overrides, chunk_rows) if images else tables(tmp):
+                chunk = Chunk(np.asarray(data.ids, dtype=object), encode(np.asarray(data.X)), data)
                 while not stop.is_set():
                     try:
                         q.put(chunk, timeout=0.2)
@@ -247,18 +283,34 @@ class TableAppender:
 
 
 class Progress:
-    """A progress line with rows/s on stderr (a bar when stderr is a terminal)."""
+    """Progress with rows/s on stderr: a bar on a terminal, else a line every ``every_s`` seconds (logs).
 
-    def __init__(self, what: str) -> None:
+    Parameters
+    ----------
+    what
+        The command (``predict``, ``embed``) named in the bar or line.
+    every_s
+        Seconds between two lines when stderr is not a terminal.
+    """
+
+    def __init__(self, what: str, every_s: float = 30.0) -> None:
         from tqdm.auto import tqdm
 
-        self.start = time.perf_counter()
+        self.what = what
+        self.every_s = every_s
+        self.start = self._shown = time.perf_counter()
         self.rows = 0
-        self.bar = tqdm(desc=what, unit=" rows", unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty())
+        self.tty = sys.stderr.isatty()
+        self.bar = tqdm(desc=what, unit=" rows", unit_scale=True, file=sys.stderr, disable=not self.tty)
 
     def update(self, n: int) -> None:
         self.rows += n
         self.bar.update(n)
+        now = time.perf_counter()
+        if not self.tty and now - self._shown >= self.every_s:
+            self._shown = now
+            rate = self.rows / max(now - self.start, 1e-9)
+            print(f"{self.what}: {self.rows:,} rows, {rate:,.0f} rows/s", file=sys.stderr, flush=True)
 
     def close(self) -> float:
         """Rows per second overall."""

@@ -108,3 +108,45 @@ def test_unstreamable_output_is_a_clear_error(run: Path, peaks: Path, tmp_path: 
     with pytest.raises(DataError, match="not streamed"):
         should_stream(bundle, [str(peaks)], tmp_path / "out.h5ad", 64)
     assert not should_stream(bundle, [str(peaks)], tmp_path / "out.csv", None)  # small input: read whole
+
+
+def test_a_killed_prediction_leaves_no_complete_looking_output(run: Path, peaks: Path, tmp_path: Path) -> None:
+    """SIGKILL (no clean-up runs) midway: nothing under the final name; the partial file says so and is unreadable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.tsv"
+    pd.concat([pd.read_csv(peaks, sep="\t")] * 20, ignore_index=True).to_csv(big, sep="\t", index=False)
+    out = tmp_path / "pred.parquet"
+    partial = tmp_path / "pred.parquet.partial"
+    biodl = str(Path(sys.executable).parent / "biodl")
+    cmd = [biodl, "predict", "--model-path", str(run), "--data-path", str(big), "--output", str(out)]
+    proc = subprocess.Popen([*cmd, "--engine", "torch", "--chunk-rows", "64"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (partial.exists() and partial.stat().st_size > 0) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the prediction finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and partial.exists()
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow names an unfinished file in several ways
+        pd.read_parquet(partial)  # no footer: not even readable as a (shorter) table
+    frame = _predict(run, peaks, out, "--chunk-rows", "128")  # a rerun replaces the leftover
+    assert len(frame) == ROWS and not partial.exists()
+
+
+def test_progress_lines_name_rows_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.predict_stream import Progress
+
+    progress = Progress("predict", every_s=0.0)  # stderr is captured, not a terminal: plain lines
+    progress.update(1000)
+    progress.update(500)
+    assert progress.close() > 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("predict: 1,500 rows, ") and lines[-1].endswith(" rows/s")

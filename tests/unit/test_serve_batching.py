@@ -87,3 +87,49 @@ def test_fast_body_path_reads_rows_and_keeps_the_error_messages() -> None:
     assert numeric_rows(inf.inputs, 4) is None
     answer = json.loads(encode_predictions([{"label": "a", "probabilities": {"a": 0.75}}]))
     assert answer["predictions"][0]["label"] == "a" and answer["predictions"][0]["values"] is None
+
+
+class _CountingPool(ThreadPoolExecutor):
+    """A one-thread pool that counts the model calls handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_concurrent_requests_on_a_cheap_model_are_batched_on_the_event_loop(engine: TorchEngine) -> None:
+    requests = _requests(40)
+    with _CountingPool() as pool:
+        batcher = MicroBatcher(engine.predict, pool, max_batch=16, inline_below_s=10.0)
+
+        async def burst() -> list[np.ndarray]:
+            await batcher.start()
+            try:
+                await batcher.submit(requests[0])  # the first call is timed in the thread
+                return list(await asyncio.gather(*(batcher.submit(X) for X in requests)))
+            finally:
+                await batcher.stop()
+
+        outs = asyncio.run(burst())
+    for X, out in zip(requests, outs, strict=True):
+        np.testing.assert_allclose(out, engine.predict(X), atol=1e-6)
+    assert pool.submitted == 1  # only the first, untimed call went to the thread
+    assert batcher.stats.calls < 41 and batcher.stats.largest_batch <= 16  # the rest still batched
+
+
+def test_vectorised_records_equal_the_per_value_ones() -> None:
+    from types import SimpleNamespace
+
+    from biodl.serve.card import prediction_records
+
+    bundle = SimpleNamespace(kind="multiclass", classes=["a", "b", "c"], target_names=None)
+    probs = np.array([[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]], dtype=np.float32)
+    fast = prediction_records(bundle, probs)  # type: ignore[arg-type]
+    assert [r["label"] for r in fast] == ["b", "a"]
+    assert fast[0]["probabilities"] == {c: float(np.float64(p)) for c, p in zip("abc", probs[0])}
+    odd = prediction_records(bundle, np.array([[np.nan, 0.5, 0.5]], dtype=np.float32))  # type: ignore[arg-type]
+    assert odd[0]["probabilities"]["a"] is None and odd[0]["label"] == "b"  # non-finite: the per-value path

@@ -30,7 +30,13 @@ from biodl.serve.batching import MicroBatcher, Overloaded
 from biodl.serve.card import model_card, prediction_records
 from biodl.serve.explain import EXPLAINERS, saliency_png
 from biodl.serve.limits import BodySizeLimit
-from biodl.serve.payload import BodyError, decode_predict, encode_predictions, numeric_rows, validation_detail
+from biodl.serve.payload import (
+    RequestError,
+    decode_predict,
+    encode_predictions,
+    numeric_rows,
+    validation_detail,
+)
 from biodl.serve.schemas import ErrorBody, ExplainRequest, ExplainResponse, Health, Prediction, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
@@ -62,15 +68,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "server busy",
     }.items()
 }
-
-
-class RequestError(Exception):
-    """A client error answered with ``status`` and ``detail``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 def _static(name: str) -> bytes:
@@ -196,18 +193,19 @@ def create_app(
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS, tags=["model"], openapi_extra=_PREDICT_BODY)
     async def predict(request: Request) -> Response:
         """Predictions for a batch of inputs (a :class:`PredictRequest` body)."""
+        # Answered by ``answer_predict`` in the BodySizeLimit middleware; this route documents it.
+        return Response(await answer_predict(await request.body()), media_type="application/json")
+
+    async def answer_predict(raw_body: bytes) -> bytes:
+        """The JSON answer to a raw ``POST /predict`` body (raises :class:`RequestError`)."""
         active[0] += 1
         try:
-            return await predict_body(request)
+            return await predict_body(raw_body)
         finally:
             active[0] -= 1
 
-    async def predict_body(request: Request) -> Response:
-        raw_body = await request.body()
-        try:
-            body = decode_predict(raw_body)
-        except BodyError as exc:
-            raise RequestError(exc.status, exc.detail) from None
+    async def predict_body(raw_body: bytes) -> bytes:
+        body = decode_predict(raw_body)
         if len(body.inputs) > max_batch:
             raise RequestError(413, f"too many inputs: {len(body.inputs)} > {max_batch} per request")
         if bags:  # multiple-instance models: the bag prediction and a weight per instance
@@ -217,7 +215,7 @@ def create_app(
             records = prediction_records(bundle, out)
             for rec, n, w in zip(records, names, weights, strict=True):
                 rec.update(instances=n, instance_weights=[float(v) for v in w[: len(n)]])
-            return Response(encode_predictions(records), media_type="application/json")
+            return encode_predictions(records)
         small = len(raw_body) <= INLINE_BODY_BYTES
         X = model_inputs(body.inputs) if small else await run_in_threadpool(model_inputs, body.inputs)
         out = await run_model(X)
@@ -228,8 +226,7 @@ def create_app(
             records = prediction_records(bundle, out, lengths=lengths)
         else:
             records = prediction_records(bundle, out)
-        content = encode_predictions(records) if small else await run_in_threadpool(encode_predictions, records)
-        return Response(content, media_type="application/json")
+        return encode_predictions(records) if small else await run_in_threadpool(encode_predictions, records)
 
     def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:
         if bundle.kind == "positions":
@@ -312,5 +309,5 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes), routes={"/predict": answer_predict})
     return app

@@ -7,9 +7,12 @@ while one model call runs, new requests accumulate and form the next batch, so a
 is answered at once and a burst is answered in few calls.
 
 A model whose calls are cheap (recent calls under ``inline_below_s``) is run on the event loop
-itself for a request that is alone (no other request in flight, nothing running or queued): two
-thread hand-offs would cost more than the model. Concurrent requests go through the worker and
-are batched.
+itself: a request that is alone (no other request in flight, nothing running or queued) is
+answered at once, and concurrent requests are still gathered into one batch by the worker task,
+which then calls the model directly instead of handing the batch to the thread. On a loaded
+machine each thread hand-off waits for the scheduler and for the GIL, which costs far more than
+a cheap model; an expensive model (or one whose calls get slower) goes back to the thread, so
+the event loop keeps accepting and parsing requests while it runs.
 """
 
 from __future__ import annotations
@@ -112,8 +115,7 @@ class MicroBatcher:
             raise RuntimeError("MicroBatcher.start() was not called")
         if len(self._pending) >= self.max_queue:
             raise Overloaded(f"server busy: {len(self._pending)} requests waiting; retry shortly")
-        cheap = self._call_s is not None and self._call_s < self.inline_below_s
-        if alone and cheap and not self._busy and not self._pending:
+        if alone and self._cheap() and not self._busy and not self._pending:
             return self._call([X], X)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(X, future))
@@ -133,6 +135,9 @@ class MicroBatcher:
             rows += len(item.X)
         self._pending.extendleft(reversed(skipped))
         return batch
+
+    def _cheap(self) -> bool:
+        return self._call_s is not None and self._call_s < self.inline_below_s
 
     def _call(self, parts: list[np.ndarray], X: np.ndarray) -> np.ndarray:
         """One model call on ``X`` (the rows of ``parts``), timed and counted."""
@@ -160,8 +165,12 @@ class MicroBatcher:
                 continue
             X = batch[0].X if len(batch) == 1 else np.concatenate([item.X for item in batch])
             self._busy = True
+            parts = [item.X for item in batch]
             try:
-                out = await loop.run_in_executor(self.executor, self._call, [item.X for item in batch], X)
+                if self._cheap():
+                    out = self._call(parts, X)
+                else:
+                    out = await loop.run_in_executor(self.executor, self._call, parts, X)
             except Exception as exc:  # the model failed: every waiting request gets the error
                 for item in batch:
                     if not item.future.done():

@@ -98,8 +98,16 @@ def prediction_records(
         out = np.asarray(outputs)
         ls = lengths if lengths is not None else np.full(len(out), out.shape[-1])
         return [position_record(bundle, p, int(n)) for p, n in zip(out, ls, strict=True)]
+    values = np.asarray(outputs, dtype=np.float64)
+    if kind == "multiclass" and classes and values.ndim == 2 and values.shape[1] and np.isfinite(values).all():
+        # the common case in one vectorised pass: plain floats, no per-value finiteness checks
+        labels = values.argmax(axis=1).tolist()
+        return [
+            {"label": classes[k], "probabilities": dict(zip(classes, row))}
+            for k, row in zip(labels, values.tolist(), strict=True)
+        ]
     records: list[dict[str, Any]] = []
-    for row in np.asarray(outputs, dtype=np.float64):
+    for row in values:
         if kind == "multiclass" and classes:
             probs = {c: _finite(p) for c, p in zip(classes, row)}
             records.append({"label": classes[int(np.nanargmax(row))] if np.isfinite(row).any() else None, "probabilities": probs})

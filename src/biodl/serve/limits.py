@@ -1,22 +1,41 @@
-"""Request-body size limit as plain ASGI middleware (answers 413 before the body is parsed)."""
+"""Request-body size limit as plain ASGI middleware (answers 413 before the body is parsed).
+
+The middleware already holds every accepted ``POST`` body, so it can also answer the hot
+endpoint itself: a ``POST`` to one of ``routes`` is handed to its handler (raw body in, JSON
+bytes out) without FastAPI's routing, dependency solving, request and response objects, which
+cost more than a small model's forward pass. A handler's :class:`~biodl.serve.payload.RequestError`
+becomes a 4xx JSON answer; any other exception reaches FastAPI's error middleware (500) as before.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+
+from biodl.serve.payload import RequestError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: A fast route: the raw request body → the JSON answer (raises RequestError for client errors).
+Handler = Callable[[bytes], Awaitable[bytes]]
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def _reply(send: Send, status: int, detail: str, *, close: bool = True) -> None:
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(send: Send, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -33,11 +52,14 @@ class BodySizeLimit:
         The wrapped ASGI application.
     max_bytes
         Largest accepted body in bytes.
+    routes
+        ``POST`` paths answered here by their handler (raw body → JSON bytes), not by ``app``.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: Mapping[str, Handler] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = dict(routes or {})
 
     def _too_large(self) -> str:
         return f"request body too large: the limit is {self.max_bytes} bytes"
@@ -70,7 +92,16 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        handler = self.routes.get(scope.get("path", "")) if scope.get("method") == "POST" else None
+        if handler is not None:
+            try:
+                answer = await handler(body)
+            except RequestError as exc:
+                await _reply(send, exc.status, exc.detail, close=False)
+                return
+            await _answer(send, answer)
+            return
         replayed = False
 
         async def replay() -> Message:

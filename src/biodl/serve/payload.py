@@ -26,13 +26,17 @@ _KEYS = frozenset(("inputs", "probability_maps"))
 _EMPTY: dict[str, None] = dict.fromkeys(Prediction.model_fields)
 
 
-class BodyError(Exception):
-    """An unusable request body, answered with ``status`` and ``detail``."""
+class RequestError(Exception):
+    """A client error answered with ``status`` and ``{"detail": detail}``."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+class BodyError(RequestError):
+    """An unusable request body, answered with ``status`` and ``detail``."""
 
 
 @dataclass

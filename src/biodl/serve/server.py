@@ -8,6 +8,7 @@ spawned, not forked): each loads the model once and builds its own engine, with
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import socket
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Environment variable that hands the :class:`ServeSpec` to spawned workers.
 SPEC_ENV = "BIODL_SERVE_SPEC"
+#: Seconds a worker may take to answer uvicorn's health ping before it is killed and respawned.
+WORKER_HEALTHCHECK_S = 120
 
 
 @dataclass
@@ -59,6 +62,11 @@ def build_app(spec: ServeSpec) -> tuple[FastAPI, EngineChoice]:
     sample = sample_inputs(bundle, rows=64)
     choice = select_engine(bundle, spec.engine, sample, threads=spec.threads)
     app = create_app(bundle, choice, spec.max_body_bytes, spec.max_batch, example=example_input(bundle, sample.raw))
+    # Everything loaded so far (torch, the model, the engine: some 10^5 objects) lives as long as the
+    # server: move it out of the garbage collector's generations, or every full collection walks it
+    # again (about half a second on a busy machine, a stall for every request in flight).
+    gc.collect()
+    gc.freeze()
     return app, choice
 
 
@@ -124,7 +132,15 @@ def run_workers(spec: ServeSpec, sock: socket.socket, workers: int, *, log_level
 
     os.environ[SPEC_ENV] = json.dumps(asdict(spec))
     options: dict[str, Any] = {"log_level": log_level, "access_log": log_level in ("debug", "info")}
+    # uvicorn kills and respawns a worker that does not answer its health ping within the timeout
+    # (5 s by default); a worker busy loading torch and the model on a loaded machine can take longer,
+    # and was then respawned for ever without serving.
     config = uvicorn.Config(
-        "biodl.serve.server:app_from_env", factory=True, workers=workers, timeout_graceful_shutdown=5, **options
+        "biodl.serve.server:app_from_env",
+        factory=True,
+        workers=workers,
+        timeout_graceful_shutdown=5,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        **options,
     )
     Multiprocess(config, sockets=[sock]).run()
