@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from biodl.explain import conv_pool_parts, saturation_mutagenesis
-from biodl.explain.conv_pool_ism import _fast_strand, _kernel_mode, _kernel_strand, conv_pool_ism
+from biodl.explain.conv_pool_ism import _fast_strand, kernel_mode, _kernel_strand, conv_pool_ism
 from biodl.models import build_model
 from toy_models import one_thread, random_onehot  # noqa: F401
 
@@ -41,7 +41,7 @@ def test_kernel_equals_brute_force_in_float64(pooling: str, padding: str, rc: bo
     assert parts is not None
     X = random_onehot(3, L, seed=5).double()
     X[1, :, 7] = 0.0  # an N column: every letter is a substitution
-    assert _kernel_mode(parts, X) is True  # ReLU: the fused kernel runs
+    assert kernel_mode(parts, X) is True  # ReLU: the fused kernel runs
     with torch.inference_mode():
         ref, mutants = conv_pool_ism(parts, X, 0, L, torch.device("cpu"))
         expected = _brute_force(model, X)
@@ -74,7 +74,7 @@ def test_kernel_linear_and_fallback_point_wise_modules() -> None:
     sigmoid = nn.Sequential(nn.Conv1d(4, 6, 5), nn.Sigmoid(), nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(6, 1)).eval()
     for model, mode in ((linear, False), (sigmoid, None)):
         parts = conv_pool_parts(model)
-        assert parts is not None and _kernel_mode(parts, X) is mode
+        assert parts is not None and kernel_mode(parts, X) is mode
         fast = saturation_mutagenesis(model, X, raw_outputs=True, fast=True)
         plain = saturation_mutagenesis(model, X, raw_outputs=True, fast=False)
         torch.testing.assert_close(fast.mutants, plain.mutants, atol=1e-5, rtol=1e-5)

@@ -27,7 +27,7 @@ from torch import nn
 from biodl.explain._common import as_module, is_rc_averaging
 from biodl.explain.fast_ism import chunked_strands
 
-__all__ = ["ConvPoolParts", "conv_pool_ism", "conv_pool_parts"]
+__all__ = ["ConvPoolParts", "conv_pool_ism", "conv_pool_parts", "kernel_mode"]
 
 #: Elements of the largest temporary tensor of the fast mode (bounds memory).
 _FAST_BUDGET = 1 << 23
@@ -268,7 +268,7 @@ def _fast_strand(parts: ConvPoolParts, X: torch.Tensor, start: int, end: int) ->
     return ref, out
 
 
-def _kernel_mode(parts: ConvPoolParts, X: torch.Tensor) -> bool | None:
+def kernel_mode(parts: ConvPoolParts, X: torch.Tensor) -> bool | None:
     """``True`` (ReLU), ``False`` (identity) when the fused CPU kernel applies to ``parts`` and ``X``, else ``None``."""
     if X.device.type != "cpu" or X.dtype not in (torch.float32, torch.float64) or not _have_numba():
         return None
@@ -425,7 +425,7 @@ def conv_pool_ism(
     """
     N, A = X.shape[0], X.shape[1]
     F_, _, k = parts.conv.weight.shape
-    relu = _kernel_mode(parts, X.to(device)[:0])
+    relu = kernel_mode(parts, X.to(device)[:0])
     if relu is not None:
         chunk = max(1, min(N, _FAST_BUDGET // max(1, (end - start) * A * F_ * 8)))
 
