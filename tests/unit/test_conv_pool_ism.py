@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from biodl.explain import conv_pool_parts, saturation_mutagenesis
-from biodl.explain.conv_pool_ism import _fast_strand, kernel_mode, _kernel_strand, conv_pool_ism
+from biodl.explain.conv_pool_ism import _fast_strand, _kernel_strand, conv_pool_ism, kernel_mode
 from biodl.models import build_model
 from toy_models import one_thread, random_onehot  # noqa: F401
 
@@ -33,7 +33,9 @@ def _brute_force(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize(("pooling", "padding", "rc"), [("max+avg", "valid", True), ("max", "same", False), ("avg", "same", True)])
+@pytest.mark.parametrize(
+    ("pooling", "padding", "rc"), [("max+avg", "valid", True), ("max", "same", False), ("avg", "same", True)]
+)
 def test_kernel_equals_brute_force_in_float64(pooling: str, padding: str, rc: bool) -> None:
     L = 40
     model = _deepbind(pooling, padding, rc, L).double()

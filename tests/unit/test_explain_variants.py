@@ -169,7 +169,10 @@ def _random_case(tmp_path: Path, n: int = 80) -> tuple[Path, pd.DataFrame]:
         rows.append((chrom if i % 13 else "chrX", pos, f"v{i}", ref, alt))
     # windows past both contig ends, an N reference letter, an N alternative
     c1, c2 = seqs["chr1"], seqs["chr2"]
-    rows += [("chr2", 3, "left", c2[2], "ACGT".replace(c2[2], "")[0]), ("chr1", 899, "right", c1[898], "ACGT".replace(c1[898], "")[1])]
+    rows += [
+        ("chr2", 3, "left", c2[2], "ACGT".replace(c2[2], "")[0]),
+        ("chr1", 899, "right", c1[898], "ACGT".replace(c1[898], "")[1]),
+    ]
     rows += [("chr1", 402, "refN", "N", "A"), ("chr2", 700, "altN", c2[699], "N")]
     return fa, pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt"])
 

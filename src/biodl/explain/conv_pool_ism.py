@@ -349,6 +349,19 @@ def _pooled_features_py(
             for f in range(F):
                 outside[f] = prefix[lo, f] if prefix[lo, f] > suffix[hi, f] else suffix[hi, f]
             for a in range(A):
+                row = out[i, q, a]
+                same = True  # the identity substitution: the wild type's features (its output is the reference)
+                for b in range(A):
+                    if X[i, b, pos] != (1.0 if b == a else 0.0):
+                        same = False
+                if same:
+                    if off_max >= 0:
+                        for f in range(F):
+                            row[off_max + f] = prefix[Lo, f]
+                    if off_avg >= 0:
+                        for f in range(F):
+                            row[off_avg + f] = total[f] / Lo
+                    continue
                 for f in range(F):
                     m[f] = -np.inf
                     t[f] = 0.0
@@ -362,7 +375,6 @@ def _pooled_features_py(
                             t[f] += v if v > 0 else 0.0
                         else:
                             t[f] += v
-                row = out[i, q, a]
                 if off_max >= 0:
                     for f in range(F):
                         v = m[f]
