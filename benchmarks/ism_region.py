@@ -65,8 +65,8 @@ def _tangermeme_region(tm: Any, model: Any, x: Any, L: int, step: int, **kw: Any
         for j, w in enumerate(ws):
             a = int(starts[w])
             effects[:, :, a + s : a + e] = eff[j]
-    ident = x[None] == 1
-    return effects.masked_fill(ident, 0.0)
+    assert effects is not None
+    return effects.masked_fill(x[None] == 1, 0.0)
 
 
 def run_case(arch: str, L: int, region: int, args: Any) -> dict[str, Any]:

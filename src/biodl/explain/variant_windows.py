@@ -195,14 +195,14 @@ def assess_variants(
     centre = L // 2
     for c in pd.unique(chrom[order][fast[order]]).tolist():
         rows = order[fast[order] & (chrom[order] == c)]
-        codes, gbytes, clip = snv_windows(genome, c, pos[rows] - 1, L)
+        codes, gbytes, edge = snv_windows(genome, c, pos[rows] - 1, L)
         ref_b = np.array([ord(r) for r in ref_u[rows].tolist()], dtype=np.uint8)
         bad = gbytes != ref_b
         for r, g in zip(rows[bad].tolist(), gbytes[bad].tolist(), strict=True):
             status[r], genome_ref[r] = "ref_mismatch", chr(g)
             messages[r] = f"REF {table['ref'].iat[r]!r} does not match the genome ({chr(g)!r}) at {c}:{pos[r]}"
-        clipped[rows] = clip
-        keep = ~bad & ~(clip if window_edge == "skip" else np.zeros_like(clip))
+        clipped[rows] = edge
+        keep = ~bad & ~(edge if window_edge == "skip" else np.zeros_like(edge))
         status[rows[~bad & ~keep]] = "window_past_contig_end"
         alt_c = CODES[np.array([ord(a) for a in alt_u[rows].tolist()], dtype=np.uint8)]
         rows_w.append(rows[keep])
