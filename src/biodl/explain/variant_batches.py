@@ -76,11 +76,16 @@ def _snv_alt_fast(
     return refs, alts
 
 
-def _conv_pool_snvs(
-    net: torch.nn.Module, ref_codes: np.ndarray, code: np.ndarray, centre: np.ndarray, unknown: str, rc_average: bool,
-    device: torch.device,
+def _conv_pool_all(
+    net: torch.nn.Module, ref_codes: np.ndarray, alt_codes: np.ndarray, code: np.ndarray, centre: np.ndarray,
+    unknown: str, rc_average: bool, device: torch.device, chunk: int = 8192,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
-    """SNV outputs of a DeepBind-style model by the fused kernel, checked against full forward passes (else ``None``)."""
+    """Outputs of every window of a DeepBind-style model by the fused kernel (else ``None``).
+
+    SNVs (``code >= 0``) cost one window plus the update of the variant's column; other
+    variants have both windows computed by the same kernel (the identity update). Checked
+    against full forward passes on the first rows of each kind.
+    """
     from biodl.explain.conv_pool_ism import conv_pool_parts
     from biodl.explain.conv_pool_snv import snv_outputs
 
@@ -88,18 +93,38 @@ def _conv_pool_snvs(
     if parts is None or device.type != "cpu":
         return None
     both = rc_average or parts.rc_average
+    n = len(ref_codes)
+    snv = code >= 0
+    y_ref: torch.Tensor | None = None
+    y_alt: torch.Tensor | None = None
     with evaluating(net), torch.inference_mode(), autocast_context(device, False):
-        got = snv_outputs(parts, ref_codes, centre, code, unknown=unknown, both_strands=both)
-        if got is None:
+        for i in range(0, n, chunk):
+            rows = np.arange(i, min(n, i + chunk))
+            s_rows, o_rows = rows[snv[rows]], rows[~snv[rows]]
+            parts_out = []
+            if len(s_rows):
+                got = snv_outputs(parts, ref_codes[s_rows], centre[s_rows], code[s_rows], unknown=unknown, both_strands=both)
+                if got is None:
+                    return None
+                parts_out.append((s_rows, *got))
+            if len(o_rows):
+                wins = np.concatenate([ref_codes[o_rows], alt_codes[o_rows]])
+                got = snv_outputs(parts, wins, np.zeros(len(wins), np.int64), wins[:, 0], unknown=unknown, both_strands=both)
+                if got is None:
+                    return None
+                parts_out.append((o_rows, got[0][: len(o_rows)], got[0][len(o_rows) :]))
+            for r, a_ref, a_alt in parts_out:
+                if y_ref is None or y_alt is None:
+                    y_ref, y_alt = torch.empty((n, a_ref.shape[1])), torch.empty((n, a_ref.shape[1]))
+                y_ref[torch.from_numpy(r)], y_alt[torch.from_numpy(r)] = a_ref, a_alt
+        if y_ref is None or y_alt is None:
             return None
-        k = np.arange(min(2, len(ref_codes)))
-        alt = ref_codes[k].copy()
-        alt[k, centre[k]] = code[k]
-        want = _predict_pairs(net, one_hot(ref_codes[k], unknown), one_hot(alt, unknown), 64, device, rc_average)
+        k = np.concatenate([np.flatnonzero(snv)[:2], np.flatnonzero(~snv)[:2]])
+        want = _predict_pairs(net, one_hot(ref_codes[k], unknown), one_hot(alt_codes[k], unknown), 64, device, rc_average)
     tol = 1e-4 * (1 + float(want[1].abs().max()))
-    if not all(torch.allclose(g[: len(k)], w, atol=tol) for g, w in zip(got, want, strict=True)):
+    if not all(torch.allclose(g[torch.from_numpy(k)], w, atol=tol) for g, w in zip((y_ref, y_alt), want, strict=True)):
         return None
-    return got
+    return y_ref, y_alt
 
 
 def score_windows(
@@ -115,8 +140,9 @@ def score_windows(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs ``(N, T)`` of every variant's reference and alternative window (letter codes ``(N, L)``).
 
-    SNVs (``snv_code >= 0``: the alternative letter at ``snv_centre``) of DeepBind-style models
-    go through the fused SNV kernel (:mod:`biodl.explain.conv_pool_snv`); of deeper
+    DeepBind-style models score every window with the fused kernel
+    (:mod:`biodl.explain.conv_pool_snv`; an SNV, ``snv_code >= 0`` the alternative letter at
+    ``snv_centre``, costs its reference window plus one column's update). SNVs of deeper
     convolutional stacks through fast ISM where the architecture allows it (both checked against
     full forward passes; without a match, every variant takes the full path). Other variants
     have both alleles (and both strands) in one forward pass. Windows are encoded chunk by
@@ -127,7 +153,6 @@ def score_windows(
     y_ref: torch.Tensor | None = None
     y_alt: torch.Tensor | None = None
     done = np.zeros(n, dtype=bool)
-    snv = np.flatnonzero(code >= 0)
 
     def put(rows: np.ndarray, r: torch.Tensor, a: torch.Tensor) -> None:
         nonlocal y_ref, y_alt
@@ -137,10 +162,10 @@ def score_windows(
         y_ref[idx], y_alt[idx] = r, a
         done[rows] = True
 
-    if len(snv):
-        got = _conv_pool_snvs(net, ref_codes[snv], code[snv], centre[snv], unknown, rc_average, device)
+    if n:
+        got = _conv_pool_all(net, ref_codes, alt_codes, code, centre, unknown, rc_average, device)
         if got is not None:
-            put(snv, *got)
+            return got
     fast_ok: bool | None = None if not (rc_average and not is_rc_averaging(net)) else False
     chunk = max(batch_size, 8192)
     for i in range(0, n, chunk):
