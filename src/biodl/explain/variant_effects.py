@@ -24,7 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -86,7 +86,16 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _read_vcf(path: Path) -> pd.DataFrame:
+    return pd.concat(list(_vcf_chunks(path, None)), ignore_index=True)
+
+
+_VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "record"]
+
+
+def _vcf_chunks(path: Path, chunk: int | None) -> Iterator[pd.DataFrame]:
+    """The VCF's records in tables of ``chunk`` rows (``None``: one table), read line by line."""
     rows: list[tuple[str, int, str, str, str, int]] = []
+    any_yielded = False
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if line.startswith("#") or not line.strip():
@@ -99,7 +108,11 @@ def _read_vcf(path: Path) -> pd.DataFrame:
             except ValueError:
                 raise DataError(f"{path}: line {lineno}: POS {f[1]!r} is not an integer") from None
             rows.append((f[0], pos, f[2], f[3], f[4], lineno))
-    return pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt", "record"])
+            if chunk is not None and len(rows) >= chunk:
+                yield pd.DataFrame(rows, columns=_VCF_COLUMNS)
+                rows, any_yielded = [], True
+    if rows or not any_yielded:
+        yield pd.DataFrame(rows, columns=_VCF_COLUMNS)
 
 
 _COLUMN_NAMES = {
@@ -158,6 +171,30 @@ def read_variants(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, dict
             except (pd.errors.ParserError, ValueError) as exc:
                 raise DataError(f"{path}: cannot parse as a variant table: {exc}") from None
             table = _from_table(frame, str(path))
+    return _split_alleles(table)
+
+
+def _is_vcf(path: Path) -> bool:
+    with _open_text(path) as fh:
+        head = fh.read(4096)
+    return head.startswith("##fileformat=VCF") or "\n#CHROM" in head or head.startswith("#CHROM") or ".vcf" in path.name.lower()
+
+
+def iter_variants(source: str | Path | pd.DataFrame, chunk: int) -> Iterator[tuple[pd.DataFrame, dict[str, int]]]:
+    """:func:`read_variants` in pieces of about ``chunk`` records: a VCF is read ``chunk`` lines at a time (flat memory)."""
+    if isinstance(source, (str, Path)) and Path(source).is_file() and _is_vcf(Path(source)):
+        for part in _vcf_chunks(Path(source), chunk):
+            yield _split_alleles(part)
+        return
+    table, counts = read_variants(source)
+    for i in range(0, max(1, len(table)), chunk):
+        part = table.iloc[i : i + chunk].reset_index(drop=True)
+        yield part, {"records": counts["records"] if i == 0 else 0, "variants": len(part),
+                     "multiallelic_split": counts["multiallelic_split"] if i == 0 else 0}  # fmt: skip
+
+
+def _split_alleles(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One row per ALT allele (multi-allelic records split) and the counts."""
     n_records = len(table)
     alts = table["alt"].astype(str).str.split(",")
     n_multi = int(sum(len(a) > 1 for a in alts))
@@ -272,7 +309,7 @@ def stream_variant_effects(
 ) -> tuple[Path, dict[str, int], list[str]]:
     """:func:`variant_effects` written chunk by chunk to ``output`` (``.parquet``, ``.tsv``/``.txt`` or ``.csv``).
 
-    Variants are scored ``chunk_size`` rows at a time in input order (each chunk visited in
+    Variants are read (VCF: line by line) and scored ``chunk_size`` records at a time in input order (each chunk visited in
     genome order for cached block reads) and appended to ``<output>.partial``, renamed to
     ``output`` only after the last chunk: memory holds one chunk, the rows keep the input
     order, and an interrupted run never leaves a file that looks complete (the partial file
@@ -293,7 +330,9 @@ def stream_variant_effects(
     if chunk_size < 1:
         raise ConfigError("chunk_size must be at least 1")
     setup = _setup(model, activation, tasks, length, device)
-    table, summary = read_variants(variants)
+    if isinstance(variants, (str, Path)) and not Path(variants).is_file():
+        raise DataError(f"variant file not found: {variants}")
+    summary = {"records": 0, "variants": 0, "multiallelic_split": 0}
     source = f"{variants}: " if isinstance(variants, (str, Path)) else ""
     whole = fasta if isinstance(fasta, Genome) else Genome(fasta)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,8 +343,9 @@ def stream_variant_effects(
     writer: Any = None
     try:
         reader = BlockReader(whole)
-        for i in range(0, max(1, len(table)), chunk_size):
-            part = table.iloc[i : i + chunk_size]
+        for part, counts in iter_variants(variants, chunk_size):
+            for key, value in counts.items():
+                summary[key] += value
             frame, names, status, clipped = _score_chunk(
                 setup, reader, part, rc_average, on_error, window_edge, batch_size, source
             )
