@@ -147,3 +147,108 @@ def test_batched_paths_equal_window_by_window_scores(tmp_path: Path, arch: str) 
     assert list(t["id"]) == list(table["id"])  # input order kept
     np.testing.assert_allclose(t["ref_t0"], _window_scores_plain(model, [w[0] for w in wins]), atol=1e-5)
     np.testing.assert_allclose(t["alt_t0"], _window_scores_plain(model, [w[1] for w in wins]), atol=1e-5)
+
+
+def _random_case(tmp_path: Path, n: int = 80) -> tuple[Path, pd.DataFrame]:
+    """A random two-contig genome and unsorted SNVs, indels, N alleles, edge windows and bad records."""
+    rng = np.random.default_rng(3)
+    seqs = {"chr2": "".join(rng.choice(list("ACGT"), 1500)), "chr1": "".join(rng.choice(list("ACGT"), 900))}
+    seqs["chr1"] = seqs["chr1"][:400] + "N" * 5 + seqs["chr1"][405:]
+    fa = tmp_path / "g.fa"
+    fa.write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    rows = []
+    for i in range(n):
+        chrom = "chr1" if i % 2 else "chr2"
+        pos = int(rng.integers(1, len(seqs[chrom]) + 1))
+        ref = seqs[chrom][pos - 1]
+        alt = "ACGTN".replace(ref, "")[i % 4]
+        if i % 9 == 0:
+            ref, alt = seqs[chrom][pos - 1 : pos + 1], ref  # deletion (or REF past the end)
+        if i % 11 == 0:
+            ref = "ACGT".replace(ref, "")[0]  # REF mismatch
+        rows.append((chrom if i % 13 else "chrX", pos, f"v{i}", ref, alt))
+    # windows past both contig ends, an N reference letter, an N alternative
+    c1, c2 = seqs["chr1"], seqs["chr2"]
+    rows += [
+        ("chr2", 3, "left", c2[2], "ACGT".replace(c2[2], "")[0]),
+        ("chr1", 899, "right", c1[898], "ACGT".replace(c1[898], "")[1]),
+    ]
+    rows += [("chr1", 402, "refN", "N", "A"), ("chr2", 700, "altN", c2[699], "N")]
+    return fa, pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt"])
+
+
+def test_stream_equals_in_memory_and_keeps_row_order(tmp_path: Path) -> None:
+    """Chunked, streamed output (Parquet and TSV) holds exactly the in-memory table, rows in input order."""
+    from biodl.explain.variant_effects import stream_variant_effects
+    from biodl.models import build_model
+
+    fa, table = _random_case(tmp_path)
+    torch.manual_seed(0)
+    model = build_model("deepbind", (4, 31), 2, {"filters": 8, "filter_width": 7, "hidden_sizes": [8]}).eval()
+    with pytest.warns(RuntimeWarning, match="not scored"):
+        whole = variant_effects(model, fa, table)
+    assert {"ref_mismatch", "unknown_contig", "scored"} <= set(whole.table["status"])
+    for name in ("out.parquet", "out.tsv"):
+        with pytest.warns(RuntimeWarning, match="not scored"):
+            path, summary, tasks = stream_variant_effects(model, fa, table, tmp_path / name, chunk_size=7)
+        got = pd.read_parquet(path) if name.endswith("parquet") else pd.read_csv(path, sep="\t", keep_default_na=False)
+        assert summary == whole.summary and tasks == whole.tasks
+        assert list(got["id"]) == list(table["id"])
+        np.testing.assert_allclose(got["ref_t1"].replace("", np.nan).astype(float), whole.table["ref_t1"], atol=1e-6)
+        np.testing.assert_allclose(got["diff_t0"].replace("", np.nan).astype(float), whole.table["diff_t0"], atol=1e-6)
+        assert not (tmp_path / (name + ".partial")).exists()
+
+
+def test_interrupted_stream_leaves_no_complete_looking_file(tmp_path: Path) -> None:
+    """An error in a later chunk removes the partial output; the final name never appears."""
+    from biodl.explain.variant_effects import stream_variant_effects
+
+    fa, table = _random_case(tmp_path, n=40)
+    calls = {"n": 0}
+
+    class FailsLater(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls["n"] += 1
+            if calls["n"] > 2:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C in the third forward pass
+            return x[:, 2, :].sum(-1, keepdim=True)
+
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(KeyboardInterrupt), pytest.warns(RuntimeWarning):
+        stream_variant_effects(FailsLater(), fa, table, out, length=21, chunk_size=5)
+    assert calls["n"] == 3
+    assert not out.exists() and not (tmp_path / "scores.parquet.partial").exists()
+
+
+def test_snv_kernel_matches_window_by_window_with_n_and_edges(tmp_path: Path) -> None:
+    """The fused SNV kernel (DeepBind, both strands, N letters, clipped windows) equals each window's own output."""
+    from biodl.data.sequence.genome import Genome
+    from biodl.explain.variant_effects import variant_windows
+    from biodl.models import build_model
+
+    fa, table = _random_case(tmp_path)
+    torch.manual_seed(1)
+    model = build_model("deepbind", (4, 31), 1, {"filters": 8, "filter_width": 7, "padding": "same"}).eval()
+    with pytest.warns(RuntimeWarning):
+        t = variant_effects(model, fa, table, activation="none").table
+    ok = t["status"] == "scored"
+    assert t.loc[ok, "clipped"].any() and (t.loc[ok, "type"] == "SNV").sum() > 20
+    g = Genome(fa)
+    wins = [variant_windows(g, r.chrom, r.pos, r.ref, r.alt, 31) for r in t[ok].itertuples()]
+    np.testing.assert_allclose(t.loc[ok, "ref_t0"], _window_scores_plain(model, [w[0] for w in wins]), atol=1e-5)
+    np.testing.assert_allclose(t.loc[ok, "alt_t0"], _window_scores_plain(model, [w[1] for w in wins]), atol=1e-5)
+
+
+def test_stream_reads_a_vcf_in_chunks(tmp_path: Path, genome: Path, vcf: Path) -> None:
+    """A VCF read chunk by chunk (multi-allelic records split within a chunk) gives the in-memory table and counts."""
+    from biodl.explain.variant_effects import stream_variant_effects
+
+    with pytest.warns(RuntimeWarning, match="not scored"):
+        whole = variant_effects(GCount(), genome, vcf, length=8, tasks=["g"])
+    with pytest.warns(RuntimeWarning, match="not scored"):
+        path, summary, _ = stream_variant_effects(GCount(), genome, vcf, tmp_path / "v.tsv", length=8, tasks=["g"], chunk_size=2)
+    got = pd.read_csv(path, sep="\t", keep_default_na=False)
+    assert summary == whole.summary
+    assert list(got["id"]) == list(whole.table["id"]) and list(got["record"]) == list(whole.table["record"])
+    assert list(got["status"]) == list(whole.table["status"])
+    np.testing.assert_allclose(got["diff_g"].replace("", np.nan).astype(float), whole.table["diff_g"])

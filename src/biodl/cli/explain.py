@@ -290,7 +290,7 @@ def _explain_position(args: argparse.Namespace) -> int:
 def cmd_variants(args: argparse.Namespace) -> int:
     """Run ``biodl variants``."""
     from biodl.bundle import load
-    from biodl.explain.variant_effects import variant_effects, write_variant_effects
+    from biodl.explain.variant_effects import stream_variant_effects
 
     bundle = load(args.model_path)
     if bundle.modality.name != "sequence":
@@ -299,10 +299,10 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = variant_effects(bundle, args.fasta, args.vcf, rc_average=args.rc_average, on_error=args.on_error,
-                              window_edge=args.window_edge, batch_size=max(1, args.batch_size))  # fmt: skip
-    path = write_variant_effects(res, args.output)
-    s = res.summary
+        # written chunk by chunk to <output>.partial, renamed when complete
+        path, s, _ = stream_variant_effects(bundle, args.fasta, args.vcf, args.output, rc_average=args.rc_average,
+                                            on_error=args.on_error, window_edge=args.window_edge,
+                                            batch_size=max(1, args.batch_size))  # fmt: skip
     extra = ", ".join(f"{k}: {v}" for k, v in s.items() if k not in ("records", "variants", "scored") and v)
     print(f"{s['scored']} of {s['variants']} variant(s) ({s['records']} record(s)) scored; {extra or 'no problems'}")
     print(f"written to {path}")

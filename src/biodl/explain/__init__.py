@@ -5,7 +5,9 @@ Sequence models (any ``torch.nn.Module`` taking one-hot ``(N, A, L)``, or a biod
 =====================================  =======================================================
 :func:`saturation_mutagenesis`         effects of every single-letter substitution (ISM), with
                                        a fast mode exploiting convolution locality
+:func:`region_mutagenesis`             ISM over a region longer than the model (tiled by its window)
 :func:`variant_effects`                SNV/indel scores from a genome FASTA and a VCF/table
+                                       (:func:`stream_variant_effects`: chunked, to a file)
 :func:`filter_motifs`                  convolution filters → PFM/PWM; :func:`write_meme`;
                                        :func:`motif_matches` against JASPAR 2024 (Tomtom-like)
 :class:`Saliency`, :class:`InputXGradient`, :class:`IntegratedGradients`, :class:`DeepLift`,
@@ -42,10 +44,18 @@ from biodl.explain.filter_motifs import (
     trim_motif,
     write_meme,
 )
+from biodl.explain.region_mutagenesis import RegionISM, region_mutagenesis
 from biodl.explain.report import report_sections
 from biodl.explain.saturation_mutagenesis import ConvPoolParts, ISMResult, conv_pool_parts, saturation_mutagenesis
 from biodl.explain.tomtom import MotifDatabase, TomtomResult, jaspar_motifs, match_motifs, tomtom
-from biodl.explain.variant_effects import Genome, VariantScores, read_variants, variant_effects, write_variant_effects
+from biodl.explain.variant_effects import (
+    Genome,
+    VariantScores,
+    read_variants,
+    stream_variant_effects,
+    variant_effects,
+    write_variant_effects,
+)
 
 __all__ = [
     "METHODS",
@@ -58,6 +68,7 @@ __all__ = [
     "InputXGradient",
     "IntegratedGradients",
     "MotifDatabase",
+    "RegionISM",
     "Saliency",
     "SequenceAttribution",
     "TomtomResult",
@@ -71,8 +82,10 @@ __all__ = [
     "match_motifs",
     "motif_matches",
     "read_variants",
+    "region_mutagenesis",
     "report_sections",
     "saturation_mutagenesis",
+    "stream_variant_effects",
     "tomtom",
     "trim_motif",
     "variant_effects",

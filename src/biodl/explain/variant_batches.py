@@ -1,7 +1,7 @@
 """Scoring variant windows in batches: both alleles and strands in one pass, fast-ISM alternative alleles.
 
-Used by :func:`biodl.explain.variant_effects.variant_effects`; windows are encoded and scored in
-chunks so memory holds one chunk, not the whole VCF.
+Used by :func:`biodl.explain.variant_effects.variant_effects`; windows arrive as letter codes and
+are encoded and scored in chunks so memory holds one chunk, not the whole VCF.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from biodl.explain._common import autocast_context, evaluating, is_rc_averaging, reverse_complement
+from biodl.explain.variant_windows import one_hot
 
-__all__ = ["encode_windows", "score_windows"]
+__all__ = ["score_windows"]
 
 
 def _predict_pairs(
@@ -40,20 +41,6 @@ def _predict_pairs(
             refs.append(y[:n].cpu())
             alts.append(y[n:].cpu())
     return torch.cat(refs), torch.cat(alts)
-
-
-def encode_windows(seqs: list[str], unknown: str) -> torch.Tensor:
-    """One-hot ``(N, 4, L)`` of equal-length DNA windows in one pass (other letters: zeros, or 0.25 if ``uniform``)."""
-    if not seqs:
-        return torch.zeros((0, 4, 0))
-    codes = _LUT[np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8).reshape(len(seqs), -1)]
-    table = np.vstack([np.eye(4, dtype=np.float32), np.full((1, 4), 0.25 if unknown == "uniform" else 0.0, np.float32)])
-    return torch.from_numpy(np.ascontiguousarray(table[codes].transpose(0, 2, 1)))
-
-
-_LUT = np.full(256, 4, dtype=np.uint8)
-for _i, _b in enumerate("ACGT"):
-    _LUT[ord(_b)] = _LUT[ord(_b.lower())] = _i
 
 
 def _snv_alt_fast(
@@ -89,54 +76,122 @@ def _snv_alt_fast(
     return refs, alts
 
 
+def _conv_pool_all(
+    net: torch.nn.Module, ref_codes: np.ndarray, alt_codes: np.ndarray, code: np.ndarray, centre: np.ndarray,
+    unknown: str, rc_average: bool, device: torch.device, chunk: int = 8192,
+) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
+    """Outputs of every window of a DeepBind-style model by the fused kernel (else ``None``).
+
+    SNVs (``code >= 0``) cost one window plus the update of the variant's column; other
+    variants have both windows computed by the same kernel (the identity update). Checked
+    against full forward passes on the first rows of each kind.
+    """
+    from biodl.explain.conv_pool_ism import conv_pool_parts
+    from biodl.explain.conv_pool_snv import snv_outputs
+
+    parts = conv_pool_parts(net)
+    if parts is None or device.type != "cpu":
+        return None
+    both = rc_average or parts.rc_average
+    n = len(ref_codes)
+    snv = code >= 0
+    y_ref: torch.Tensor | None = None
+    y_alt: torch.Tensor | None = None
+    with evaluating(net), torch.inference_mode(), autocast_context(device, False):
+        for i in range(0, n, chunk):
+            rows = np.arange(i, min(n, i + chunk))
+            s_rows, o_rows = rows[snv[rows]], rows[~snv[rows]]
+            parts_out = []
+            if len(s_rows):
+                got = snv_outputs(parts, ref_codes[s_rows], centre[s_rows], code[s_rows], unknown=unknown, both_strands=both)
+                if got is None:
+                    return None
+                parts_out.append((s_rows, *got))
+            if len(o_rows):
+                wins = np.concatenate([ref_codes[o_rows], alt_codes[o_rows]])
+                got = snv_outputs(parts, wins, np.zeros(len(wins), np.int64), wins[:, 0], unknown=unknown, both_strands=both)
+                if got is None:
+                    return None
+                parts_out.append((o_rows, got[0][: len(o_rows)], got[0][len(o_rows) :]))
+            for r, a_ref, a_alt in parts_out:
+                if y_ref is None or y_alt is None:
+                    y_ref, y_alt = torch.empty((n, a_ref.shape[1])), torch.empty((n, a_ref.shape[1]))
+                y_ref[torch.from_numpy(r)], y_alt[torch.from_numpy(r)] = a_ref, a_alt
+        if y_ref is None or y_alt is None:
+            return None
+        k = np.concatenate([np.flatnonzero(snv)[:2], np.flatnonzero(~snv)[:2]])
+        want = _predict_pairs(net, one_hot(ref_codes[k], unknown), one_hot(alt_codes[k], unknown), 64, device, rc_average)
+    tol = 1e-4 * (1 + float(want[1].abs().max()))
+    if not all(torch.allclose(g[torch.from_numpy(k)], w, atol=tol) for g, w in zip((y_ref, y_alt), want, strict=True)):
+        return None
+    return y_ref, y_alt
+
+
 def score_windows(
     net: torch.nn.Module,
-    ref_wins: list[str],
-    alt_wins: list[str],
-    snv_code: list[int],
-    snv_centre: list[int],
+    ref_codes: np.ndarray,
+    alt_codes: np.ndarray,
+    snv_code: np.ndarray,
+    snv_centre: np.ndarray,
     unknown: str,
     batch_size: int,
     device: torch.device,
     rc_average: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs ``(N, T)`` of every variant's reference and alternative window, chunk by chunk (flat memory).
+    """Outputs ``(N, T)`` of every variant's reference and alternative window (letter codes ``(N, L)``).
 
-    SNVs go through fast ISM where the architecture allows it (checked on the first chunk
-    against full forward passes; without a match, every variant takes the full path); other
-    variants have both alleles (and both strands) in one forward pass.
+    DeepBind-style models score every window with the fused kernel
+    (:mod:`biodl.explain.conv_pool_snv`; an SNV, ``snv_code >= 0`` the alternative letter at
+    ``snv_centre``, costs its reference window plus one column's update). SNVs of deeper
+    convolutional stacks through fast ISM where the architecture allows it (both checked against
+    full forward passes; without a match, every variant takes the full path). Other variants
+    have both alleles (and both strands) in one forward pass. Windows are encoded chunk by
+    chunk (flat memory).
     """
     code, centre = np.asarray(snv_code), np.asarray(snv_centre)
+    n = len(ref_codes)
+    y_ref: torch.Tensor | None = None
+    y_alt: torch.Tensor | None = None
+    done = np.zeros(n, dtype=bool)
+
+    def put(rows: np.ndarray, r: torch.Tensor, a: torch.Tensor) -> None:
+        nonlocal y_ref, y_alt
+        if y_ref is None or y_alt is None:
+            y_ref, y_alt = torch.empty((n, r.shape[1])), torch.empty((n, r.shape[1]))
+        idx = torch.from_numpy(rows)
+        y_ref[idx], y_alt[idx] = r, a
+        done[rows] = True
+
+    if n:
+        got = _conv_pool_all(net, ref_codes, alt_codes, code, centre, unknown, rc_average, device)
+        if got is not None:
+            return got
     fast_ok: bool | None = None if not (rc_average and not is_rc_averaging(net)) else False
     chunk = max(batch_size, 8192)
-    ys_ref, ys_alt = [], []
-    for i in range(0, len(ref_wins), chunk):
-        X_ref = encode_windows(ref_wins[i : i + chunk], unknown)
-        y_ref = torch.empty(0)
-        y_alt = torch.empty(0)
-        got = None
-        fast_rows = np.flatnonzero(code[i : i + chunk] >= 0)
+    for i in range(0, n, chunk):
+        rows = np.arange(i, min(n, i + chunk))
+        rows = rows[~done[rows]]
+        if not len(rows):
+            continue
+        X_ref = one_hot(ref_codes[rows], unknown)
+        fast_rows = np.flatnonzero(code[rows] >= 0)
         if fast_ok is not False and len(fast_rows):
-            got = _snv_alt_fast(net, X_ref[fast_rows], code[i : i + chunk][fast_rows], centre[i : i + chunk][fast_rows], device)
+            got = _snv_alt_fast(net, X_ref[fast_rows], code[rows][fast_rows], centre[rows][fast_rows], device)
             if got is not None and fast_ok is None:  # check once against the full forward pass
                 k = fast_rows[:2]
-                X_alt_k = encode_windows([alt_wins[i + j] for j in k], unknown)
-                want = _predict_pairs(net, X_ref[k], X_alt_k, 64, device, rc_average)
+                want = _predict_pairs(net, X_ref[k], one_hot(alt_codes[rows[k]], unknown), 64, device, rc_average)
                 tol = 1e-4 * (1 + float(want[1].abs().max()))
-                same = [torch.allclose(g[: len(k)], w, atol=tol) for g, w in zip(got, want, strict=True)]
-                fast_ok = all(same)
+                fast_ok = all(torch.allclose(g[: len(k)], w, atol=tol) for g, w in zip(got, want, strict=True))
             fast_ok = fast_ok and got is not None
-        rest = np.arange(len(X_ref)) if not fast_ok else np.flatnonzero(code[i : i + chunk] < 0)
+            if fast_ok and got is not None:
+                put(rows[fast_rows], *got)
+        rest = rows[~done[rows]]
         if len(rest):
-            X_alt = encode_windows([alt_wins[i + j] for j in rest], unknown)
+            keep = np.searchsorted(rows, rest)
             # small forward batches: large convolution batches run slower on CPUs
-            r, a = _predict_pairs(net, X_ref[rest], X_alt, max(1, batch_size // 4), device, rc_average)
-            y_ref, y_alt = torch.empty((len(X_ref), r.shape[1])), torch.empty((len(X_ref), r.shape[1]))
-            y_ref[torch.from_numpy(rest)], y_alt[torch.from_numpy(rest)] = r, a
-        if fast_ok and got is not None:
-            if y_ref.numel() == 0:
-                y_ref, y_alt = torch.empty((len(X_ref), got[0].shape[1])), torch.empty((len(X_ref), got[0].shape[1]))
-            y_ref[torch.from_numpy(fast_rows)], y_alt[torch.from_numpy(fast_rows)] = got
-        ys_ref.append(y_ref)
-        ys_alt.append(y_alt)
-    return torch.cat(ys_ref), torch.cat(ys_alt)
+            r, a = _predict_pairs(
+                net, X_ref[keep], one_hot(alt_codes[rest], unknown), max(1, batch_size // 4), device, rc_average
+            )
+            put(rest, r, a)
+    assert y_ref is not None and y_alt is not None
+    return y_ref, y_alt

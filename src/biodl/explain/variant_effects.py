@@ -24,7 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -36,15 +36,24 @@ from biodl.data.sequence.genome import Genome
 from biodl.errors import ConfigError, DataError
 from biodl.explain._common import as_module, model_device, model_length
 from biodl.explain.variant_batches import score_windows
+from biodl.explain.variant_windows import STATUS_SCORED, BlockReader, assess_variants, variant_windows
 
 if TYPE_CHECKING:
     from biodl.explain._common import ModelLike
 
-__all__ = ["BlockReader", "Genome", "VariantScores", "read_variants", "variant_effects", "write_variant_effects"]
+__all__ = [
+    "BlockReader",
+    "Genome",
+    "VariantScores",
+    "read_variants",
+    "stream_variant_effects",
+    "variant_effects",
+    "variant_windows",
+    "write_variant_effects",
+]
 
 Activation = Literal["sigmoid", "softmax", "none"]
-_BASES = set("ACGTN")
-_STATUS_SCORED = "scored"
+_STATUS_SCORED = STATUS_SCORED
 
 
 class VariantScores(NamedTuple):
@@ -77,7 +86,16 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _read_vcf(path: Path) -> pd.DataFrame:
+    return pd.concat(list(_vcf_chunks(path, None)), ignore_index=True)
+
+
+_VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "record"]
+
+
+def _vcf_chunks(path: Path, chunk: int | None) -> Iterator[pd.DataFrame]:
+    """The VCF's records in tables of ``chunk`` rows (``None``: one table), read line by line."""
     rows: list[tuple[str, int, str, str, str, int]] = []
+    any_yielded = False
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if line.startswith("#") or not line.strip():
@@ -90,7 +108,11 @@ def _read_vcf(path: Path) -> pd.DataFrame:
             except ValueError:
                 raise DataError(f"{path}: line {lineno}: POS {f[1]!r} is not an integer") from None
             rows.append((f[0], pos, f[2], f[3], f[4], lineno))
-    return pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt", "record"])
+            if chunk is not None and len(rows) >= chunk:
+                yield pd.DataFrame(rows, columns=_VCF_COLUMNS)
+                rows, any_yielded = [], True
+    if rows or not any_yielded:
+        yield pd.DataFrame(rows, columns=_VCF_COLUMNS)
 
 
 _COLUMN_NAMES = {
@@ -149,6 +171,30 @@ def read_variants(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, dict
             except (pd.errors.ParserError, ValueError) as exc:
                 raise DataError(f"{path}: cannot parse as a variant table: {exc}") from None
             table = _from_table(frame, str(path))
+    return _split_alleles(table)
+
+
+def _is_vcf(path: Path) -> bool:
+    with _open_text(path) as fh:
+        head = fh.read(4096)
+    return head.startswith("##fileformat=VCF") or "\n#CHROM" in head or head.startswith("#CHROM") or ".vcf" in path.name.lower()
+
+
+def iter_variants(source: str | Path | pd.DataFrame, chunk: int) -> Iterator[tuple[pd.DataFrame, dict[str, int]]]:
+    """:func:`read_variants` in pieces of about ``chunk`` records: a VCF is read ``chunk`` lines at a time (flat memory)."""
+    if isinstance(source, (str, Path)) and Path(source).is_file() and _is_vcf(Path(source)):
+        for part in _vcf_chunks(Path(source), chunk):
+            yield _split_alleles(part)
+        return
+    table, counts = read_variants(source)
+    for i in range(0, max(1, len(table)), chunk):
+        part = table.iloc[i : i + chunk].reset_index(drop=True)
+        yield part, {"records": counts["records"] if i == 0 else 0, "variants": len(part),
+                     "multiallelic_split": counts["multiallelic_split"] if i == 0 else 0}  # fmt: skip
+
+
+def _split_alleles(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One row per ALT allele (multi-allelic records split) and the counts."""
     n_records = len(table)
     alts = table["alt"].astype(str).str.split(",")
     n_multi = int(sum(len(a) > 1 for a in alts))
@@ -156,82 +202,6 @@ def read_variants(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, dict
     table["alt"] = table["alt"].astype(str).str.strip()
     table["ref"] = table["ref"].astype(str).str.strip()
     return table, {"records": n_records, "variants": len(table), "multiallelic_split": n_multi}
-
-
-def _variant_type(ref: str, alt: str) -> str:
-    if len(ref) == len(alt):
-        return "SNV" if len(ref) == 1 else "MNV"
-    if len(ref) < len(alt) and alt.startswith(ref):
-        return "insertion"
-    if len(ref) > len(alt) and ref.startswith(alt):
-        return "deletion"
-    return "complex"
-
-
-class BlockReader:
-    """Reads a :class:`Genome` in cached blocks: variants visited in sorted order cost one read per block.
-
-    Same ``fetch``/``length``/``in`` interface as the genome; a fetch outside the cached block
-    reads a new block of ``block`` bases starting there (or the request itself, if longer).
-    """
-
-    def __init__(self, genome: Genome, block: int = 1 << 20) -> None:
-        self.genome, self.block = genome, block
-        self.path = genome.path
-        self.contigs = genome.contigs
-        self._chrom: str | None = None
-        self._start = self._end = 0
-        self._seq = ""
-        self.reads = 0
-
-    def __contains__(self, chrom: object) -> bool:
-        return chrom in self.genome
-
-    def length(self, chrom: str) -> int:
-        """Length of a contig."""
-        return self.genome.length(chrom)
-
-    def fetch(self, chrom: str, start: int, end: int) -> str:
-        """Upper-case bases ``[start, end)`` (0-based), clipped to the contig."""
-        start, end = max(0, start), min(end, self.genome.length(chrom))
-        if end <= start:
-            return ""
-        if chrom != self._chrom or start < self._start or end > self._end:
-            self._chrom, self._start = chrom, start
-            self._end = min(self.genome.length(chrom), max(end, start + self.block))
-            self._seq = self.genome.fetch(chrom, self._start, self._end)
-            self.reads += 1
-        return self._seq[start - self._start : end - self._start]
-
-
-def variant_windows(genome: Genome | BlockReader, chrom: str, pos: int, ref: str, alt: str, length: int) -> tuple[str, str, bool]:
-    """Reference and alternative windows of ``length`` bases centred on a variant.
-
-    Parameters
-    ----------
-    pos
-        1-based position of the first REF base (VCF convention).
-
-    Returns
-    -------
-    tuple
-        ``(ref_window, alt_window, clipped)``; ``clipped`` is true when the window runs past a
-        contig end (the missing bases are ``N``).
-    """
-    p = pos - 1
-    left = length // 2
-    s = p - left
-    n = genome.length(chrom)
-    ref_win = genome.fetch(chrom, s, s + length)
-    right_len = length - left - len(alt)
-    alt_right = genome.fetch(chrom, p + len(ref), p + len(ref) + max(0, right_len))
-    alt_win = genome.fetch(chrom, s, p) + alt + alt_right
-    clipped = s < 0 or s + length > n or (right_len > 0 and p + len(ref) + right_len > n)
-    if clipped:
-        lpad = "N" * max(0, -s)
-        ref_win = (lpad + ref_win).ljust(length, "N")
-        alt_win = (lpad + genome.fetch(chrom, s, p) + alt + alt_right).ljust(length, "N")
-    return ref_win[:length], alt_win[:length], clipped
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -307,6 +277,126 @@ def variant_effects(
     VariantScores
         The table, the counts and the task names.
     """
+    setup = _setup(model, activation, tasks, length, device)
+    whole = fasta if isinstance(fasta, Genome) else Genome(fasta)
+    table, summary = read_variants(variants)
+    source = f"{variants}: " if isinstance(variants, (str, Path)) else ""
+    try:
+        out, names, status, clipped = _score_chunk(
+            setup, BlockReader(whole), table, rc_average, on_error, window_edge, batch_size, source
+        )
+    finally:
+        if isinstance(fasta, (str, Path)):
+            whole.close()
+    return VariantScores(out, _summarise(summary, [status], [clipped]), names)
+
+
+def stream_variant_effects(
+    model: ModelLike,
+    fasta: str | Path | Genome,
+    variants: str | Path | pd.DataFrame,
+    output: str | Path,
+    *,
+    chunk_size: int = 50_000,
+    length: int | None = None,
+    rc_average: bool = False,
+    activation: Activation | None = None,
+    tasks: Sequence[str] | None = None,
+    on_error: Literal["report", "raise"] = "report",
+    window_edge: Literal["pad", "skip"] = "pad",
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> tuple[Path, dict[str, int], list[str]]:
+    """:func:`variant_effects` written chunk by chunk to ``output`` (``.parquet``, ``.tsv``/``.txt`` or ``.csv``).
+
+    Variants are read (VCF: line by line) and scored ``chunk_size`` records at a time in input order (each chunk visited in
+    genome order for cached block reads) and appended to ``<output>.partial``, renamed to
+    ``output`` only after the last chunk: memory holds one chunk, the rows keep the input
+    order, and an interrupted run never leaves a file that looks complete (the partial file
+    is removed on errors; a killed process leaves only ``.partial``). Other arguments as in
+    :func:`variant_effects`.
+
+    Returns
+    -------
+    tuple
+        The written path, the counts and the task names.
+    """
+    import os
+
+    out_path = Path(output)
+    suffix = out_path.suffix.lower()
+    if suffix not in (".parquet", ".tsv", ".txt", ".csv"):
+        raise DataError(f"{out_path}: unsupported output format {suffix!r}; use .csv, .tsv or .parquet")
+    if chunk_size < 1:
+        raise ConfigError("chunk_size must be at least 1")
+    setup = _setup(model, activation, tasks, length, device)
+    if isinstance(variants, (str, Path)) and not Path(variants).is_file():
+        raise DataError(f"variant file not found: {variants}")
+    summary = {"records": 0, "variants": 0, "multiallelic_split": 0}
+    source = f"{variants}: " if isinstance(variants, (str, Path)) else ""
+    whole = fasta if isinstance(fasta, Genome) else Genome(fasta)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(out_path.name + ".partial")
+    statuses: list[np.ndarray] = []
+    clips: list[np.ndarray] = []
+    names: list[str] = []
+    writer: Any = None
+    try:
+        reader = BlockReader(whole)
+        for part, counts in iter_variants(variants, chunk_size):
+            for key, value in counts.items():
+                summary[key] += value
+            frame, names, status, clipped = _score_chunk(
+                setup, reader, part, rc_average, on_error, window_edge, batch_size, source
+            )
+            setup = setup._replace(names=names)  # the same columns in every chunk
+            statuses.append(status)
+            clips.append(clipped)
+            writer = _append(frame, partial, suffix, writer)
+        if writer is not None and suffix == ".parquet":
+            writer.close()
+        os.replace(partial, out_path)
+    except BaseException:
+        if writer is not None and suffix == ".parquet":
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        if isinstance(fasta, (str, Path)):
+            whole.close()
+    return out_path, _summarise(summary, statuses, clips), names
+
+
+def _append(frame: pd.DataFrame, path: Path, suffix: str, writer: Any) -> Any:
+    """Append ``frame`` to ``path`` (the first call creates it); returns the Parquet writer (or ``True``)."""
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if writer is None:
+            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = pq.ParquetWriter(path, arrow.schema)
+        else:
+            arrow = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False)
+        writer.write_table(arrow)
+        return writer
+    frame.to_csv(path, sep="," if suffix == ".csv" else "\t", index=False, mode="a" if writer else "w", header=not writer)
+    return True
+
+
+class _Setup(NamedTuple):
+    net: torch.nn.Module
+    act: Activation
+    names: list[str] | None
+    scaler: Any
+    length: int
+    unknown: str
+    device: torch.device
+
+
+def _setup(
+    model: ModelLike, activation: Activation | None, tasks: Sequence[str] | None, length: int | None, device: Any
+) -> _Setup:
     net = as_module(model)
     act, names, scaler = _model_info(model, activation, tasks)
     L = length or model_length(net)
@@ -319,95 +409,57 @@ def variant_effects(
         alpha = str(getattr(modality.alphabet, "name", "dna"))
         if alpha != "dna":
             raise ConfigError(f"variant effects need a DNA model; this one was trained on {alpha} sequences")
-    whole = fasta if isinstance(fasta, Genome) else Genome(fasta)
-    genome = BlockReader(whole)
-    table, summary = read_variants(variants)
-    # visit variants in genome order: windows come from cached blocks, not one seek each
-    order = np.lexsort((table["pos"].to_numpy(), table["chrom"].astype(str).to_numpy()))
-    n_var = len(table)
-    status: list[str] = [_STATUS_SCORED] * n_var
-    types: list[str] = [""] * n_var
-    genome_ref: list[str] = [""] * n_var
-    clipped_col: list[bool] = [False] * n_var
-    ref_wins: list[str] = []
-    alt_wins: list[str] = []
-    scored_rows: list[int] = []
-    snv_code: list[int] = []  # alternative letter of an SNV scored by fast ISM, -1 for other variants
-    snv_centre: list[int] = []
-    columns = [table[c].to_numpy()[order] for c in ("chrom", "pos", "ref", "alt", "record")]
-    for i, chrom, pos, ref, alt, rec in zip(order.tolist(), *columns, strict=True):
-        chrom, ref_u, alt_u = str(chrom), str(ref).upper(), str(alt).upper()
-        types[i] = _variant_type(ref_u, alt_u)
-        st, gref, clip = _STATUS_SCORED, "", False
-        if not ref_u or not alt_u or alt_u in (".", "*") or not set(ref_u) <= _BASES or not set(alt_u) <= _BASES:
-            st = "unsupported_allele"
-            msg = f"REF {ref!r} / ALT {alt!r} is not a sequence of A, C, G, T, N (symbolic and missing alleles are not scored)"
-        elif chrom not in genome:
-            st = "unknown_contig"
-            alt_name = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
-            hint = f" (the genome has {alt_name!r})" if alt_name in genome else ""
-            msg = f"contig {chrom!r} is not in {whole.path.name}{hint}; contigs: {whole.contigs[:8]}"
-        elif pos < 1 or pos - 1 + len(ref_u) > genome.length(chrom):
-            st = "past_contig_end"
-            msg = f"position {pos} (REF length {len(ref_u)}) is past the end of {chrom} (length {genome.length(chrom)})"
-        else:
-            gref = genome.fetch(chrom, pos - 1, pos - 1 + len(ref_u))
-            if gref != ref_u:
-                st = "ref_mismatch"
-                msg = f"REF {ref!r} does not match the genome ({gref!r}) at {chrom}:{pos}"
-        if st == _STATUS_SCORED:
-            rw, aw, clip = variant_windows(genome, chrom, int(pos), ref_u, alt_u, L)
-            if clip and window_edge == "skip":
-                st = "window_past_contig_end"
-                msg = f"the {L}-bp window around {chrom}:{pos} runs past the contig end"
-            else:
-                ref_wins.append(rw)
-                alt_wins.append(aw)
-                scored_rows.append(i)
-                snv = len(ref_u) == len(alt_u) == 1 and alt_u in "ACGT" and not clip
-                snv_code.append("ACGT".index(alt_u) if snv else -1)
-                snv_centre.append(int(L // 2) if snv else -1)
-        if st != _STATUS_SCORED and on_error == "raise" and st != "window_past_contig_end":
-            where = f"{variants}: " if isinstance(variants, (str, Path)) else ""
-            raise DataError(f"{where}variant record {rec} ({chrom}:{pos} {ref}>{alt}): {msg}")
-        status[i] = st
-        genome_ref[i] = gref if st == "ref_mismatch" else ""
-        clipped_col[i] = clip
-    if isinstance(fasta, (str, Path)):
-        whole.close()
     dev = torch.device(device) if device is not None else model_device(net)
+    return _Setup(net, act, names, scaler, int(L), unknown, dev)
+
+
+def _score_chunk(
+    setup: _Setup, genome: BlockReader, table: pd.DataFrame, rc_average: bool, on_error: str, window_edge: str,
+    batch_size: int, source: str,
+) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:  # fmt: skip
+    """The output rows of ``table`` (same order), the task names, each row's status and clipped flag."""
+    net, act, names, scaler, L, unknown, dev = setup
+    table = table.reset_index(drop=True)
+    types, status, genome_ref, clipped_col, scored, windows = assess_variants(genome, table, L, window_edge, on_error, source)
+    ref_codes, alt_codes, snv_code, snv_centre = windows
     out = table.assign(type=types, status=status, genome_ref=genome_ref, clipped=clipped_col)
-    if scored_rows:
-        y_ref, y_alt = score_windows(net, ref_wins, alt_wins, snv_code, snv_centre, unknown, batch_size, dev, rc_average)
+    if len(scored):
+        y_ref, y_alt = score_windows(net, ref_codes, alt_codes, snv_code, snv_centre, unknown, batch_size, dev, rc_average)
         n_tasks = y_ref.shape[1]
     else:
-        n_tasks = int(getattr(net, "num_outputs", 1))
+        n_tasks = int(getattr(net, "num_outputs", 1)) if names is None else len(names)
     if names is None or len(names) != n_tasks:
         names = [f"t{j}" for j in range(n_tasks)]
     cols: dict[str, np.ndarray] = {}
     for name in names:
         for c in ("ref", "alt", "diff", "logodds_diff"):
             cols[f"{c}_{name}"] = np.full(len(out), np.nan)
-    if scored_rows:
-        idx = np.asarray(scored_rows)
+    if len(scored):
         p_ref, p_alt, lo_diff = _transform(y_ref, y_alt, act, scaler)
         for j, name in enumerate(names):
-            cols[f"ref_{name}"][idx] = p_ref[:, j]
-            cols[f"alt_{name}"][idx] = p_alt[:, j]
-            cols[f"diff_{name}"][idx] = p_alt[:, j] - p_ref[:, j]
-            cols[f"logodds_diff_{name}"][idx] = lo_diff[:, j]
+            cols[f"ref_{name}"][scored] = p_ref[:, j]
+            cols[f"alt_{name}"][scored] = p_alt[:, j]
+            cols[f"diff_{name}"][scored] = p_alt[:, j] - p_ref[:, j]
+            cols[f"logodds_diff_{name}"][scored] = lo_diff[:, j]
     if act == "none":
         cols = {k: v for k, v in cols.items() if not k.startswith("logodds_diff_")}
     out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
-    counts = pd.Series(status).value_counts().to_dict()
+    return out, list(names), np.asarray(status), np.asarray(clipped_col)
+
+
+def _summarise(summary: dict[str, int], statuses: list[np.ndarray], clips: list[np.ndarray]) -> dict[str, int]:
+    """Add the status counts to ``summary`` (warning about variants not scored)."""
+    status = np.concatenate(statuses) if statuses else np.zeros(0, dtype=object)
+    clipped = np.concatenate(clips) if clips else np.zeros(0, dtype=bool)
+    counts = pd.Series(status, dtype=object).value_counts().to_dict()
     summary["scored"] = int(counts.pop(_STATUS_SCORED, 0))
     summary.update({str(k): int(v) for k, v in counts.items()})
-    summary["clipped_windows"] = int(np.sum(np.asarray(clipped_col) & (np.asarray(status) == _STATUS_SCORED)))
+    summary["clipped_windows"] = int(np.sum(clipped & (status == _STATUS_SCORED)))
     counts_only = ("records", "variants", "multiallelic_split", "scored", "clipped_windows")
     problems = {k: v for k, v in summary.items() if k not in counts_only}
     if problems:
-        warnings.warn(f"variants not scored: {problems} (see the status column)", RuntimeWarning, stacklevel=2)
-    return VariantScores(out, summary, list(names))
+        warnings.warn(f"variants not scored: {problems} (see the status column)", RuntimeWarning, stacklevel=3)
+    return summary
 
 
 def _transform(
