@@ -30,8 +30,10 @@ class CNN3DParams(ModelParams):
     dense_units: int = Field(default=64, ge=1, description="hidden dense layer")
     dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
     global_pool: bool = Field(default=True, description="average the last maps (else flatten them)")
-    tta: Literal["none", "flip"] = Field(
-        default="flip", description="test-time augmentation: average the logits over the 8 flips of the volume"
+    tta: Literal["none", "flip", "dihedral"] = Field(
+        default="flip",
+        description="test-time augmentation: average the logits over the 8 flips of the volume (flip) or over its 16 "
+        "in-plane 90° rotations × flips × depth flips (dihedral)",
     )
 
 

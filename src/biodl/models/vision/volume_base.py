@@ -89,15 +89,49 @@ class VolumeModel(BiodlModel):
         return fn(x)
 
     def forward_tta(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward_logits`, averaged over the 8 flips of depth/height/width when ``params.tta`` is
-        ``flip`` (evaluation only; flips are exportable ONNX ops)."""
-        if getattr(self.params, "tta", "none") != "flip":
+        """:meth:`forward_logits`, averaged over views of the volume in evaluation (``params.tta``):
+        ``flip`` the 8 flips of depth/height/width; ``dihedral`` the 16 in-plane rotations by 90° ×
+        in-plane flips × depth flip (the 8 flips when the planes are not square). Views are exportable
+        ONNX ops (flip, transpose)."""
+        tta = getattr(self.params, "tta", "none")
+        if tta == "none":
             return self.forward_logits(x)
-        views: list[tuple[int, ...]] = [(), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1)]
+        views = tta_views(x, dihedral=tta == "dihedral")
         total = self.forward_logits(x)
-        for dims in views[1:]:
-            total = total + self.forward_logits(torch.flip(x, dims=dims))
+        for view in views[1:]:
+            total = total + self.forward_logits(view(x))
         return total / len(views)
+
+
+_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1))
+
+
+def tta_views(x: torch.Tensor, dihedral: bool = False) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Test-time views of ``(N, C, D, H, W)`` volumes, the identity first.
+
+    ``dihedral=False``: the 8 flips of depth, height and width. ``dihedral=True`` (square planes): the
+    8 symmetries of the square in-plane (4 rotations by 90°, each with and without a width flip),
+    each with and without a depth flip — 16 views, the group the ``flip rot90`` training augmentation
+    draws from; for non-square planes the 8 flips.
+    """
+
+    def flip(dims: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda v: torch.flip(v, dims=dims) if dims else v
+
+    if not dihedral or x.shape[-1] != x.shape[-2]:
+        return [flip(d) for d in _FLIPS]
+
+    def view(k: int, mirror: bool, depth: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        def fn(v: torch.Tensor) -> torch.Tensor:
+            if mirror:
+                v = torch.flip(v, dims=(-1,))
+            if k:
+                v = torch.rot90(v, k, dims=(-2, -1))
+            return torch.flip(v, dims=(-3,)) if depth else v
+
+        return fn
+
+    return [view(k, m, d) for d in (False, True) for m in (False, True) for k in range(4)]
 
 
 def blend_weights_3d(shape: Sequence[int]) -> torch.Tensor:
