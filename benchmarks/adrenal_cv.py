@@ -16,8 +16,9 @@ loop without the run's reports. Per fold it records the held-out AUROC of:
 Seeds run as separate processes (``--seed``); ``--combine`` averages the probabilities of the seeds
 found in the JSONL per fold (an ensemble of independently trained networks) and writes the tables.
 
-    nice python benchmarks/adrenal_cv.py --seed 0 --threads 1      # one process per seed
-    python benchmarks/adrenal_cv.py --combine                       # results/adrenal_cv.{json,md}
+    nice python benchmarks/adrenal_cv.py --seeds 0 --threads 1     # CPU: one process per seed
+    python benchmarks/adrenal_cv.py --seeds 0 1 2                  # a GPU: all seeds in one process
+    python benchmarks/adrenal_cv.py --combine                      # results/adrenal_cv.{json,md}
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def baselines(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray
 
 
 def train_fold(
-    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, seed: int, params: dict, max_epochs: int
+    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, seed: int, params: dict, max_epochs: int, device: str = "cpu"
 ) -> tuple[dict[str, np.ndarray], dict]:
     import torch
     from sklearn.model_selection import train_test_split
@@ -80,11 +81,11 @@ def train_fold(
     np.random.seed(seed)
     itr, iva = train_test_split(np.arange(len(ytr)), test_size=0.1, stratify=ytr, random_state=seed)
     mean, std = float(xtr[itr].mean()), float(xtr[itr].std())
-    norm = lambda a: torch.from_numpy((a - mean) / std)  # noqa: E731
-    xt, yt = norm(xtr[itr]), torch.from_numpy(ytr[itr]).float()
-    xv, yv = norm(xtr[iva]), torch.from_numpy(ytr[iva]).float()
+    norm = lambda a: torch.from_numpy((a - mean) / std).to(device)  # noqa: E731
+    xt, yt = norm(xtr[itr]), torch.from_numpy(ytr[itr]).float().to(device)
+    xv, yv = norm(xtr[iva]), torch.from_numpy(ytr[iva]).float().to(device)
     xs = norm(xte)
-    model = build_model("cnn3d", (1, *xtr.shape[2:]), 1, {**params, "tta": "none"})
+    model = build_model("cnn3d", (1, *xtr.shape[2:]), 1, {**params, "tta": "none"}).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
     aug = VolumeAugment(["flip", "rot90"])
@@ -92,7 +93,7 @@ def train_fold(
     best, best_state, bad, hist = float("inf"), None, 0, []
     for epoch in range(max_epochs):
         model.train()
-        perm = torch.randperm(len(xt))
+        perm = torch.randperm(len(xt), device=device)
         for i in range(0, len(perm), 32):
             b = perm[i : i + 32]
             loss = lossf(model(aug(xt[b]))[:, 0], yt[b])
@@ -118,34 +119,43 @@ def train_fold(
     with torch.no_grad():
         for tta in ("none", "flip", "dihedral"):
             model.params.tta = tta  # type: ignore[attr-defined]
-            out[tta] = torch.sigmoid(model(xs)[:, 0]).numpy()
+            out[tta] = torch.sigmoid(model(xs)[:, 0]).cpu().numpy()
     return out, {"best_epoch": best_epoch, "epochs": len(hist), "val_loss": hist}
 
 
 def run(args: argparse.Namespace) -> None:
     import torch
-    from sklearn.metrics import roc_auc_score
 
     torch.set_num_threads(args.threads)
     x, y = load(28)
     params = json.loads(args.params)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     for f, test in enumerate(folds(y, args.k)):
         if args.folds and f not in args.folds:
             continue
-        train = np.setdiff1d(np.arange(len(y)), test)
-        t0 = time.time()
-        probs, info = train_fold(x[train], y[train], x[test], args.seed, params, args.max_epochs)
-        rec = {
-            "config": args.config, "params": params, "seed": args.seed, "fold": f, "k": args.k,
-            "auroc": {k: float(roc_auc_score(y[test], p)) for k, p in probs.items()},
-            "probs": {k: p.round(5).tolist() for k, p in probs.items()}, "test_index": test.tolist(),
-            "seconds": round(time.time() - t0, 1), **info,
-        }  # fmt: skip
-        if args.seed == 0 and args.config == "default":
-            rec["baselines"] = baselines(x[train], y[train], x[test], y[test])
-        with RUNS.open("a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        print(f"fold {f} seed {args.seed}: {rec['auroc']} {rec.get('baselines', '')} {rec['seconds']} s", flush=True)
+        for seed in args.seeds:
+            fold_run(args, x, y, f, test, seed, params, device)
+
+
+def fold_run(
+    args: argparse.Namespace, x: np.ndarray, y: np.ndarray, f: int, test: np.ndarray, seed: int, params: dict, device: str
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    train = np.setdiff1d(np.arange(len(y)), test)
+    t0 = time.time()
+    probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device)
+    rec = {
+        "config": args.config, "params": params, "seed": seed, "fold": f, "k": args.k, "device": device,
+        "auroc": {k: float(roc_auc_score(y[test], p)) for k, p in probs.items()},
+        "probs": {k: p.round(5).tolist() for k, p in probs.items()}, "test_index": test.tolist(),
+        "seconds": round(time.time() - t0, 1), **info,
+    }  # fmt: skip
+    if seed == 0 and args.config == "default":
+        rec["baselines"] = baselines(x[train], y[train], x[test], y[test])
+    with RUNS.open("a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    print(f"fold {f} seed {seed}: {rec['auroc']} {rec.get('baselines', '')} {rec['seconds']} s", flush=True)
 
 
 def combine() -> None:
@@ -192,7 +202,8 @@ def combine() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one training per seed and fold")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--folds", type=int, nargs="*", default=None, help="run only these folds")
     ap.add_argument("--max-epochs", type=int, default=30)

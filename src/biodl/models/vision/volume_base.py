@@ -96,7 +96,7 @@ class VolumeModel(BiodlModel):
         tta = getattr(self.params, "tta", "none")
         if tta == "none":
             return self.forward_logits(x)
-        views = tta_views(x, dihedral=tta == "dihedral")
+        views = tta_views(self.in_shape, dihedral=tta == "dihedral")  # the static shape: no traced branch
         total = self.forward_logits(x)
         for view in views[1:]:
             total = total + self.forward_logits(view(x))
@@ -106,32 +106,31 @@ class VolumeModel(BiodlModel):
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1))
 
 
-def tta_views(x: torch.Tensor, dihedral: bool = False) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """Test-time views of ``(N, C, D, H, W)`` volumes, the identity first.
+def tta_views(shape: Sequence[int], dihedral: bool = False) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Test-time views of ``(N, C, D, H, W)`` volumes of ``shape`` (``(..., H, W)``), the identity first.
 
     ``dihedral=False``: the 8 flips of depth, height and width. ``dihedral=True`` (square planes): the
-    8 symmetries of the square in-plane (4 rotations by 90°, each with and without a width flip),
-    each with and without a depth flip — 16 views, the group the ``flip rot90`` training augmentation
+    8 symmetries of the square in-plane (the 4 rotations by 90°, each with and without a mirror
+    image), each with and without a depth flip — 16 views, the group the ``flip rot90`` training augmentation
     draws from; for non-square planes the 8 flips.
     """
 
     def flip(dims: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda v: torch.flip(v, dims=dims) if dims else v
 
-    if not dihedral or x.shape[-1] != x.shape[-2]:
+    if not dihedral or int(shape[-1]) != int(shape[-2]):
         return [flip(d) for d in _FLIPS]
 
-    def view(k: int, mirror: bool, depth: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    def view(transpose: bool, dims: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
         def fn(v: torch.Tensor) -> torch.Tensor:
-            if mirror:
-                v = torch.flip(v, dims=(-1,))
-            if k:
-                v = torch.rot90(v, k, dims=(-2, -1))
-            return torch.flip(v, dims=(-3,)) if depth else v
+            v = v.transpose(-2, -1) if transpose else v
+            return torch.flip(v, dims=dims) if dims else v
 
         return fn
 
-    return [view(k, m, d) for d in (False, True) for m in (False, True) for k in range(4)]
+    # the square's 8 symmetries = {height, width flips} × {transpose} (a 90° rotation is a transpose and a flip);
+    # flips and transposes export to ONNX (torch.rot90 does not)
+    return [view(t, d) for t in (False, True) for d in _FLIPS]
 
 
 def blend_weights_3d(shape: Sequence[int]) -> torch.Tensor:
