@@ -104,3 +104,13 @@ def test_dihedral_tta_exports_to_onnx_with_parity() -> None:
         expected = model(x).numpy()
     got = ort.InferenceSession(buf.getvalue()).run(None, {"x": x.numpy()})[0]
     assert np.allclose(got, expected, atol=1e-5)
+
+
+def test_cnn3d_training_defaults_apply_unless_set() -> None:
+    from biodl.config import ExperimentConfig
+
+    cfg = ExperimentConfig.from_dict({"data": {"type": "volume", "task": "classification"}})
+    assert cfg.model.name == "cnn3d" and (cfg.train.batch_size, cfg.train.max_epochs) == (32, 50)
+    assert cfg.train.early_stopping and cfg.train.patience == 10  # early stopping decides within the cap
+    mine = ExperimentConfig.from_dict({"data": {"type": "volume", "task": "classification"}, "train": {"max_epochs": 7}})
+    assert mine.train.max_epochs == 7
