@@ -5,7 +5,8 @@ already used to choose the first defaults, so new choices are made on K-fold CV 
 train + val volumes instead. Each fold: the other folds train, 10 % of them (stratified) are the
 inner validation split for early stopping and the learning-rate plateau, the fold itself is scored
 once. The network is trained as ``biodl train`` trains it (``cnn3d`` defaults: Adam 1e-3, batch 32,
-plateau ×0.5 after 3 epochs, early stopping after 10, at most 30 epochs, best weights restored;
+plateau ×0.5 after 3 epochs, early stopping after 10, at most ``--max-epochs`` (30 here: the cap when
+these figures were made; the product's cap is now 50), best weights restored;
 ``flip rot90`` augmentation; per-channel standardisation fitted on the training part), in a lean
 loop without the run's reports. Per fold it records the held-out AUROC of:
 
@@ -147,6 +148,7 @@ def fold_run(
     probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device)
     rec = {
         "config": args.config, "params": params, "seed": seed, "fold": f, "k": args.k, "device": device,
+        "max_epochs": args.max_epochs,
         "auroc": {k: float(roc_auc_score(y[test], p)) for k, p in probs.items()},
         "probs": {k: p.round(5).tolist() for k, p in probs.items()}, "test_index": test.tolist(),
         "seconds": round(time.time() - t0, 1), **info,
@@ -171,12 +173,24 @@ def combine() -> None:
         payload["results"][name] = {"folds": [round(float(v), 4) for v in a], "mean": float(a.mean()), "sd": sd}
         rows.append([name, len(a), float(a.mean()), sd if sd is not None else "-", note])
 
+    def boot(cr: list[dict], tta: str) -> str:
+        """Bootstrap sd of the AUROC over the held-out volumes of each fold (1,000 resamples)."""
+        rng = np.random.default_rng(0)
+        out = []
+        for r in cr:
+            yt, p = y[np.asarray(r["test_index"])], np.asarray(r["probs"][tta])
+            idx = [rng.integers(0, len(yt), len(yt)) for _ in range(1000)]
+            vals = [roc_auc_score(yt[i], p[i]) for i in idx if 0 < yt[i].sum() < len(i)]
+            out.append(f"{np.std(vals):.3f}")
+        return "bootstrap sd per fold " + ", ".join(out)
+
     for config in sorted({r["config"] for r in recs}):
         cr = [r for r in recs if r["config"] == config]
         seeds = sorted({r["seed"] for r in cr})
         fold_ids = sorted({r["fold"] for r in cr})
         for tta in ("none", "flip", "dihedral"):
-            add(f"{config} seed {seeds[0]}, tta {tta}", [r["auroc"][tta] for r in cr if r["seed"] == seeds[0]])
+            first = [r for r in cr if r["seed"] == seeds[0]]
+            add(f"{config} seed {seeds[0]}, tta {tta}", [r["auroc"][tta] for r in first], boot(first, tta))
         full = [f for f in fold_ids if len({r["seed"] for r in cr if r["fold"] == f}) == len(seeds)]
         if len(seeds) > 1 and full:
             for tta in ("flip", "dihedral"):
