@@ -15,6 +15,7 @@ writes ``benchmarks/results/isbi_unet3d.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -81,7 +82,13 @@ def run_2d(root: Path, epochs: int, threads: int, lr: float = 1e-3) -> tuple[np.
     return np.stack([np.asarray(Image.open(p)) > 127 for p in masks]), secs
 
 
-def run_3d(root: Path, epochs: int, threads: int, lr: float = 1e-3) -> tuple[np.ndarray, float]:
+#: ISBI 2012 voxel size (z, y, x) in nm: serial-section TEM, 50 nm sections, 4 nm pixels.
+ISBI_SPACING = [50.0, 4.0, 4.0]
+
+
+def run_3d(
+    root: Path, epochs: int, threads: int, lr: float = 1e-3, params: dict | None = None, spacing: list[float] | None = None
+) -> tuple[np.ndarray, float]:
     import tifffile
 
     from biodl.cli.main import main
@@ -91,8 +98,9 @@ def run_3d(root: Path, epochs: int, threads: int, lr: float = 1e-3) -> tuple[np.
     Experiment(
         data={"type": "volume", "path": [str(root / "img3d" / "train")], "task": "segmentation", "split_sizes": [1.0, 0.0, 0.0],
               "image": {"mask_dir": str(root / "mask3d")},
-              "volume": {"tile_size": [4, 128, 128], "crops_per_volume": 56, "predict_tile_size": [6, 256, 256]}},
-        model={"name": "unet3d", "depth": 3, "base_channels": 8, "pool_depth": False},
+              "volume": {"tile_size": [4, 128, 128], "crops_per_volume": 56, "predict_tile_size": [6, 256, 256],
+                         "spacing": spacing}},
+        model={"name": "unet3d", **(params if params is not None else {})},
         train={"progress_bar": False, "threads": threads, "max_epochs": epochs, "early_stopping": False, "lr": lr,
                "batch_size": 4},
         evaluate={"baselines": [], "report": False, "plots": False},
@@ -111,15 +119,35 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr3d", type=float, default=1e-3, help="learning rate of the 3-D U-Net (2-D: 1e-3)")
     ap.add_argument("--name", default="isbi_unet3d", help="results file stem")
+    ap.add_argument(
+        "--params3d",
+        default="{}",
+        help="unet3d parameters as JSON ({} = the defaults; the first runs used "
+        '\'{"depth": 3, "base_channels": 8, "pool_depth": false}\' without the spacing)',
+    )
+    ap.add_argument("--no-spacing", action="store_true", help="do not give the 3-D U-Net the voxel spacing 50 × 4 × 4 nm")
+    ap.add_argument(
+        "--reuse-2d", default=None, help="take the 2-D U-Net row from this earlier results JSON (same --side/--epochs)"
+    )
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="isbi_unet3d_"))
     try:
         layout(root, args.side)
         true = truth(root)
         rows, payload = [], {"args": vars(args), "train_slices": "0-13", "test_slices": "14-19", "results": {}}
-        for name, fn in (("unet (2-D)", run_2d), ("unet3d", run_3d)):
-            lr = {"lr": args.lr3d} if fn is run_3d else {}
-            pred, secs = fn(root, args.epochs, args.threads, **lr)
+        if args.reuse_2d:
+            old = json.loads(Path(args.reuse_2d).read_text())
+            assert old["args"]["side"] == args.side and old["args"]["epochs"] == args.epochs, "2-D row from other settings"
+            r = old["results"]["unet (2-D)"]
+            payload["results"]["unet (2-D)"] = {**r, "from": Path(args.reuse_2d).name}
+            rows.append([f"unet (2-D), from {Path(args.reuse_2d).name}", r["membrane_f1"], r["cell_f1"], r["mean_f1"],
+                         r["pixel_accuracy"], round(r["train_seconds"])])  # fmt: skip
+        runs = (("unet3d", run_3d),) if args.reuse_2d else (("unet (2-D)", run_2d), ("unet3d", run_3d))
+        for name, fn in runs:
+            kw: dict = {}
+            if fn is run_3d:
+                kw = {"lr": args.lr3d, "params": json.loads(args.params3d), "spacing": None if args.no_spacing else ISBI_SPACING}
+            pred, secs = fn(root, args.epochs, args.threads, **kw)
             assert pred.shape == true.shape, (name, pred.shape, true.shape)
             s = scores(pred, true)
             payload["results"][name] = {**s, "train_seconds": round(secs, 1)}
@@ -132,7 +160,8 @@ def main() -> None:
             ["model", "membrane F1", "cell F1", "mean F1", "pixel accuracy", "train s"],
             rows,
             notes=f"ISBI 2012 slices 0-13 train, 14-19 held out; top-left {args.side}x{args.side} of each slice; "
-            f"{args.epochs} epochs, no validation split; 3-D lr {args.lr3d}; --threads {args.threads}.",
+            f"{args.epochs} epochs, no validation split; 3-D lr {args.lr3d}; unet3d params {args.params3d}, voxel spacing "
+            f"{'not given' if args.no_spacing else ISBI_SPACING}; --threads {args.threads}.",
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -137,12 +137,16 @@ def test_unet3d_on_an_isbi_stack(tmp_path: Path) -> None:
     r = Experiment(
         data={"type": "volume", "path": [str(tmp_path / "img" / "a"), str(tmp_path / "img" / "b")], "split": "ordered",
               "split_sizes": [0.5, 0.5, 0.0], "image": {"mask_dir": str(tmp_path / "mask")},
-              "volume": {"tile_size": [4, 32, 32], "crops_per_volume": 4, "predict_tile_size": [6, 64, 64]}},
-        model={"name": "unet3d", "depth": 2, "base_channels": 4, "pool_depth": False},
+              "volume": {"tile_size": [4, 32, 32], "crops_per_volume": 4, "predict_tile_size": [6, 64, 64],
+                         "spacing": [50.0, 4.0, 4.0]}},
+        model={"name": "unet3d", "depth": 2, "base_channels": 4},
         train={**FAST, "max_epochs": 3, "lr": 3e-3},
         evaluate={"baselines": [], "report": False, "plots": False},
     ).fit(run)  # fmt: skip
     assert r.bundle is not None and r.bundle.kind == "segmentation"
+    # the voxel spacing reaches the network: 50 nm sections of 4 nm pixels → in-plane levels only at depth 2
+    assert r.bundle.meta["model"]["params"]["spacing"] == [50.0, 4.0, 4.0]
+    assert r.bundle.model.planar == [True, True, True]
     assert r.metrics["val"]["dice"] > 0.5  # membranes vs cells: better than nothing after 3 short epochs
     out = tmp_path / "pred.csv"
     assert main(["predict", "--model-path", str(run), "--data-path", str(tmp_path / "img" / "b"), "--output", str(out)]) == 0

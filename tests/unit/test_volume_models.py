@@ -12,11 +12,13 @@ from biodl.models.vision.volume_base import sliding_window_3d
 #: (name, params, in_shape, num_outputs, output shape without the batch axis)
 CASES = [
     ("cnn3d", {}, (1, 16, 20, 24), 3, (3,)),
+    ("cnn3d", {"tta": "dihedral"}, (1, 16, 20, 20), 2, (2,)),
     ("cnn3d", {"channels": [4, 8], "global_pool": False, "convs_per_block": 2}, (2, 8, 12, 12), 1, (1,)),
     ("resnet3d", {"width": 4}, (1, 12, 12, 12), 2, (2,)),
     ("resnet3d", {"width": 4, "stem": "video"}, (3, 8, 16, 16), 1, (1,)),
     ("unet3d", {"depth": 2, "base_channels": 4}, (1, 10, 18, 22), 1, (1, 10, 18, 22)),
     ("unet3d", {"depth": 2, "base_channels": 4, "pool_depth": False}, (2, 3, 16, 16), 3, (3, 3, 16, 16)),
+    ("unet3d", {"depth": 2, "base_channels": 4, "spacing": [50.0, 4.0, 4.0]}, (1, 3, 12, 20), 1, (1, 3, 12, 20)),
     ("timelapse", {"channels": [4, 8]}, (1, 6, 16, 16), 2, (2,)),
     ("timelapse", {"channels": [4], "temporal": "gru", "hidden": 8, "output": "frame"}, (1, 5, 12, 12), 5, (5,)),
 ]

@@ -326,6 +326,13 @@ class VolumeModality(Modality):
             names, time_axis=self.opts.time_axis, crop=crop, crops_per_volume=self.opts.crops_per_volume if crop else 1
         )
 
+    def model_params(self) -> dict[str, Any]:
+        """Segmentation: the voxel spacing ``[z, y, x]`` where known (the 3-D U-Net convolves in-plane only
+        on levels whose voxels are much flatter than deep)."""
+        if self.segmentation and self.spacing is not None:
+            return {"spacing": [float(s) for s in self.spacing]}
+        return {}
+
     def configure_model(self, model: torch.nn.Module) -> None:
         """3-D segmentation networks predict volumes larger than the window in overlapping windows."""
         setter = getattr(model, "set_inference_window", None)

@@ -89,15 +89,48 @@ class VolumeModel(BiodlModel):
         return fn(x)
 
     def forward_tta(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward_logits`, averaged over the 8 flips of depth/height/width when ``params.tta`` is
-        ``flip`` (evaluation only; flips are exportable ONNX ops)."""
-        if getattr(self.params, "tta", "none") != "flip":
+        """:meth:`forward_logits`, averaged over views of the volume in evaluation (``params.tta``):
+        ``flip`` the 8 flips of depth/height/width; ``dihedral`` the 16 in-plane rotations by 90° ×
+        in-plane flips × depth flip (the 8 flips when the planes are not square). Views are exportable
+        ONNX ops (flip, transpose)."""
+        tta = getattr(self.params, "tta", "none")
+        if tta == "none":
             return self.forward_logits(x)
-        views: list[tuple[int, ...]] = [(), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1)]
+        views = tta_views(self.in_shape, dihedral=tta == "dihedral")  # the static shape: no traced branch
         total = self.forward_logits(x)
-        for dims in views[1:]:
-            total = total + self.forward_logits(torch.flip(x, dims=dims))
+        for view in views[1:]:
+            total = total + self.forward_logits(view(x))
         return total / len(views)
+
+
+_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-3,), (-2, -1), (-3, -1), (-3, -2), (-3, -2, -1))
+
+
+def tta_views(shape: Sequence[int], dihedral: bool = False) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Test-time views of ``(N, C, D, H, W)`` volumes of ``shape`` (``(..., H, W)``), the identity first.
+
+    ``dihedral=False``: the 8 flips of depth, height and width. ``dihedral=True`` (square planes): the
+    8 symmetries of the square in-plane (the 4 rotations by 90°, each with and without a mirror
+    image), each with and without a depth flip — 16 views, the group the ``flip rot90`` training augmentation
+    draws from; for non-square planes the 8 flips.
+    """
+
+    def flip(dims: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda v: torch.flip(v, dims=dims) if dims else v
+
+    if not dihedral or int(shape[-1]) != int(shape[-2]):
+        return [flip(d) for d in _FLIPS]
+
+    def view(transpose: bool, dims: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def fn(v: torch.Tensor) -> torch.Tensor:
+            v = v.transpose(-2, -1) if transpose else v
+            return torch.flip(v, dims=dims) if dims else v
+
+        return fn
+
+    # the square's 8 symmetries = {height, width flips} × {transpose} (a 90° rotation is a transpose and a flip);
+    # flips and transposes export to ONNX (torch.rot90 does not)
+    return [view(t, d) for t in (False, True) for d in _FLIPS]
 
 
 def blend_weights_3d(shape: Sequence[int]) -> torch.Tensor:
