@@ -101,6 +101,7 @@ class VGGAutoencoder(SegmentationModel):
         "data.image.tile_size": 400,
         "data.image.crops_per_image": 1,
         "evaluate.select_threshold": "patch_f1",
+        "train.select_by": "auto",
     }
     pretrained_prefix: ClassVar[str] = "encoder."
 
