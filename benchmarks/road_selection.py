@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "datasets" / "images" / "roads_epfl"
+DATA = Path(os.environ.get("BIODL_ROADS", REPO.parent / "shared" / "datasets" / "images" / "roads_epfl"))
 GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # the product's THRESHOLD_GRID
 PATCH, ROAD = 16, 0.25
 
