@@ -57,6 +57,7 @@ def test_epoch_and_threshold_are_the_pooled_choice_and_the_final_model_uses_them
     # val is the pooled out-of-fold score at the choice; the final model trained on all 9 images for those epochs
     assert result.metrics["val"]["dice"] == pytest.approx(doc["out_of_fold_score"])
     assert result.metrics["training"]["epochs"] == epoch
+    assert result.metrics["selection"]["best_at_max_epochs"] == (epoch == 3)  # "raise max_epochs" is flagged
     assert load(root / "run").meta["model"]["params"]["threshold"] == threshold
     assert len(list((root / "run" / "selection").glob("fold_*"))) == 3
 
@@ -77,3 +78,21 @@ def test_poisoned_test_masks_do_not_change_the_choice(selected: tuple[Path, Any]
     assert {k: v for k, v in again.metrics["selection"].items() if k != "fold_seconds"} == same
     assert again.metrics["val"] == result.metrics["val"]
     assert again.metrics["test"]["dice"] != result.metrics["test"]["dice"]  # the poison did reach the test scores
+
+
+def test_regression_folds_are_pooled_on_the_original_scale(tmp_path: Path) -> None:
+    """Each fold standardises its own targets; the pooled out-of-fold RMSE is in the targets' units."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = 1000.0 + 100.0 * x[:, 0] + rng.normal(scale=10.0, size=40)
+    lines = ["a,b,c,y", *(f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{v:.3f}" for r, v in zip(x, y))]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    result = Experiment(
+        data={"type": "tabular", "path": [str(tmp_path / "t.csv")], "target_columns": ["y"], "task": "regression"},
+        model={"name": "mlp", "hidden_sizes": [8]},
+        train={"progress_bar": False, "seed": 0, "threads": 1, "max_epochs": 4, "select_by": "cv", "select_folds": 2},
+        evaluate={"baselines": [], "report": False, "plots": False},
+    ).fit(tmp_path / "run")
+    assert result.metrics["selection"]["metric"] == "rmse"
+    assert result.metrics["val"]["rmse"] == pytest.approx(result.metrics["selection"]["out_of_fold_score"])
+    assert result.metrics["val"]["rmse"] < 3 * y.std()  # standardised predictions would be ~1000 off

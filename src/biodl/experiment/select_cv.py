@@ -83,6 +83,7 @@ class Selection:
             "epochs": self.epochs,
             "threshold": self.threshold,
             "out_of_fold_score": self.score,
+            "best_at_max_epochs": bool(self.curve) and self.epochs == self.curve[-1]["epoch"] and len(self.curve) > 1,
             "rows": int(sum(len(f) for f in self.folds)),
             "fold_seconds": [round(s, 1) for s in self.seconds],
             "curve": self.curve,
@@ -143,7 +144,8 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
             raise ConfigError("train.select_by: cv needs in-memory data, not a streamed store")
         oof = PredictAtEpochs(prepared.X[held], kind, epochs)
         train_network(fold_cfg, fold_inputs, fsplit, prepared, out / "selection" / f"fold_{j}", callbacks=[*callbacks, oof])
-        preds.append(oof.preds)
+        scaler = prepared.scaler  # regression: each fold's predictions back on the original scale before pooling
+        preds.append({e: scaler.inverse(p) for e, p in oof.preds.items()} if scaler is not None else oof.preds)
         seconds.append(time.time() - start)
         print(f"selection fold {j + 1}/{k}: {len(fsplit.train)} training rows, {len(held)} held out, {seconds[-1]:.0f} s")
     held_all = np.concatenate(folds)
@@ -162,6 +164,8 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     final_split = Split(train=rows, val=np.zeros(0, np.int64), test=split.test, method=f"{split.method}; select_by cv")
     cut = f", threshold {best_t}" if best_t is not None else ""
     print(f"selection: epoch {best_epoch}{cut}, out-of-fold {metric} {table[best_epoch][best_t]:.4f}")
+    if best_epoch == done[-1] and len(done) > 1:
+        print(f"note: the out-of-fold score was still best at the last epoch ({best_epoch}); a larger train.max_epochs may help")
     return Selection(
         epochs=best_epoch, threshold=best_t, metric=metric, score=float(table[best_epoch][best_t]), val=val, curve=curve,
         folds=[f.tolist() for f in folds], cfg=final_cfg, split=final_split, seconds=seconds,
