@@ -226,12 +226,12 @@ def analyse(work: Path, argv: list[str], name: str = "road_selection") -> None:
         rules["oracle: best (epoch, threshold) on the fold itself (not a rule)"] = [
             [max(((e, t) for e in tabs[kk] for t in GRID), key=lambda et: tabs[kk][et[0]][et[1]]) for kk in range(k)]
         ]
-        for name, variants in rules.items():
+        for rule, variants in rules.items():
             scored = [apply(folds, mode, picks) for picks in variants]
             pooled = float(np.mean([s[0] for s in scored]))
             per = np.mean([s[1] for s in scored], axis=0)
             picks = variants[0]
-            payload["rules"][f"{mode}: {name}"] = {"pooled_f1": pooled, "per_fold": per.tolist(), "picks": picks,
+            payload["rules"][f"{mode}: {rule}"] = {"pooled_f1": pooled, "per_fold": per.tolist(), "picks": picks,
                                                   "variants": len(variants)}  # fmt: skip
             rows.append(
                 [mode, name, round(pooled, 4), f"{per.mean():.3f} ± {per.std():.3f}", ", ".join(f"{e}/{t}" for e, t in picks)]
