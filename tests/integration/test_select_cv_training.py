@@ -53,7 +53,9 @@ def test_epoch_and_threshold_are_the_pooled_choice_and_the_final_model_uses_them
     table = {c["epoch"]: {c["threshold"]: c["score"]} for c in doc["curve"]}
     _, epoch, threshold = choose(table, higher=True)
     assert (doc["epochs"], doc["threshold"]) == (epoch, threshold)
-    assert result.metrics["threshold"] == {"metric": "dice", "value": threshold, "method": "cv"}
+    picked = result.metrics["threshold"]
+    assert (picked["metric"], picked["value"], picked["method"]) == ("dice", threshold, "cv")
+    assert len(picked["validation"]) == 13 and max(picked["validation"].values()) == doc["out_of_fold_score"]
     # val is the pooled out-of-fold score at the choice; the final model trained on all 9 images for those epochs
     assert result.metrics["val"]["dice"] == pytest.approx(doc["out_of_fold_score"])
     assert result.metrics["training"]["epochs"] == epoch

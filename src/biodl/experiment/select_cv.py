@@ -54,6 +54,7 @@ class Selection:
     cfg: ExperimentConfig
     split: Split
     seconds: list[float] = field(default_factory=list)
+    threshold_scores: dict[str, float] = field(default_factory=dict)
 
     def apply(self, trained: Trained) -> None:
         """Give the trained model the chosen threshold (its logits are shifted; ``meta`` records it)."""
@@ -69,7 +70,12 @@ class Selection:
         doc = self.summary()
         metrics["selection"] = {k: v for k, v in doc.items() if k not in ("curve", "folds_rows")}
         if self.threshold is not None:
-            metrics["threshold"] = {"metric": self.metric, "value": self.threshold, "method": "cv"}
+            metrics["threshold"] = {
+                "metric": self.metric,
+                "value": self.threshold,
+                "method": "cv",
+                "validation": self.threshold_scores,
+            }
         if is_rank_zero():
             doc["fold_ids"] = [[str(ids[i]) for i in f] for f in self.folds]
             atomic_write_text(out / "selection.json", json.dumps(to_jsonable(doc), indent=1, allow_nan=False))
@@ -169,6 +175,7 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     return Selection(
         epochs=best_epoch, threshold=best_t, metric=metric, score=float(table[best_epoch][best_t]), val=val, curve=curve,
         folds=[f.tolist() for f in folds], cfg=final_cfg, split=final_split, seconds=seconds,
+        threshold_scores={str(t): float(v) for t, v in table[best_epoch].items() if t is not None},
     )  # fmt: skip
 
 
