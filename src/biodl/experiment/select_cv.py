@@ -157,12 +157,18 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     held_all = np.concatenate(folds)
     y = np.asarray(inputs.targets.y)[held_all]
     done = [e for e in epochs if all(e in p for p in preds)]
-    pooled = {e: np.concatenate([p[e] for p in preds]).astype(np.float32) for e in done}
-    metric, higher, thresholds = selection_metric(cfg, kind, pooled[done[-1]])
-    table = {e: {t: score(kind, y, pooled[e], metric, t) for t in thresholds} for e in done}
+
+    def pooled(e: int) -> np.ndarray:  # one epoch at a time: memory holds one float32 copy of the maps, not 20
+        return np.concatenate([p[e] for p in preds]).astype(np.float32)
+
+    metric, higher, thresholds = selection_metric(cfg, kind, pooled(done[-1]))
+    table = {}
+    for e in done:
+        p_e = pooled(e)
+        table[e] = {t: score(kind, y, p_e, metric, t) for t in thresholds}
     curve, best_epoch, best_t = choose(table, higher)
     val = compute_metrics(
-        kind, y, binarised(pooled[best_epoch], best_t), target_names=inputs.targets.names, metrics=cfg.evaluate.metrics
+        kind, y, binarised(pooled(best_epoch), best_t), target_names=inputs.targets.names, metrics=cfg.evaluate.metrics
     )
     final_cfg = cfg.model_copy(deep=True)
     final_cfg.train.max_epochs = best_epoch
