@@ -491,6 +491,14 @@ class TrainConfig(_Section):
     early_stopping: bool = Field(default=True, description="stop when the monitored loss stops improving; best weights restored")
     patience: int = Field(default=10, ge=1, description="early stopping: epochs without improvement")
     min_delta: float = Field(default=0.0, ge=0.0, description="early stopping: smallest improvement that counts")
+    select_by: Literal["val", "cv", "auto"] = Field(
+        default="val",
+        description="how the epoch count (and evaluate.select_threshold's threshold) are chosen: val = early stopping on "
+        "the validation rows; cv = select_folds-fold cross-validation over the training + validation rows (pooled "
+        "out-of-fold predictions), then one model trained on all of them for the chosen epochs; auto = cv for at most "
+        "64 such rows (images), else val",
+    )
+    select_folds: int = Field(default=4, ge=2, le=20, description="select_by cv: folds of the cross-validation")
     gradient_clip: float | None = Field(default=None, gt=0.0, description="clip the gradient norm to this value (null: off)")
     precision: str = "32-true"
     accelerator: str = "auto"

@@ -45,6 +45,8 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         and "tune" not in cfg.model_fields_set  # a search space tunes the data type's default network
     )  # fmt: skip
     if cfg.model.name == AUTO or (default_auto and not per_position and cfg.data.task != "reconstruction"):
+        if cfg.train.select_by == "cv":
+            raise ConfigError("train.select_by: cv needs a named model (model.name: auto chooses its network on validation)")
         _resolve_auto(cfg)
         return
     name = cfg.model.name or (
@@ -72,6 +74,8 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
             f"train.pretrain={cfg.train.pretrain}: model '{name}' has no dense layers to pre-train "
             f"(models that have: {', '.join(able)})"
         )
+    if cfg.train.select_by == "cv" and cfg.train.ensemble_size > 1:
+        raise ConfigError("train.select_by: cv trains one network per fold; train.ensemble_size must be 1")
     if cfg.train.ensemble_size > 1 and getattr(spec, "two_step", False):
         raise ConfigError(
             f"model '{name}' trains in two steps (label auto-encoder, then a network); train.ensemble_size must be 1"

@@ -142,11 +142,12 @@ def test_segmentation_cli_train_evaluate_predict_explain(tmp_path: Path, capsys:
             "--mask-dir", str(tmp_path / "data" / "masks"), "--model", "vgg_autoencoder", "--tile-size", "32",
             "--augment-strategy", "filter", "--max-epochs", "2", "--batch-size", "4", "--optimizer", "rmsprop",
             "--output-dir", str(run), "--set", "train.progress_bar=false", "--set", "evaluate.baselines=[]",
-            "--set", "model.decoder_channels=[16,8,8,8]", "--split-sizes", "0.6", "0.2", "0.2",
+            "--set", "model.decoder_channels=[16,8,8,8]", "--split-sizes", "0.6", "0.2", "0.2", "--select-folds", "2",
         ]
     )  # fmt: skip
     assert rc == 0
     metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["selection"]["folds"] == 2  # vgg_autoencoder on few images: epochs and threshold by CV (select_by auto)
     assert "patch_f1" in metrics["test"] and "iou_per_image" in metrics["test"]
     meta = json.loads((run / "model" / "bundle.json").read_text())
     assert meta["kind"] == "segmentation" and meta["classes"] == ["0", "255"]

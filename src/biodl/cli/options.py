@@ -216,6 +216,13 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--seed", "train.seed", "random seed", type=int),
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
     Flag("--time-budget", "train.time_budget", "model auto: seconds for training all candidate networks", type=float),
+    Flag(
+        "--select-by",
+        "train.select_by",
+        "choose epochs (and threshold) on validation rows, or by cross-validation over the training rows",
+        choices=("val", "cv", "auto"),
+    ),
+    Flag("--select-folds", "train.select_folds", "--select-by cv: folds", type=int),
     Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
     Flag(
         "--pretrain",

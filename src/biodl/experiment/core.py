@@ -24,6 +24,7 @@ from biodl.experiment.load import load_inputs
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Inputs, RunResult
 from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
+from biodl.experiment.select_cv import select_by_cv, wants_cv_selection
 from biodl.experiment.split import apply_val_column, cv_folds, split_rows
 from biodl.experiment.train import train_network
 from biodl.experiment.write import write_run, write_skipped_rows
@@ -133,6 +134,10 @@ class Experiment:
         out.mkdir(parents=True, exist_ok=True)
         from biodl.training.tracking import open_tracker
 
+        selection = None
+        if cfg.model.name != AUTO and wants_cv_selection(cfg, split):  # epochs and threshold by CV on the training rows
+            selection = select_by_cv(cfg, inputs, split, out, self._callbacks)
+            cfg, split = selection.cfg, selection.split
         prepared = fit_preprocessing(cfg, inputs, split)
         tracker = open_tracker(cfg, out) if is_rank_zero() else None  # MLflow / W&B run of this training, if chosen
         try:
@@ -150,7 +155,11 @@ class Experiment:
                 if not trained.is_global_zero:
                     # one writer: other ranks of a distributed run stop after training
                     return RunResult(out, {}, trained.history)
+                if selection is not None:
+                    selection.apply(trained)
                 evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
+                if selection is not None:
+                    selection.record(evaluation.metrics, trained, out, inputs.data.ids)
                 result = write_run(cfg, inputs, split, prepared, trained, evaluation, out)
         except BaseException:
             if tracker is not None:  # the tracked run of the training that failed

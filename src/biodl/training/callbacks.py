@@ -1,4 +1,5 @@
-"""Callbacks: per-epoch history, best-weight restore, a time budget, last checkpoint written atomically in the background."""
+"""Callbacks: per-epoch history, best-weight restore, a time budget, predictions at chosen epochs,
+last checkpoint written atomically in the background."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
+
+from biodl.models.outputs import predict_outputs
 
 
 class History(L.Callback):
@@ -97,6 +100,27 @@ class Deadline(L.Callback):
         if self.passed() and not trainer.should_stop:
             trainer.should_stop = True
             self.stopped = True
+
+
+class PredictAtEpochs(L.Callback):
+    """Predicts rows ``X`` with the model as it is after each epoch in ``epochs`` (1-based): ``preds[epoch]``.
+
+    Used for out-of-fold learning curves (``train.select_by: cv``); segmentation maps are kept as float16.
+    """
+
+    def __init__(self, X: Any, kind: str, epochs: Any) -> None:
+        self.X, self.kind, self.epochs = X, kind, set(int(e) for e in epochs)
+        self.preds: dict[int, Any] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = int(trainer.current_epoch) + 1
+        if trainer.sanity_checking or epoch not in self.epochs:
+            return
+        model: Any = getattr(pl_module, "model", pl_module)
+        was_training = model.training
+        p = predict_outputs(model, self.X, self.kind, batch_size=4 if self.X.ndim >= 4 else 512)
+        self.preds[epoch] = p.astype("float16") if self.kind == "segmentation" else p
+        model.train(was_training)
 
 
 class LastCheckpoint(Checkpoint):

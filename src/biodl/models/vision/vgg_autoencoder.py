@@ -28,8 +28,11 @@ train/validation split, whole 400×400 tiles, plus CPU-sized choices tuned by 5-
 cross-validation on the EPFL road images (``docs/image_results.md``): the network works at a
 quarter of the resolution (``input_scale: 0.25``; the paper: 1.0), batches of 2 images, at
 most 60 epochs with patience 15; predictions average the 8 flips and 90° rotations
-(``tta: dihedral``) and the foreground threshold is chosen on the validation images for 16×16-patch
-F1 (``evaluate.select_threshold: patch_f1``).
+(``tta: dihedral``) and the foreground threshold is chosen for 16×16-patch F1
+(``evaluate.select_threshold: patch_f1``). With at most 64 training + validation images
+(``train.select_by: auto``) the epoch count and that threshold are chosen by 4-fold cross-validation
+over those images (pooled out-of-fold predictions) and the model is then trained on all of them
+(``docs/roads-selection.md``); on more images, early stopping and the threshold use the validation split.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class VGGAutoencoder(SegmentationModel):
         "data.image.tile_size": 400,
         "data.image.crops_per_image": 1,
         "evaluate.select_threshold": "patch_f1",
+        "train.select_by": "auto",
     }
     pretrained_prefix: ClassVar[str] = "encoder."
 
