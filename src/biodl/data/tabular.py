@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from biodl.data.readers import RawTable, read_raw
 from biodl.data.splits import fold_column, validation_parts
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError
+
+if TYPE_CHECKING:
+    from biodl.config import DataConfig
 
 
 def _ids(raw: RawTable, id_column: str | None, offset: int) -> np.ndarray:
@@ -69,6 +72,14 @@ class Tabular(Modality):
         self.feature_names: list[str] | None = None
         self.normaliser: Normaliser | None = None
         self.feature_choice: FeatureChoice | None = None
+
+    def with_data(self, cfg: DataConfig) -> Tabular:
+        """A fresh, unfitted instance with other options (a ``model.name: auto`` candidate's own normalisation),
+        keeping the feature columns that reading the files chose (they go into the candidate's bundle)."""
+        fresh = type(self)(cfg)
+        fresh.feature_names = list(self.feature_names) if self.feature_names is not None else None
+        fresh.feature_choice = self.feature_choice
+        return fresh
 
     # ------------------------------------------------------------------ reading
     def _features(self, raw: RawTable) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
