@@ -211,6 +211,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--seed", "train.seed", "random seed", type=int),
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
     Flag("--time-budget", "train.time_budget", "model auto: seconds for training all candidate networks", type=float),
+    Flag(
+        "--time-budget-clock",
+        "train.time_budget_clock",
+        "what --time-budget counts: cpu seconds or wall seconds",
+        choices=("cpu", "wall"),
+    ),
     Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
     Flag(
         "--pretrain",
