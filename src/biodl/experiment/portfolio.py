@@ -166,13 +166,13 @@ def fit_portfolio(
         t0, c0 = time.monotonic(), time.process_time()
         cinputs, cprep = inputs, prepared
         if ccfg.data != cfg.data:  # the candidate's own features (prepared once per distinct data section)
-            key = ccfg.data.model_dump_json()
-            if key not in features:
+            data_key = ccfg.data.model_dump_json()
+            if data_key not in features:
                 own = merge(inputs.modality.cfg.model_dump(), dict(candidate.get("data", {})))
                 modality = inputs.modality.with_data(DataConfig.model_validate(own))
                 own_inputs = Inputs(modality, inputs.data, inputs.chunk_rows)
-                features[key] = (own_inputs, fit_preprocessing(ccfg, own_inputs, split))
-            cinputs, cprep = features[key]
+                features[data_key] = (own_inputs, fit_preprocessing(ccfg, own_inputs, split))
+            cinputs, cprep = features[data_key]
         timer = Deadline(deadline, clock)
         # an ensemble starts no member after its fair share of what is left, so later candidates get their turn
         now = clock()

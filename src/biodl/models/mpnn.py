@@ -156,6 +156,7 @@ class DMPNN(BiodlModel):
     #: Lowest ONNX opset that expresses the scatter-add sums exactly (ScatterElements with reduction="add").
     min_onnx_opset: ClassVar[int] = 16
     min_onnx_opset_reason: ClassVar[str] = "it sums messages with scatter-add (ScatterElements with reduction 'add')"
+    extra_mask: torch.Tensor
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
