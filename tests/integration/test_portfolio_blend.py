@@ -20,6 +20,7 @@ from biodl import bundle as bundle_io
 from biodl.data.molecule.graph import BASE_WIDTH
 from biodl.data.molecule.modality import BLEND_FEATURIZER, MoleculeModality
 from biodl.experiment.portfolio import candidate_config
+from biodl.explain.molecule import explain_molecules
 from biodl.models.ensemble import Ensemble
 
 ESOL = Path(__file__).resolve().parents[1] / "data" / "esol_subset.csv"
@@ -84,6 +85,11 @@ def test_a_blend_of_the_two_families_saves_reloads_and_predicts_their_mean(
     got = again.predict_arrays(X)
     want = np.mean([b.predict_arrays(b.modality.transform(smiles)) for b in members], axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # per-atom attributions of the blend: each family's, weighted by its share of the mean
+    both = explain_molecules(again, ["c1ccccc1O"], target=0)[0]
+    parts = [explain_molecules(b, ["c1ccccc1O"], target=0)[0] for b in members]
+    assert both.weights.shape == (7,) and np.isfinite(both.weights).all() and np.abs(both.weights).sum() > 0
+    np.testing.assert_allclose(both.weights, np.mean([p.weights for p in parts], axis=0), rtol=1e-4, atol=1e-6)
 
 
 def test_the_dmpnn_reads_only_the_descriptors_and_the_ffn_the_slots(run: tuple[Path, dict[str, Any]]) -> None:
