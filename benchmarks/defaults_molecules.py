@@ -5,7 +5,7 @@ No example config and no tuning flags: only the data, the task, the split the pu
 ``benchmarks/results/defaults_molecules.jsonl``: validation and test score of the chosen network, the
 baseline's, every candidate's validation score, seconds. Test scores are reported, never used to choose.
 
-    PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21 ...] [-- extra flags]
+    PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21|esol:SEED ...] [-- extra flags]
 
 Extra flags after ``--`` (e.g. ``--time-budget 1800``) are added to every run and recorded.
 """
@@ -60,8 +60,9 @@ def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     names, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    for name in names or list(SETS):
-        for seed in SETS[name][1]:
+    for spec in names or list(SETS):  # a data set, or DATA:SEED for one seed of it
+        name, _, only = spec.partition(":")
+        for seed in [int(only)] if only else SETS[name][1]:
             rec = run(name, seed, extra)
             with OUT.open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")

@@ -119,8 +119,24 @@ def test_time_budget_stops_and_skips(tiny_portfolio: Any, tmp_path: Path) -> Non
     assert first["status"] == "trained" and first["stopped_by_budget"] is True
     assert first["ensemble_members"] == 1 and first["epochs"] < 100_000
     assert second["status"] == "skipped" and "time_budget" in second["reason"]
-    assert m["model_selection"]["time_budget"] == 1.5
+    assert m["model_selection"]["time_budget"] == 1.5 and m["model_selection"]["time_budget_clock"] == "cpu"
     assert "network_beats_baseline" not in m  # no baseline, no verdict
+
+
+def test_an_ensemble_leaves_the_later_candidates_their_share(tiny_portfolio: Any, tmp_path: Path) -> None:
+    many = (
+        {"name": "ffn", "hidden_sizes": [8], "train": {"ensemble_size": 60}},
+        {"name": "ffn", "hidden_sizes": [8]},
+    )
+    patch = pytest.MonkeyPatch()
+    patch.setattr(MoleculeModality, "portfolio", many)
+    try:
+        m = _run(ESOL, tmp_path / "run", evaluate={"baselines": [], "plots": False, "report": False}, time_budget=4.0)
+    finally:
+        patch.undo()
+    first, second = m["model_selection"]["candidates"][:2]
+    assert 1 <= first["ensemble_members"] < 60 and first["stopped_by_budget"] is True  # no member after its half
+    assert second["status"] == "trained"  # the second family still had its turn
 
 
 def test_network_beats_baseline_when_it_does() -> None:

@@ -24,7 +24,7 @@ def test_auto_is_the_default_where_a_portfolio_exists() -> None:
     pytest.importorskip("rdkit")
     cfg = _cfg()
     assert DATA_TYPES["molecule"].portfolio and cfg.model.name == "auto"
-    assert cfg.data.molecule.featurizer == ["morgan_counts", "rdkit2d"]  # the first candidate's features
+    assert cfg.data.molecule.featurizer == ["morgan_counts", "rdkit2d"]  # the run's (baseline's) features
     assert cfg.train.time_budget is not None and cfg.train.time_budget > 0
     assert _cfg(model={"name": "ffn"}).model.name == "ffn"  # an explicit model is kept
 

@@ -223,6 +223,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         choices=("val", "cv", "auto"),
     ),
     Flag("--select-folds", "train.select_folds", "--select-by cv: folds", type=int),
+    Flag(
+        "--time-budget-clock",
+        "train.time_budget_clock",
+        "what --time-budget counts: cpu seconds or wall seconds",
+        choices=("cpu", "wall"),
+    ),
     Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
     Flag(
         "--pretrain",

@@ -5,13 +5,15 @@ sections, each optionally with its own ``train`` and ``data`` settings merged ov
 one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
 the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
 ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. When the mean of the
-candidates' validation predictions (all that read the run's own inputs, or the best two) scores better than
+candidates' validation predictions (all that read the same inputs, or the best two) scores better than
 the best single candidate, the average is the run's model instead: one bundle holding the candidates as a
 blend (:meth:`biodl.models.ensemble.Ensemble.blend`), recorded as an ``averaged`` entry.
 
-``train.time_budget`` seconds are shared by all candidates: a candidate still training when they are spent
-stops after its current epoch (ensembles train no further member) and keeps its best weights so far; later
-candidates are skipped. Both are recorded. Regression targets with heavy tails (excess kurtosis of the
+``train.time_budget`` seconds (CPU seconds of this process by default, ``train.time_budget_clock``; elapsed
+seconds with ``wall``) are shared by all candidates: a candidate still training when they are spent stops
+after its current epoch and keeps its best weights so far; later candidates are skipped. An ensemble starts
+no further member once its fair share (what is left over the candidates still to train) is spent, so that
+every family gets its turn. Both are recorded. Regression targets with heavy tails (excess kurtosis of the
 standardised training targets above :data:`HEAVY_TAIL_KURTOSIS`) also get the first candidate trained with
 the Huber loss, kept only if it wins on validation.
 
@@ -140,16 +142,20 @@ def fit_portfolio(
     metric, higher = main_metric(kind)
     va = split.val
     budget = cfg.train.time_budget
-    start = time.monotonic()
-    deadline = start + budget if budget is not None else math.inf
+    clock = time.process_time if cfg.train.time_budget_clock == "cpu" else time.monotonic
+    start, cpu0 = time.monotonic(), time.process_time()
+    deadline = clock() + budget if budget is not None else math.inf
     records: list[dict[str, Any]] = []
     best: Chosen | None = None
     best_score = -math.inf
     pool: list[tuple[int, float, Trained, np.ndarray]] = []
-    for i, candidate in enumerate(candidates_for(cfg, inputs, split, prepared)):
+    features: dict[str, tuple[Inputs, Prepared]] = {}  # a candidate data section (JSON) → its inputs, preprocessing
+    groups: dict[int, tuple[Inputs, Prepared, ExperimentConfig]] = {}  # pooled candidate → what it reads, its config
+    portfolio = candidates_for(cfg, inputs, split, prepared)
+    for i, candidate in enumerate(portfolio):
         record: dict[str, Any] = {"index": i, "label": _label(i, candidate), "model": to_jsonable(candidate)}
         records.append(record)
-        if best is not None and time.monotonic() >= deadline:
+        if best is not None and clock() >= deadline:
             record.update(status="skipped", reason=f"train.time_budget of {budget:g} s spent before it started")
             print(f"auto: skipped candidate {record['label']}: time budget spent")
             continue
@@ -159,28 +165,38 @@ def fit_portfolio(
             record.update(status="not applicable", reason=str(exc).splitlines()[0])
             continue
         print(f"auto: training candidate {record['label']}")
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         cinputs, cprep = inputs, prepared
-        if ccfg.data != cfg.data:  # the candidate's own features
-            own = merge(inputs.modality.cfg.model_dump(), dict(candidate.get("data", {})))
-            modality = inputs.modality.with_data(DataConfig.model_validate(own))
-            cinputs = Inputs(modality, inputs.data, inputs.chunk_rows)
-            cprep = fit_preprocessing(ccfg, cinputs, split)
-        timer = Deadline(deadline)
+        if ccfg.data != cfg.data:  # the candidate's own features (prepared once per distinct data section)
+            data_key = ccfg.data.model_dump_json()
+            if data_key not in features:
+                own = merge(inputs.modality.cfg.model_dump(), dict(candidate.get("data", {})))
+                modality = inputs.modality.with_data(DataConfig.model_validate(own))
+                own_inputs = Inputs(modality, inputs.data, inputs.chunk_rows)
+                features[data_key] = (own_inputs, fit_preprocessing(ccfg, own_inputs, split))
+            cinputs, cprep = features[data_key]
+        timer = Deadline(deadline, clock)
+        # an ensemble starts no member after its fair share of what is left, so later candidates get their turn
+        now = clock()
+        share = now + (deadline - now) / (len(portfolio) - i) if math.isfinite(deadline) else math.inf
+
+        def stop(timer: Deadline = timer, share: float = share) -> bool:
+            return timer.passed() or timer.clock() >= share
+
         cdir = out / "candidates" / f"{i}_{candidate.get('name')}"
         again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
-        trained = train_network(
-            ccfg, cinputs, split, cprep, cdir, resume=again, callbacks=[*callbacks, timer], stop=timer.passed
-        )
+        trained = train_network(ccfg, cinputs, split, cprep, cdir, resume=again, callbacks=[*callbacks, timer], stop=stop)
         trained.bundle.save(cdir / "model")
         preds = validation_preds(cinputs, cprep, trained, va)
         score = score_preds(cinputs, va, preds, metric)
-        if cprep is prepared and preds is not None and math.isfinite(score):  # same inputs: may be averaged
+        if preds is not None and math.isfinite(score):  # candidates reading the same inputs may be averaged
             pool.append((i, score, trained, preds))
+            groups[i] = (cinputs, cprep, ccfg)
         record.update(
             status="trained",
             val={metric: score},
             seconds=round(time.monotonic() - t0, 1),
+            cpu_seconds=round(time.process_time() - c0, 1),
             epochs=trained.epochs,
             best_epoch=trained.best_epoch,
             stopped_by_budget=timer.stopped or (ccfg.train.ensemble_size > 1 and _members(trained) < ccfg.train.ensemble_size),
@@ -199,10 +215,17 @@ def fit_portfolio(
             record["selected"] = True
     if best is None:
         raise ConfigError("model.name: auto: no candidate of the portfolio applies to this data and task")
-    averaged = average_if_better(inputs, va, pool, metric, higher, best_score)
+    averaged = None
+    for prep_id in dict.fromkeys(id(g[1]) for g in groups.values()):  # each set of candidates on the same inputs
+        same = [p for p in pool if id(groups[p[0]][1]) == prep_id]
+        found = average_if_better(inputs, va, same, metric, higher, best_score)
+        if found is not None:
+            averaged = found
+            best_score = found[1]["val"][metric] if higher else -found[1]["val"][metric]
     if averaged is not None:
         trained, record_avg = averaged
-        best = Chosen(best.cfg, inputs, prepared, trained)
+        ginputs, gprep, gcfg = groups[record_avg["members_ranked"][0]]
+        best = Chosen(gcfg, ginputs, gprep, trained)
         for r in records:
             r["selected"] = r["index"] in record_avg["members"]
         records.append(record_avg)
@@ -213,7 +236,9 @@ def fit_portfolio(
         "higher_is_better": higher,
         "selected_on": "val" if len(va) else "none (no validation rows: the first trained candidate)",
         "time_budget": budget,
+        "time_budget_clock": cfg.train.time_budget_clock,
         "seconds": round(time.monotonic() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu0, 1),
         "selected": averaged[1]["label"] if averaged is not None else next(r["label"] for r in records if r.get("selected")),
         "candidates": records,
     }
@@ -274,6 +299,7 @@ def average_if_better(
     )
     members = sorted(p[0] for p in chosen)
     record = {
+        "members_ranked": [p[0] for p in chosen],
         "index": "average",
         "label": "average of " + ", ".join(str(m) for m in members),
         "status": "averaged",

@@ -8,6 +8,9 @@
   over the atoms of the Morgan environments that set the bit (centre atom and its neighbourhood
   up to the environment's radius). Descriptor inputs (RDKit 2-D, MACCS) have no atom mapping;
   their share of the total attribution is returned as ``non_atom``.
+* **Averages of both on packed graphs** (``model.name: auto`` for molecules): each network's
+  attributions as above (a dense network reads the graphs' descriptor slots), weighted by its share
+  of the mean.
 
 Positive weights (green) raise the output (probability or predicted value), negative (red) lower it.
 
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from biodl.data.molecule.featurizers import Featurizer, _Morgan
+from biodl.data.molecule.graph import BASE_WIDTH
 from biodl.data.molecule.parse import mols_from_smiles
 from biodl.errors import ConfigError
 
@@ -84,6 +88,37 @@ def graph_attributions(model: nn.Module, X: np.ndarray, target: int) -> list[np.
     total = total / len(_members(model))
     counts = x[:, 0, 0].long().tolist()
     return list(np.split(total, np.cumsum(counts)[:-1]))
+
+
+def _leaves(model: nn.Module, weight: float = 1.0) -> list[tuple[nn.Module, float]]:
+    """The networks inside (nested) ensembles with their share of the mean output."""
+    members = getattr(model, "members", None)
+    if members is None:
+        return [(model, weight)]
+    return [leaf for m in members for leaf in _leaves(m, weight / len(members))]
+
+
+def mixed_graph_attributions(
+    model: nn.Module, X: np.ndarray, mols: Sequence[Any], featurizers: Sequence[Featurizer], target: int
+) -> list[tuple[np.ndarray, float]]:
+    """``(per-atom weights, non-atom share)`` of networks on packed graphs ``(N, R, W)``: D-MPNNs (gradient ×
+    input of the atom features) and dense networks reading the graphs' descriptor slots (fingerprint bits
+    spread over their atoms), weighted by their share of an averaged blend (``model.name: auto``)."""
+    from biodl.models.ffn import FFN
+    from biodl.models.mpnn import DMPNN
+
+    per = [(np.zeros(m.GetNumAtoms()), 0.0) for m in mols]
+    slots = np.ascontiguousarray(X[:, :, BASE_WIDTH:]).reshape(len(X), -1)
+    for leaf, share in _leaves(model):
+        if isinstance(leaf, DMPNN):
+            parts = [(w, 0.0) for w in graph_attributions(leaf, X, target)]
+        elif isinstance(leaf, FFN) and leaf.graph_slots:
+            dense = nn.Sequential(leaf.body, leaf.head)
+            parts = vector_attributions(dense, slots, mols, featurizers, target)
+        else:
+            raise ConfigError("graph attributions need a D-MPNN (model 'dmpnn') or a dense network on its descriptor slots")
+        per = [(w + share * pw, n + share * pn) for (w, n), (pw, pn) in zip(per, parts)]
+    return per
 
 
 def _environment_atoms(mol: Any, centre: int, radius: int) -> list[int]:
@@ -168,7 +203,7 @@ def explain_molecules(
 
         per = [(w, 0.0) for w in image_attributions(bundle.model, X, mols, modality.grid, t)]
     elif modality.uses_graph:
-        per = [(w, 0.0) for w in graph_attributions(bundle.model, X, t)]
+        per = mixed_graph_attributions(bundle.model, X, mols, modality.featurizers, t)
     else:
         per = vector_attributions(bundle.model, X, mols, modality.featurizers, t)
     out: list[AtomAttribution] = []

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from pydantic import Field
 
+from biodl.data.molecule.graph import BASE_WIDTH, GraphLayout
 from biodl.errors import ConfigError
 from biodl.models.base import MODELS, ModelParams
 from biodl.models.mlp import MLP, MLPParams
@@ -35,9 +37,28 @@ class FFN(MLP):
     default_featurizer: ClassVar[tuple[str, ...]] = ("morgan_counts", "rdkit2d")
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
+        self.graph_slots = 0  # > 0: packed molecular graphs, of which the descriptor slots are read
+        if len(in_shape) == 2 and in_shape[1] > BASE_WIDTH:
+            layout = GraphLayout.from_shape(in_shape)
+            super().__init__((layout.n_descriptors,), num_outputs, params)
+            self.in_shape, self.graph_slots = tuple(int(s) for s in in_shape), layout.slots
+            return
         if len(in_shape) != 1:
             raise ConfigError(
-                f"model 'ffn' takes feature vectors, got inputs of shape {tuple(in_shape)}; "
-                "use vector featurisers (morgan_counts, rdkit2d, maccs) or the 'dmpnn' model for graphs"
+                f"model 'ffn' takes feature vectors (or the vector features in a graph's descriptor slots), got inputs "
+                f"of shape {tuple(in_shape)}; use vector featurisers (morgan_counts, rdkit2d, maccs) or the 'dmpnn' model"
             )
         super().__init__(in_shape, num_outputs, params)
+
+    def vectors(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature vectors ``(N, F)``: ``x`` itself, or the descriptor slots of packed graphs ``(N, R, W)``
+        (so that an FFN and a D-MPNN reading the same graphs can be averaged, :mod:`biodl.experiment.portfolio`)."""
+        return x[:, :, BASE_WIDTH:].reshape(x.shape[0], -1) if self.graph_slots else x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer representation ``(N, hidden_sizes[-1])``."""
+        return self.body(self.vectors(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(N, num_outputs)`` for features ``(N, F)`` or packed graphs ``(N, R, W)``."""
+        return self.head(self.body(self.vectors(x)))

@@ -58,6 +58,11 @@ class DMPNNParams(ModelParams):
     )
     descriptor_batch_norm: bool = Field(default=False, description="batch-normalise the extra features before the FFN")
     init: InitName = "glorot_uniform"
+    extra_features: list[str] | None = Field(
+        default=None,
+        description="featurisers whose extra features (descriptor slots) the network reads, e.g. [rdkit2d] when the "
+        "graphs also carry a fingerprint for an averaged FFN; null: all",
+    )
 
 
 @dataclass
@@ -151,6 +156,7 @@ class DMPNN(BiodlModel):
     #: Lowest ONNX opset that expresses the scatter-add sums exactly (ScatterElements with reduction="add").
     min_onnx_opset: ClassVar[int] = 16
     min_onnx_opset_reason: ClassVar[str] = "it sums messages with scatter-add (ScatterElements with reduction 'add')"
+    extra_mask: torch.Tensor
 
     def __init__(self, in_shape: tuple[int, ...], num_outputs: int, params: ModelParams) -> None:
         super().__init__(in_shape, num_outputs, params)
@@ -173,6 +179,13 @@ class DMPNN(BiodlModel):
         layers += [nn.Dropout(params.ffn_dropout), nn.Linear(n_in, num_outputs)]
         self.ffn = nn.Sequential(*layers)
         initialize(self, params.init)
+        # 1 for the descriptor slots read, 0 for the others: set from ``extra_features`` by the data type
+        # (``configure_model``, also when a bundle is loaded), so not part of the saved weights
+        self.register_buffer("extra_mask", torch.ones(n_desc), persistent=False)
+
+    def set_extra_mask(self, mask: torch.Tensor) -> None:
+        """Read only the descriptor slots where ``mask`` ``(rows · slots,)`` is 1 (the others count as 0)."""
+        self.extra_mask.copy_(mask.to(self.extra_mask))
 
     # ------------------------------------------------------------------ parts
     def encode_atoms(self, batch: GraphBatch) -> torch.Tensor:
@@ -212,7 +225,7 @@ class DMPNN(BiodlModel):
     def _molecule(self, atom_h: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         mol = self._norm(self.mol_norm, self.readout(atom_h, batch))
         if batch.descriptors.shape[1]:
-            mol = torch.cat([mol, self._norm(self.desc_norm, batch.descriptors)], dim=1)
+            mol = torch.cat([mol, self._norm(self.desc_norm, batch.descriptors * self.extra_mask)], dim=1)
         return mol
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import io
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -85,16 +86,18 @@ class BestWeights(L.Callback):
 
 
 class Deadline(L.Callback):
-    """Stops training at the end of the first epoch that ends after ``deadline`` (a :func:`time.monotonic` time);
-    the best weights so far are kept as usual. ``stopped`` tells whether it stopped a training."""
+    """Stops training at the end of the first epoch that ends after ``deadline`` (a time of ``clock``:
+    :func:`time.monotonic`, or :func:`time.process_time` for a budget of CPU seconds); the best weights so far
+    are kept as usual. ``stopped`` tells whether it stopped a training."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.deadline = deadline
+        self.clock = clock
         self.stopped = False
 
     def passed(self) -> bool:
         """Whether the deadline has passed."""
-        return time.monotonic() >= self.deadline
+        return self.clock() >= self.deadline
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.passed() and not trainer.should_stop:
