@@ -515,8 +515,9 @@ class TrainConfig(_Section):
     )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",
-        description="what train.time_budget counts: cpu = CPU seconds this process used (a busy machine does not cut "
-        "the candidates short), wall = elapsed seconds",
+        description="what train.time_budget counts: cpu = CPU seconds this process used per PyTorch thread (about "
+        "elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at most 3x "
+        "the budget in elapsed time), wall = elapsed seconds",
     )
     loss: Literal["mse", "huber"] = Field(
         default="mse", description="regression loss on the standardised targets: mse, or huber (robust to heavy tails)"

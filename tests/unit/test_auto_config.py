@@ -63,3 +63,29 @@ def test_tail_kurtosis_flags_heavy_tails() -> None:
     assert abs(tail_kurtosis(rng.normal(size=(5000, 1)))) < 0.3
     assert tail_kurtosis(rng.standard_t(3, size=(5000, 1))) > 1.0
     assert tail_kurtosis(np.full((10, 1), np.nan)) == -math.inf
+
+
+def test_cpu_budget_clock_counts_per_thread_and_is_bounded_by_wall_time() -> None:
+    """``time_budget_clock: cpu`` counts CPU seconds per PyTorch thread (so a many-core machine does not spend the
+    budget faster than elapsed time) and never lags elapsed time by more than CPU_CLOCK_MAX_STRETCH."""
+    import time
+
+    import torch
+
+    from biodl.experiment.portfolio import CPU_CLOCK_MAX_STRETCH, budget_clock
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        w0 = time.monotonic()
+        clock = budget_clock("cpu")
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.3:  # one busy thread: 0.3 CPU-s = 0.15 per PyTorch thread
+            pass
+        busy, wall = clock(), time.monotonic() - w0
+        assert max(0.15, wall / CPU_CLOCK_MAX_STRETCH) - 0.02 <= busy <= max(0.17, wall / CPU_CLOCK_MAX_STRETCH) + 0.02
+        time.sleep(0.6)  # idle: no CPU, but elapsed time still moves the clock (at 1 / CPU_CLOCK_MAX_STRETCH)
+        assert clock() >= (0.3 + 0.6) / CPU_CLOCK_MAX_STRETCH - 0.05
+    finally:
+        torch.set_num_threads(before)
+    assert budget_clock("wall") is time.monotonic

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,27 @@ def _label(i: int, candidate: Mapping[str, Any]) -> str:
     return f"{i}: {candidate.get('name')}" + (f" ({', '.join(params + extra)})" if params or extra else "")
 
 
+#: The ``cpu`` budget clock never runs slower than wall time divided by this (a starved process still ends).
+CPU_CLOCK_MAX_STRETCH = 3.0
+
+
+def budget_clock(kind: str) -> Callable[[], float]:
+    """The clock ``train.time_budget`` is counted on: ``wall`` = elapsed seconds; ``cpu`` = this process's CPU
+    seconds per PyTorch thread (≈ elapsed time on an idle machine, whatever its core count; a busy machine stretches
+    it, so the same candidates train), but at least elapsed / :data:`CPU_CLOCK_MAX_STRETCH`."""
+    if kind != "cpu":
+        return time.monotonic
+    import torch
+
+    threads = max(1, torch.get_num_threads())
+    wall0, cpu0 = time.monotonic(), time.process_time()
+
+    def clock() -> float:
+        return max((time.process_time() - cpu0) / threads, (time.monotonic() - wall0) / CPU_CLOCK_MAX_STRETCH)
+
+    return clock
+
+
 def fit_portfolio(
     cfg: ExperimentConfig,
     inputs: Inputs,
@@ -142,7 +163,7 @@ def fit_portfolio(
     metric, higher = main_metric(kind)
     va = split.val
     budget = cfg.train.time_budget
-    clock = time.process_time if cfg.train.time_budget_clock == "cpu" else time.monotonic
+    clock = budget_clock(cfg.train.time_budget_clock)
     start, cpu0 = time.monotonic(), time.process_time()
     deadline = clock() + budget if budget is not None else math.inf
     records: list[dict[str, Any]] = []
