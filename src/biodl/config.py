@@ -516,7 +516,7 @@ class TrainConfig(_Section):
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",
         description="what train.time_budget counts: cpu = CPU seconds this process used per PyTorch thread (about "
-        "elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at most 3x "
+        "elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at most 5x "
         "the budget in elapsed time), wall = elapsed seconds",
     )
     loss: Literal["mse", "huber"] = Field(
