@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,3 +217,35 @@ def test_contract_command_resolves_the_chosen_per_position_defaults(capsys: pyte
     assert main([*argv, "--batch-size", "16", "--lr", "0.01"]) == 0
     train = yaml.safe_load(capsys.readouterr().out)["train"]
     assert (train["batch_size"], train["lr"]) == (16, 0.01)
+
+
+# ---------------------------------------------------------------- label smoothing and the cosine schedule
+def test_label_smoothing_mixes_targets_with_uniform_and_ignores_masked_positions() -> None:
+    scores, y = _random_case(2)
+    keep = y >= 0
+    logp = torch.log_softmax(scores.transpose(1, 2)[keep], dim=-1)  # (counted, C)
+    target = torch.nn.functional.one_hot(y[keep], 3).float() * 0.9 + 0.1 / 3
+    manual = -(target * logp).sum(-1).mean()
+    smooth = masked_loss("positions", scores, y, label_smoothing=0.1)
+    assert float(smooth) == pytest.approx(float(manual), rel=1e-5)
+    assert float(smooth) != pytest.approx(float(masked_loss("positions", scores, y)), rel=1e-3)
+    changed = scores.clone()
+    changed[(y < 0).unsqueeze(1).expand_as(scores)] = 50.0
+    assert float(masked_loss("positions", changed, y, label_smoothing=0.1)) == pytest.approx(float(smooth), rel=1e-6)
+
+
+def test_cosine_schedule_decays_from_lr_to_the_floor_at_the_last_epoch() -> None:
+    from biodl.config import TrainConfig
+    from biodl.training.optim import make_scheduler
+
+    cfg = TrainConfig(lr=2e-3, lr_schedule="cosine", max_epochs=5, lr_min_factor=0.05)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(5):  # the lr each epoch trains at
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(2e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    assert lrs[2] == pytest.approx((2e-3 + 1e-4) / 2)  # half-way: the mean of start and floor

@@ -212,6 +212,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--ensemble-size", "train.ensemble_size", "independently trained members, averaged", type=int),
     Flag("--time-budget", "train.time_budget", "model auto: seconds for training all candidate networks", type=float),
     Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
+    Flag("--max-time", "train.max_time", "stop training after the epoch in which this many seconds are spent", type=float),
+    Flag("--label-smoothing", "train.label_smoothing", "classification: label smoothing of the training loss", type=float),
+    Flag("--lr-schedule", "train.lr_schedule", "learning-rate schedule", choices=("none", "plateau", "exponential", "cosine")),
     Flag(
         "--pretrain",
         "train.pretrain",
