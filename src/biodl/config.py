@@ -482,12 +482,15 @@ class TrainConfig(_Section):
         "of every training image × the augment_strategy copies)",
     )
     max_epochs: int = Field(default=100, ge=1)
-    lr_schedule: Literal["none", "plateau", "exponential"] = Field(
-        default="plateau", description="plateau: x lr_factor when the validation loss stalls; exponential: x lr_gamma per epoch"
+    lr_schedule: Literal["none", "plateau", "exponential", "cosine"] = Field(
+        default="plateau",
+        description="plateau: x lr_factor when the validation loss stalls; exponential: x lr_gamma per epoch; cosine: "
+        "cosine decay per epoch from lr to lr x lr_min_factor at max_epochs",
     )
     lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0, description="plateau: factor applied to the learning rate")
     lr_patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement before the decay")
     lr_gamma: float = Field(default=0.95, gt=0.0, le=1.0, description="exponential: learning-rate factor per epoch")
+    lr_min_factor: float = Field(default=0.01, ge=0.0, le=1.0, description="cosine: final learning rate as a fraction of lr")
     early_stopping: bool = Field(default=True, description="stop when the monitored loss stops improving; best weights restored")
     patience: int = Field(default=10, ge=1, description="early stopping: epochs without improvement")
     min_delta: float = Field(default=0.0, ge=0.0, description="early stopping: smallest improvement that counts")
@@ -519,10 +522,23 @@ class TrainConfig(_Section):
         "elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at most 5x "
         "the budget in elapsed time), wall = elapsed seconds",
     )
+    max_time: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds of training after which the run stops at the end of the current epoch (the best epoch's "
+        "weights are kept, as with early stopping; null: no limit)",
+    )
     loss: Literal["mse", "huber"] = Field(
         default="mse", description="regression loss on the standardised targets: mse, or huber (robust to heavy tails)"
     )
     huber_delta: float = Field(default=1.0, gt=0.0, description="huber: where the loss turns linear (standardised units)")
+    label_smoothing: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="classification (single-label and per-position): label smoothing of the training cross-entropy "
+        "(0: none); the validation loss that early stopping monitors stays the plain cross-entropy",
+    )
     pretrain: Literal["none", "autoencoder"] = Field(
         default="none",
         description="autoencoder: pre-train the dense layers layer by layer as denoising auto-encoders on the training inputs",

@@ -56,3 +56,19 @@ def test_train_on_real_chains(subset: Path, tmp_path: Path) -> None:
     assert again["accuracy"] == pytest.approx(manual)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["baseline"]["name"] == "window_logistic" and metrics["baseline"]["val"]["accuracy"] > 0.45
+
+
+def test_max_time_stops_after_the_epoch_in_which_it_is_spent(
+    subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = Experiment(
+        data={"type": "sequence", "path": [str(subset)], "target_columns": ["sst3"], "per_position": True,
+              "mask_column": "resolved", "val_column": "validation", "sequence": {"alphabet": "protein", "column": "seq"}},
+        model={"channels": 8, "blocks": 1},
+        train={"max_epochs": 5, "max_time": 1e-6, "label_smoothing": 0.1, "lr_schedule": "cosine", "progress_bar": False,
+               "threads": 1},
+        evaluate={"report": False, "plots": False, "baselines": []},
+    )  # fmt: skip
+    res = exp.fit(tmp_path / "run")
+    assert len(res.history["val_loss"]) == 1  # the deadline had passed when the first epoch ended
+    assert "training stopped by train.max_time (1e-06 s) after epoch 1" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,12 +208,54 @@ def test_contract_command_resolves_the_chosen_per_position_defaults(capsys: pyte
     cfg = yaml.safe_load(capsys.readouterr().out)
     model, train = cfg["model"], cfg["train"]
     assert model["name"] == "dilated-cnn" and model["per_position"] is True
-    assert (model["channels"], model["blocks"], model["width"]) == (64, 8, 5)
-    # chosen on the NetSurfP-2.0 validation chains (docs/protein.md): 8 sequences per step at Adam lr 2e-3
+    assert (model["channels"], model["blocks"], model["width"]) == (128, 8, 5)
+    # chosen on the NetSurfP-2.0 validation chains (docs/protein.md): 8 sequences per step at Adam lr 2e-3,
+    # cosine decay over at most 10 epochs, label smoothing 0.1, a 90-minute cap on training
     assert (train["batch_size"], train["lr"], train["optimizer"]) == (8, 2e-3, "adam")
-    assert (train["max_epochs"], train["patience"], train["lr_patience"]) == (15, 3, 1)
+    assert (train["max_epochs"], train["lr_schedule"], train["lr_min_factor"]) == (10, "cosine", 0.01)
+    assert (train["label_smoothing"], train["max_time"], train["patience"]) == (0.1, 5400.0, 3)
     assert cfg["evaluate"]["baselines"] == ["window_logistic"]
     # a user's own setting wins over the recommendation
-    assert main([*argv, "--batch-size", "16", "--lr", "0.01"]) == 0
+    mine = ["--batch-size", "16", "--lr", "0.01", "--label-smoothing", "0", "--lr-schedule", "plateau"]
+    mine += ["--set", "model.channels=64"]
+    assert main([*argv, *mine]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    train = cfg["train"]
+    assert (train["batch_size"], train["lr"], train["label_smoothing"], train["lr_schedule"]) == (16, 0.01, 0.0, "plateau")
+    assert cfg["model"]["channels"] == 64
+    # other tasks keep the general defaults
+    assert main(["train", "--data-type", "sequence", "--data-path", "x.tsv", "--target-columns", "y", "--print-config"]) == 0
     train = yaml.safe_load(capsys.readouterr().out)["train"]
-    assert (train["batch_size"], train["lr"]) == (16, 0.01)
+    assert (train["label_smoothing"], train["max_time"], train["lr_schedule"]) == (0.0, None, "plateau")
+
+
+# ---------------------------------------------------------------- label smoothing and the cosine schedule
+def test_label_smoothing_mixes_targets_with_uniform_and_ignores_masked_positions() -> None:
+    scores, y = _random_case(2)
+    keep = y >= 0
+    logp = torch.log_softmax(scores.transpose(1, 2)[keep], dim=-1)  # (counted, C)
+    target = torch.nn.functional.one_hot(y[keep], 3).float() * 0.9 + 0.1 / 3
+    manual = -(target * logp).sum(-1).mean()
+    smooth = masked_loss("positions", scores, y, label_smoothing=0.1)
+    assert float(smooth) == pytest.approx(float(manual), rel=1e-5)
+    assert float(smooth) != pytest.approx(float(masked_loss("positions", scores, y)), rel=1e-3)
+    changed = scores.clone()
+    changed[(y < 0).unsqueeze(1).expand_as(scores)] = 50.0
+    assert float(masked_loss("positions", changed, y, label_smoothing=0.1)) == pytest.approx(float(smooth), rel=1e-6)
+
+
+def test_cosine_schedule_decays_from_lr_to_the_floor_at_the_last_epoch() -> None:
+    from biodl.config import TrainConfig
+    from biodl.training.optim import make_scheduler
+
+    cfg = TrainConfig(lr=2e-3, lr_schedule="cosine", max_epochs=5, lr_min_factor=0.05)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(5):  # the lr each epoch trains at
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(2e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    assert lrs[2] == pytest.approx((2e-3 + 1e-4) / 2)  # half-way: the mean of start and floor

@@ -230,6 +230,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         choices=("cpu", "wall"),
     ),
     Flag("--loss", "train.loss", "regression loss (huber: robust to heavy-tailed targets)", choices=("mse", "huber")),
+    Flag("--max-time", "train.max_time", "stop training after the epoch in which this many seconds are spent", type=float),
+    Flag("--label-smoothing", "train.label_smoothing", "classification: label smoothing of the training loss", type=float),
+    Flag("--lr-schedule", "train.lr_schedule", "learning-rate schedule", choices=("none", "plateau", "exponential", "cosine")),
     Flag(
         "--pretrain",
         "train.pretrain",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,14 @@ from biodl.data.base import BatchAugment, SampledAugment
 from biodl.data.loader import ArrayDataset, _identity, dataset_loader, make_loader
 from biodl.errors import BiodlError
 from biodl.models.outputs import predict_outputs as predict_outputs  # re-exported (its former home)
-from biodl.training.callbacks import PREVIOUS_CHECKPOINT, AtomicCheckpointIO, BestWeights, History, LastCheckpoint
+from biodl.training.callbacks import (
+    PREVIOUS_CHECKPOINT,
+    AtomicCheckpointIO,
+    BestWeights,
+    Deadline,
+    History,
+    LastCheckpoint,
+)
 from biodl.training.csv_log import DamagedCheckpoint, ResumableCSVLogger, read_checkpoint_epoch
 from biodl.training.module import BiodlModule
 
@@ -245,6 +253,9 @@ def train_model(
                 monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True
             )
         )
+    timer = None if cfg.max_time is None else Deadline(time.monotonic() + cfg.max_time)
+    if timer is not None:  # train.max_time: stop after the epoch in which it is spent (best weights kept)
+        callbacks.append(timer)
     callbacks += list(extra_callbacks or [])
     if cfg.progress_bar:
         callbacks.append(_progress_bar())
@@ -282,6 +293,8 @@ def train_model(
         if "precision" in str(exc).lower() or "accelerator" in str(exc).lower() or "strategy" in str(exc).lower():
             raise BiodlError(f"trainer settings rejected: {exc}") from None
         raise
+    if timer is not None and timer.stopped:
+        print(f"training stopped by train.max_time ({cfg.max_time:g} s) after epoch {trainer.current_epoch}")
     model.eval()
     return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 

@@ -9,7 +9,13 @@ from biodl.models.outputs import apply_head as apply_head  # re-exported: the tr
 
 
 def masked_loss(
-    kind: str, scores: torch.Tensor, y: torch.Tensor, *, complete: bool = False, huber_delta: float | None = None
+    kind: str,
+    scores: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    complete: bool = False,
+    huber_delta: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Mean loss over labelled entries.
 
@@ -28,6 +34,8 @@ def masked_loss(
         (padding, masked positions); the mean cross-entropy over counted positions.
     huber_delta
         Regression: the Huber loss with this ``delta`` instead of MSE (``None``: MSE).
+    label_smoothing
+        ``multiclass`` and ``positions``: label smoothing of the cross-entropy (0: none).
     complete
         The caller knows no entry is missing: the plain mean loss, without building a mask
         (the same value, a few fewer operations per step).
@@ -35,9 +43,9 @@ def masked_loss(
     if kind == "segmentation":
         return segmentation_loss(scores, y)
     if kind == "positions":
-        return positions_loss(scores, y)
+        return positions_loss(scores, y, label_smoothing=label_smoothing)
     if complete and kind == "multiclass":
-        return F.cross_entropy(scores, y.long())
+        return F.cross_entropy(scores, y.long(), label_smoothing=label_smoothing)
     if complete:
         target = y.reshape(scores.shape).to(scores.dtype)
         if kind == "binary":
@@ -48,7 +56,7 @@ def masked_loss(
     if kind == "multiclass":
         if (y >= 0).sum() == 0:
             return scores.sum() * 0.0
-        return F.cross_entropy(scores, y.long(), ignore_index=-1)
+        return F.cross_entropy(scores, y.long(), ignore_index=-1, label_smoothing=label_smoothing)
     y = y.reshape(scores.shape)
     mask = ~torch.isnan(y)
     n = mask.sum()
@@ -78,15 +86,16 @@ def segmentation_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(scores, y, ignore_index=-1)
 
 
-def positions_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def positions_loss(scores: torch.Tensor, y: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over counted positions (``y >= 0``) of ``(N, C, L)`` logits.
 
     Positions with ``y = -1`` (padding, masked) contribute nothing, whatever their scores; scores
     may be shorter than ``y`` (a batch cut after its longest sequence), never longer.
+    ``label_smoothing`` mixes each counted position's one-hot target with the uniform distribution.
     """
     y = y.long()[..., : scores.shape[-1]]
     if scores.shape[-1] > y.shape[-1]:
         scores = scores[..., : y.shape[-1]]
     if (y >= 0).sum() == 0:
         return scores.sum() * 0.0
-    return F.cross_entropy(scores, y, ignore_index=-1)
+    return F.cross_entropy(scores, y, ignore_index=-1, label_smoothing=label_smoothing)

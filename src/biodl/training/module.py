@@ -107,6 +107,8 @@ class BiodlModule(L.LightningModule):
         self.target_scale = target_scale if kind == "regression" else None
         #: ``train.loss: huber`` (regression): the Huber loss's delta, else ``None`` (MSE)
         self.huber_delta = train_cfg.huber_delta if kind == "regression" and train_cfg.loss == "huber" else None
+        #: ``train.label_smoothing`` of the training cross-entropy (single-label and per-position classes)
+        self.label_smoothing = train_cfg.label_smoothing if kind in ("multiclass", "positions") else 0.0
         self.metric_name, _ = main_metric(kind)
         # per step, only detached tensors are kept: raw scores and targets for the epoch metric
         # (the head is applied once at the epoch's end) and each batch's mean loss and size.
@@ -137,14 +139,22 @@ class BiodlModule(L.LightningModule):
             # loss (their sum, so Adam steps every member as if it were trained alone); the logged
             # loss is the members' mean loss, the epoch metric uses their averaged scores
             each = members(x if torch.is_floating_point(x) else x.float())
+            smooth = self.label_smoothing
             losses = torch.stack(
-                [masked_loss(self.kind, s, y, complete=self.labels_complete, huber_delta=self.huber_delta) for s in each]
+                [
+                    masked_loss(
+                        self.kind, s, y, complete=self.labels_complete, huber_delta=self.huber_delta, label_smoothing=smooth
+                    )
+                    for s in each
+                ]
             )
             scores, loss, fit_loss = each.mean(dim=0), losses.mean(), losses.sum()
         else:
             scores = self(x)
             complete = stage == "train" and self.labels_complete
-            loss = masked_loss(self.kind, scores, y, complete=complete, huber_delta=self.huber_delta)
+            # the training loss is label-smoothed; the validation loss (early stopping, plateau) is the plain one
+            smooth = self.label_smoothing if stage == "train" else 0.0
+            loss = masked_loss(self.kind, scores, y, complete=complete, huber_delta=self.huber_delta, label_smoothing=smooth)
             fit_loss = loss
         self._losses[stage].append((loss.detach(), len(x)))
         if stage == "train" and self.train_cfg.progress_bar and self.trainer.global_step % PROGRESS_EVERY == 0:

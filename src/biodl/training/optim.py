@@ -40,9 +40,16 @@ def l2_penalty(params: Iterable[torch.nn.Parameter], weight_decay: float) -> tor
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
-    """The epoch-wise learning-rate schedule of ``lr_schedule`` (``plateau`` halves the lr by default), or ``None``."""
+    """The epoch-wise learning-rate schedule of ``lr_schedule``, or ``None``.
+
+    ``plateau`` halves the lr by default when the validation loss stalls; ``cosine`` decays it to
+    ``lr x lr_min_factor`` at epoch ``max_epochs``.
+    """
     if cfg.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
     if cfg.lr_schedule == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_gamma)
+    if cfg.lr_schedule == "cosine":  # the last epoch trains at lr x lr_min_factor
+        last = max(1, cfg.max_epochs - 1)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=last, eta_min=cfg.resolved_lr() * cfg.lr_min_factor)
     return None
