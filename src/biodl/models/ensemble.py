@@ -26,7 +26,7 @@ class EnsembleParams(ModelParams):
     member: str = Field(description="registered architecture of every member")
     size: int = Field(default=2, ge=1)
     member_params: dict[str, Any] = Field(default_factory=dict)
-    kind: Literal["binary", "multiclass", "regression"] = "regression"
+    kind: Literal["binary", "multiclass", "regression", "positions", "segmentation"] = "regression"
     members: list[dict[str, Any]] = Field(
         default_factory=list,
         description="a blend of different networks on the same inputs: each member's {name, params}; "
@@ -77,7 +77,8 @@ class Ensemble(BiodlModel):
         return "ensemble", self.params.model_dump(mode="json")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``(N, num_outputs)`` whose head gives the mean member output."""
+        """Scores ``(N, num_outputs)`` (per position ``(N, C, L)``, per pixel ``(N, K, H, W)``) whose head gives
+        the mean member output."""
         p = self.params
         assert isinstance(p, EnsembleParams)
         outs = torch.stack([m(x) for m in self.members])
@@ -86,6 +87,12 @@ class Ensemble(BiodlModel):
             return torch.log(prob) - torch.log1p(-prob)
         if p.kind == "multiclass":
             return torch.log(torch.softmax(outs, dim=-1).mean(0).clamp_min(_EPS))
+        if p.kind == "positions" or (p.kind == "segmentation" and outs.shape[2] > 1):
+            # per-position / per-pixel class scores (N, C, ...): average the class probabilities
+            return torch.log(torch.softmax(outs, dim=2).mean(0).clamp_min(_EPS))
+        if p.kind == "segmentation":  # one foreground logit per pixel
+            prob = torch.sigmoid(outs).mean(0).clamp(_EPS, 1 - _EPS)
+            return torch.log(prob) - torch.log1p(-prob)
         return outs.mean(0)
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
