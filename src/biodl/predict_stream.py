@@ -319,20 +319,30 @@ class Progress:
         return self.rows / seconds
 
 
-def _return_large_blocks() -> None:
-    """Serve allocations over 1 MiB from mmap (glibc), so freed chunk arrays go back to the system.
+class _Allocator:
+    """Gives freed chunk memory back to the system after every chunk (glibc ``malloc_trim``).
 
-    glibc raises its mmap threshold after the first large free; chunk-sized arrays then come
-    from heap arenas (one per thread) that fragment and keep growing over millions of rows.
-    Fixing the threshold keeps peak memory flat. No effect elsewhere.
+    Chunk-sized arrays come from heap arenas (one per thread) that would otherwise keep their
+    freed pages and grow over millions of rows; trimming once per chunk keeps peak memory flat.
+    The allocator's own thresholds stay as they are: forcing every block over 1 MiB into a fresh
+    ``mmap`` (an earlier way to the same end) made the engine page-fault its large intermediate
+    tensors on every batch, some 10 % of its speed. No effect outside Linux/glibc.
     """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
 
-            ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-        except (OSError, AttributeError):
-            pass
+    def __init__(self) -> None:
+        self._trim: Callable[[int], int] | None = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                self._trim = None
+
+    def trim(self) -> None:
+        """Return free pages of every arena to the system."""
+        if self._trim is not None:
+            self._trim(0)
 
 
 def stream_rows(
@@ -355,7 +365,7 @@ def stream_rows(
     """
     if chunk_rows < 1:
         raise DataError("--chunk-rows must be at least 1")
-    _return_large_blocks()
+    allocator = _Allocator()
     writer = TableAppender(output)
     progress = Progress(what)
     try:
@@ -364,6 +374,8 @@ def stream_rows(
                 first(chunk)
             writer.write(compute(chunk))
             progress.update(len(chunk.ids))
+            del chunk
+            allocator.trim()
         path = writer.commit()
     except BaseException:
         writer.abort()
