@@ -4,15 +4,17 @@ Starts, on loopback and with the same ``--workers``, ``biodl serve`` for a DeepB
 one-hot DNA (single 101-bp sequences) and for a PBMC cell-type MLP (765-feature rows), and a
 reference app (``_serve_reference.py``: FastAPI + uvicorn, parses the same JSON body with
 orjson, answers with a body of the same size, no model). A minimal keep-alive HTTP/1.1 client
-(asyncio streams, so the client costs little next to the servers) sends single-input
-``/predict`` requests at concurrency 1, 8 and 32 for ``--seconds`` per cell; biodl and the
+(asyncio streams, so the client costs little next to the servers), run in a load-generator
+process of its own for each cell (``serve_load.py --client``; a warm-up round per server not
+counted, its garbage collector off while timing, its own event-loop lag recorded), sends
+single-input ``/predict`` requests at concurrency 1, 8 and 32 for ``--seconds`` per cell; biodl and the
 reference are measured alternately in short paired rounds (which goes first alternates), cell by
 cell, over ``--passes`` passes through all cells, so load from other work hits both alike. Reports
 requests/s, p50/p99 and the ratio biodl/reference (the median of the paired rounds' ratios, and
 the ratio of all requests over all time), then a burst of bad requests against
 the PBMC server (all 4xx, no 5xx, still answering). Writes ``results/serve_load.{json,md}``.
 
-    nice -n 10 python benchmarks/serve_load.py [--workers 1] [--threads 1] [--seconds 4] [--passes 3]
+    python benchmarks/serve_load.py [--workers 1] [--threads 1] [--seconds 4] [--passes 3]
         [--pbmc-model RUN] [--deepbind-model RUN]
 """
 
