@@ -4,6 +4,10 @@
 with a fixed body of the same size as biodl's answer to that payload (the answers are given as
 ``{"sequence": "...", "rows": "..."}`` in ``BIODL_REFERENCE_ANSWERS``). Run by uvicorn with
 ``python _serve_reference.py PORT WORKERS`` (a socket bound like ``biodl serve``'s).
+
+Experiment hook: ``REF_HEAVY=torch,onnxruntime,biodl.bundle,freeze`` imports those modules (and
+``freeze``: ``gc.freeze()``) first, to see what a process as large as biodl's costs the same
+request path (3–6 % fewer requests/s at concurrency 1 in one run; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,16 @@ from fastapi.responses import Response
 
 def create_app() -> FastAPI:
     """The reference app (answers read from the environment)."""
+    if os.environ.get("REF_HEAVY"):  # experiment: a process as large as biodl's
+        import gc
+        import importlib
+
+        for mod in os.environ["REF_HEAVY"].split(","):
+            if mod == "freeze":
+                gc.collect()
+                gc.freeze()
+            else:
+                importlib.import_module(mod)
     answers = {k: v.encode() for k, v in json.loads(os.environ["BIODL_REFERENCE_ANSWERS"]).items()}
     app = FastAPI()
 

@@ -230,6 +230,7 @@ def main() -> None:
         "--in-process-rows", type=int, default=0, help="rows of the same-process alternating check (default: none)"
     )
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000]}
     sizes = sorted(args.sizes or defaults[args.case])
     chunk = args.chunk_rows or (4096 if args.case == "image" else 16384)
@@ -262,7 +263,8 @@ def main() -> None:
                 if size == sizes[0] and r % 2 == 1:
                     bare = bare_engine(model, data)
                 if size == sizes[0]:
-                    pairs.append({"bare": bare, "streamed": res, "ratio": res["reported_rows_per_s"] / bare["rows_per_s"]})
+                    pairs.append({"bare": bare, "streamed": res, "ratio": res["reported_rows_per_s"] / bare["rows_per_s"],
+                                  "ratio_process": size / res["seconds"] / bare["rows_per_s"]})  # fmt: skip
                     print(json.dumps(pairs[-1]), flush=True)
                 runs.append(res)
             res = min(runs, key=lambda x: x["seconds"]) | {"rows": size}
@@ -280,11 +282,14 @@ def main() -> None:
             print(json.dumps(same_process), flush=True)
     growth = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"] - 1
     ratio = float(np.median([p["ratio"] for p in pairs]))
+    ratio_process = float(np.median([p["ratio_process"] for p in pairs]))
+    load_end = os.getloadavg()[0]
     bare_rate = float(np.median([p["bare"]["rows_per_s"] for p in pairs]))
-    header = ["rows", "input MiB", "peak RSS MiB", "end-to-end s", "rows/s (process)", "rows/s (streaming loop)", "× bare engine"]
+    header = ["rows", "input MiB", "peak RSS MiB", "end-to-end s", "start-up s", "rows/s (process)",
+              "rows/s (streaming loop)", "× bare engine (streaming loop)", "× bare engine (whole process)"]  # fmt: skip
     table_rows = [
-        [r["rows"], r["input_mib"], r["peak_rss_mib"], r["seconds"], r["rows_per_s"], r["reported_rows_per_s"],
-         r["reported_rows_per_s"] / bare_rate]
+        [r["rows"], r["input_mib"], r["peak_rss_mib"], r["seconds"], r["seconds"] - r["rows"] / r["reported_rows_per_s"],
+         r["rows_per_s"], r["reported_rows_per_s"], r["reported_rows_per_s"] / bare_rate, r["rows_per_s"] / bare_rate]
         for r in results
     ]  # fmt: skip
     command = "python benchmarks/predict_stream.py " + " ".join(sys.argv[1:])
@@ -298,11 +303,19 @@ def main() -> None:
         "bare_engine_rows_per_s_median": bare_rate,
         "peak_rss_growth": growth,
         "ratio_streaming_loop_vs_bare_median": ratio,
+        "ratio_whole_process_vs_bare_median": ratio_process,
+        "load_average_start": load_start,
+        "load_average_end": load_end,
         "same_process_runs": same_process,
         "same_process_ratio_median": float(np.median([r["ratio"] for r in same_process])) if same_process else None,
-        "targets_met": {"rss_growth_le_20pct": growth <= 0.2, "ratio_ge_0.8": ratio >= 0.8},
+        "targets_met": {
+            "rss_growth_le_20pct": growth <= 0.2,
+            "ratio_ge_0.8": ratio >= 0.8,
+            "whole_process_ratio_ge_0.8": ratio_process >= 0.8,
+        },
     }
     paired = ", ".join(f"{p['ratio']:.2f}" for p in pairs)
+    paired_process = ", ".join(f"{p['ratio_process']:.2f}" for p in pairs)
     if same_process:
         inproc = ", ".join(f"{r['ratio']:.2f}" for r in same_process)
         same = (
@@ -318,9 +331,12 @@ def main() -> None:
         f"{sizes[0]} rows read and encoded in memory first (one thread; only the engine timed), in a fresh process, "
         f"alternating with {len(pairs)} streamed runs of that size: streaming loop (rows/s as printed by biodl) / bare "
         f"engine = {ratio:.2f}× (median of the paired runs: {paired}; target ≥ "
-        f"0.8×); the × column divides by the median bare rate, {bare_rate:.0f} rows/s. Peak RSS growth {sizes[0]} → "
+        f"0.8×); the whole process (start-up, imports and model load included: rows / wall seconds of the process) / "
+        f"bare engine = {ratio_process:.2f}× (median of {paired_process}); the × columns divide by the median bare "
+        f"rate, {bare_rate:.0f} rows/s; start-up s = end-to-end s − rows / streaming-loop rate (a fixed cost that "
+        f"larger inputs amortise). Peak RSS growth {sizes[0]} → "
         f"{sizes[-1]} rows: {growth * 100:+.1f} % (target ≤ 20 %). Shared 2-core machine (load average "
-        f"{os.getloadavg()[0]:.0f} at the end): absolute figures are noisy.{same}"
+        f"{load_start:.1f} at the start, {load_end:.1f} at the end): absolute figures are noisy.{same}"
     )
     write_results(name, payload, header, table_rows, notes)
 

@@ -4,15 +4,17 @@ Starts, on loopback and with the same ``--workers``, ``biodl serve`` for a DeepB
 one-hot DNA (single 101-bp sequences) and for a PBMC cell-type MLP (765-feature rows), and a
 reference app (``_serve_reference.py``: FastAPI + uvicorn, parses the same JSON body with
 orjson, answers with a body of the same size, no model). A minimal keep-alive HTTP/1.1 client
-(asyncio streams, so the client costs little next to the servers) sends single-input
-``/predict`` requests at concurrency 1, 8 and 32 for ``--seconds`` per cell; biodl and the
+(asyncio streams, so the client costs little next to the servers), run in a load-generator
+process of its own for each cell (``serve_load.py --client``; a warm-up round per server not
+counted, its garbage collector off while timing, its own event-loop lag recorded), sends
+single-input ``/predict`` requests at concurrency 1, 8 and 32 for ``--seconds`` per cell; biodl and the
 reference are measured alternately in short paired rounds (which goes first alternates), cell by
 cell, over ``--passes`` passes through all cells, so load from other work hits both alike. Reports
 requests/s, p50/p99 and the ratio biodl/reference (the median of the paired rounds' ratios, and
 the ratio of all requests over all time), then a burst of bad requests against
 the PBMC server (all 4xx, no 5xx, still answering). Writes ``results/serve_load.{json,md}``.
 
-    nice -n 10 python benchmarks/serve_load.py [--workers 1] [--threads 1] [--seconds 4] [--passes 3]
+    python benchmarks/serve_load.py [--workers 1] [--threads 1] [--seconds 4] [--passes 3]
         [--pbmc-model RUN] [--deepbind-model RUN]
 """
 
@@ -159,9 +161,17 @@ async def load_cell(port: int, bodies: list[bytes], concurrency: int, seconds: f
         finally:
             writer.close()
 
+    lags: list[float] = []
+
+    async def probe() -> None:  # how late the client's own event loop runs (its share of any tail)
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append(time.perf_counter() - t - 0.001)
+
     deadline = time.perf_counter() + seconds
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(k) for k in range(concurrency)))
+    await asyncio.gather(probe(), *(client(k) for k in range(concurrency)))
     elapsed = time.perf_counter() - t0
     lat = np.asarray(latencies) * 1e3
     n = int(sum(statuses.values()))
@@ -175,12 +185,14 @@ async def load_cell(port: int, bodies: list[bytes], concurrency: int, seconds: f
         "n_non_200": n - statuses.get(200, 0),
         "seconds": elapsed,
         "latencies_ms": lat,
+        "client_lag_ms": np.asarray(lags) * 1e3,
     }
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One cell from several rounds: total requests over total time, percentiles over all requests."""
     lat = np.concatenate([p["latencies_ms"] for p in parts])
+    lag = np.concatenate([p["client_lag_ms"] for p in parts])
     n = sum(p["requests"] for p in parts)
     status: Counter[str] = Counter()
     for p in parts:
@@ -195,7 +207,55 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": float(np.percentile(lat, 99)),
         "status": dict(status),
         "n_non_200": sum(p["n_non_200"] for p in parts),
+        "client_loop_lag_p99_ms": float(np.percentile(lag, 99)) if len(lag) else 0.0,
+        "client_loop_lag_max_ms": float(lag.max()) if len(lag) else 0.0,
     }
+
+
+def client_rounds(spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The paired rounds of one cell, run in this (client) process: a warm-up round per server
+    (not counted), then ``rounds`` rounds per server alternating, which goes first alternating too.
+    The garbage collector is off while requests are timed (its pauses would be the client's)."""
+    import gc
+
+    bodies = [b.encode() for b in spec["bodies"]]
+    ports: dict[str, int] = spec["ports"]
+    c, round_s = int(spec["concurrency"]), float(spec["round_s"])
+    out: dict[str, list[dict[str, Any]]] = {side: [] for side in ports}
+    for port in ports.values():
+        asyncio.run(load_cell(port, bodies, c, min(0.3, round_s)))  # warm-up, excluded
+    order = list(ports.items())
+    for r in range(int(spec["rounds"])):
+        for side, port in order if (r + int(spec["parity"])) % 2 == 0 else order[::-1]:
+            gc.collect()
+            gc.disable()
+            try:
+                cell = asyncio.run(load_cell(port, bodies, c, round_s))
+            finally:
+                gc.enable()
+            cell["latencies_ms"] = cell["latencies_ms"].tolist()
+            cell["client_lag_ms"] = cell["client_lag_ms"].tolist()
+            out[side].append(cell)
+    return out
+
+
+def run_client(
+    ports: dict[str, int], bodies: list[bytes], concurrency: int, round_s: float, rounds: int, parity: int
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`client_rounds` in a fresh process of its own (the load generator apart from this one)."""
+    spec = {"ports": ports, "bodies": [b.decode() for b in bodies], "concurrency": concurrency,
+            "round_s": round_s, "rounds": rounds, "parity": parity}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--client"], input=json.dumps(spec), capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{proc.stderr[-3000:]}")
+    res: dict[str, list[dict[str, Any]]] = json.loads(proc.stdout)
+    for cells in res.values():
+        for cell in cells:
+            cell["latencies_ms"] = np.asarray(cell["latencies_ms"])
+            cell["client_lag_ms"] = np.asarray(cell["client_lag_ms"])
+    return res
 
 
 def paired_ratio(parts: dict[str, list[dict[str, Any]]]) -> float:
@@ -252,6 +312,9 @@ async def bad_burst(url: str, n_features: int, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--client"]:  # the load generator: a cell spec on stdin, its rounds as JSON on stdout
+        print(json.dumps(client_rounds(json.loads(sys.stdin.read())), default=float))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1, help="worker processes of every server (default 1)")
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per cell and server (default 4)")
@@ -269,6 +332,7 @@ def main() -> None:
     import httpx
     import pandas as pd
 
+    load_start = os.getloadavg()[0]
     rows = np.asarray(anndata.read_h5ad(PBMC).X, dtype=np.float32)
     with gzip.open(REST, "rt") as fh:
         seqs = [s for s in pd.read_csv(fh, sep="\t")["seq"].head(64) if len(s) == 101]
@@ -311,12 +375,11 @@ def main() -> None:
             keys = [(name, c) for name in payloads for c in LEVELS]
             parts: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {k: {"biodl": [], "reference": []} for k in keys}
             for p in range(args.passes):
-                for name, c in keys:
-                    for r in range(args.rounds):  # alternate, and alternate which goes first
-                        order = [("reference", ref_port), ("biodl", servers[name][0])]
-                        for side, port in order if (r + p) % 2 == 0 else order[::-1]:
-                            cell = asyncio.run(load_cell(port, payloads[name], c, args.seconds / args.rounds))
-                            parts[(name, c)][side].append(cell)
+                for name, c in keys:  # the rounds of a cell in a load-generator process of their own
+                    ports = {"reference": ref_port, "biodl": servers[name][0]}
+                    got = run_client(ports, payloads[name], c, args.seconds / args.rounds, args.rounds, p)
+                    for side, cells_ in got.items():
+                        parts[(name, c)][side].extend(cells_)
                     done = parts[(name, c)]
                     print(f"pass {p + 1} {name} c={c}: paired-round ratio {paired_ratio(done):.2f}", flush=True)
             cells = []
@@ -370,6 +433,7 @@ def main() -> None:
         "reference p50 ms",
         "reference p99 ms",
         "reference p99/p50",
+        "client loop lag p99 ms (biodl / reference rounds)",
     ]
     table = [
         [
@@ -385,6 +449,7 @@ def main() -> None:
             cell["reference"]["p50_ms"],
             cell["reference"]["p99_ms"],
             cell["reference_p99_over_p50"],
+            f"{cell['biodl']['client_loop_lag_p99_ms']:.2f} / {cell['reference']['client_loop_lag_p99_ms']:.2f}",
         ]
         for cell in cells
     ]
@@ -396,6 +461,8 @@ def main() -> None:
         "rounds": args.rounds,
         "passes": args.passes,
         "engines": engines,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg()[0],
         "cells": cells,
         "targets_met": met,
         "bad_burst": burst,
@@ -407,7 +474,10 @@ def main() -> None:
     notes = (
         f"`python benchmarks/serve_load.py {' '.join(sys.argv[1:])}`. Loopback, {args.workers} worker(s) per server "
         f"(biodl: {args.threads} CPU thread(s) per worker), {args.passes} pass(es) × {args.rounds} paired rounds × "
-        f"{args.seconds / args.rounds:g} s per cell and server, biodl and the reference measured alternately; the ratio "
+        f"{args.seconds / args.rounds:g} s per cell and server, biodl and the reference measured alternately by a load "
+        "generator in a process of its own (one per cell; a warm-up round per server and each connection's first request "
+        "not counted; its garbage collector off while timing; its own event-loop lag is the last column, so a tail that "
+        "comes from the client shows there); the ratio "
         "is the median over the paired rounds of biodl's requests/s over the reference's (the ratio of all requests "
         "over all time is shown next to it); the reference is FastAPI + uvicorn parsing the same body with orjson and "
         "answering with a body of the same size, without a model. "
@@ -416,7 +486,7 @@ def main() -> None:
         f"{met['p99_over_p50_at_32_le_5']}. Bad-request burst on the PBMC server: {burst['requests']} requests of "
         f"{len(burst['by_kind'])} kinds → all 4xx: {burst['all_4xx']}; 5xx anywhere: {not zero_5xx}; still answering "
         f"afterwards: {alive}. Client and servers share the machine's 2 cores with other work (load average "
-        f"{os.getloadavg()[0]:.0f} at the end): absolute figures are noisy, ratios less so."
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): absolute figures are noisy, ratios less so."
     )
     write_results(args.name, payload, header, table, notes)
     if not (zero_5xx and alive and burst["all_4xx"]):

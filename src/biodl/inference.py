@@ -112,8 +112,54 @@ def h5ad_outputs(
     return obs, obsm, uns
 
 
+#: HDF5 table outputs: one group holding a 1-D dataset per column (``"0"``, ``"1"``, … in column
+#: order; the names are the group's ``columns`` attribute). Strings are UTF-8, numbers keep their dtype.
+H5_SUFFIXES = (".h5", ".hdf5")
+H5_GROUP = "predictions"
+
+
+def append_h5(h5: Any, frame: pd.DataFrame) -> None:
+    """Append ``frame``'s rows to the table in the open h5py file ``h5`` (created by the first call)."""
+    import json
+
+    import h5py
+
+    group = h5.get(H5_GROUP)
+    if group is None:
+        group = h5.create_group(H5_GROUP)
+        group.attrs["columns"] = json.dumps([str(c) for c in frame.columns])
+        for i, col in enumerate(frame.columns):
+            values = frame[col].to_numpy()
+            dtype = h5py.string_dtype("utf-8") if values.dtype.kind in "OUS" else values.dtype
+            group.create_dataset(str(i), shape=(0,), maxshape=(None,), dtype=dtype, chunks=(65536,))
+    n = len(frame)
+    for i, col in enumerate(frame.columns):
+        ds = group[str(i)]
+        values = frame[col].to_numpy()
+        if values.dtype.kind in "OUS":
+            values = np.array(["" if v is None or v != v else str(v) for v in values], dtype=object)
+        ds.resize((ds.shape[0] + n,))
+        ds[ds.shape[0] - n :] = values
+
+
+def read_h5_table(path: str | Path) -> pd.DataFrame:
+    """The table written by :func:`append_h5` (or :func:`write_table` with ``.h5``)."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        group = h5[H5_GROUP]
+        names = json.loads(group.attrs["columns"])
+        cols = {}
+        for i, name in enumerate(names):
+            ds = group[str(i)]
+            cols[name] = ds.asstr()[:] if h5py.check_string_dtype(ds.dtype) else ds[:]
+    return pd.DataFrame(cols)
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write CSV, TSV or Parquet by extension (atomically via a temporary file)."""
+    """Write CSV, TSV, Parquet or an HDF5 table (``.h5``/``.hdf5``) by extension (atomically via a temporary file)."""
     import os
 
     p = Path(path)
@@ -126,8 +172,13 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         frame.to_csv(tmp, sep="\t", index=False)
     elif suffix == ".csv":
         frame.to_csv(tmp, index=False)
+    elif suffix in H5_SUFFIXES:
+        import h5py
+
+        with h5py.File(tmp, "w") as h5:
+            append_h5(h5, frame)
     else:
-        raise DataError(f"{p}: unsupported output format {suffix!r}; use .csv, .tsv or .parquet")
+        raise DataError(f"{p}: unsupported output format {suffix!r}; use .csv, .tsv, .parquet or .h5")
     os.replace(tmp, p)
     return p
 

@@ -69,6 +69,23 @@ def test_streamed_predictions_equal_in_memory_in_row_order(run: Path, peaks: Pat
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_hdf5_output_is_written_chunk_by_chunk_in_row_order(run: Path, peaks: Path, tmp_path: Path) -> None:
+    from biodl.inference import read_h5_table
+
+    ids = ("--id-column", "EventID")
+    whole = _predict(run, peaks, tmp_path / "whole.csv", *ids)
+    for name, extra in (("streamed.h5", ("--chunk-rows", "64")), ("whole.hdf5", ())):
+        res = run_biodl("predict", "--model-path", str(run), "--data-path", str(peaks), "--output", str(tmp_path / name),
+                        "--engine", "torch", *ids, *extra)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        frame = read_h5_table(tmp_path / name)
+        assert list(frame.columns) == ["id", "prob_1", "predicted"]
+        assert frame["id"].tolist() == whole["id"].astype(str).tolist()  # input order over 5 chunks
+        assert np.abs(frame["prob_1"].to_numpy() - whole["prob_1"].to_numpy()).max() < 1e-6
+        assert frame["predicted"].tolist() == whole["predicted"].astype(str).tolist()
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_generated_ids_continue_across_chunks(run: Path, peaks: Path, tmp_path: Path) -> None:
     bare = tmp_path / "seqs.csv"
     pd.read_csv(peaks, sep="\t")[["seq"]].to_csv(bare, index=False)  # no id column: rows are numbered
@@ -92,7 +109,7 @@ def test_a_failure_midway_leaves_no_output_under_the_final_name(run: Path, peaks
     frame.loc[200, "seq"] = frame.loc[200, "seq"][:50] + "Z" + frame.loc[200, "seq"][51:]  # in the 4th chunk
     bad = tmp_path / "bad.tsv"
     frame.to_csv(bad, sep="\t", index=False)
-    for name in ("pred.parquet", "pred.csv"):
+    for name in ("pred.parquet", "pred.csv", "pred.h5"):
         out = tmp_path / name
         res = run_biodl("predict", "--model-path", str(run), "--data-path", str(bad), "--output", str(out), "--chunk-rows", "64")
         assert res.returncode != 0

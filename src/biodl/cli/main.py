@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--output",
         required=True,
-        help="predictions file (.csv, .tsv or .parquet; .h5ad: the input AnnData with obs['biodl_pred'], obsm['biodl_proba'])",
+        help="predictions file (.csv, .tsv, .parquet, .h5; .h5ad: the input AnnData with obs['biodl_pred'], obsm['biodl_proba'])",
     )
     pr.add_argument(
         "--probability-maps",

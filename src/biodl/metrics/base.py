@@ -6,6 +6,7 @@ missing labels and averaging over tasks happen in :mod:`biodl.metrics.compute`.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,17 @@ def check_kind(kind: str) -> Kind:
         if kind == known:
             return known
     raise ConfigError(f"unknown task kind {kind!r}; choose one of: {', '.join(KINDS)}")
+
+
+def lazy_function(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported on its first call (scikit-learn and SciPy take seconds to import,
+    which every command that only predicts would pay)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 @contextmanager

@@ -28,17 +28,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    balanced_accuracy_score,
-    f1_score,
-    matthews_corrcoef,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 
-from biodl.metrics.base import METRICS, Kind, Metric, quiet
+from biodl.metrics.base import METRICS, Kind, Metric, lazy_function, quiet
+
+average_precision_score = lazy_function("sklearn.metrics", "average_precision_score")
+balanced_accuracy_score = lazy_function("sklearn.metrics", "balanced_accuracy_score")
+f1_score = lazy_function("sklearn.metrics", "f1_score")
+matthews_corrcoef = lazy_function("sklearn.metrics", "matthews_corrcoef")
+precision_score = lazy_function("sklearn.metrics", "precision_score")
+recall_score = lazy_function("sklearn.metrics", "recall_score")
+roc_auc_score = lazy_function("sklearn.metrics", "roc_auc_score")
 
 __all__ = [
     "AUPRC",

@@ -31,10 +31,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.metrics import coverage_error, f1_score, label_ranking_average_precision_score, label_ranking_loss
 
 from biodl.errors import DataError
-from biodl.metrics.base import KIND_SCORERS, METRICS, Kind, Metric, quiet
+from biodl.metrics.base import KIND_SCORERS, METRICS, Kind, Metric, lazy_function, quiet
+
+coverage_error = lazy_function("sklearn.metrics", "coverage_error")
+f1_score = lazy_function("sklearn.metrics", "f1_score")
+label_ranking_average_precision_score = lazy_function("sklearn.metrics", "label_ranking_average_precision_score")
+label_ranking_loss = lazy_function("sklearn.metrics", "label_ranking_loss")
 
 __all__ = [
     "AveragePrecision",

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
 
-from biodl.metrics.base import METRICS, Kind, Metric, quiet
+from biodl.metrics.base import METRICS, Kind, Metric, lazy_function, quiet
+
+pearsonr = lazy_function("scipy.stats", "pearsonr")
+spearmanr = lazy_function("scipy.stats", "spearmanr")
 
 __all__ = [
     "MAE",

@@ -35,6 +35,7 @@ from biodl.serve.payload import (
     decode_predict,
     encode_predictions,
     numeric_rows,
+    sequence_rows,
     validation_detail,
 )
 from biodl.serve.schemas import ErrorBody, ExplainRequest, ExplainResponse, Health, Prediction, PredictRequest, PredictResponse
@@ -68,6 +69,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "server busy",
     }.items()
 }
+
+
+class ServeApp(FastAPI):
+    """FastAPI whose hot ``POST`` routes are answered before its middleware stack.
+
+    ``POST /predict`` goes straight to :class:`~biodl.serve.limits.BodySizeLimit` with its raw-body
+    handler (the same limit, the same answers), skipping Starlette's error, exception and
+    body-limit middlewares and the router: on single-row requests of a small model those layers
+    cost as much as the model. Every other request takes FastAPI's usual path.
+    """
+
+    fast_routes: BodySizeLimit | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_routes
+        if fast is not None and scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in fast.routes:
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _static(name: str) -> bytes:
@@ -114,7 +134,7 @@ def create_app(
             await batcher.stop()
             executor.shutdown(wait=False)
 
-    app = FastAPI(
+    app = ServeApp(
         title=f"biodl model {card['name']}",
         version=__version__,
         description=f"Predictions of a biodl {bundle.kind} model on {modality.name} inputs.",
@@ -134,6 +154,13 @@ def create_app(
     bag_lock = threading.Lock()  # bags: instance names live on the data type between parse and read-back
     bags = callable(getattr(bundle.model, "instance_outputs", None))
     width = len(feature_names) if isinstance(feature_names, list) and modality.name == "tabular" else None
+    # plain sequences of the model's length: one-hot in one pass (anything else: the data type's parser)
+    letters: Any = getattr(modality, "alphabet", None)
+    length = getattr(modality, "length", None)
+    one_hot: tuple[bytes, int, int] | None = None
+    plain = modality.name == "sequence" and not getattr(modality.cfg, "per_position", False)
+    if plain and isinstance(length, int) and length > 0 and isinstance(getattr(letters, "table", None), bytes):
+        one_hot = (letters.table, int(letters.size), length)
 
     def model_inputs(records: list[Any]) -> np.ndarray:
         X, _ = bag_inputs(records) if bags else (inputs(records), None)
@@ -154,6 +181,8 @@ def create_app(
 
     def inputs(records: list[Any]) -> np.ndarray:
         try:
+            if one_hot is not None and (X := sequence_rows(records, *one_hot)) is not None:
+                return X
             fast = numeric_rows(records, width) if width is not None else None
             raw = fast if fast is not None else modality.parse_inputs(records)
             return np.asarray(modality.transform(raw))
@@ -310,4 +339,5 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes), routes={"/predict": answer_predict})
+    app.fast_routes = BodySizeLimit(app.router, int(max_body_bytes), routes={"/predict": answer_predict})
     return app

@@ -107,6 +107,37 @@ def numeric_rows(inputs: list[Any], width: int) -> np.ndarray | None:
     return X
 
 
+def sequence_rows(inputs: list[Any], table: bytes, size: int, length: int) -> np.ndarray | None:
+    """One-hot ``(N, size, length)`` float32 rows when every input is a string of ``length`` symbols.
+
+    ``table`` is the alphabet's 256-byte lookup table (codes ``0..size-1`` for its symbols, either
+    case). Anything else (another length, wildcards such as ``N``, characters outside the alphabet,
+    non-strings) gives ``None``: the data type's own parser handles it and names what is wrong.
+    Equal to the data type's ``transform(parse_inputs(inputs))`` where it applies, in one pass
+    over all characters instead of a few array operations per input.
+    """
+    if not all(type(r) is str and len(r) == length for r in inputs):
+        return None
+    try:
+        raw = "".join(inputs).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    codes = np.frombuffer(raw.translate(table), dtype=np.uint8).reshape(len(inputs), length)
+    if int(codes.max(initial=0)) >= size:
+        return None
+    return _eye(size).take(codes, axis=0).transpose(0, 2, 1).copy()
+
+
+_EYES: dict[int, np.ndarray] = {}
+
+
+def _eye(size: int) -> np.ndarray:
+    eye = _EYES.get(size)
+    if eye is None:
+        eye = _EYES[size] = np.eye(size, dtype=np.float32)
+    return eye
+
+
 def encode_predictions(records: list[dict[str, Any]]) -> bytes:
     """``{"predictions": [...]}`` with every field of :class:`Prediction` (absent ones ``null``)."""
     return orjson.dumps({"predictions": [{**_EMPTY, **r} for r in records]}, option=orjson.OPT_SERIALIZE_NUMPY)
