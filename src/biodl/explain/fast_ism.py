@@ -35,8 +35,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from biodl.explain._common import as_module, is_rc_averaging, reverse_complement
+from biodl.explain.fast_convs import conv1d_fast
 
-__all__ = ["LocalLayer", "LocalPlan", "local_ism", "local_plan"]
+__all__ = ["LocalLayer", "LocalPlan", "local_ism", "local_plan", "local_snv"]
 
 #: Elements of the largest per-batch temporary tensor (bounds memory, sets the batch size).
 _BUDGET = 1 << 22
@@ -133,6 +134,47 @@ def _as_local(m: nn.Module) -> LocalLayer | None:
     return None
 
 
+def _folded(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d | None:
+    """``conv`` followed by eval-mode ``bn`` as one convolution (``None`` when ``bn`` has no running statistics)."""
+    if bn.training or bn.running_mean is None or bn.running_var is None or conv.padding_mode != "zeros":
+        return None
+    with torch.no_grad():
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0.0)
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        new = nn.Conv1d(
+            conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding, conv.dilation[0],  # type: ignore[arg-type]
+            conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype,
+        )  # fmt: skip
+        new.weight = nn.Parameter((conv.weight * scale[:, None, None]).detach().clone(), requires_grad=False)
+        new.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+    return new.eval()
+
+
+def _simplified(layers: list[LocalLayer]) -> list[LocalLayer]:
+    """The same functions with fewer element-wise passes: eval batch norms folded into the convolution before them,
+    and a ReLU before a max pooling moved after it (``max ∘ relu = relu ∘ max``, exactly)."""
+    out: list[LocalLayer] = []
+    for layer in layers:
+        if layer.conv is not None and layer.after and isinstance(layer.after[0], nn.BatchNorm1d):
+            conv = _folded(layer.conv, layer.after[0])
+            local = _as_local(conv) if conv is not None else None
+            if local is not None:
+                layer = local._replace(after=layer.after[1:])
+        out.append(layer)
+    for i in range(len(out) - 1):
+        after, nxt = out[i].after, out[i + 1]
+        j = len(after)
+        while j > 0 and isinstance(after[j - 1], (nn.Identity, nn.Dropout)):
+            j -= 1
+        if j > 0 and type(after[j - 1]) is nn.ReLU and nxt.fill == float("-inf") and nxt.conv is None and nxt.span > 1:
+            out[i] = out[i]._replace(after=after[: j - 1])
+            out[i + 1] = nxt._replace(after=(after[j - 1], *nxt.after))
+    return out
+
+
 def _plan_from(mods: list[nn.Module], tail: Callable[[torch.Tensor], torch.Tensor] | None, rc: bool) -> LocalPlan | None:
     layers: list[LocalLayer] = []
     i = 0
@@ -151,6 +193,7 @@ def _plan_from(mods: list[nn.Module], tail: Callable[[torch.Tensor], torch.Tenso
         i += 1
     if not any(layer.span > 1 for layer in layers):
         return None
+    layers = _simplified(layers)
     rest = nn.Sequential(*mods[i:])
     if tail is None:
         return LocalPlan(tuple(layers), rest, rc)
@@ -191,23 +234,30 @@ class _Geometry(NamedTuple):
 
 
 def _wild_type(
-    plan: LocalPlan, X: torch.Tensor
+    plan: LocalPlan, X: torch.Tensor, fft: bool = False
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[_Geometry], torch.Tensor]:
     """Inputs of every local layer and of the tail ``[(n, C_i, L_i)]``, each layer's output before its point-wise
-    modules, each layer's padded input, the layers' geometry and the reference outputs ``(n, T)``."""
+    modules (convolutions that :func:`_conv_delta` updates; an empty tensor elsewhere), each layer's padded input
+    (layers that gather their window; empty elsewhere), the layers' geometry and the reference outputs ``(n, T)``.
+
+    ``fft``: convolutions through :func:`~biodl.explain.fast_convs.conv1d_fast` where faster (the FFT's float32
+    rounding differs from the direct convolution's, about 1e-7 of the scale).
+    """
     acts: list[torch.Tensor] = [X]
     raws: list[torch.Tensor] = []
     padded: list[torch.Tensor] = []
     geo: list[_Geometry] = []
     h = X
+    none = X.new_empty(0)
     for layer in plan.layers:
         lin = h.shape[-1]
         right = layer.pad_right
         lout = (lin + layer.pad_left + right - layer.span) // layer.stride + 1
         hp = F.pad(h, (layer.pad_left, right), value=layer.fill) if (layer.pad_left or right) else h
-        raw = layer.op(hp)
-        raws.append(raw)
-        padded.append(hp)
+        got = conv1d_fast(layer.conv, hp) if fft and layer.conv is not None else None
+        raw = got if got is not None else layer.op(hp)
+        raws.append(raw if layer.conv is not None else none)
+        padded.append(hp if layer.conv is None else none)
         h = _pointwise(layer.after, raw)
         if h.shape[-1] != lout:  # pragma: no cover - the plan's geometry disagrees with the module
             raise RuntimeError("local layer geometry mismatch")
@@ -225,6 +275,8 @@ def _tap_matrix(conv: nn.Conv1d, W: torch.Tensor) -> torch.Tensor:
     if hit is not None and hit[0] is conv and hit[1].dtype == W.dtype and hit[1].device == W.device:
         return hit[1]
     m = W.permute(1, 2, 0).reshape(W.shape[1], -1).contiguous()
+    if len(_TAPS) > 32:  # plans build new (folded) convolutions on every call
+        _TAPS.clear()
     _TAPS[id(conv)] = (conv, m)
     return m
 
@@ -339,6 +391,47 @@ def local_ism(plan: LocalPlan, X: torch.Tensor, start: int, end: int, device: to
         lambda xb, s, e: _strand(plan, xb, s, e), X, start, end, chunk=chunk, rc_average=plan.rc_average,
         device=device, out_device=torch.device("cpu"),
     )  # fmt: skip
+
+
+def local_snv(
+    plan: LocalPlan, X: torch.Tensor, pos: torch.Tensor, col: torch.Tensor, device: torch.device, *, fft: bool = True,
+    chunk: int = 32,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Reference and alternative outputs ``(N, T)`` of single-column changes: ``X[i]`` with column ``pos[i]`` set to ``col[i]``.
+
+    One wild-type pass per window caches every layer; the alternative recomputes only the windows the
+    changed column reaches (:func:`_mutant_outputs`). With ``plan.rc_average`` the reverse strands of
+    the windows (the change at ``L - 1 - pos`` to the complemented column) go through in the same
+    batch and both outputs are averaged.
+
+    Parameters
+    ----------
+    X
+        Reference windows ``(N, A, L)``.
+    pos, col
+        The changed position ``(N,)`` and the new column ``(N, A)`` of each window.
+    fft
+        Wide convolutions of the wild-type pass by the FFT (see :func:`_wild_type`).
+    chunk
+        Windows per pass (bounds the cached activations).
+    """
+    N, _, L = X.shape
+    refs, alts = [], []
+    for i in range(0, N, chunk):
+        xb = X[i : i + chunk].to(device)
+        p = pos[i : i + chunk].to(device).long()
+        c = col[i : i + chunk].to(device=device, dtype=xb.dtype)
+        n = len(xb)
+        if plan.rc_average:
+            xb, p, c = torch.cat([xb, reverse_complement(xb)]), torch.cat([p, L - 1 - p]), torch.cat([c, c.flip(-1)])
+        acts, raws, padded, geo, ref = _wild_type(plan, xb, fft=fft)
+        ref = (ref[:, None] if ref.ndim == 1 else ref).float()
+        alt = _mutant_outputs(plan, acts, raws, padded, geo, torch.arange(len(xb), device=xb.device), p, c)
+        if plan.rc_average:
+            ref, alt = 0.5 * (ref[:n] + ref[n:]), 0.5 * (alt[:n] + alt[n:])
+        refs.append(ref.cpu())
+        alts.append(alt.cpu())
+    return torch.cat(refs), torch.cat(alts)
 
 
 def chunked_strands(
