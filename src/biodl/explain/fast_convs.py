@@ -45,46 +45,6 @@ def conv1d_fast(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-def _fast_size(n: int) -> int:
-    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-def conv1d_fast(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor | None:
-    """``conv`` on the padded ``xp`` by :func:`fft_conv1d` where that is expected to beat ``conv1d`` (CPU, float32,
-    stride 1, one group, at least 32 input and output channels, width 7 or more; measured: few input channels,
-    such as a one-hot first layer, run faster directly), else ``None``."""
-    if xp.device.type != "cpu" or xp.dtype != torch.float32 or conv.stride[0] != 1 or conv.groups != 1:
-        return None
-    cout, cin, k = conv.weight.shape
-    if cin >= 32 and cout >= 32 and k >= 7:
-        return fft_conv1d(conv, xp)
-    return None
-
-
-def im2col_conv1d(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor:
-    """``conv`` (stride 1, one group) on the padded ``xp`` ``(B, C, Lp)`` as one matrix product → ``(B, C', Lout)``."""
-    B, C, _ = xp.shape
-    d = conv.dilation[0]
-    W = conv.weight.to(xp.dtype)
-    cout, _, k = W.shape
-    u = xp.unfold(2, (k - 1) * d + 1, 1)[..., ::d]  # (B, C, Lout, k)
-    lout = u.shape[2]
-    cols = u.permute(0, 2, 1, 3).reshape(B * lout, C * k)
-    y = torch.matmul(cols, W.reshape(cout, C * k).t())
-    if conv.bias is not None:
-        y = y + conv.bias.to(y.dtype)
-    return y.view(B, lout, cout).transpose(1, 2).contiguous()
-
-
 def _spectrum(conv: nn.Conv1d, n: int, dtype: torch.dtype) -> torch.Tensor:
     key = (id(conv), n)
     version = 0 if conv.weight.is_inference() else conv.weight._version
@@ -110,7 +70,7 @@ def fft_conv1d(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor:
 
     ``Lout = Lp - K + 1`` with ``K = (k - 1) × dilation + 1``, as ``F.conv1d(xp, W, b, dilation=d)``.
     """
-    B, _, Lp = xp.shape
+    Lp = xp.shape[-1]
     span = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
     lout = Lp - span + 1
     n = _fast_size(Lp)
