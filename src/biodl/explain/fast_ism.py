@@ -78,11 +78,18 @@ class LocalLayer(NamedTuple):
 
 
 class LocalPlan(NamedTuple):
-    """A model seen as local layers → a global tail (``(M, C, L) → (M, T)``)."""
+    """A model seen as local layers → a global tail (``(M, C, L) → (M, T)``).
+
+    When the tail starts with ``Flatten → Linear`` (Basset, DeepSEA, most CNNs), ``linear`` is that
+    layer and ``post`` the rest: a mutant's pre-activations are the wild type's plus the weights of
+    its changed window times the change (the unchanged positions are reused, not recomputed).
+    """
 
     layers: tuple[LocalLayer, ...]
     tail: Callable[[torch.Tensor], torch.Tensor]
     rc_average: bool
+    linear: nn.Linear | None = None
+    post: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _flatten(mods: Any) -> list[nn.Module]:
@@ -175,7 +182,7 @@ def _simplified(layers: list[LocalLayer]) -> list[LocalLayer]:
     return out
 
 
-def _plan_from(mods: list[nn.Module], tail: Callable[[torch.Tensor], torch.Tensor] | None, rc: bool) -> LocalPlan | None:
+def _plan_from(mods: list[nn.Module], rc: bool) -> LocalPlan | None:
     layers: list[LocalLayer] = []
     i = 0
     while i < len(mods):
@@ -195,13 +202,13 @@ def _plan_from(mods: list[nn.Module], tail: Callable[[torch.Tensor], torch.Tenso
         return None
     layers = _simplified(layers)
     rest = nn.Sequential(*mods[i:])
-    if tail is None:
-        return LocalPlan(tuple(layers), rest, rc)
-
-    def full_tail(h: torch.Tensor, rest: nn.Module = rest, tail: Callable[[torch.Tensor], torch.Tensor] = tail) -> torch.Tensor:
-        return tail(rest(h))
-
-    return LocalPlan(tuple(layers), full_tail, rc)
+    linear, post = None, None
+    if (
+        len(mods) > i + 1 and isinstance(mods[i], nn.Flatten) and mods[i].start_dim == 1 and mods[i].end_dim == -1
+        and isinstance(mods[i + 1], nn.Linear)
+    ):  # fmt: skip
+        linear, post = mods[i + 1], nn.Sequential(*mods[i + 2 :])
+    return LocalPlan(tuple(layers), rest, rc, linear, post)
 
 
 def local_plan(model: Any) -> LocalPlan | None:
@@ -213,11 +220,10 @@ def local_plan(model: Any) -> LocalPlan | None:
     from biodl.models.basset import Basset
     from biodl.models.deepsea import DeepSEA
 
-    if isinstance(net, (Basset, DeepSEA)) and isinstance(net.conv, nn.Sequential):
-        dense, head = net.dense, net.head
-        return _plan_from(_flatten(net.conv), lambda h: head(dense(h)), is_rc_averaging(net))
+    if isinstance(net, (Basset, DeepSEA)) and all(isinstance(m, nn.Sequential) for m in (net.conv, net.dense)):
+        return _plan_from([*_flatten(net.conv), *_flatten(net.dense), net.head], is_rc_averaging(net))
     if isinstance(net, nn.Sequential):
-        return _plan_from(_flatten(net), None, False)
+        return _plan_from(_flatten(net), False)
     return None
 
 
@@ -235,10 +241,11 @@ class _Geometry(NamedTuple):
 
 def _wild_type(
     plan: LocalPlan, X: torch.Tensor, fft: bool = False
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[_Geometry], torch.Tensor]:
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[_Geometry], torch.Tensor, torch.Tensor | None]:
     """Inputs of every local layer and of the tail ``[(n, C_i, L_i)]``, each layer's output before its point-wise
     modules (convolutions that :func:`_conv_delta` updates; an empty tensor elsewhere), each layer's padded input
-    (layers that gather their window; empty elsewhere), the layers' geometry and the reference outputs ``(n, T)``.
+    (layers that gather their window; empty elsewhere), the layers' geometry, the reference outputs ``(n, T)`` and
+    the output of ``plan.linear`` (``None`` without one).
 
     ``fft``: convolutions through :func:`~biodl.explain.fast_convs.conv1d_fast` where faster (the FFT's float32
     rounding differs from the direct convolution's, about 1e-7 of the scale).
@@ -263,7 +270,10 @@ def _wild_type(
             raise RuntimeError("local layer geometry mismatch")
         geo.append(_Geometry(lin, lout, right))
         acts.append(h)
-    return acts, raws, padded, geo, plan.tail(h)
+    if plan.linear is None or plan.post is None:
+        return acts, raws, padded, geo, plan.tail(h), None
+    z = plan.linear(h.flatten(1))
+    return acts, raws, padded, geo, plan.post(z), z
 
 
 _TAPS: dict[int, tuple[nn.Conv1d, torch.Tensor]] = {}
@@ -315,6 +325,37 @@ def _conv_delta(
     return raw.unfold(2, w_out, 1)[seq, :, c] + Dw
 
 
+_DENSE: dict[int, tuple[nn.Linear, torch.Tensor]] = {}
+
+
+def _linear_delta(
+    linear: nn.Linear, last: torch.Tensor, zref: torch.Tensor, seq: torch.Tensor, s: torch.Tensor, win: torch.Tensor
+) -> torch.Tensor:
+    """``linear(flatten(x))`` ``(B, out)`` of each wild type ``last[seq[b]]`` ``(n, C, Lf)`` with positions
+    ``[s[b], s[b] + w)`` replaced by ``win[b]`` ``(B, C, w)``: ``zref[seq] + W[:, :, window] · Δ``, one matrix
+    product per distinct window start (weights as ``(Lf, C, out)``, so a window's rows are contiguous)."""
+    C, Lf = last.shape[1], last.shape[2]
+    w = win.shape[-1]
+    hit = _DENSE.get(id(linear))
+    if hit is None or hit[0] is not linear or hit[1].dtype != last.dtype:
+        if len(_DENSE) > 32:
+            _DENSE.clear()
+        Wt = linear.weight.detach().to(last.dtype).view(-1, C, Lf).permute(2, 1, 0).contiguous()
+        _DENSE[id(linear)] = hit = (linear, Wt)
+    Wt = hit[1]
+    delta = (win.to(last.dtype) - last.unfold(2, w, 1)[seq, :, s]).transpose(1, 2).reshape(len(seq), w * C)
+    z = zref.index_select(0, seq)
+    starts = torch.unique(s).tolist()
+    for v in starts:
+        Wv = Wt[v : v + w].reshape(w * C, -1)
+        if len(starts) == 1:
+            z.addmm_(delta, Wv)
+        else:
+            rows = torch.nonzero(s == v)[:, 0]
+            z.index_add_(0, rows, delta.index_select(0, rows) @ Wv)
+    return z
+
+
 def _mutant_outputs(
     plan: LocalPlan,
     acts: list[torch.Tensor],
@@ -324,8 +365,12 @@ def _mutant_outputs(
     seq: torch.Tensor,
     pos: torch.Tensor,
     col: torch.Tensor,
+    zref: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Outputs ``(B, T)`` of mutants: sequence ``seq[b]`` with column ``pos[b]`` replaced by ``col[b]`` ``(B, A)``."""
+    """Outputs ``(B, T)`` of mutants: sequence ``seq[b]`` with column ``pos[b]`` replaced by ``col[b]`` ``(B, A)``.
+
+    ``zref``: the wild types' outputs of ``plan.linear`` (then only the change of its input is multiplied).
+    """
     B = seq.shape[0]
     dev = seq.device
     s = pos  # window start in the current layer's input
@@ -353,6 +398,9 @@ def _mutant_outputs(
         win = _pointwise(layer.after, layer.op(G))
         s = c
     last = acts[-1]
+    if plan.linear is not None and plan.post is not None and zref is not None:
+        y = plan.post(_linear_delta(plan.linear, last, zref, seq, s, win))
+        return (y[:, None] if y.ndim == 1 else y).float().reshape(B, -1)
     full = last.index_select(0, seq)  # (B, C, L), a copy
     idx = (s[:, None] + torch.arange(win.shape[-1], device=dev)[None])[:, None, :].expand(-1, full.shape[1], -1)
     full.scatter_(2, idx, win.to(full.dtype))
@@ -363,7 +411,7 @@ def _mutant_outputs(
 def _strand(plan: LocalPlan, X: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference ``(n, T)`` and mutant outputs ``(n, T, A, L)`` of one strand (reference outside ``[start, end)``)."""
     n, A, L = X.shape
-    acts, raws, padded, geo, ref = _wild_type(plan, X)
+    acts, raws, padded, geo, ref, zref = _wild_type(plan, X)
     ref = (ref[:, None] if ref.ndim == 1 else ref).float()
     T = ref.shape[1]
     out = ref[:, :, None, None].expand(n, T, A, L).clone()
@@ -376,7 +424,7 @@ def _strand(plan: LocalPlan, X: torch.Tensor, start: int, end: int) -> tuple[tor
     rows = max(16, _BUDGET // max(per_row, 1))
     for i in range(0, len(n_idx), rows):
         sq, b, pos = n_idx[i : i + rows], b_idx[i : i + rows], l_idx[i : i + rows]
-        out[sq, :, b, pos] = _mutant_outputs(plan, acts, raws, padded, geo, sq, pos, eye[b])
+        out[sq, :, b, pos] = _mutant_outputs(plan, acts, raws, padded, geo, sq, pos, eye[b], zref)
     return ref, out
 
 
@@ -424,9 +472,9 @@ def local_snv(
         n = len(xb)
         if plan.rc_average:
             xb, p, c = torch.cat([xb, reverse_complement(xb)]), torch.cat([p, L - 1 - p]), torch.cat([c, c.flip(-1)])
-        acts, raws, padded, geo, ref = _wild_type(plan, xb, fft=fft)
+        acts, raws, padded, geo, ref, zref = _wild_type(plan, xb, fft=fft)
         ref = (ref[:, None] if ref.ndim == 1 else ref).float()
-        alt = _mutant_outputs(plan, acts, raws, padded, geo, torch.arange(len(xb), device=xb.device), p, c)
+        alt = _mutant_outputs(plan, acts, raws, padded, geo, torch.arange(len(xb), device=xb.device), p, c, zref)
         if plan.rc_average:
             ref, alt = 0.5 * (ref[:n] + ref[n:]), 0.5 * (alt[:n] + alt[n:])
         refs.append(ref.cpu())
