@@ -27,6 +27,7 @@ and dropout). DeepBind (one convolution → global pooling) has its own faster p
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -211,12 +212,37 @@ def _plan_from(mods: list[nn.Module], rc: bool) -> LocalPlan | None:
     return LocalPlan(tuple(layers), rest, rc, linear, post)
 
 
+_PLANS: dict[int, tuple[weakref.ref[nn.Module], tuple[Any, ...], LocalPlan | None]] = {}
+
+
+def _fingerprint(net: nn.Module) -> tuple[Any, ...] | None:
+    """The versions of every parameter and buffer and every module's mode (``None``: not trackable)."""
+    tensors = [*net.parameters(), *net.buffers()]
+    if any(t.is_inference() for t in tensors):
+        return None
+    return (*(t._version for t in tensors), *(m.training for m in net.modules()))
+
+
 def local_plan(model: Any) -> LocalPlan | None:
     """Describe ``model`` as local layers → global tail, or ``None`` when it has no local convolution.
 
-    Recognised structurally: ``nn.Sequential`` models and biodl's Basset and DeepSEA.
+    Recognised structurally: ``nn.Sequential`` models and biodl's Basset and DeepSEA. Plans (with their
+    folded convolutions, so the FFT spectra too) are reused while the model's tensors and modes are unchanged.
     """
     net = as_module(model)
+    key = _fingerprint(net)
+    hit = _PLANS.get(id(net))
+    if key is not None and hit is not None and hit[0]() is net and hit[1] == key:
+        return hit[2]
+    plan = _build_plan(net)
+    if key is not None:
+        if len(_PLANS) > 8:
+            _PLANS.clear()
+        _PLANS[id(net)] = (weakref.ref(net), key, plan)
+    return plan
+
+
+def _build_plan(net: nn.Module) -> LocalPlan | None:
     from biodl.models.basset import Basset
     from biodl.models.deepsea import DeepSEA
 
