@@ -33,15 +33,15 @@ def _fast_size(n: int) -> int:
         m += 1
 
 
-def conv1d_fast(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor | None:
-    """``conv`` on the padded ``xp`` by :func:`fft_conv1d` where that is expected to beat ``conv1d`` (CPU, float32,
-    stride 1, one group, at least 32 input and output channels, width 7 or more; measured: few input channels,
-    such as a one-hot first layer, run faster directly), else ``None``."""
-    if xp.device.type != "cpu" or xp.dtype != torch.float32 or conv.stride[0] != 1 or conv.groups != 1:
+def conv1d_fast(conv: nn.Conv1d, x: torch.Tensor, pad_left: int = 0, pad_right: int = 0) -> torch.Tensor | None:
+    """``conv`` on ``x`` zero-padded by ``pad_left``/``pad_right`` by :func:`fft_conv1d` where that is expected to
+    beat ``conv1d`` (CPU, float32, stride 1, one group, at least 32 input and output channels, width 7 or more;
+    measured: few input channels, such as a one-hot first layer, run faster directly), else ``None``."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or conv.stride[0] != 1 or conv.groups != 1:
         return None
     cout, cin, k = conv.weight.shape
     if cin >= 32 and cout >= 32 and k >= 7:
-        return fft_conv1d(conv, xp)
+        return fft_conv1d(conv, x, pad_left, pad_right)
     return None
 
 
@@ -65,19 +65,25 @@ def _spectrum(conv: nn.Conv1d, n: int, dtype: torch.dtype) -> torch.Tensor:
     return spec
 
 
-def fft_conv1d(conv: nn.Conv1d, xp: torch.Tensor) -> torch.Tensor:
-    """``conv`` (stride 1, one group) applied to the already padded input ``xp`` ``(B, C, Lp)`` → ``(B, C', Lout)``.
+def fft_conv1d(conv: nn.Conv1d, x: torch.Tensor, pad_left: int = 0, pad_right: int = 0) -> torch.Tensor:
+    """``conv`` (stride 1, one group, its own padding ignored) on ``x`` ``(B, C, Lin)`` zero-padded by ``pad_left`` and
+    ``pad_right`` → ``(B, C', Lout)``, as ``F.conv1d(F.pad(x, (pad_left, pad_right)), W, b, dilation=d)``.
 
-    ``Lout = Lp - K + 1`` with ``K = (k - 1) × dilation + 1``, as ``F.conv1d(xp, W, b, dilation=d)``.
+    ``Lout = Lin + pad_left + pad_right - K + 1`` with ``K = (k - 1) × dilation + 1``. The padding is never
+    materialised: the FFT's own zero extension provides it (``n >= Lin + max(pad_left, pad_right)``), and the
+    bias enters as the zero-frequency term.
     """
-    Lp = xp.shape[-1]
     span = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
-    lout = Lp - span + 1
-    n = _fast_size(Lp)
-    spec = _spectrum(conv, n, xp.dtype)
-    Xf = torch.fft.rfft(xp, n=n).permute(2, 0, 1)  # (nb, B, C)
+    if pad_left > span - 1:  # the first kept output would lie before the input: pad explicitly
+        x = torch.nn.functional.pad(x, (pad_left, pad_right))
+        pad_left = pad_right = 0
+    lin = x.shape[-1]
+    lout = lin + pad_left + pad_right - span + 1
+    n = _fast_size(lin + max(pad_left, pad_right))
+    spec = _spectrum(conv, n, x.dtype)
+    Xf = torch.fft.rfft(x, n=n).permute(2, 0, 1)  # (nb, B, C)
     Yf = torch.matmul(Xf, spec)  # (nb, B, C')
-    y = torch.fft.irfft(Yf.permute(1, 2, 0), n=n)[..., span - 1 : span - 1 + lout]
     if conv.bias is not None:
-        y = y + conv.bias.to(y.dtype)[:, None]
-    return y.contiguous()
+        Yf[0] += conv.bias.to(x.dtype) * n  # a constant output: the zero-frequency term (irfft divides by n)
+    m0 = span - 1 - pad_left
+    return torch.fft.irfft(Yf.permute(1, 2, 0), n=n)[..., m0 : m0 + lout].contiguous()

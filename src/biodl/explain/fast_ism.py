@@ -162,15 +162,23 @@ def _folded(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d | None:
 
 
 def _simplified(layers: list[LocalLayer]) -> list[LocalLayer]:
-    """The same functions with fewer element-wise passes: eval batch norms folded into the convolution before them,
-    and a ReLU before a max pooling moved after it (``max ∘ relu = relu ∘ max``, exactly)."""
+    """The same functions with fewer element-wise passes: zero padding merged into the next layer, eval batch norms
+    folded into the convolution before them, and a ReLU before a max pooling moved after it (``max ∘ relu = relu ∘
+    max``, exactly)."""
     out: list[LocalLayer] = []
     for layer in layers:
+        prev = out[-1] if out else None
+        if (
+            prev is not None and prev.conv is None and prev.span == 1 and prev.stride == 1 and not prev.after
+            and prev.fill == 0.0 and (layer.fill == 0.0 or not (layer.pad_left or layer.pad_right))
+        ):  # fmt: skip  # zero padding, then a layer: one layer with the padding
+            out.pop()
+            layer = layer._replace(pad_left=layer.pad_left + prev.pad_left, pad_right=layer.pad_right + prev.pad_right, fill=0.0)
         if layer.conv is not None and layer.after and isinstance(layer.after[0], nn.BatchNorm1d):
             conv = _folded(layer.conv, layer.after[0])
             local = _as_local(conv) if conv is not None else None
             if local is not None:
-                layer = local._replace(after=layer.after[1:])
+                layer = local._replace(after=layer.after[1:], pad_left=layer.pad_left, pad_right=layer.pad_right, fill=layer.fill)
         out.append(layer)
     for i in range(len(out) - 1):
         after, nxt = out[i].after, out[i + 1]
@@ -286,8 +294,10 @@ def _wild_type(
         lin = h.shape[-1]
         right = layer.pad_right
         lout = (lin + layer.pad_left + right - layer.span) // layer.stride + 1
-        hp = F.pad(h, (layer.pad_left, right), value=layer.fill) if (layer.pad_left or right) else h
-        got = conv1d_fast(layer.conv, hp) if fft and layer.conv is not None else None
+        got = conv1d_fast(layer.conv, h, layer.pad_left, right) if fft and layer.conv is not None else None
+        hp = h
+        if got is None and (layer.pad_left or right):
+            hp = F.pad(h, (layer.pad_left, right), value=layer.fill)
         raw = got if got is not None else layer.op(hp)
         raws.append(raw if layer.conv is not None else none)
         padded.append(hp if layer.conv is None else none)
@@ -469,7 +479,7 @@ def local_ism(plan: LocalPlan, X: torch.Tensor, start: int, end: int, device: to
 
 def local_snv(
     plan: LocalPlan, X: torch.Tensor, pos: torch.Tensor, col: torch.Tensor, device: torch.device, *, fft: bool = True,
-    chunk: int = 32,
+    chunk: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Reference and alternative outputs ``(N, T)`` of single-column changes: ``X[i]`` with column ``pos[i]`` set to ``col[i]``.
 
