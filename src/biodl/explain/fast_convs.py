@@ -16,6 +16,9 @@ from torch import nn
 
 __all__ = ["conv1d_fast", "fft_conv1d"]
 
+#: ``False``: :func:`conv1d_fast` always declines (direct convolutions, the model's own arithmetic; slower).
+ENABLED = True
+
 #: Kernel spectra per convolution and FFT length: ``(conv, weight version, n) → (n // 2 + 1, C, C')``.
 _SPECTRA: dict[tuple[int, int], tuple[nn.Conv1d, int, torch.Tensor]] = {}
 
@@ -37,7 +40,7 @@ def conv1d_fast(conv: nn.Conv1d, x: torch.Tensor, pad_left: int = 0, pad_right: 
     """``conv`` on ``x`` zero-padded by ``pad_left``/``pad_right`` by :func:`fft_conv1d` where that is expected to
     beat ``conv1d`` (CPU, float32, stride 1, one group, at least 32 input and output channels, width 7 or more;
     measured: few input channels, such as a one-hot first layer, run faster directly), else ``None``."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or conv.stride[0] != 1 or conv.groups != 1:
+    if not ENABLED or x.device.type != "cpu" or x.dtype != torch.float32 or conv.stride[0] != 1 or conv.groups != 1:
         return None
     cout, cin, k = conv.weight.shape
     if cin >= 32 and cout >= 32 and k >= 7:

@@ -312,6 +312,26 @@ def _wild_type(
     return acts, raws, padded, geo, plan.post(z), z
 
 
+def _windows(a: torch.Tensor, seq: torch.Tensor, start: torch.Tensor, w: int) -> torch.Tensor:
+    """``a[seq[b], :, start[b] : start[b] + w]`` ``(B, C, w)`` of ``a`` ``(n, C, L)`` (read only: may be a view).
+
+    Few distinct starts (variants: one per strand) take one slice each, not an element-wise gather.
+    """
+    starts = torch.unique(start)
+    if len(starts) > 8:
+        return a.unfold(2, w, 1)[seq, :, start]
+    if len(starts) == 1:
+        v = int(starts[0])
+        if len(seq) == a.shape[0] and bool((seq == torch.arange(len(seq), device=seq.device)).all()):
+            return a[:, :, v : v + w]
+        return a[:, :, v : v + w].index_select(0, seq)
+    out = a.new_empty(len(seq), a.shape[1], w)
+    for v in starts.tolist():
+        rows = torch.nonzero(start == v)[:, 0]
+        out[rows] = a[:, :, v : v + w].index_select(0, seq.index_select(0, rows))
+    return out
+
+
 _TAPS: dict[int, tuple[nn.Conv1d, torch.Tensor]] = {}
 
 
@@ -340,7 +360,7 @@ def _conv_delta(
     W = conv.weight.to(win.dtype)
     cout = W.shape[0]
     d, span, P = conv.dilation[0], layer.span, layer.pad_left
-    base = a.unfold(2, w_in, 1)[seq, :, s]  # (B, Cin, w_in)
+    base = _windows(a, seq, s, w_in)  # (B, Cin, w_in)
     # tap j of input t lands on output offset t + span - 1 - j d: a transposed convolution with the flipped kernel
     B, cin, _ = win.shape
     k = W.shape[-1]
@@ -358,7 +378,7 @@ def _conv_delta(
         Dp = F.pad(D, (w_out + full, w_out + full))
         idx = (shift + w_out + full)[:, None] + torch.arange(w_out, device=win.device)[None]
         Dw = Dp.gather(2, idx[:, None, :].expand(-1, cout, -1))
-    return raw.unfold(2, w_out, 1)[seq, :, c] + Dw
+    return _windows(raw, seq, c, w_out) + Dw
 
 
 _DENSE: dict[int, tuple[nn.Linear, torch.Tensor]] = {}
@@ -379,7 +399,7 @@ def _linear_delta(
         Wt = linear.weight.detach().to(last.dtype).view(-1, C, Lf).permute(2, 1, 0).contiguous()
         _DENSE[id(linear)] = hit = (linear, Wt)
     Wt = hit[1]
-    delta = (win.to(last.dtype) - last.unfold(2, w, 1)[seq, :, s]).transpose(1, 2).reshape(len(seq), w * C)
+    delta = (win.to(last.dtype) - _windows(last, seq, s, w)).transpose(1, 2).reshape(len(seq), w * C)
     z = zref.index_select(0, seq)
     starts = torch.unique(s).tolist()
     for v in starts:
@@ -423,7 +443,7 @@ def _mutant_outputs(
             continue
         w_need = (w_out - 1) * S + K
         gstart = c * S  # in padded input coordinates (input position + P)
-        G = ap.unfold(2, w_need, 1)[seq, :, gstart]  # (B, C, w_need) wild-type context
+        G = _windows(ap, seq, gstart, w_need)  # (B, C, w_need) wild-type context
         rel = (gstart - P - s)[:, None] + torch.arange(w_need, device=dev)[None]  # index into the mutant window
         inside = (rel >= 0) & (rel < w_in)
         if w_in == 1:
