@@ -27,6 +27,7 @@ def _basset(length: int, rc: bool, outputs: int = 3) -> nn.Module:
     with torch.no_grad():  # non-trivial batch-norm statistics (folded into the convolutions by the plan)
         for m in net.modules():
             if isinstance(m, nn.BatchNorm1d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.normal_(0.0, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(-1.5, 1.5)  # negative scales too
@@ -131,7 +132,7 @@ def test_variant_scores_of_a_deep_cnn_equal_window_by_window(tmp_path: Path, mon
     g = Genome(fa)
     wins = [variant_windows(g, r.chrom, r.pos, r.ref, r.alt, L) for r in table.itertuples()]
     for allele, k in (("ref", 0), ("alt", 1)):
-        codes = np.stack([CODES[np.frombuffer(w[k].encode("ascii"), np.uint8)] for w in wins])
+        codes = np.stack([CODES[np.frombuffer(str(w[k]).encode("ascii"), np.uint8)] for w in wins])
         want = _plain(model, one_hot(codes, "zero")).double().numpy()
         for t in range(3):
             np.testing.assert_allclose(res.table[f"{allele}_t{t}"], want[:, t], atol=1e-5, rtol=0)

@@ -211,13 +211,11 @@ def _plan_from(mods: list[nn.Module], rc: bool) -> LocalPlan | None:
         return None
     layers = _simplified(layers)
     rest = nn.Sequential(*mods[i:])
-    linear, post = None, None
-    if (
-        len(mods) > i + 1 and isinstance(mods[i], nn.Flatten) and mods[i].start_dim == 1 and mods[i].end_dim == -1
-        and isinstance(mods[i + 1], nn.Linear)
-    ):  # fmt: skip
-        linear, post = mods[i + 1], nn.Sequential(*mods[i + 2 :])
-    return LocalPlan(tuple(layers), rest, rc, linear, post)
+    nxt = mods[i + 1] if len(mods) > i + 1 else None
+    flat = mods[i] if i < len(mods) else None
+    if isinstance(flat, nn.Flatten) and flat.start_dim == 1 and flat.end_dim == -1 and isinstance(nxt, nn.Linear):
+        return LocalPlan(tuple(layers), rest, rc, nxt, nn.Sequential(*mods[i + 2 :]))
+    return LocalPlan(tuple(layers), rest, rc)
 
 
 _PLANS: dict[int, tuple[weakref.ref[nn.Module], tuple[Any, ...], LocalPlan | None]] = {}
