@@ -368,15 +368,33 @@ def _conv_delta(
         off = span - 1 - j * d
         D[:, off : off + w_in] += Y[:, :, j]
     D = D.transpose(1, 2)  # (B, C', w_in + span - 1) from o_lo = s + P - span + 1
-    shift = c - (s + P - span + 1)
-    full = D.shape[-1]
-    if w_out == full and not bool(shift.any()):
-        Dw = D
-    else:  # windows clamped at the ends: shift each row's changes into its window (zeros outside)
+    return _windows(raw, seq, c, w_out) + _shifted(D, c - (s + P - span + 1), w_out)
+
+
+def _shifted(D: torch.Tensor, shift: torch.Tensor, w_out: int) -> torch.Tensor:
+    """``out[b, :, t] = D[b, :, shift[b] + t]`` ``(B, C, w_out)``, zero where that lies outside ``D`` ``(B, C, full)``.
+
+    One slice per distinct shift when there are few (interior windows share one), else one gather.
+    """
+    B, cout, full = D.shape
+    shifts = torch.unique(shift)
+    if len(shifts) == 1 and int(shifts[0]) == 0 and w_out == full:
+        return D
+    if len(shifts) > 8:
         Dp = F.pad(D, (w_out + full, w_out + full))
-        idx = (shift + w_out + full)[:, None] + torch.arange(w_out, device=win.device)[None]
-        Dw = Dp.gather(2, idx[:, None, :].expand(-1, cout, -1))
-    return _windows(raw, seq, c, w_out) + Dw
+        idx = (shift + w_out + full)[:, None] + torch.arange(w_out, device=D.device)[None]
+        return Dp.gather(2, idx[:, None, :].expand(-1, cout, -1))
+    out = D.new_zeros(B, cout, w_out)
+    for v in shifts.tolist():
+        lo, hi = max(0, -v), min(w_out, full - v)
+        if hi <= lo:
+            continue
+        if len(shifts) == 1:
+            out[:, :, lo:hi] = D[:, :, v + lo : v + hi]
+        else:
+            rows = torch.nonzero(shift == v)[:, 0]
+            out[rows, :, lo:hi] = D.index_select(0, rows)[:, :, v + lo : v + hi]
+    return out
 
 
 _DENSE: dict[int, tuple[nn.Linear, torch.Tensor]] = {}
@@ -429,13 +447,28 @@ def _mutant_outputs(
     dev = seq.device
     s = pos  # window start in the current layer's input
     win = col[:, :, None].to(acts[0].dtype)  # (B, C, w)
-    for layer, g, a, raw, ap in zip(plan.layers, geo, acts, raws, padded, strict=False):
+    layers = plan.layers
+    ready: torch.Tensor | None = None  # the next layer's output window start when ``win`` is exactly its input
+    for i, (layer, g, a, raw, ap) in enumerate(zip(layers, geo, acts, raws, padded, strict=False)):
+        if ready is not None:  # the convolution below computed this pooling's whole input window
+            win, s, ready = _pointwise(layer.after, layer.op(win)), ready, None
+            continue
         w_in = win.shape[-1]
         K, S, P = layer.span, layer.stride, layer.pad_left
         w_out = min(g.lout, (w_in + K - 2) // S + 1)
         o_lo = -torch.div(-(s + P - K + 1), S, rounding_mode="floor")  # ceil
         c = o_lo.clamp(0, g.lout - w_out)
         if layer.conv is not None:
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if nxt is not None and nxt.conv is None and nxt.span > 1 and not (nxt.pad_left or nxt.pad_right):
+                # compute the convolution on the next (unpadded) layer's whole input window: no merge with the wild type
+                g2, K2, S2 = geo[i + 1], nxt.span, nxt.stride
+                w2 = min(g2.lout, (w_out + K2 - 2) // S2 + 1)
+                c2 = (-torch.div(-(c - K2 + 1), S2, rounding_mode="floor")).clamp(0, g2.lout - w2)
+                w_need = (w2 - 1) * S2 + K2
+                win = _conv_delta(layer, layer.conv, a, raw, g, seq, s, win, c2 * S2, w_need)
+                win, s, ready = _pointwise(layer.after, win), c2 * S2, c2
+                continue
             win = _pointwise(layer.after, _conv_delta(layer, layer.conv, a, raw, g, seq, s, win, c, w_out))
             s = c
             continue
