@@ -12,7 +12,11 @@ included, which it attempts only for jobs it expects to take over 30 s), with a 
 runs on the CPU with the same number of threads (``--threads``, default 1: on a shared machine more
 threads mostly measure the neighbours); biodl's time is the median of ``--repeats`` runs.
 
-Run: ``.venv/bin/python benchmarks/ism.py`` (a few minutes); writes ``benchmarks/results/ism.{json,md}``.
+biodl and each tangermeme setting are timed in alternating rounds (a change of the shared machine's
+load hits both alike); the load average and the command are written with the results.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/ism.py --sequences 100`` (a few minutes); writes
+``benchmarks/results/ism.{json,md}``.
 tangermeme is installed from PyPI by this script when missing (it is not a biodl dependency).
 """
 

@@ -10,7 +10,15 @@ the windows with ``tangermeme.io.extract_loci`` and scores them with ``substitut
 default batch size and at 1024, the faster being the reference. biodl's time is the median of
 ``--repeats`` runs; everything runs on the CPU with ``--threads`` threads.
 
-Run: ``.venv/bin/python benchmarks/variants.py`` (a few minutes); writes ``benchmarks/results/variants.{json,md}``.
+For Basset, biodl scores each SNV with one wild-type pass per window and strand (its wide
+convolutions through the FFT) plus the alternative allele's changed windows only
+(``biodl.explain.fast_ism.local_snv``); the run also times the same path with the model's own
+convolutions (``biodl.explain.fast_convs.ENABLED = False``). biodl, biodl with direct
+convolutions and each tangermeme setting are timed in alternating rounds, so that a change of
+the shared machine's load hits them alike; the load average is written with the results.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/variants.py --basset-variants 400`` (a few minutes); writes
+``benchmarks/results/variants.{json,md}``.
 """
 
 from __future__ import annotations
