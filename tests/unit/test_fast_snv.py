@@ -136,3 +136,19 @@ def test_variant_scores_of_a_deep_cnn_equal_window_by_window(tmp_path: Path, mon
         want = _plain(model, one_hot(codes, "zero")).double().numpy()
         for t in range(3):
             np.testing.assert_allclose(res.table[f"{allele}_t{t}"], want[:, t], atol=1e-5, rtol=0)
+
+
+def test_cached_plan_follows_weight_changes() -> None:
+    """Plans (folded convolutions, FFT spectra) are reused per model, and rebuilt when its weights change."""
+    model = _basset(60, True)
+    X = random_onehot(4, 60, seed=3)
+    pos, col = torch.tensor([0, 20, 40, 59]), torch.eye(4)[torch.tensor([1, 2, 3, 0])]
+    plan = local_plan(model)
+    assert plan is not None and local_plan(model) is plan
+    with torch.no_grad():
+        model.conv[0][1].weight.mul_(1.5)  # the first convolution, in place
+    new_plan = local_plan(model)
+    assert new_plan is not None and new_plan is not plan
+    with torch.inference_mode():
+        ref, _ = local_snv(new_plan, X, pos, col, torch.device("cpu"))
+    torch.testing.assert_close(ref, _plain(model, X), atol=1e-5, rtol=0)

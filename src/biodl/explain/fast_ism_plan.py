@@ -199,7 +199,8 @@ def _plan_from(mods: list[nn.Module], rc: bool) -> LocalPlan | None:
     return LocalPlan(tuple(layers), rest, rc)
 
 
-_PLANS: dict[int, tuple[weakref.ref[nn.Module], tuple[Any, ...], LocalPlan | None]] = {}
+#: Plans per model (entries go with the model): ``model → (fingerprint, plan)``; plans hold no reference to the model.
+_PLANS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], LocalPlan | None]] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(net: nn.Module) -> tuple[Any, ...] | None:
@@ -218,14 +219,12 @@ def local_plan(model: Any) -> LocalPlan | None:
     """
     net = as_module(model)
     key = _fingerprint(net)
-    hit = _PLANS.get(id(net))
-    if key is not None and hit is not None and hit[0]() is net and hit[1] == key:
-        return hit[2]
+    hit = _PLANS.get(net)
+    if key is not None and hit is not None and hit[0] == key:
+        return hit[1]
     plan = _build_plan(net)
     if key is not None:
-        if len(_PLANS) > 8:
-            _PLANS.clear()
-        _PLANS[id(net)] = (weakref.ref(net), key, plan)
+        _PLANS[net] = (key, plan)
     return plan
 
 
