@@ -12,7 +12,11 @@ included, which it attempts only for jobs it expects to take over 30 s), with a 
 runs on the CPU with the same number of threads (``--threads``, default 1: on a shared machine more
 threads mostly measure the neighbours); biodl's time is the median of ``--repeats`` runs.
 
-Run: ``.venv/bin/python benchmarks/ism.py`` (a few minutes); writes ``benchmarks/results/ism.{json,md}``.
+biodl and each tangermeme setting are timed in alternating rounds (a change of the shared machine's
+load hits both alike); the load average and the command are written with the results.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/ism.py --sequences 100`` (a few minutes); writes
+``benchmarks/results/ism.{json,md}``.
 tangermeme is installed from PyPI by this script when missing (it is not a biodl dependency).
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import subprocess
 import sys
@@ -68,9 +73,7 @@ def _model(arch: str, length: int) -> Any:
     ).eval().to(torch.float32)  # fmt: skip
 
 
-def run_case(
-    arch: str, length: int, n: int, repeats: int, seed: int, plain_max: int = 0, tm_repeats: int = 1
-) -> dict[str, Any]:
+def run_case(arch: str, length: int, n: int, repeats: int, seed: int, plain_max: int = 0, tm_repeats: int = 1) -> dict[str, Any]:
     import torch
 
     from biodl.explain import saturation_mutagenesis
@@ -81,8 +84,6 @@ def run_case(
     g = torch.Generator().manual_seed(seed)
     X = torch.nn.functional.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).permute(0, 2, 1).float()
     saturation_mutagenesis(model, X[:2], raw_outputs=True)  # warm-up: loads (or compiles, once) the numba kernel
-    t_fast, ours = _median(lambda: saturation_mutagenesis(model, X, raw_outputs=True), repeats)
-    assert ours.fast, "the fast mode was not used"
     t_plain = None
     if arch == "deepbind" and length <= plain_max:
         t_plain, _ = _median(lambda: saturation_mutagenesis(model, X, raw_outputs=True, fast=False), 1)
@@ -91,9 +92,8 @@ def run_case(
         settings["tangermeme batch_size=1024"] = {"batch_size": 1024}
     else:
         settings["tangermeme fastISM forced"] = {"force": True}
-    tm_times: dict[str, float] = {}
-    diffs: dict[str, float] = {}
-    for label, kwargs in settings.items():
+
+    def tangermeme_run(kwargs: dict[str, Any]) -> tuple[float, Any]:
         kw = dict(kwargs)
         old_min = tm._FAST_MIN_SECONDS
         if kw.pop("force", False):
@@ -101,12 +101,28 @@ def run_case(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t, (y0, y_hat) = _median(
-                    lambda kw=kw: tm.saturation_mutagenesis(model, X, raw_outputs=True, device="cpu", **kw), tm_repeats
-                )
+                return _median(lambda: tm.saturation_mutagenesis(model, X, raw_outputs=True, device="cpu", **kw), 1)
         finally:
             tm._FAST_MIN_SECONDS = old_min
-        tm_times[label] = t
+
+    # rounds: biodl, then each tangermeme setting, so that a change of the machine's load hits both tools alike
+    ours_runs: list[float] = []
+    tm_runs: dict[str, list[float]] = {label: [] for label in settings}
+    tm_out: dict[str, Any] = {}
+    ours = None
+    for r in range(max(repeats, tm_repeats)):
+        if r < repeats:
+            t, ours = _median(lambda: saturation_mutagenesis(model, X, raw_outputs=True), 1)
+            ours_runs.append(t)
+        if r < tm_repeats:
+            for label, kwargs in settings.items():
+                t, tm_out[label] = tangermeme_run(kwargs)
+                tm_runs[label].append(t)
+    assert ours is not None and ours.fast, "the fast mode was not used"
+    t_fast = statistics.median(ours_runs)
+    tm_times = {label: statistics.median(v) for label, v in tm_runs.items()}
+    diffs: dict[str, float] = {}
+    for label, (y0, y_hat) in tm_out.items():
         diffs[label] = float((y_hat.permute(0, 3, 1, 2).float() - ours.mutants).abs().max())
         assert torch.allclose(y0.float(), ours.reference, atol=1e-4)
     best_label = min(tm_times, key=lambda k: tm_times[k])
@@ -116,8 +132,10 @@ def run_case(
         "sequences": n,
         "mutants": n * length * 3,
         "biodl_fast_s": t_fast,
+        "biodl_runs_s": ours_runs,
         "biodl_plain_s": t_plain,
         "tangermeme_s": tm_times,
+        "tangermeme_runs_s": tm_runs,
         "tangermeme_best": best_label,
         "ratio": tm_times[best_label] / t_fast,
         "mutants_per_s": n * length * 3 / t_fast,
@@ -141,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
     jobs = [("deepbind", length, args.sequences) for length in args.lengths]
     jobs += [("cnn", args.cnn[0], args.cnn[1]), ("basset", args.basset[0], args.basset[1])]
     names = {"deepbind": "DeepBind default", "cnn": "two-conv CNN + max pool", "basset": "Basset (paper layers)"}
@@ -162,16 +181,23 @@ def main(argv: list[str] | None = None) -> int:
         ])  # fmt: skip
     passed = all(c["ratio"] >= c["target"] for c in cases)
     ratios = ", ".join(f"{c['ratio']:.1f}x" for c in cases)
+    load_end = os.getloadavg()
+    command = "PYTHONPATH=src .venv/bin/python benchmarks/ism.py " + " ".join(sys.argv[1:] if argv is None else argv)
     notes = (
         f"CPU, {args.threads} thread(s), tangermeme {tangermeme.__version__}, biodl median of {args.repeats}, tangermeme median "
-        f"of {args.tm_repeats} per setting, in one process. Ratio = the fastest tangermeme setting / biodl fast mode. "
+        f"of {args.tm_repeats} per setting, in one process, timed in alternating rounds (biodl, then each tangermeme "
+        "setting). Ratio = the fastest tangermeme setting / biodl fast mode. "
         "Targets (>= 10x DeepBind, >= 3x the "
         f"CNNs): {'PASS' if passed else 'FAIL'} ({ratios}). Both return every "
-        "mutant's raw output; the last column is the largest difference between them."
+        "mutant's raw output; the last column is the largest difference between them. "
+        f"Load average (1, 5, 15 min) at the start {', '.join(f'{v:.1f}' for v in load_start)}, at the end "
+        f"{', '.join(f'{v:.1f}' for v in load_end)} (a shared 2-core machine; other jobs ran under nice). "
+        f"Command: `{command}`."
     )
     write_results(
         "ism",
-        {"settings": vars(args), "cases": cases, "passed": passed},
+        {"settings": vars(args), "cases": cases, "passed": passed, "loadavg_start": load_start, "loadavg_end": load_end,
+         "command": command},
         ["case", "sequences", "mutants", "biodl fast (s)", "biodl plain (s)", "tangermeme (s)", "biodl mutants/s",
          "speed-up", "max |diff|"],
         rows,

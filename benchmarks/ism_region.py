@@ -15,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/ism_region.py``; writes ``benchmarks/results/
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
     names = {"deepbind": "DeepBind default, 101 bp window", "cnn": "two-conv CNN + max pool, 1000 bp window"}
     cases, rows = [], []
     for arch, L in (("deepbind", 101), ("cnn", 1000)):
@@ -141,10 +143,18 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU, {args.threads} thread(s), tangermeme {tangermeme.__version__}; medians of {args.repeats} (biodl) and "
         f"{args.tm_repeats} (tangermeme, per setting) runs in one process. Windows start every L/2 bases; each position "
         "is mutated once, in its most central window, by both tools (same windows, same spans). Ratio = the faster "
-        "tangermeme setting / biodl."
+        "tangermeme setting / biodl. "
+    )
+    load_end = os.getloadavg()
+    command = "PYTHONPATH=src .venv/bin/python benchmarks/ism_region.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    notes += (
+        f"Load average (1, 5, 15 min) at the start {', '.join(f'{v:.1f}' for v in load_start)}, at the end "
+        f"{', '.join(f'{v:.1f}' for v in load_end)} (a shared 2-core machine; other jobs ran under nice). "
+        f"Command: `{command}`."
     )
     write_results(
-        "ism_region", {"settings": vars(args), "cases": cases},
+        "ism_region", {"settings": vars(args), "cases": cases, "loadavg_start": load_start, "loadavg_end": load_end,
+                       "command": command},
         ["case", "windows", "mutants", "biodl (s)", "tangermeme (s)", "biodl mutants/s", "tangermeme mutants/s",
          "speed-up", "max |diff|"],
         rows, notes,

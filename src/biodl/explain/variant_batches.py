@@ -49,31 +49,20 @@ def _snv_alt_fast(
     """Reference and alternative outputs of SNVs by fast ISM at each variant's own position, or ``None``.
 
     The alternative window differs from the reference in one column, so (for deep convolutional
-    stacks, see :mod:`biodl.explain.fast_ism`) only the windows of each layer that column reaches
-    are recomputed: the alternative allele costs a fraction of a forward pass. Variants are
-    grouped by their position in the window.
+    stacks, see :mod:`biodl.explain.fast_ism`) each window's wild type runs once (wide convolutions
+    by the FFT) and only the windows of each layer that the column reaches are recomputed for the
+    alternative: one reference pass plus a small update per variant and strand, both strands in
+    the same batch.
     """
-    from biodl.explain.fast_ism import local_ism, local_plan
+    from biodl.explain.fast_ism import local_plan, local_snv
 
     # one convolution before global pooling (DeepBind): a window is a large part of the forward pass, no gain
     plan = local_plan(net)
     if plan is None or len(plan.layers) < 3:
         return None
-    n = len(X_ref)
-    refs = torch.empty(0)
-    alts = torch.empty(0)
+    col = torch.eye(X_ref.shape[1], dtype=X_ref.dtype)[torch.from_numpy(np.asarray(alt_code)).long()]
     with evaluating(net), torch.inference_mode(), autocast_context(device, False):
-        for c in np.unique(centre).tolist():
-            rows = np.flatnonzero(centre == c)
-            xb = X_ref[rows]
-            ref, out = local_ism(plan, xb, c, c + 1, device)
-            alt = out[torch.arange(len(rows)), :, torch.from_numpy(alt_code[rows]).long(), c]
-            if refs.numel() == 0:
-                refs = torch.empty((n, ref.shape[1]))
-                alts = torch.empty((n, ref.shape[1]))
-            refs[torch.from_numpy(rows)] = ref.float()
-            alts[torch.from_numpy(rows)] = alt.float()
-    return refs, alts
+        return local_snv(plan, X_ref, torch.from_numpy(np.asarray(centre)).long(), col, device)
 
 
 def _conv_pool_all(
