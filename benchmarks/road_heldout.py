@@ -90,6 +90,51 @@ def run_fold(args: argparse.Namespace) -> None:
     print(json.dumps({k: doc[k] for k in ("fold", "test", "seconds")}, default=str), flush=True)
 
 
+def probe(args: argparse.Namespace) -> None:
+    """A partial run's proxy: the last checkpoint of inner selection fold 0 of outer fold ``args.fold`` (trained on
+    3/4 of the outer fold's training images, no validation rows) scored on the outer fold's test images at the
+    fixed threshold 0.5 and at 0.35 (nothing chosen on them), with the model's dihedral test-time augmentation."""
+    import numpy as np
+    import torch
+
+    from biodl.config import ExperimentConfig
+    from biodl.data.splits import Split
+    from biodl.experiment.load import load_inputs
+    from biodl.experiment.prepare import fit_preprocessing
+    from biodl.experiment.select_cv import fold_rows
+    from biodl.metrics import compute_metrics
+    from biodl.models import build_model
+    from biodl.models.outputs import predict_outputs
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    cfg = ExperimentConfig.from_dict(config(args))
+    cfg, inputs = load_inputs(cfg)
+    split = json.loads((work / "splits.json").read_text())["folds"][args.fold]
+    index = {str(i): n for n, i in enumerate(inputs.data.ids)}
+    rows = np.sort([index[i] for i in split["train_ids"] + split["val_ids"]])
+    test = np.sort([index[i] for i in split["test_ids"]])
+    held = fold_rows(rows, cfg.train.select_folds, cfg.train.seed, inputs.data.groups)[0]
+    none = np.zeros(0, np.int64)
+    prepared = fit_preprocessing(cfg, inputs, Split(np.setdiff1d(rows, held), none, none, "probe"))
+    ckpt = torch.load(work / f"fold_{args.fold}" / "selection" / "fold_0" / "checkpoints" / "last.ckpt",
+                      map_location="cpu", weights_only=False)  # fmt: skip
+    params = {**cfg.model.params(), **inputs.modality.model_params()}
+    model = build_model(str(cfg.model.name), prepared.in_shape, inputs.targets.num_outputs, params)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    model.eval()
+    assert prepared.X is not None
+    p = predict_outputs(model, prepared.X[test], "segmentation", batch_size=2)
+    y = np.asarray(inputs.targets.y)[test]
+    out = {"outer_fold": args.fold, "epoch": ckpt["epoch"], "train_images": int(len(rows) - len(held)),
+           "test_images": [str(inputs.data.ids[i]) for i in test]}  # fmt: skip
+    for t in (0.5, 0.35):
+        m = compute_metrics("segmentation", y, (p > t).astype(np.float32), metrics=["patch_f1", "dice"])
+        out[f"threshold_{t}"] = {k: float(m[k]) for k in ("patch_f1", "dice")}
+    (work / f"probe_fold_{args.fold}.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out))
+
+
 def summary(args: argparse.Namespace) -> None:
     """Pool the finished folds into ``benchmarks/results/<name>.{json,md}``."""
     import numpy as np
@@ -152,12 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default="/tmp/road_heldout")
     p.add_argument("--summary", action="store_true", help="pool the finished folds into benchmarks/results")
+    p.add_argument("--probe", action="store_true", help="score a partial run's inner fold-0 checkpoint (see probe())")
     p.add_argument("--name", default="road_heldout")
     p.add_argument("--command", default="", help="the train commands, recorded in the result files")
     p.add_argument("--notes", default="")
     args = p.parse_args(argv)
     if args.summary:
         summary(args)
+    elif args.probe:
+        probe(args)
     else:
         run_fold(args)
 

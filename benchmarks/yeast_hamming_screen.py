@@ -15,6 +15,8 @@ Variants (each one flag of ``--variants``):
 * ``members10``: 10 members;
 * ``deep`` / ``wide``: hidden layers ``[512, 256]`` / ``[1024]`` (same dropout);
 * ``noise1`` / ``noise3``: Gaussian noise of sd 0.1 / 0.3 added to the standardised inputs while training;
+* ``refit_noise3``: both;
+* ``recipe_seeds``: the recipe with other member seeds (100-104): the seed-to-seed noise of the comparison;
 * ``rf``: a random forest (500 trees, multi-output), fitted on the training rows (the run's baseline kind).
 
 Test rows are scored, never used for a choice. Writes one JSON line per (variant, fold) to ``--out``.
@@ -133,23 +135,52 @@ def run(variant: str, X: np.ndarray, Y: np.ndarray, split: Any) -> dict[str, Any
         Xs = standardise(X, tr)
     k = 10 if variant == "members10" else 5
     hidden = {"deep": (512, 256), "wide": (1024,)}.get(variant, (256,))
-    noise = {"noise1": 0.1, "noise3": 0.3}.get(variant, 0.0)
+    noise = {"noise1": 0.1, "noise3": 0.3, "refit_noise3": 0.3}.get(variant, 0.0)
+    offset = 100 if variant == "recipe_seeds" else 0
     nets, epochs, refits = [], [], []
     for m in range(k):
-        net, e, lrs = member(Xs, Y, tr, va, seed=m, hidden=hidden, noise=noise)
+        net, e, lrs = member(Xs, Y, tr, va, seed=m + offset, hidden=hidden, noise=noise)
         nets.append(net)
         epochs.append(e)
-        if variant == "refit":
+        if variant.startswith("refit"):
             alltr = np.concatenate([tr, va])
             Xr = standardise(X, alltr)
-            refits.append(member(Xr, Y, alltr, None, seed=m, lrs=lrs)[0])
+            refits.append(member(Xr, Y, alltr, None, seed=m, lrs=lrs, hidden=hidden, noise=noise)[0])
     out: dict[str, Any] = {"epochs": epochs, "val": scores(Y[va], predict(nets, Xs, va))}
-    if variant == "refit":
+    if variant.startswith("refit"):
         out["test"] = scores(Y[te], predict(refits, standardise(X, np.concatenate([tr, va])), te))
         out["test_first"] = scores(Y[te], predict(nets, Xs, te))
     else:
         out["test"] = scores(Y[te], predict(nets, Xs, te))
     return out
+
+
+def summarise(files: list[Path], command: str, notes: str) -> None:
+    """Per-variant, per-fold test Hamming / AP of the JSON lines in ``files`` → ``results/yeast_hamming_screen.*``."""
+    import os
+    import platform
+
+    from _common import write_results
+
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for f in files:
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            runs.setdefault(r["variant"], {})[r["fold"]] = r
+    ref = runs.get("recipe", {})
+    rows: list[list[Any]] = []
+    for v, by_fold in runs.items():
+        folds = sorted(by_fold)
+        ham = [by_fold[f]["test"]["hamming"] for f in folds]
+        ap = [by_fold[f]["test"]["ap"] for f in folds]
+        paired = [by_fold[f]["test"]["hamming"] - ref[f]["test"]["hamming"] for f in folds if f in ref]
+        better = sum(d < 0 for d in paired)
+        diff = f"{np.mean(paired):+.4f} ({better}/{len(paired)} folds lower)" if v != "recipe" and paired else ""
+        rows.append([v, len(folds), " ".join(f"{h:.4f}" for h in ham), f"{np.mean(ham):.4f}", f"{np.mean(ap):.4f}", diff])
+    payload = {"runs": {v: list(b.values()) for v, b in runs.items()}, "command": command,
+               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()}}  # fmt: skip
+    header = ["variant", "folds", "test Hamming per fold", "mean Hamming", "mean AP", "Hamming − recipe, same folds"]
+    write_results("yeast_hamming_screen", payload, header, rows, f"Command: {command}\n\n{notes}")
 
 
 def main() -> None:
@@ -158,8 +189,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=["recipe", "refit", "quantile", "rf"])
     p.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=False)
+    p.add_argument("--summarise", nargs="+", type=Path, help="JSON-lines files to pool into benchmarks/results")
+    p.add_argument("--command", default="")
+    p.add_argument("--notes", default="")
     args = p.parse_args()
+    if args.summarise:
+        summarise(args.summarise, args.command, args.notes)
+        return
+    if args.out is None:
+        p.error("--out is required")
     torch.set_num_threads(1)
     from biodl.data.splits import kfold_splits
 
