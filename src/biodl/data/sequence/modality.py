@@ -52,7 +52,7 @@ from biodl.data.sequence.records import (
 )
 from biodl.data.sequence.shuffle import dinucleotide_shuffle
 from biodl.data.sequence.tasks import infer_task
-from biodl.data.splits import validation_parts
+from biodl.data.split_columns import validation_parts
 from biodl.data.targets import Targets, encode_targets
 from biodl.errors import ConfigError, DataError
 
