@@ -1,6 +1,6 @@
 """Yeast multi-label benchmark: 5-fold cross-validation on Mulan's yeast training file.
 
-Compares, on the same folds (``biodl.data.splits.kfold_splits``, seed 0; inner 10 % validation
+Compares, on the same folds (``biodl.data.folds.kfold_splits``, seed 0; inner 10 % validation
 for early stopping):
 
 * binary-relevance logistic regression (the issue's reference: Hamming ≈ 0.199, AP ≈ 0.756 on
@@ -58,7 +58,7 @@ def load() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def folds(n: int, k: int = 5, seed: int = 0) -> list[Any]:
     """The experiment's own cross-validation folds (same call as ``data.cv: 5``)."""
-    from biodl.data.splits import kfold_splits
+    from biodl.data.folds import kfold_splits
 
     return kfold_splits(n, k, (0.9, 0.1, 0.0), seed)
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([name, *(f"{m.get(k, float('nan')):.4f}" for k in SHOWN), tail, f"{timing[name]:.1f}"])
     rows += [[name, f"{h:.3f}", f"{ap:.3f}", *["–"] * (len(SHOWN) - 2), "–", "–"] for name, h, ap in REFERENCES]
     notes = (
-        f"5-fold cross-validation on yeast-train.arff (1,500 genes), folds of biodl.data.splits.kfold_splits (seed 0); "
+        f"5-fold cross-validation on yeast-train.arff (1,500 genes), folds of biodl.data.folds.kfold_splits (seed 0); "
         f"mean over folds; hard decisions at 0.5. Coverage follows scikit-learn (Mulan reports it minus 1). "
         f"Held-out label-matrix reconstruction (relative Frobenius error, code size {layers[-1]}): "
         f"DNAE {np.mean(recon['dnae']):.3f} ± {np.std(recon['dnae']):.3f}, "

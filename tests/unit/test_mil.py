@@ -14,7 +14,8 @@ import torch
 from biodl.config import DataConfig, ExperimentConfig, TrainConfig
 from biodl.data.bag_images import tile_image
 from biodl.data.bags import BagModality, InstanceDropout, bag_mask, pack_bags
-from biodl.data.splits import fold_column, predefined_folds
+from biodl.data.folds import predefined_folds
+from biodl.data.split_columns import fold_column
 from biodl.errors import DataError
 from biodl.models import build_model
 from biodl.models.mil import POOLINGS, AttentionPool, NoisyAnd, masked_max, masked_mean, masked_softmax
@@ -287,7 +288,7 @@ def test_an_image_without_foreground_is_an_empty_bag_error(tmp_path: Path) -> No
 
 def test_cv_column_of_plain_tables(tmp_path: Path) -> None:
     """``--cv-column`` is general: a plain table reads the fold of each row and never uses it as a feature."""
-    from biodl.data.splits import cv_folds
+    from biodl.data.folds import cv_folds
     from biodl.data.tabular import Tabular
 
     path = tmp_path / "t.csv"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from biodl.data.positions import LengthBuckets, encode_position_targets, sequence_lengths, trim_batch
-from biodl.data.splits import hold_out_test, validation_parts
+from biodl.data.split_columns import hold_out_test, validation_parts
 from biodl.errors import DataError
 from biodl.metrics import compute_metrics
 from biodl.metrics.positions import positions_metrics, segments, sov

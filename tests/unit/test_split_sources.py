@@ -16,8 +16,9 @@ import pytest
 
 from biodl.config import DataConfig
 from biodl.data.base import LoadedData
+from biodl.data.folds import kfold_splits
 from biodl.data.sequence import SequenceModality
-from biodl.data.splits import Split, kfold_splits, make_split
+from biodl.data.splits import Split, make_split
 from conftest import shared_path
 
 SIZES = (0.6, 0.1, 0.3)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from biodl.config import NormalizeConfig
+from biodl.data.folds import kfold_splits
 from biodl.data.normalise import Normaliser, TargetScaler
-from biodl.data.splits import group_split, kfold_splits, make_split, random_split, stratified_split
+from biodl.data.splits import group_split, make_split, random_split, stratified_split
 from biodl.errors import DataError
 
 

@@ -26,7 +26,7 @@ import torch
 
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.readers import read_raw
-from biodl.data.splits import fold_column
+from biodl.data.split_columns import fold_column
 from biodl.data.tabular import Tabular
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError

@@ -1,4 +1,8 @@
-"""Train/validation/test splits (random, stratified, group) and k-fold cross-validation."""
+"""Train/validation/test splits (random, stratified, group, chromosome, scaffold, predefined).
+
+Cross-validation folds are in :mod:`biodl.data.folds`; split columns read from the data in
+:mod:`biodl.data.split_columns`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from biodl.errors import DataError
 from biodl.io_utils import atomic_write_text
@@ -274,143 +277,6 @@ def make_split(
     return random_split(n, sizes, seed)
 
 
-def kfold_splits(
-    n: int,
-    k: int,
-    sizes: Sequence[float],
-    seed: int,
-    *,
-    labels: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-    sources: np.ndarray | None = None,
-) -> list[Split]:
-    """``k`` folds: each fold is the test part once; validation is carved from the rest.
-
-    The validation share of the remaining rows is ``sizes[1] / (sizes[0] + sizes[1])``.
-    With derived rows (``sources``) the folds are made of whole sources, as in :func:`make_split`.
-    """
-    if has_derived(sources):
-        assert sources is not None
-        sg = SourceGroups(sources)
-        r = sg.rep
-        inner_folds = kfold_splits(len(r), k, sizes, seed, labels=_take(labels, r), groups=_take(groups, r))
-        return [sg.expand(f) for f in inner_folds]
-    if k > n:
-        raise DataError(f"cannot make {k} folds from {n} rows")
-    rng = np.random.default_rng(seed)
-    if groups is not None:
-        uniq, inverse = np.unique(groups.astype(str), return_inverse=True)
-        if len(uniq) < k:
-            raise DataError(f"{k}-fold group cross-validation needs at least {k} groups, found {len(uniq)}")
-        fold_of_group = rng.permutation(len(uniq)) % k
-        fold = fold_of_group[inverse]
-    elif labels is not None:
-        fold = np.empty(n, dtype=np.int64)
-        for cls in np.unique(labels):
-            idx = rng.permutation(np.flatnonzero(labels == cls))
-            fold[idx] = (np.arange(len(idx)) + int(rng.integers(k))) % k
-    else:
-        fold = rng.permutation(n) % k
-    val_share = sizes[1] / (sizes[0] + sizes[1])
-    out = []
-    for f in range(k):
-        test = np.flatnonzero(fold == f)
-        rest = np.flatnonzero(fold != f)
-        rest_groups = groups[rest] if groups is not None else None
-        rest_labels = labels[rest] if labels is not None else None
-        inner = make_split(
-            len(rest),
-            (1 - val_share, val_share, 0.0),
-            "group" if groups is not None else "auto",
-            seed + f + 1,
-            labels=rest_labels,
-            groups=rest_groups,
-        )
-        out.append(Split(rest[inner.train], rest[inner.val], test, f"{k}-fold cv ({inner.method} validation)"))
-    return out
-
-
-def fold_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray | None:
-    """The predefined test fold of each row (``data.cv_column``) as strings, or ``None`` when the
-    table has no such column (files to predict on need not carry it).
-
-    Raises :class:`DataError` naming the first row without a fold.
-    """
-    if column not in frame.columns:
-        return None
-    values = frame[column]
-    missing = np.flatnonzero(values.isna().to_numpy())
-    if missing.size:
-        raise DataError(
-            f"{source}: cv column {column!r} is empty in row {missing[0] + 1} ({missing.size} row(s)); every row needs a fold"
-        )
-    as_text = values.astype(str).str.strip()
-    numeric = pd.to_numeric(as_text, errors="coerce")
-    if numeric.notna().all() and (numeric == numeric.round()).all():
-        as_text = numeric.astype(np.int64).astype(str)  # 1, 1.0 and " 1" are one fold
-    return as_text.to_numpy()
-
-
-def predefined_folds(
-    folds: np.ndarray,
-    sizes: Sequence[float],
-    seed: int,
-    *,
-    labels: np.ndarray | None = None,
-    column: str = "fold",
-    groups: np.ndarray | None = None,
-) -> list[Split]:
-    """Cross-validation folds given per row (``data.cv_column``): each distinct value is the test
-    part once (in sorted order, numerically when the values are integers); validation is carved
-    from the remaining rows as in :func:`kfold_splits` (stratified when ``labels`` are given; whole
-    ``groups`` when given, e.g. the genomic blocks of CpG sites)."""
-    names = np.asarray(folds).astype(str)
-    uniq = list(np.unique(names))
-    if all(u.lstrip("-").isdigit() for u in uniq):
-        uniq.sort(key=int)
-    if len(uniq) < 2:
-        raise DataError(f"cv column {column!r} holds {len(uniq)} fold value(s) ({uniq}); cross-validation needs at least 2")
-    val_share = sizes[1] / (sizes[0] + sizes[1])
-    out = []
-    for f, name in enumerate(uniq):
-        test = np.flatnonzero(names == name)
-        rest = np.flatnonzero(names != name)
-        inner = make_split(
-            len(rest),
-            (1 - val_share, val_share, 0.0),
-            "group" if groups is not None else "auto",
-            seed + f + 1,
-            labels=labels[rest] if labels is not None else None,
-            groups=groups[rest] if groups is not None else None,
-        )
-        method = f"{len(uniq)}-fold cv from column {column!r}, test fold {name} ({inner.method} validation)"
-        out.append(Split(rest[inner.train], rest[inner.val], test, method))
-    return out
-
-
-def cv_folds(
-    n: int,
-    k: int | None,
-    column: str | None,
-    folds: np.ndarray | None,
-    sizes: Sequence[float],
-    seed: int,
-    *,
-    labels: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-    sources: np.ndarray | None = None,
-) -> list[Split]:
-    """The folds of a cross-validation: ``k`` random folds (:func:`kfold_splits`) or the folds given
-    per row in ``column`` (``folds``, :func:`predefined_folds`)."""
-    if column is not None:
-        if folds is None:
-            raise DataError(f"cv column {column!r} not found in the data (or this data type cannot read it)")
-        return predefined_folds(folds, sizes, seed, labels=labels, column=column, groups=groups)
-    if k is None:
-        raise DataError("cross-validation needs --cv K or --cv-column")
-    return kfold_splits(n, k, sizes, seed, labels=labels, groups=groups, sources=sources)
-
-
 def save_splits(path: Path, splits: dict[str, object]) -> None:
     """Write ``splits.json`` atomically."""
     atomic_write_text(path, json.dumps(splits, indent=1))
@@ -462,47 +328,3 @@ def balanced_scaffold_split(groups: np.ndarray, sizes: Sequence[float], seed: in
     if len(train) == 0:
         raise DataError("the scaffold split leaves no training rows")
     return Split(train.astype(np.int64), val.astype(np.int64), test.astype(np.int64), "scaffold (balanced Bemis-Murcko)")
-_TRUE = {"1", "true", "t", "yes", "y"}
-_FALSE = {"0", "false", "f", "no", "n"}
-
-
-def validation_parts(frame: object, column: str, *, source: str) -> np.ndarray:
-    """``(N,)`` ``"val"`` for rows whose ``column`` is true (true/1/yes), ``"train"`` for false (false/0/no).
-
-    ``frame`` is a pandas DataFrame; any other value (blank included) is a :class:`DataError`
-    naming the file, row and column. The parts feed ``split: auto``/``predefined`` (``--val-column``); a file
-    whose rows are all one part is fine here (``biodl evaluate`` on validation or test chains), training refuses it.
-    """
-    import pandas as pd
-
-    assert isinstance(frame, pd.DataFrame)
-    if column not in frame.columns:
-        raise DataError(
-            f"{source}: validation column {column!r} (--val-column) not found; columns are {list(frame.columns)[:20]}"
-        )
-    text = frame[column].astype(str).str.strip().str.lower().to_numpy()
-    is_val = np.isin(text, list(_TRUE))
-    ok = is_val | np.isin(text, list(_FALSE))
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise DataError(
-            f"{source}: row {i + 1}: field {column!r}: {frame[column].iloc[i]!r} is not true/false (1/0, yes/no); "
-            f"{int((~ok).sum())} such row(s)"
-        )
-    return np.where(is_val, "val", "train").astype(object)
-
-
-def hold_out_test(parts: np.ndarray, sizes: Sequence[float], seed: int) -> np.ndarray:
-    """Move a random ``sizes[2] / (sizes[0] + sizes[2])`` share of the ``"train"`` rows to ``"test"``.
-
-    Used with ``--val-column`` when ``split_sizes`` is set explicitly: validation is the flagged
-    rows, the others are cut into train and test in the train:test proportion.
-    """
-    out = np.asarray(parts, dtype=object).copy()
-    share = sizes[2] / (sizes[0] + sizes[2]) if sizes[0] + sizes[2] > 0 else 0.0
-    train = np.flatnonzero(out == "train")
-    n_test = round(share * len(train))
-    if n_test:
-        pick = np.random.default_rng(seed).choice(train, size=n_test, replace=False)
-        out[pick] = "test"
-    return out

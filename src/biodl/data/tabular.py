@@ -14,7 +14,7 @@ from biodl.data.expression import resolve_columns
 from biodl.data.h5ad import read_h5ad_inputs, uses_lazy_reader
 from biodl.data.normalise import Normaliser
 from biodl.data.readers import RawTable, read_raw
-from biodl.data.splits import fold_column, validation_parts
+from biodl.data.split_columns import fold_column, validation_parts
 from biodl.data.targets import encode_targets
 from biodl.errors import DataError
 

@@ -8,8 +8,9 @@ import numpy as np
 
 from biodl.config import ExperimentConfig
 from biodl.data import LoadedData
-from biodl.data.splits import Split, hold_out_test, make_split, save_splits
-from biodl.data.splits import cv_folds as data_cv_folds
+from biodl.data.folds import cv_folds as data_cv_folds
+from biodl.data.split_columns import hold_out_test
+from biodl.data.splits import Split, make_split, save_splits
 from biodl.errors import ConfigError, DataError
 from biodl.experiment.results import Inputs
 from biodl.training.fit import is_rank_zero

@@ -27,25 +27,18 @@ from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.image import sources
 from biodl.data.image.augment import ImageAugment, Intensity
 from biodl.data.image.io import (
-    as_hard,
     convert_channels,
     decode_base64_image,
     read_image,
     read_mask,
     resize,
-    save_mask_png,
     scale_intensity,
     to_channel_first,
 )
+from biodl.data.image.masks import encode_mask, find_mask_classes, mask_pixel_values
+from biodl.data.image.outputs import write_mask_pngs, write_probability_tiffs
 from biodl.data.targets import Targets, encode_targets
 from biodl.errors import ConfigError, DataError
-
-#: Distinct mask values accepted without ``mask_type`` (more need multiclass/instance/threshold).
-_AUTO_MAX_VALUES = 2
-
-
-def _value_name(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 @DATA_TYPES.register("image")
@@ -253,58 +246,6 @@ class ImageModality(Modality):
             out.append(m)
         return out
 
-    def _mask_classes(self, masks: Sequence[np.ndarray | None], names: list[str]) -> list[str]:
-        """Class names (mask values as text) of the training masks."""
-        opts = self.opts
-        if opts.mask_threshold is not None or opts.mask_type == "instance":
-            return ["0", "1"]
-        values: set[float] = set()
-        for m, name in zip(masks, names):
-            if m is None:
-                continue
-            u = np.unique(m)
-            if m.dtype.kind == "f" and not np.all(u == np.round(u)):
-                raise DataError(
-                    f"{name}: mask has non-integer values {u[:6].tolist()}; set data.image.mask_threshold (--mask-threshold)"
-                )
-            values.update(float(v) for v in u)
-            if opts.mask_type in ("auto", "binary") and len(values) > _AUTO_MAX_VALUES:
-                shown = sorted(values)[:8]
-                raise DataError(
-                    f"{name}: masks have more than two values ({_fmt_values(shown)}{'...' if len(values) > 8 else ''}); "
-                    "set data.image.mask_threshold (--mask-threshold, binary), or mask_type: multiclass (label masks) "
-                    "or instance (object ids, 0 = background)"
-                )
-        ordered = sorted(values)
-        if len(ordered) == 1:
-            v = ordered[0]
-            ordered = [0.0, v] if v > 0 else [v, 1.0 if v == 0 else 0.0]
-            ordered = sorted(ordered)
-        if opts.mask_type == "multiclass" and len(ordered) > 256:
-            raise DataError(f"label masks have {len(ordered)} distinct values; more than 256 classes looks like instance masks")
-        return [_value_name(v) for v in ordered]
-
-    def _encode_mask(self, m: np.ndarray, name: str) -> np.ndarray:
-        """Integer ``(H, W)`` training target of one raw mask (see :mod:`biodl.data.targets`)."""
-        opts = self.opts
-        if opts.mask_threshold is not None:
-            return (m > opts.mask_threshold).astype(np.int32)
-        if opts.mask_type == "instance":
-            if m.dtype.kind == "f" or m.min(initial=0) < 0:
-                raise DataError(f"{name}: instance masks must hold non-negative integer ids (0 = background)")
-            return m.astype(np.int32)
-        assert self.mask_classes is not None
-        lut = {float(c): i for i, c in enumerate(self.mask_classes)}
-        u, inv = np.unique(m, return_inverse=True)
-        unknown = [float(v) for v in u if float(v) not in lut]
-        if unknown:
-            raise DataError(
-                f"{name}: mask has unexpected value(s) {_fmt_values(unknown[:6])}; the classes are {self.mask_classes} "
-                "(set data.image.mask_threshold for binary masks, or mask_type multiclass)"
-            )
-        codes = np.array([lut[float(v)] for v in u], dtype=np.int32)
-        return codes[inv].reshape(m.shape)
-
     def _load_segmentation(self, src: sources.Source, require_targets: bool, classes: list[str] | None) -> LoadedData:
         opts = self.opts
         if opts.size is not None:
@@ -327,7 +268,7 @@ class ImageModality(Modality):
             if classes is not None:
                 self.mask_classes = list(classes)
             elif self.mask_classes is None:
-                self.mask_classes = self._mask_classes(masks, names)
+                self.mask_classes = find_mask_classes(masks, names, self.opts)
         H = max(img.shape[-2] for img in images)
         W = max(img.shape[-1] for img in images)
         X = np.zeros((len(images), images[0].shape[0], H, W), dtype=np.float32)
@@ -338,7 +279,7 @@ class ImageModality(Modality):
             y = np.full((len(images), H, W), -1, dtype=np.int32)
             for i, m in enumerate(masks):
                 if m is not None:
-                    y[i, : m.shape[0], : m.shape[1]] = self._encode_mask(m, names[i])
+                    y[i, : m.shape[0], : m.shape[1]] = encode_mask(m, names[i], self.opts, self.mask_classes)
             assert self.mask_classes is not None
             targets = Targets(y, "segmentation", list(self.mask_classes), list(self.mask_classes))
         self.files = [str(f) for f in src.files] or list(src.ids)
@@ -457,26 +398,11 @@ class ImageModality(Modality):
     # ------------------------------------------------------------------ outputs
     def mask_values(self) -> np.ndarray:
         """Pixel value written for each class index in predicted masks."""
-        classes = self.mask_classes or ["0", "1"]
-        if classes == ["0", "1"]:
-            return np.array([0, 255])
-        try:
-            return np.array([int(float(c)) for c in classes])
-        except ValueError:
-            return np.arange(len(classes))
+        return mask_pixel_values(self.mask_classes)
 
     def write_masks(self, probs: np.ndarray, out_dir: Path, ids: Sequence[str], threshold: float = 0.5) -> list[Path]:
         """Write predicted masks (original image sizes, class values) as PNG files; returns their paths."""
-        hard = as_hard(probs, threshold)
-        values = self.mask_values()
-        written = []
-        for i, ident in enumerate(ids):
-            h, w = self.image_sizes[i] if i < len(self.image_sizes) else hard.shape[-2:]
-            name = Path(str(ident).replace("/", "__").replace("\\", "__")).with_suffix(".png").name
-            path = out_dir / name
-            save_mask_png(values[hard[i, :h, :w]], path)
-            written.append(path)
-        return written
+        return write_mask_pngs(probs, out_dir, ids, self.image_sizes, self.mask_values(), threshold)
 
     def write_probabilities(self, probs: np.ndarray, out_dir: Path, ids: Sequence[str]) -> list[Path]:
         """Write probability maps as float32 TIFF files (original image sizes); returns their paths.
@@ -484,17 +410,7 @@ class ImageModality(Modality):
         One output map (binary masks): ``(H, W)``, the probability of the foreground class; else
         ``(K, H, W)``, one map per class in the order of the model's classes.
         """
-        import tifffile
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for i, ident in enumerate(ids):
-            h, w = self.image_sizes[i] if i < len(self.image_sizes) else probs.shape[-2:]
-            p = np.asarray(probs[i, :, :h, :w], dtype=np.float32)
-            path = out_dir / Path(str(ident).replace("/", "__").replace("\\", "__")).with_suffix(".tif").name
-            tifffile.imwrite(path, p[0] if p.shape[0] == 1 else p)
-            written.append(path)
-        return written
+        return write_probability_tiffs(probs, out_dir, ids, self.image_sizes)
 
     def columns(self) -> dict[str, Any]:
         return {"layout": self.layout, "mask_classes": self.mask_classes}
@@ -520,7 +436,3 @@ class ImageModality(Modality):
         if "mean" in arrays:
             self.mean = np.asarray(arrays["mean"], dtype=np.float32)
             self.std = np.asarray(arrays["std"], dtype=np.float32)
-
-
-def _fmt_values(values: Sequence[float]) -> str:
-    return ", ".join(_value_name(v) for v in values)

@@ -205,7 +205,7 @@ class MoleculeModality(Modality):
             summary["single_class_label_columns"] = single
         parts = None
         if cfg.val_column is not None and cfg.val_column in frame.columns:
-            from biodl.data.splits import validation_parts
+            from biodl.data.split_columns import validation_parts
 
             parts = validation_parts(frame, cfg.val_column, source=", ".join(paths))
         return LoadedData(smiles, targets, np.concatenate(ids), groups, summary, parts)

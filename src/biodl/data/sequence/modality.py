@@ -29,23 +29,21 @@ from biodl.data.columns import not_found
 from biodl.data.positions import PositionsSamples, encode_position_targets
 from biodl.data.sequence.alphabet import (
     BLANK,
-    INVALID,
-    WILDCARD,
     Alphabet,
-    encode_codes,
-    find_invalid,
     get_alphabet,
     one_hot_codes,
 )
 from biodl.data.sequence.augment import SequenceAugment
+from biodl.data.sequence.cleaning import check_ids, drop_empty, fix_lengths
+from biodl.data.sequence.encoding import encode_records, parse_sequence
 from biodl.data.sequence.intervals import IntervalOptions, Windows, load_windows
 from biodl.data.sequence.kmers import kmer_counts
+from biodl.data.sequence.negatives import shuffled_negatives
 from biodl.data.sequence.records import (
     Records,
     class_of,
     concat_records,
     detect_format,
-    is_one,
     join_label_table,
     read_fasta_records,
     read_sequence_table,
@@ -53,16 +51,10 @@ from biodl.data.sequence.records import (
     table_records,
 )
 from biodl.data.sequence.shuffle import dinucleotide_shuffle
-from biodl.data.splits import validation_parts
+from biodl.data.sequence.tasks import infer_task
+from biodl.data.split_columns import validation_parts
 from biodl.data.targets import Targets, encode_targets
 from biodl.errors import ConfigError, DataError
-
-
-def _first_bad(codes: np.ndarray, offsets: np.ndarray, value: int) -> tuple[int, int]:
-    """(record index, 0-based position) of the first ``value`` in the flat codes."""
-    flat = int(np.argmax(codes == value))
-    rec = int(np.searchsorted(offsets, flat, side="right") - 1)
-    return rec, flat - int(offsets[rec])
 
 
 @DATA_TYPES.register("sequence")
@@ -131,16 +123,16 @@ class SequenceModality(Modality):
         if self.cfg.per_position and fmt != "table":
             raise DataError(f"{specs[0][1]}: per-position labels (--per-position) are read from sequence tables, not {fmt} files")
         records, label_cols, task = self._read_records(specs, require_targets, classes, summary)
-        records = self._drop_empty(records, summary)
-        records = self._check_ids(records, summary)
-        codes = self._encode(records, summary)
+        records = drop_empty(records, self.opts, summary)
+        records = check_ids(records, self.opts, summary)
+        codes = encode_records(records, self.alphabet, self.opts, summary)
         if self.cfg.per_position:
             return self._load_positions(records, codes, label_cols, classes, summary, self._parts(records, summary))
         sources = None
         if label_cols and require_targets:
-            records, codes, sources = self._negatives(records, codes, label_cols, task, summary)
+            records, codes, sources = shuffled_negatives(records, codes, label_cols, task, self.opts, summary)
         parts = self._parts(records, summary)  # shuffled negatives carry their source's columns: same split
-        X = self._fix_lengths(codes, records, summary)
+        X, self.length = fix_lengths(codes, records, self.opts, self.length, summary)
         targets = None
         if label_cols:
             targets = self._targets(records.frame, label_cols, task, classes, summary)
@@ -262,174 +254,10 @@ class SequenceModality(Modality):
             return others
         raise DataError(f"{source}: which column is the target? give --target-columns (columns: {others[:20]})")
 
-    def _drop_empty(self, records: Records, summary: dict[str, Any]) -> Records:
-        empty = np.array([len(s) == 0 for s in records.seqs], dtype=bool)
-        if not empty.any():
-            return records
-        if self.opts.empty == "error":
-            i = int(np.argmax(empty))
-            raise DataError(
-                f"{records.where[i]}: empty sequence ({int(empty.sum())} empty record(s)); "
-                "remove them or use --set data.sequence.empty=drop"
-            )
-        summary["empty records dropped"] = int(empty.sum())
-        return records.subset(~empty)
-
-    def _check_ids(self, records: Records, summary: dict[str, Any]) -> Records:
-        if not records.ids_from_data:
-            return records
-        ids = pd.Series(records.ids)
-        dup = ids.duplicated(keep="first").to_numpy()
-        if not dup.any():
-            return records
-        if self.opts.duplicate_ids == "error":
-            i = int(np.argmax(dup))
-            first = int(np.flatnonzero(ids.to_numpy() == records.ids[i])[0])
-            raise DataError(
-                f"{records.where[i]}: duplicate id {records.ids[i]!r} (first seen at {records.where[first]}; "
-                f"{int(dup.sum())} duplicate(s)); use --set data.sequence.duplicate_ids=rename to number them"
-            )
-        seen: dict[str, int] = {}
-        new_ids = []
-        for rid in records.ids:
-            seen[rid] = seen.get(rid, 0) + 1
-            new_ids.append(rid if seen[rid] == 1 else f"{rid}#{seen[rid]}")
-        records.ids = new_ids
-        summary["duplicate ids renamed (id#2, id#3...)"] = int(dup.sum())
-        return records
-
-    def _encode(self, records: Records, summary: dict[str, Any]) -> list[np.ndarray]:
-        """Per-record codes through the alphabet's lookup table; bad characters are errors or masked."""
-        alpha, opts = self.alphabet, self.opts
-        lengths = np.fromiter((len(s) for s in records.seqs), dtype=np.int64, count=len(records))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        flat = b"".join(records.seqs)
-        codes = np.frombuffer(flat.translate(alpha.table), dtype=np.uint8)
-        n_bad = int(np.count_nonzero(codes == INVALID))
-        if n_bad:
-            if opts.unknown != "mask":
-                rec, pos = _first_bad(codes, offsets, INVALID)
-                char = chr(records.seqs[rec][pos])
-                raise DataError(
-                    f"{records.where[rec]}: position {pos + 1}: character {char!r} is not in the {alpha.name} alphabet "
-                    f"({alpha.symbols}; unknown: {alpha.wildcards}); {n_bad} such character(s) in total. "
-                    "Fix the input or use --set data.sequence.unknown=mask to encode them as all-zero"
-                )
-            codes = codes.copy()
-            codes[codes == INVALID] = BLANK
-            summary["masked characters (not in the alphabet)"] = n_bad
-        n_wild = int(np.count_nonzero(codes == WILDCARD))
-        if n_wild:
-            if opts.unknown == "error":
-                rec, pos = _first_bad(codes, offsets, WILDCARD)
-                raise DataError(
-                    f"{records.where[rec]}: position {pos + 1}: unknown base {chr(records.seqs[rec][pos])!r} "
-                    f"(data.sequence.unknown=error; {n_wild} in total)"
-                )
-            how = "uniform" if opts.unknown == "uniform" else "all-zero"
-            summary[f"unknown bases ({alpha.unknown_symbol}...) encoded as {how}"] = n_wild
-        return [codes[offsets[i] : offsets[i + 1]] for i in range(len(records))]
-
-    def _negatives(
-        self, records: Records, codes: list[np.ndarray], label_cols: list[str], task: str | None, summary: dict[str, Any]
-    ) -> tuple[Records, list[np.ndarray], np.ndarray | None]:
-        """Dinucleotide shuffles of positives-only input, and each row's source id (``None``: no shuffles)."""
-        opts = self.opts
-        if opts.negatives == "none":
-            return records, codes, None
-        if opts.negatives != "dinucleotide-shuffle":
-            raise DataError(f"negatives {opts.negatives!r} need interval files and a genome; use dinucleotide-shuffle")
-        if task == "regression":
-            raise DataError("shuffled negatives are for classification (bound / not bound), not regression")
-        values = records.frame[label_cols].to_numpy(dtype=object).ravel()
-        labelled = [str(v) for v in values if str(v).strip().lower() not in ("", "na", "nan", "none", "null")]
-        if not labelled or not all(is_one(v) for v in labelled):
-            summary["negatives"] = "none generated: the input already has negative labels"
-            return records, codes, None
-        rng = np.random.default_rng(opts.seed)
-        k = opts.resolved_negatives_ratio()
-        shuffled = [dinucleotide_shuffle(c, rng) for c in codes for _ in range(k)]
-        src = np.repeat(np.arange(len(records)), k)
-        suffix = ["_shuf"] if k == 1 else [f"_shuf{j + 1}" for j in range(k)]
-        ids = [f"{records.ids[i]}{suffix[j % k]}" for j, i in enumerate(src)]
-        where = [f"dinucleotide shuffle of {records.where[i]}" for i in src]
-        neg_frame = pd.DataFrame({c: ["0"] * len(src) for c in label_cols})
-        extra = [c for c in records.frame.columns if c not in label_cols]
-        for c in extra:
-            neg_frame[c] = records.frame[c].to_numpy()[src]
-        frame = pd.concat([records.frame, neg_frame[list(records.frame.columns)]], ignore_index=True)
-        chrom = records.chrom + [records.chrom[i] for i in src] if records.chrom else []
-        summary[f"negatives (dinucleotide shuffles, seed {opts.seed})"] = len(shuffled)
-        out = Records(
-            records.ids + ids, records.seqs + [b""] * len(src), frame, records.where + where, records.ids_from_data, chrom
-        )
-        sources = np.asarray(records.ids + [records.ids[i] for i in src], dtype=object)
-        return out, codes + shuffled, sources
-
-    def _fix_lengths(self, codes: list[np.ndarray], records: Records, summary: dict[str, Any]) -> np.ndarray:
-        """Codes ``(N, L)``: equal lengths, or padded/cropped as ``length_mode`` allows."""
-        opts = self.opts
-        lengths = np.fromiter((len(c) for c in codes), dtype=np.int64, count=len(codes))
-        target = self.length
-        mode = opts.length_mode
-        why = "data.sequence.length" if opts.length is not None else "the model's input length"
-        if target is None:
-            if mode == "fit":
-                raise DataError("data.sequence.length_mode=fit needs a length: --sequence-length L")
-            target = int(lengths.max() if mode == "pad" else lengths.min() if mode == "crop" else lengths[0])
-            why = {"pad": "the longest record", "crop": "the shortest record"}.get(mode, "the first record's length")
-        self.length = target
-        short = lengths < target
-        long = lengths > target
-        bad = (short & (mode in ("error", "crop"))) | (long & (mode in ("error", "pad")))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(
-                f"{records.where[i]}: length {int(lengths[i])}, but {target} is required ({why}); "
-                f"{int(bad.sum())} record(s) differ. Use --length-mode pad (with N), crop, or fit (both, "
-                "with --sequence-length L)"
-            )
-        if not short.any() and not long.any():
-            return np.concatenate(codes).reshape(len(codes), target) if codes else np.zeros((0, target), np.uint8)
-        X = np.full((len(codes), target), BLANK, dtype=np.uint8)
-        left = opts.align == "left"
-        for i, c in enumerate(codes):
-            n = len(c)
-            if n == target:
-                X[i] = c
-            elif n < target:
-                off = 0 if left else (target - n) // 2
-                X[i, off : off + n] = c
-            else:
-                off = 0 if left else (n - target) // 2
-                X[i] = c[off : off + target]
-        if short.any():
-            summary["sequences padded with N"] = int(short.sum())
-        if long.any():
-            summary["sequences cropped"] = int(long.sum())
-        return X
-
-    def _task(self, frame: pd.DataFrame, cols: list[str], task: str | None) -> str:
-        if task is not None:
-            return task
-        if len(cols) == 1:
-            vals = pd.to_numeric(frame[cols[0]], errors="coerce")
-            present = frame[cols[0]].astype(str).str.strip() != ""
-            if vals[present].isna().any() or vals[present].nunique() <= 2:
-                return "classification"
-            raise DataError(
-                f"target {cols[0]!r} has {vals[present].nunique()} distinct numeric values: give --task regression "
-                "(or classification)"
-            )
-        vals = frame[cols].apply(pd.to_numeric, errors="coerce")
-        if ((vals == 0) | (vals == 1) | vals.isna()).all().all():
-            return "multilabel"
-        raise DataError(f"targets {cols} are not all 0/1: give --task regression or multilabel")
-
     def _targets(
         self, frame: pd.DataFrame, cols: list[str], task: str | None, classes: list[str] | None, summary: dict[str, Any]
     ) -> Targets:
-        task = self._task(frame, cols, task)
+        task = infer_task(frame, cols, task)
         if self.cfg.task is None:
             summary["task (inferred)"] = task
         try:
@@ -490,7 +318,7 @@ class SequenceModality(Modality):
             True,
             list(win.chrom),
         )
-        codes = self._encode(records, summary)
+        codes = encode_records(records, self.alphabet, self.opts, summary)
         if require_targets and opts.negatives == "dinucleotide-shuffle":
             assert win.y is not None
             rng = np.random.default_rng(opts.seed)
@@ -552,41 +380,18 @@ class SequenceModality(Modality):
         """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length
         (per-position models: any length; shorter strings are padded after their end)."""
         if self.cfg.per_position:
-            rows = [self._parse_one(i, seq, None) for i, seq in enumerate(inputs)]
+            rows = [parse_sequence(i, seq, None, self.alphabet, self.opts.unknown) for i, seq in enumerate(inputs)]
             out = np.full((len(rows), max((len(r) for r in rows), default=1)), BLANK, dtype=np.uint8)
             for i, row in enumerate(rows):
                 out[i, : len(row)] = row
             return out
         codes = np.empty((len(inputs), self.length or 0), dtype=np.uint8)
         for i, seq in enumerate(inputs):
-            row = self._parse_one(i, seq, self.length)
+            row = parse_sequence(i, seq, self.length, self.alphabet, self.opts.unknown)
             if codes.shape[1] == 0:
                 codes = np.empty((len(inputs), len(row)), dtype=np.uint8)
             codes[i] = row
         return codes
-
-    def _parse_one(self, i: int, seq: Any, length: int | None) -> np.ndarray:
-        """Codes ``(L,)`` of request input ``i``."""
-        if not isinstance(seq, str) or not seq:
-            raise DataError(f"input {i}: expected a non-empty {self.alphabet.name} sequence string")
-        if length is not None and len(seq) != length:
-            raise DataError(f"input {i}: expected {length} characters, got {len(seq)}")
-        try:
-            raw = seq.encode("ascii")
-        except UnicodeEncodeError:
-            raise DataError(f"input {i}: non-ASCII character in the sequence") from None
-        row = encode_codes(raw, self.alphabet)
-        bad = find_invalid(row, raw)
-        if bad is not None and self.opts.unknown != "mask":
-            raise DataError(
-                f"input {i}: character {bad.char!r} at position {bad.position + 1} is not in the "
-                f"{self.alphabet.name} alphabet ({self.alphabet.symbols})"
-            )
-        if bad is not None:
-            row = np.where(row == INVALID, BLANK, row).astype(np.uint8)
-        if self.opts.unknown == "error" and (row == WILDCARD).any():
-            raise DataError(f"input {i}: unknown base at position {int(np.argmax(row == WILDCARD)) + 1}")
-        return np.asarray(row, dtype=np.uint8)
 
     # ------------------------------------------------------------ preprocessing
     def fit(self, X_train: np.ndarray) -> None:
