@@ -81,6 +81,11 @@ def _image_files(paths: list[str]) -> bool:
     return bool(paths) and all(Path(p).exists() for p in paths) and detect_layout(paths, None) == "files"
 
 
+def _npz_input(paths: list[str]) -> str | None:
+    """The path when ``paths`` is one NPZ file of images."""
+    return paths[0] if len(paths) == 1 and paths[0].lower().endswith(".npz") and Path(paths[0]).is_file() else None
+
+
 def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | None:
     """``None`` when these inputs and output can be streamed, else why not (one phrase)."""
     if bundle.modality.name not in ("sequence", "tabular", "image"):
@@ -100,8 +105,8 @@ def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | No
             return f"the store holds {stored} data but the model reads {bundle.data_config.type} data"
         return None
     if bundle.modality.name == "image":
-        if not _image_files(paths):
-            return "only image files and folders of image files are streamed (not NPZ files, tables or class folders)"
+        if not (_npz_input(paths) or _image_files(paths)):
+            return "only image files, folders of image files and one NPZ file are streamed (not tables or class folders)"
         return None
     if not paths or any(_table_suffix(p) not in _TABLE_SUFFIXES for p in paths):
         return "only delimited text tables (.csv, .tsv, .txt, .seq, optionally .gz) are streamed"
@@ -122,7 +127,7 @@ def should_stream(bundle: Bundle, paths: list[str], output: str | Path, chunk_ro
         if why is not None:
             raise DataError(f"--chunk-rows: {why}")
         return True
-    if why is None and bundle.modality.name == "image":
+    if why is None and bundle.modality.name == "image" and not _npz_input(paths):
         from biodl.data.image.sources import image_files
 
         return len(image_files(paths)[0]) > STREAM_IMAGES
@@ -184,6 +189,33 @@ def _image_chunks(bundle: Bundle, paths: list[str], overrides: Mapping[str, Any]
         yield data
 
 
+def _npz_chunks(
+    bundle: Bundle, path: str, overrides: Mapping[str, Any] | None, chunk_rows: int, tmp: Path
+) -> Iterator[LoadedData]:
+    """The images of an NPZ file (the arrays a whole read takes) ``chunk_rows`` rows at a time, with its ids.
+
+    Each block is read from the zip member as a stream and written to a small uncompressed NPZ
+    that the image data type reads as it reads the whole file.
+    """
+    from biodl.data.image.sources import npz_image_keys, npz_row_blocks
+    from biodl.inference import _override
+
+    bundle.modality.cfg = _override(bundle.data_config, overrides) if overrides else bundle.data_config
+    parts = bundle.modality._npz_parts(path, bundle.classes)  # type: ignore[attr-defined]
+    over = {**(overrides or {}), "image.layout": "auto"}
+    index = 0
+    for key, prefix in npz_image_keys(path, parts):
+        start = 0
+        for block in npz_row_blocks(path, key, chunk_rows):
+            part = tmp / f"chunk{index % 3}.npz"  # at most 3 chunk files alive
+            np.savez(part, images=block)
+            data = load_data(bundle, [str(part)], over, require_targets=False)
+            data.ids = np.asarray([f"{prefix}{start + i}" for i in range(len(block))], dtype=object)
+            start += len(block)
+            index += 1
+            yield data
+
+
 def _source_message(message: str, part: Path, source: str, before: int) -> str:
     """``message`` about chunk file ``part`` rewritten to name ``source`` and its row numbers."""
     message = re.sub(rf"{re.escape(part.name)} row (\d+)", lambda m: f"{Path(source).name} row {int(m[1]) + before}", message)
@@ -243,8 +275,14 @@ def iter_chunks(
                         return
                 q.put(done)
                 return
-            images = bundle.modality.name == "image"
-            for data in _image_chunks(bundle, paths, overrides, chunk_rows) if images else tables(tmp):
+            npz = _npz_input(paths) if bundle.modality.name == "image" else None
+            if npz is not None:
+                source: Iterator[LoadedData] = _npz_chunks(bundle, npz, overrides, chunk_rows, tmp)
+            elif bundle.modality.name == "image":
+                source = _image_chunks(bundle, paths, overrides, chunk_rows)
+            else:
+                source = tables(tmp)
+            for data in source:
                 if not put(Chunk(np.asarray(data.ids, dtype=object), encode(np.asarray(data.X)), data)):
                     return
             q.put(done)
