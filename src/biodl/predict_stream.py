@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import DataError
-from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns
+from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns, position_columns
 
 if TYPE_CHECKING:
     from biodl.bundle import Bundle
@@ -90,7 +90,7 @@ def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | No
     """``None`` when these inputs and output can be streamed, else why not (one phrase)."""
     if bundle.modality.name not in ("sequence", "tabular", "image"):
         return f"{bundle.modality.name} inputs are not streamed"
-    if bundle.kind in ("segmentation", "positions") or bundle.modality.cfg.per_position:
+    if bundle.kind == "segmentation" or (bundle.modality.cfg.per_position and bundle.kind != "positions"):
         return f"{bundle.kind} outputs are not streamed"
     if callable(getattr(bundle.model, "instance_outputs", None)):
         return "multiple-instance models are not streamed"
@@ -505,6 +505,9 @@ def stream_predict(
     """Predictions of ``run`` (an engine's ``predict``) for every row, streamed into ``output``."""
 
     def compute(chunk: Chunk) -> pd.DataFrame:
-        return pd.DataFrame(output_columns(bundle, chunk.ids, run(chunk.X_model)))
+        out = run(chunk.X_model)
+        if bundle.kind == "positions":  # one row per sequence: its label string and per-position probabilities
+            return pd.DataFrame({"id": chunk.ids, **position_columns(bundle, chunk.data, out)})
+        return pd.DataFrame(output_columns(bundle, chunk.ids, out))
 
     return stream_rows(bundle, paths, output, compute, overrides=overrides, chunk_rows=chunk_rows, first=first)
