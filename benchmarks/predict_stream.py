@@ -5,6 +5,8 @@ Three cases (``--case``), each in fresh processes with one CPU thread and the Py
 * ``deepbind``: random 101-bp DNA tables (TSV: ``EventID``, ``seq``) and a DeepBind model;
 * ``image``: a folder of BreastMNIST PNG images (the NPZ's images repeated under new names) and
   biodl's default image CNN trained for one epoch on BreastMNIST;
+* ``npz``: one compressed NPZ file of BreastMNIST images (``images`` array, repeated) and the same
+  image CNN (the array is read from the zip member in row blocks);
 * ``store``: the ``deepbind`` tables converted to biodl stores (``biodl data convert --no-targets``,
   HDF5, rows stored shuffled as for training, so the results are also put back in input order);
   the bare engine runs on the TSV's rows;
@@ -24,6 +26,7 @@ the bare engine (DeepBind and the image classifier). Writes ``results/predict_st
     nice -n 10 python benchmarks/predict_stream.py --case image --sizes 20000
     nice -n 10 python benchmarks/predict_stream.py --case tabular --sizes 100000 1000000 10000000
     python benchmarks/predict_stream.py --case store --sizes 100000 1000000
+    python benchmarks/predict_stream.py --case npz --sizes 20000 100000
 """
 
 from __future__ import annotations
@@ -203,6 +206,11 @@ def make_input(case: str, tmp: Path, size: int, length: int) -> Path:
         write_table(table, size, length, seed=size)
         path = tmp / f"seqs_{size}.h5"
         convert_store(table, path)
+    elif case == "npz":
+        path = tmp / f"images_{size}.npz"
+        with np.load(BREAST) as z:
+            images = np.concatenate([z["train_images"], z["val_images"]])
+        np.savez_compressed(path, images=np.resize(images, (size, *images.shape[1:])))
     elif case == "deepbind":
         path = tmp / f"seqs_{size}.tsv"
         write_table(path, size, length, seed=size)
@@ -238,7 +246,7 @@ def bare_engine(model: Path, data: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("deepbind", "image", "tabular", "store"), default="deepbind")
+    parser.add_argument("--case", choices=("deepbind", "image", "tabular", "store", "npz"), default="deepbind")
     parser.add_argument("--sizes", type=int, nargs="+", help="rows per input (default per case)")
     parser.add_argument("--chunk-rows", type=int, help="rows per chunk (default 16384; images 4096)")
     parser.add_argument("--length", type=int, default=101)
@@ -250,14 +258,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
-    defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000], "store": [100_000]}
+    defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000]}
+    defaults |= {"store": [100_000], "npz": [20_000]}
     sizes = sorted(args.sizes or defaults[args.case])
-    chunk = args.chunk_rows or (4096 if args.case == "image" else 16384)
+    chunk = args.chunk_rows or (4096 if args.case in ("image", "npz") else 16384)
     name = args.name or f"predict_stream_{args.case}"
     what = {
         "deepbind": "DeepBind (random 101-bp DNA, TSV)",
         "image": "default image CNN (BreastMNIST 28×28 PNG files in one folder)",
         "tabular": f"MLP on {FEATURES} features (CSV)",
+        "npz": "default image CNN (BreastMNIST 28×28 images in one compressed NPZ file)",
         "store": "DeepBind (random 101-bp DNA, HDF5 store of `biodl data convert`, rows stored shuffled)",
     }[args.case]
 
@@ -267,7 +277,7 @@ def main() -> None:
             model = Path(args.model_path)
         elif args.case in ("deepbind", "store"):
             model = train_deepbind(tmp / "db", tmp / "rest.tsv")
-        elif args.case == "image":
+        elif args.case in ("image", "npz"):
             model = train_image(tmp / "img")
         else:
             model = train_tabular(tmp / "tab", tmp / "train.csv")
