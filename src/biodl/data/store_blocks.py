@@ -68,6 +68,21 @@ class StoreBlocks:
                 yield rows, X, self._ids(root, start, stop)
 
 
+#: Rows gathered through one memory map: the map (and the file pages it touched, which count as
+#: resident memory while mapped) lives for this many rows, so a take's memory does not grow with the file.
+GATHER_ROWS = 2048
+
+
+def _gather(path: Path, dtype: np.dtype[Any], index: np.ndarray) -> np.ndarray:
+    """Items ``index`` of the flat binary file ``path`` (any order), through short-lived memory maps."""
+    out = np.empty(len(index), dtype=dtype)
+    for start in range(0, len(index), GATHER_ROWS):
+        mapped = np.memmap(path, dtype=dtype, mode="r")
+        out[start : start + GATHER_ROWS] = mapped[index[start : start + GATHER_ROWS]]
+        del mapped
+    return out
+
+
 class ColumnSpill:
     """Table rows appended in one order and read back in another, through files in ``folder``.
 
@@ -117,19 +132,16 @@ class ColumnSpill:
         for j, c in enumerate(self.columns):
             dtype = self.dtypes[c]
             if dtype is not None:
-                cols[c] = np.array(np.memmap(self._file(j, "bin"), dtype=dtype, mode="r")[index])
+                cols[c] = _gather(self._file(j, "bin"), dtype, index) if len(index) else np.zeros(0, dtype)
                 continue
-            ends_map = np.memmap(self._file(j, "ends"), dtype=np.int64, mode="r")
-            ends = np.array(ends_map[index])
-            starts = np.where(index > 0, np.array(ends_map[np.maximum(index - 1, 0)]), 0)
-            del ends_map
+            ends = _gather(self._file(j, "ends"), np.dtype(np.int64), index) if len(index) else np.zeros(0, np.int64)
+            starts = np.where(index > 0, _gather(self._file(j, "ends"), np.dtype(np.int64), np.maximum(index - 1, 0)), 0)
             lengths = ends - starts
             total = int(lengths.sum())
             if total:
-                raw = np.memmap(self._file(j, "utf8"), dtype=np.uint8, mode="r")
                 before = np.cumsum(lengths) - lengths  # where each string starts in the gathered buffer
-                buf = np.array(raw[np.repeat(starts - before, lengths) + np.arange(total)]).tobytes()
-                del raw
+                at = np.repeat(starts - before, lengths) + np.arange(total)
+                buf = _gather(self._file(j, "utf8"), np.dtype(np.uint8), at).tobytes()
             else:
                 buf, before = b"", np.zeros(len(index), np.int64)
             bounds = zip(before.tolist(), (before + lengths).tolist(), strict=True)
