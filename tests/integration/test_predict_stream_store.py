@@ -133,3 +133,26 @@ def test_column_spill_hands_rows_back_in_any_order(tmp_path: Path, monkeypatch: 
     back = spill.take(order)
     pd.testing.assert_frame_equal(back, frame.iloc[order].reset_index(drop=True))
     assert spill.take(np.array([], dtype=np.int64)).shape == (0, 3)
+
+
+def test_a_failure_midway_leaves_no_output_and_no_spill(run: Path, peaks: Path, tmp_path: Path) -> None:
+    from biodl import load
+    from biodl.engine import TorchEngine
+    from biodl.predict_stream import stream_predict
+
+    store = _store(peaks, tmp_path / "s.h5")  # shuffled: the results go to a spill folder first
+    bundle = load(run)
+    engine = TorchEngine.from_bundle(bundle)
+    calls = []
+
+    def flaky(X: np.ndarray) -> np.ndarray:
+        calls.append(len(X))
+        if len(calls) == 3:
+            raise DataError("engine failed on the third chunk")
+        return engine.predict(X)
+
+    out = tmp_path / "out" / "pred.parquet"
+    with pytest.raises(DataError, match="third chunk"):
+        stream_predict(bundle, [str(store)], out, flaky, chunk_rows=64)
+    assert calls == [64, 64, 64]
+    assert not out.exists() and not list(out.parent.iterdir())  # no partial file, no spill folder
