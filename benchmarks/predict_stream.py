@@ -5,6 +5,11 @@ Three cases (``--case``), each in fresh processes with one CPU thread and the Py
 * ``deepbind``: random 101-bp DNA tables (TSV: ``EventID``, ``seq``) and a DeepBind model;
 * ``image``: a folder of BreastMNIST PNG images (the NPZ's images repeated under new names) and
   biodl's default image CNN trained for one epoch on BreastMNIST;
+* ``npz``: one compressed NPZ file of BreastMNIST images (``images`` array, repeated) and the same
+  image CNN (the array is read from the zip member in row blocks);
+* ``store``: the ``deepbind`` tables converted to biodl stores (``biodl data convert --no-targets``,
+  HDF5, rows stored shuffled as for training, so the results are also put back in input order);
+  the bare engine runs on the TSV's rows;
 * ``tabular``: CSV tables of 8 random features and a small MLP (a cheap model, so that reading
   and writing dominate: the check that memory stays flat up to 10^7 rows).
 
@@ -20,6 +25,8 @@ the bare engine (DeepBind and the image classifier). Writes ``results/predict_st
     nice -n 10 python benchmarks/predict_stream.py --case deepbind [--sizes 100000 1000000] [--model-path RUN]
     nice -n 10 python benchmarks/predict_stream.py --case image --sizes 20000
     nice -n 10 python benchmarks/predict_stream.py --case tabular --sizes 100000 1000000 10000000
+    python benchmarks/predict_stream.py --case store --sizes 100000 1000000
+    python benchmarks/predict_stream.py --case npz --sizes 20000 100000
 """
 
 from __future__ import annotations
@@ -183,8 +190,28 @@ def train_tabular(out: Path, table: Path) -> Path:
     return out
 
 
+def convert_store(table: Path, store: Path) -> None:
+    """``biodl data convert`` of a DeepBind table to an HDF5 store (inputs and ids, rows shuffled)."""
+    biodl = str(Path(sys.executable).parent / "biodl")
+    cmd = [biodl, "data", "convert", "--data-path", str(table), "--data-type", "sequence", "--sequence-column", "seq"]
+    cmd += ["--id-column", "EventID", "--no-targets", "--output", str(store)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+
+
 def make_input(case: str, tmp: Path, size: int, length: int) -> Path:
-    if case == "deepbind":
+    if case == "store":
+        table = tmp / f"seqs_{size}.tsv"
+        write_table(table, size, length, seed=size)
+        path = tmp / f"seqs_{size}.h5"
+        convert_store(table, path)
+    elif case == "npz":
+        path = tmp / f"images_{size}.npz"
+        with np.load(BREAST) as z:
+            images = np.concatenate([z["train_images"], z["val_images"]])
+        np.savez_compressed(path, images=np.resize(images, (size, *images.shape[1:])))
+    elif case == "deepbind":
         path = tmp / f"seqs_{size}.tsv"
         write_table(path, size, length, seed=size)
     elif case == "image":
@@ -219,7 +246,7 @@ def bare_engine(model: Path, data: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("deepbind", "image", "tabular"), default="deepbind")
+    parser.add_argument("--case", choices=("deepbind", "image", "tabular", "store", "npz"), default="deepbind")
     parser.add_argument("--sizes", type=int, nargs="+", help="rows per input (default per case)")
     parser.add_argument("--chunk-rows", type=int, help="rows per chunk (default 16384; images 4096)")
     parser.add_argument("--length", type=int, default=101)
@@ -232,22 +259,25 @@ def main() -> None:
     args = parser.parse_args()
     load_start = os.getloadavg()[0]
     defaults = {"deepbind": [100_000], "image": [20_000], "tabular": [100_000, 1_000_000, 10_000_000]}
+    defaults |= {"store": [100_000], "npz": [20_000]}
     sizes = sorted(args.sizes or defaults[args.case])
-    chunk = args.chunk_rows or (4096 if args.case == "image" else 16384)
+    chunk = args.chunk_rows or (4096 if args.case in ("image", "npz") else 16384)
     name = args.name or f"predict_stream_{args.case}"
     what = {
         "deepbind": "DeepBind (random 101-bp DNA, TSV)",
         "image": "default image CNN (BreastMNIST 28×28 PNG files in one folder)",
         "tabular": f"MLP on {FEATURES} features (CSV)",
+        "npz": "default image CNN (BreastMNIST 28×28 images in one compressed NPZ file)",
+        "store": "DeepBind (random 101-bp DNA, HDF5 store of `biodl data convert`, rows stored shuffled)",
     }[args.case]
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         if args.model_path:
             model = Path(args.model_path)
-        elif args.case == "deepbind":
+        elif args.case in ("deepbind", "store"):
             model = train_deepbind(tmp / "db", tmp / "rest.tsv")
-        elif args.case == "image":
+        elif args.case in ("image", "npz"):
             model = train_image(tmp / "img")
         else:
             model = train_tabular(tmp / "tab", tmp / "train.csv")
@@ -255,13 +285,14 @@ def main() -> None:
         pairs = []
         for size in sizes:
             data = make_input(args.case, tmp, size, args.length)
+            bare_data = data.with_suffix(".tsv") if args.case == "store" else data  # the bare engine reads the table
             runs = []
             for r in range(args.repeats if size == sizes[0] else 1):
                 if size == sizes[0] and r % 2 == 0:
-                    bare = bare_engine(model, data)
+                    bare = bare_engine(model, bare_data)
                 res = run_predict(model, data, tmp / f"pred_{size}.parquet", chunk)
                 if size == sizes[0] and r % 2 == 1:
-                    bare = bare_engine(model, data)
+                    bare = bare_engine(model, bare_data)
                 if size == sizes[0]:
                     pairs.append({"bare": bare, "streamed": res, "ratio": res["reported_rows_per_s"] / bare["rows_per_s"],
                                   "ratio_process": size / res["seconds"] / bare["rows_per_s"]})  # fmt: skip
@@ -275,6 +306,8 @@ def main() -> None:
             results.append(res)
             print(json.dumps(res), flush=True)
             remove(data)
+            if bare_data != data:
+                remove(bare_data)
         same_process: list[dict[str, float]] = []
         if args.in_process_rows:
             data = make_input(args.case, tmp, args.in_process_rows, args.length)

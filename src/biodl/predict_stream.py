@@ -1,4 +1,4 @@
-"""Streamed batch prediction and embedding of large inputs: delimited tables and image folders.
+"""Streamed batch prediction and embedding of large inputs: delimited tables, image folders and biodl stores.
 
 A table is read a chunk of lines at a time (the header line repeated for every chunk); a folder
 (or list) of image files a chunk of files at a time. Each chunk is read by the bundle's data
@@ -7,6 +7,11 @@ while the engine runs on the previous chunk, and each chunk's rows are appended 
 in input order (image rows keep the ids a whole read gives them). The output is written to ``NAME.partial`` and
 renamed to ``NAME`` only when every row is written, so an interrupted run never leaves a
 complete-looking file. Peak memory depends on the chunk size, not on the number of rows.
+
+A biodl store (HDF5/Zarr, ``biodl data convert``) is read in whole store chunks in stored order
+(sequential reads, each compressed chunk decompressed once); a store written in shuffled order has
+its results kept on disk meanwhile (:class:`~biodl.data.store_blocks.ColumnSpill`) and written out
+in input order at the end, so the output's rows are in the order of the converted input either way.
 
 >>> n = stream_predict(bundle, ["reads.tsv.gz"], "pred.parquet", run=engine.predict, chunk_rows=65536)
 """
@@ -30,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import DataError
-from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns
+from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns, position_columns
 
 if TYPE_CHECKING:
     from biodl.bundle import Bundle
@@ -53,6 +58,15 @@ class Chunk:
     ids: np.ndarray
     X_model: np.ndarray
     data: LoadedData
+    #: ``(n,)`` input row of each chunk row when a store is read in stored order (``None``: input order).
+    rows: np.ndarray | None = None
+
+
+def store_input(paths: list[str]) -> str | None:
+    """The path when ``paths`` is one biodl store (HDF5/Zarr written by ``biodl data convert``), else ``None``."""
+    from biodl.data.store import is_store
+
+    return paths[0] if len(paths) == 1 and is_store(paths[0]) else None
 
 
 def _table_suffix(path: str) -> str:
@@ -67,19 +81,32 @@ def _image_files(paths: list[str]) -> bool:
     return bool(paths) and all(Path(p).exists() for p in paths) and detect_layout(paths, None) == "files"
 
 
+def _npz_input(paths: list[str]) -> str | None:
+    """The path when ``paths`` is one NPZ file of images."""
+    return paths[0] if len(paths) == 1 and paths[0].lower().endswith(".npz") and Path(paths[0]).is_file() else None
+
+
 def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | None:
     """``None`` when these inputs and output can be streamed, else why not (one phrase)."""
     if bundle.modality.name not in ("sequence", "tabular", "image"):
         return f"{bundle.modality.name} inputs are not streamed"
-    if bundle.kind in ("segmentation", "positions") or bundle.modality.cfg.per_position:
+    if bundle.kind == "segmentation" or (bundle.modality.cfg.per_position and bundle.kind != "positions"):
         return f"{bundle.kind} outputs are not streamed"
     if callable(getattr(bundle.model, "instance_outputs", None)):
         return "multiple-instance models are not streamed"
     if Path(output).suffix.lower() not in _OUTPUT_SUFFIXES:
         return f"{Path(output).suffix or 'this'} outputs are not streamed (use .csv, .tsv, .parquet or .h5)"
+    store = store_input(paths)
+    if store is not None:
+        from biodl.data.store import read_store_meta
+
+        stored = read_store_meta(store)["data_type"]
+        if stored != bundle.data_config.type:
+            return f"the store holds {stored} data but the model reads {bundle.data_config.type} data"
+        return None
     if bundle.modality.name == "image":
-        if not _image_files(paths):
-            return "only image files and folders of image files are streamed (not NPZ files, tables or class folders)"
+        if not (_npz_input(paths) or _image_files(paths)):
+            return "only image files, folders of image files and one NPZ file are streamed (not tables or class folders)"
         return None
     if not paths or any(_table_suffix(p) not in _TABLE_SUFFIXES for p in paths):
         return "only delimited text tables (.csv, .tsv, .txt, .seq, optionally .gz) are streamed"
@@ -91,11 +118,16 @@ def streamable(bundle: Bundle, paths: list[str], output: str | Path) -> str | No
 def should_stream(bundle: Bundle, paths: list[str], output: str | Path, chunk_rows: int | None) -> bool:
     """Stream when asked (``chunk_rows``) or when the inputs are large; raises when asked but impossible."""
     why = streamable(bundle, paths, output)
+    store = store_input(paths)
+    if store is not None:  # stores are only read streamed
+        if why is not None:
+            raise DataError(f"{store}: a biodl store is predicted in chunks, and {why}")
+        return True
     if chunk_rows is not None:
         if why is not None:
             raise DataError(f"--chunk-rows: {why}")
         return True
-    if why is None and bundle.modality.name == "image":
+    if why is None and bundle.modality.name == "image" and not _npz_input(paths):
         from biodl.data.image.sources import image_files
 
         return len(image_files(paths)[0]) > STREAM_IMAGES
@@ -157,6 +189,33 @@ def _image_chunks(bundle: Bundle, paths: list[str], overrides: Mapping[str, Any]
         yield data
 
 
+def _npz_chunks(
+    bundle: Bundle, path: str, overrides: Mapping[str, Any] | None, chunk_rows: int, tmp: Path
+) -> Iterator[LoadedData]:
+    """The images of an NPZ file (the arrays a whole read takes) ``chunk_rows`` rows at a time, with its ids.
+
+    Each block is read from the zip member as a stream and written to a small uncompressed NPZ
+    that the image data type reads as it reads the whole file.
+    """
+    from biodl.data.image.sources import npz_image_keys, npz_row_blocks
+    from biodl.inference import _override
+
+    bundle.modality.cfg = _override(bundle.data_config, overrides) if overrides else bundle.data_config
+    parts = bundle.modality._npz_parts(path, bundle.classes)  # type: ignore[attr-defined]
+    over = {**(overrides or {}), "image.layout": "auto"}
+    index = 0
+    for key, prefix in npz_image_keys(path, parts):
+        start = 0
+        for block in npz_row_blocks(path, key, chunk_rows):
+            part = tmp / f"chunk{index % 3}.npz"  # at most 3 chunk files alive
+            np.savez(part, images=block)
+            data = load_data(bundle, [str(part)], over, require_targets=False)
+            data.ids = np.asarray([f"{prefix}{start + i}" for i in range(len(block))], dtype=object)
+            start += len(block)
+            index += 1
+            yield data
+
+
 def _source_message(message: str, part: Path, source: str, before: int) -> str:
     """``message`` about chunk file ``part`` rewritten to name ``source`` and its row numbers."""
     message = re.sub(rf"{re.escape(part.name)} row (\d+)", lambda m: f"{Path(source).name} row {int(m[1]) + before}", message)
@@ -193,18 +252,38 @@ def iter_chunks(
             data.ids = ids
             yield data
 
+    def put(chunk: Chunk) -> bool:
+        """Hand ``chunk`` to the consumer; False when it stopped reading."""
+        while not stop.is_set():
+            try:
+                q.put(chunk, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce(tmp: Path) -> None:
         try:
-            images = bundle.modality.name == "image"
-            for data in _image_chunks(bundle, paths, overrides, chunk_rows) if images else tables(tmp):
-                chunk = Chunk(np.asarray(data.ids, dtype=object), encode(np.asarray(data.X)), data)
-                while not stop.is_set():
-                    try:
-                        q.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            store = store_input(paths)
+            if store is not None:
+                from biodl.data.base import LoadedData
+                from biodl.data.store_blocks import StoreBlocks
+
+                for rows, X, ids in StoreBlocks(store).blocks(chunk_rows):
+                    chunk = Chunk(ids, encode(X), LoadedData(X, None, ids, None, {}), rows)
+                    if not put(chunk):
+                        return
+                q.put(done)
+                return
+            npz = _npz_input(paths) if bundle.modality.name == "image" else None
+            if npz is not None:
+                source: Iterator[LoadedData] = _npz_chunks(bundle, npz, overrides, chunk_rows, tmp)
+            elif bundle.modality.name == "image":
+                source = _image_chunks(bundle, paths, overrides, chunk_rows)
+            else:
+                source = tables(tmp)
+            for data in source:
+                if not put(Chunk(np.asarray(data.ids, dtype=object), encode(np.asarray(data.X)), data)):
                     return
             q.put(done)
         except BaseException as exc:  # handed to the consumer, raised there
@@ -378,19 +457,38 @@ def stream_rows(
     allocator = _Allocator()
     writer = TableAppender(output)
     progress = Progress(what)
+    spill_dir = tempfile.TemporaryDirectory(prefix=".biodl-spill-", dir=writer.path.parent)
+    store = store_input(paths)
+    position = None
+    if store is not None:
+        from biodl.data.store import StoreRows
+        from biodl.data.store_blocks import ColumnSpill
+
+        position = StoreRows(store).position  # a store in shuffled order: results kept on disk until every row is done
+    spill = ColumnSpill(spill_dir.name) if position is not None else None
     try:
         for i, chunk in enumerate(iter_chunks(bundle, paths, overrides, chunk_rows, bundle.modality.transform)):
             if i == 0 and first is not None:
                 first(chunk)
-            writer.write(compute(chunk))
+            frame = compute(chunk)
+            if spill is not None:
+                spill.append(frame)
+            else:
+                writer.write(frame)
             progress.update(len(chunk.ids))
-            del chunk
+            del chunk, frame
             allocator.trim()
+        if spill is not None and position is not None:  # the input order, a block of rows at a time
+            for start in range(0, len(position), chunk_rows):
+                writer.write(spill.take(position[start : start + chunk_rows]))
+                allocator.trim()
         path = writer.commit()
     except BaseException:
         writer.abort()
         progress.close()
         raise
+    finally:
+        spill_dir.cleanup()
     return path, writer.rows, progress.close()
 
 
@@ -407,6 +505,9 @@ def stream_predict(
     """Predictions of ``run`` (an engine's ``predict``) for every row, streamed into ``output``."""
 
     def compute(chunk: Chunk) -> pd.DataFrame:
-        return pd.DataFrame(output_columns(bundle, chunk.ids, run(chunk.X_model)))
+        out = run(chunk.X_model)
+        if bundle.kind == "positions":  # one row per sequence: its label string and per-position probabilities
+            return pd.DataFrame({"id": chunk.ids, **position_columns(bundle, chunk.data, out)})
+        return pd.DataFrame(output_columns(bundle, chunk.ids, out))
 
     return stream_rows(bundle, paths, output, compute, overrides=overrides, chunk_rows=chunk_rows, first=first)

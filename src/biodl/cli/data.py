@@ -28,6 +28,12 @@ def add_parser(sub: Any) -> None:
         help="bit-pack the inputs: sequence codes to the fewest bits per position (3 for DNA), one-hot to 1 bit",
     )
     conv.add_argument(
+        "--input-order",
+        action="store_true",
+        help="store the rows in input order (default: shuffled, for training); a prediction store read in input "
+        "order needs no reordering of the results",
+    )
+    conv.add_argument(
         "--no-targets",
         action="store_true",
         help="store inputs only, for prediction (default: targets are read as `biodl train` reads them)",
@@ -66,12 +72,12 @@ def cmd_data(args: argparse.Namespace) -> int:
         )  # fmt: skip
     out = write_store(
         Path(args.output), data, data_type=cfg.data.type, data_cfg=cfg.data, split=split,
-        chunk_rows=args.chunk_rows, pack_bits=args.pack_bits, shuffle_seed=cfg.train.seed,
+        chunk_rows=args.chunk_rows, pack_bits=args.pack_bits, shuffle_seed=None if args.input_order else cfg.train.seed,
     )  # fmt: skip
     size = out.stat().st_size / 1e6
     what = "inputs only (no targets)" if data.targets is None else f"targets {', '.join(data.targets.names)}"
     print(
         f"{len(data)} rows of shape {tuple(data.X.shape[1:])} written to {out} ({size:.1f} MB; {what}; "
-        f"rows stored in shuffled order, seed {cfg.train.seed})"
+        + ("rows stored in input order)" if args.input_order else f"rows stored in shuffled order, seed {cfg.train.seed})")
     )
     return 0

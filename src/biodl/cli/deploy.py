@@ -56,8 +56,9 @@ def add_stream_flag(parser: argparse.ArgumentParser) -> None:
         "--chunk-rows",
         type=int,
         default=None,
-        help="read, encode and write delimited tables N rows at a time (flat memory; the output appears under its "
-        "name only when complete); default: streamed in 16384-row chunks when the inputs exceed 64 MiB",
+        help="read, encode and write tables, image files/NPZ files and biodl stores N rows at a time (flat memory; the "
+        "output appears under its name only when complete); default: stores always, other inputs over 64 MiB, in "
+        "16384-row chunks",
     )
 
 

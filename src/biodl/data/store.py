@@ -424,6 +424,18 @@ class StoreRows(LazyRows):
         out[order] = block
         return out
 
+    def _decoded(self, block: np.ndarray) -> np.ndarray:
+        """Stored (possibly bit-packed) rows as the inputs' dtype and shape."""
+        if self.packed_axis >= 0:
+            block = np.unpackbits(block, axis=self.packed_axis, count=self.shape[self.packed_axis])
+        elif self.code_packing:
+            block = unpack_codes(block, self.code_packing)
+        return np.asarray(block, dtype=self.dtype)
+
+    def read_stored(self, start: int, stop: int) -> np.ndarray:
+        """The rows stored at positions ``start:stop`` (a sequential read, whatever the row order)."""
+        return self._decoded(np.asarray(self._handle()[start:stop]))
+
     def __getitem__(self, idx: Any) -> np.ndarray:
         ds = self._handle()
         if isinstance(idx, slice) and self.position is None:
@@ -435,11 +447,7 @@ class StoreRows(LazyRows):
             if idx.ndim == 0:
                 return self[idx.reshape(1)][0]
             block = self._read(ds, self.stored_positions(idx)) if len(idx) else np.asarray(ds[0:0])
-        if self.packed_axis >= 0:
-            block = np.unpackbits(block, axis=self.packed_axis, count=self.shape[self.packed_axis])
-        elif self.code_packing:
-            block = unpack_codes(block, self.code_packing)
-        return np.asarray(block, dtype=self.dtype)
+        return self._decoded(block)
 
 
 def read_store_meta(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ without reading any pixels, so layout mistakes are reported before slow reading 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,6 +212,55 @@ def npz_arrays(path: str, parts_wanted: list[str] | None = None) -> Source:
         mask_arr = np.concatenate([m for m in masks if m is not None])
     ids = [f"{s}/{i}" for s, i in zip(split, _counts(split))] if split is not None else [str(i) for i in range(len(arr))]
     return Source([], ids, frame, cols, "npz", arrays=arr, mask_arrays=mask_arr, parts=split)
+
+
+def npz_image_keys(path: str, parts_wanted: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(array name, id prefix)`` of the image arrays :func:`npz_arrays` reads, in its order (no data read).
+
+    The id prefix is ``"train/"`` etc. for MedMNIST parts and ``""`` for a plain ``images`` array.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the NPZ file ({exc})") from None
+    parts = [s for s in ("train", "val", "test") if f"{s}_images" in keys]
+    if parts:
+        return [(f"{s}_images", f"{s}/") for s in parts if parts_wanted is None or s in parts_wanted]
+    img_key = next((k for k in ("images", "x", "X", "imgs") if k in keys), None)
+    if img_key is None:
+        raise DataError(f"{path}: no image array; expected MedMNIST keys (train_images, ...) or 'images'")
+    return [(img_key, "")]
+
+
+def npz_row_blocks(path: str, key: str, block_rows: int) -> Iterator[np.ndarray]:
+    """Array ``key`` of an NPZ file, ``block_rows`` rows at a time, read from the (compressed or stored) member.
+
+    A zip member cannot be memory-mapped; it is decompressed as a stream, so memory holds one block.
+    An array saved in Fortran order is read whole and then handed out in blocks.
+    """
+    import zipfile
+
+    fmt = np.lib.format
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
+            version = fmt.read_magic(fh)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            if fortran or dtype.hasobject or not shape:
+                whole = fmt.read_array(fh, allow_pickle=False) if not fortran else np.load(path, allow_pickle=False)[key]
+                for start in range(0, len(whole), block_rows):
+                    yield whole[start : start + block_rows]
+                return
+            row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+            for start in range(0, shape[0], block_rows):
+                n = min(block_rows, shape[0] - start)
+                buf = fh.read(n * row)
+                if len(buf) != n * row:
+                    raise DataError(f"{path}: {key} ends after {start + len(buf) // max(row, 1)} of {shape[0]} rows")
+                yield np.frombuffer(buf, dtype=dtype).reshape(n, *shape[1:])
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot read {key} of the NPZ file ({exc})") from None
 
 
 def _counts(split: np.ndarray) -> list[int]:
