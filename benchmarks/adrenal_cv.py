@@ -7,7 +7,8 @@ inner validation split for early stopping and the learning-rate plateau, the fol
 once. The network is trained as ``biodl train`` trains it (``cnn3d`` defaults: Adam 1e-3, batch 32,
 plateau ×0.5 after 3 epochs, early stopping after 10, at most ``--max-epochs`` (30 here: the cap when
 these figures were made; the product's cap is now 50), best weights restored;
-``flip rot90`` augmentation; per-channel standardisation fitted on the training part), in a lean
+``flip rot90`` augmentation; ``members`` networks each on its own loss; per-channel standardisation
+fitted on the training part), in a lean
 loop without the run's reports. Per fold it records the held-out AUROC of:
 
 * the best-epoch network without test-time augmentation, with the 8 flips (``tta: flip``) and with
@@ -97,7 +98,8 @@ def train_fold(
         perm = torch.randperm(len(xt), device=device)
         for i in range(0, len(perm), 32):
             b = perm[i : i + 32]
-            loss = lossf(model(aug(xt[b]))[:, 0], yt[b])
+            # every member on its own loss, summed (biodl's training step); one network: the plain loss
+            loss = sum(lossf(s[:, 0], yt[b]) for s in model.member_scores(aug(xt[b])))  # type: ignore[operator]
             opt.zero_grad()
             loss.backward()
             opt.step()

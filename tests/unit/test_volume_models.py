@@ -14,6 +14,7 @@ CASES = [
     ("cnn3d", {}, (1, 16, 20, 24), 3, (3,)),
     ("cnn3d", {"tta": "dihedral"}, (1, 16, 20, 20), 2, (2,)),
     ("cnn3d", {"channels": [4, 8], "global_pool": False, "convs_per_block": 2}, (2, 8, 12, 12), 1, (1,)),
+    ("cnn3d", {"channels": [4, 8], "members": 3}, (1, 8, 12, 12), 2, (2,)),
     ("resnet3d", {"width": 4}, (1, 12, 12, 12), 2, (2,)),
     ("resnet3d", {"width": 4, "stem": "video"}, (3, 8, 16, 16), 1, (1,)),
     ("unet3d", {"depth": 2, "base_channels": 4}, (1, 10, 18, 22), 1, (1, 10, 18, 22)),
@@ -51,6 +52,28 @@ class TestVolumeArchitecture:
         model = build_model(name, in_shape, k, params)
         with pytest.raises(ConfigError, match=r"\(N, \d+, D, H, W\) volumes"):
             model(torch.zeros(1, in_shape[0], 16, 16))
+
+
+def test_cnn3d_members_are_averaged_and_fitted_on_their_own_losses() -> None:
+    torch.manual_seed(0)
+    one = build_model("cnn3d", (1, 8, 8, 8), 2, {"channels": [4, 8]})
+    assert not any("more_members" in k for k in one.state_dict())  # one network: the former parameter names
+    model = build_model("cnn3d", (1, 8, 8, 8), 2, {"channels": [4, 8], "members": 3, "tta": "none"})
+    x = torch.randn(5, 1, 8, 8, 8)
+    model.eval()
+    with torch.no_grad():
+        each = model.member_scores(x)
+        assert each.shape == (3, 5, 2)
+        assert torch.allclose(model(x), each.mean(dim=0), atol=1e-6)
+        assert not torch.allclose(each[0], each[1])  # different random starts
+        assert model.embed(x).shape == (5, 3 * 64)
+    # a loss on member 1 alone moves member 1 only (the training step sums the members' losses)
+    model.train()
+    model.member_scores(x)[1].sum().backward()
+    first = [p.grad for p in model.head.parameters()]
+    second = [p.grad for p in model.more_members[0]["head"].parameters()]
+    assert all(g is None or g.abs().sum() == 0 for g in first)
+    assert all(g is not None and g.abs().sum() > 0 for g in second)
 
 
 def test_resnet3d_has_torchvision_r3d_18_names() -> None:

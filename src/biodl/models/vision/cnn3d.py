@@ -3,7 +3,9 @@
 Each block is ``[Conv 3×3×3 → BN → ReLU] × convs_per_block → MaxPool 2×2×2``; the last maps are
 globally averaged (or flattened) into a hidden dense layer and the output layer. The default
 (8-16-32 filters, one convolution per block, global average pooling) has about 20 k parameters and trains on 28³ volumes
-on a CPU in seconds per epoch.
+on a CPU in seconds per epoch. ``members`` such networks (default 1) can be trained side by side from
+different random weights, each on its own loss (a seed ensemble in one run); the output is the
+mean of their logits.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ class CNN3DParams(ModelParams):
     dense_units: int = Field(default=64, ge=1, description="hidden dense layer")
     dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
     global_pool: bool = Field(default=True, description="average the last maps (else flatten them)")
+    members: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="networks trained side by side from different random weights, each on its own loss; the "
+        "output is the mean of their logits (a seed ensemble at members x the training cost)",
+    )
     tta: Literal["none", "flip", "dihedral"] = Field(
         default="flip",
         description="test-time augmentation: average the logits over the 8 flips of the volume (flip) or over its 16 "
@@ -56,32 +65,65 @@ class CNN3D(VolumeModel):
                 f"{len(params.channels)} pooling blocks need volumes of at least {2 ** len(params.channels)} voxels per side, "
                 f"got {'×'.join(map(str, side))}; use fewer model.channels or resize (--volume-size)"
             )
-        blocks = []
-        c = self.in_channels
-        for width in params.channels:
-            layers: list[nn.Module] = []
-            for _ in range(params.convs_per_block):
-                layers += conv3d_bn_relu(c, width, params.batch_norm)
-                c = width
-            layers.append(nn.MaxPool3d(2))
-            blocks.append(nn.Sequential(*layers))
-            side = [s // 2 for s in side]
-        self.blocks = nn.Sequential(*blocks)
-        flat = c if params.global_pool else c * side[0] * side[1] * side[2]
-        self.pool: nn.Module = nn.AdaptiveAvgPool3d(1) if params.global_pool else nn.Identity()
-        hidden = nn.Linear(flat, params.dense_units)
-        self.dense = nn.Sequential(nn.Flatten(), hidden, nn.ReLU(inplace=True), nn.Dropout(params.dropout))
-        self.head = nn.Linear(params.dense_units, num_outputs)
+        first = _network(self.in_channels, side, num_outputs, params)
+        # member 0 keeps the single network's parameter names (blocks.*, dense.*, head.*), the others
+        # live in ``more_members`` (empty for one network, so one-network bundles load unchanged)
+        blocks = first["blocks"]
+        assert isinstance(blocks, nn.Sequential)
+        self.blocks, self.pool, self.dense, self.head = blocks, first["pool"], first["dense"], first["head"]
+        self.more_members = nn.ModuleList(
+            [_network(self.in_channels, side, num_outputs, params) for _ in range(params.members - 1)]
+        )
         conv_init_3d(self)
-        nn.init.xavier_uniform_(hidden.weight)
-        nn.init.xavier_uniform_(self.head.weight)
+        for net in [first, *self._extra()]:
+            hidden, head = net["dense"][1], net["head"]  # type: ignore[index]
+            assert isinstance(hidden, nn.Linear) and isinstance(head, nn.Linear)
+            nn.init.xavier_uniform_(hidden.weight)
+            nn.init.xavier_uniform_(head.weight)
 
     def gradcam_layer(self) -> nn.Module:
+        """The last ReLU of the first member (with several members: Grad-CAM of the ensemble's score
+        through the first member's maps)."""
         return [m for m in self.blocks[-1].modules() if isinstance(m, nn.ReLU)][-1]
 
+    def _extra(self) -> list[nn.ModuleDict]:
+        """Members 2, 3, ... (each ``blocks``, ``pool``, ``dense``, ``head``)."""
+        return [net for net in self.more_members if isinstance(net, nn.ModuleDict)]
+
+    def _member_embeds(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = [self.dense(self.pool(self.blocks(x)))]
+        return out + [net["dense"](net["pool"](net["blocks"](x))) for net in self._extra()]
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden dense layer ``(N, dense_units)``."""
-        return self.dense(self.pool(self.blocks(x)))
+        """Hidden dense layer ``(N, dense_units)`` (``(N, members × dense_units)``: the members' side by side)."""
+        return torch.cat(self._member_embeds(x), dim=1)
+
+    def member_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's logits ``(members, N, num_outputs)`` (the training loss is their sum)."""
+        heads = [self.head, *[net["head"] for net in self._extra()]]
+        return torch.stack([head(h) for head, h in zip(heads, self._member_embeds(x))])
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+        """Logits ``(N, num_outputs)``: the members' mean."""
+        if not self.more_members:
+            return self.head(self.dense(self.pool(self.blocks(x))))
+        return self.member_scores(x).mean(dim=0)
+
+
+def _network(in_channels: int, side: list[int], num_outputs: int, params: CNN3DParams) -> nn.ModuleDict:
+    """One member: ``blocks`` → ``pool`` → ``dense`` (Flatten, Linear, ReLU, Dropout) → ``head``."""
+    blocks = []
+    c = in_channels
+    for width in params.channels:
+        layers: list[nn.Module] = []
+        for _ in range(params.convs_per_block):
+            layers += conv3d_bn_relu(c, width, params.batch_norm)
+            c = width
+        layers.append(nn.MaxPool3d(2))
+        blocks.append(nn.Sequential(*layers))
+        side = [s // 2 for s in side]
+    flat = c if params.global_pool else c * side[0] * side[1] * side[2]
+    pool: nn.Module = nn.AdaptiveAvgPool3d(1) if params.global_pool else nn.Identity()
+    dense = nn.Sequential(nn.Flatten(), nn.Linear(flat, params.dense_units), nn.ReLU(inplace=True), nn.Dropout(params.dropout))
+    head = nn.Linear(params.dense_units, num_outputs)
+    return nn.ModuleDict({"blocks": nn.Sequential(*blocks), "pool": pool, "dense": dense, "head": head})

@@ -1,0 +1,59 @@
+"""Tables of the ``mil`` default candidates scored by ``mil_nested.py`` (no rep1 test fold used).
+
+Reads ``results/mil_dev_rep2.jsonl`` (10-fold outer CV on MIDatasets' ``rep2_test_fold``, the
+development folds) and ``results/mil_nested.jsonl`` (nested inner CV inside ``rep1_test_fold``'s
+training folds) and writes ``results/mil_candidates.md``: one row per configuration, one column
+per set, the mean only where all four sets finished.
+
+    python benchmarks/mil_candidates.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SETS = ("musk1", "elephant", "fox", "tiger")
+LABELS = {
+    "instdrop30": "defaults (instance dropout 0.3, 5 members, 50 epochs)",
+    "id50": "instance dropout 0.5",
+    "m10": "10 members",
+    "ep100": "100 epochs",
+}
+
+
+def scores(path: Path, key: str) -> dict[str, dict[str, float]]:
+    """``{config: {set: score}}`` (the last record of a pair wins)."""
+    out: dict[str, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        if r.get(key) is not None:
+            out.setdefault(r["cfg"], {})[r["set"]] = float(r[key])
+    return out
+
+
+def table(title: str, got: dict[str, dict[str, float]]) -> list[str]:
+    lines = [f"| {title} | MUSK1 | Elephant | Fox | Tiger | mean |", "|---|---|---|---|---|---|"]
+    for cfg, label in LABELS.items():
+        v = [got.get(cfg, {}).get(s) for s in SETS]
+        cells = [f"{x:.3f}" if x is not None else "–" for x in v]
+        done = [x for x in v if x is not None]
+        mean = f"{sum(done) / len(SETS):.3f}" if len(done) == len(SETS) else "–"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
+    return lines
+
+
+def main() -> None:
+    dev = scores(RESULTS / "mil_dev_rep2.jsonl", "outer_mean")
+    nested = scores(RESULTS / "mil_nested.jsonl", "inner_mean")
+    lines = ["# mil: default candidates (bag accuracy; no rep1 test fold used)", ""]
+    lines += [*table("rep2 outer 10-fold (development folds)", dev), ""]
+    lines += [*table("rep1 nested inner CV (outer folds 1, 4, 7)", nested), ""]
+    lines.append("From `benchmarks/mil_nested.py` (see docs/mil.md); a dash: the run did not finish.")
+    (RESULTS / "mil_candidates.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
