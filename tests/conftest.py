@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 from pathlib import Path
 
@@ -122,3 +123,47 @@ def run_biodl(*args: str, cwd: Path | None = None, timeout: int | None = None) -
         os.environ.update(env)
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["biodl", *args], code, out.getvalue(), err.getvalue())
+
+
+REST_ROWS = 300  # several 64-row prediction chunks and a partial last one
+
+
+def _rest_peaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 REST ChIP-seq peaks of DeepBind's ENCODE file (a TSV with an id column)."""
+    src = shared_path("dna", "deepbind_encode_train", "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz")
+    with gzip.open(src, "rt") as fh:
+        frame = pd.read_csv(fh, sep="\t").head(REST_ROWS)
+    out = tmp_path_factory.mktemp("data") / "rest.tsv"
+    frame.to_csv(out, sep="\t", index=False)
+    return out
+
+
+def _rest_deepbind_run(tmp_path_factory: pytest.TempPathFactory, peaks: Path) -> Path:
+    """A DeepBind model trained for one epoch on the peaks and their dinucleotide shuffles."""
+    from biodl import Experiment
+
+    out = tmp_path_factory.mktemp("runs") / "rest"
+    Experiment(
+        data={
+            "type": "sequence",
+            "path": [str(peaks)],
+            "target_columns": ["Bound"],
+            "sequence": {"column": "seq", "negatives": "dinucleotide-shuffle"},
+        },
+        model={"name": "deepbind"},
+        train={"max_epochs": 1, "progress_bar": False, "seed": 0, "batch_size": 64},
+        evaluate={"baselines": [], "report": False, "plots": False},
+    ).fit(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rest_peaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 ENCODE REST peaks as a TSV (one copy per test module)."""
+    return _rest_peaks(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rest_deepbind_run(tmp_path_factory: pytest.TempPathFactory, rest_peaks: Path) -> Path:
+    """A one-epoch DeepBind run on :func:`rest_peaks` (one per test module)."""
+    return _rest_deepbind_run(tmp_path_factory, rest_peaks)

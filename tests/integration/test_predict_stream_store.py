@@ -6,47 +6,26 @@ was converted from, in the TSV's row order, whether the store holds its rows shu
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from biodl import Experiment
 from biodl.errors import DataError
-from conftest import run_biodl, shared_path
+from conftest import REST_ROWS, run_biodl
 
-ROWS = 300
-
-
-@pytest.fixture(scope="module")
-def peaks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """300 REST ChIP-seq peaks of DeepBind's ENCODE file (a TSV with an id column)."""
-    src = shared_path("dna", "deepbind_encode_train", "REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz")
-    with gzip.open(src, "rt") as fh:
-        frame = pd.read_csv(fh, sep="\t").head(ROWS)
-    out = tmp_path_factory.mktemp("data") / "rest.tsv"
-    frame.to_csv(out, sep="\t", index=False)
-    return out
+ROWS = REST_ROWS
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, peaks: Path) -> Path:
-    """A DeepBind model trained for one epoch on the peaks and their dinucleotide shuffles."""
-    out = tmp_path_factory.mktemp("runs") / "rest"
-    Experiment(
-        data={
-            "type": "sequence",
-            "path": [str(peaks)],
-            "target_columns": ["Bound"],
-            "sequence": {"column": "seq", "negatives": "dinucleotide-shuffle"},
-        },
-        model={"name": "deepbind"},
-        train={"max_epochs": 1, "progress_bar": False, "seed": 0, "batch_size": 64},
-        evaluate={"baselines": [], "report": False, "plots": False},
-    ).fit(out)
-    return out
+def peaks(rest_peaks: Path) -> Path:
+    return rest_peaks
+
+
+@pytest.fixture(scope="module")
+def run(rest_deepbind_run: Path) -> Path:
+    return rest_deepbind_run
 
 
 def _store(peaks: Path, out: Path, *extra: str) -> Path:
