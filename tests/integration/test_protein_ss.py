@@ -71,4 +71,4 @@ def test_max_time_stops_after_the_epoch_in_which_it_is_spent(
     )  # fmt: skip
     res = exp.fit(tmp_path / "run")
     assert len(res.history["val_loss"]) == 1  # the deadline had passed when the first epoch ended
-    assert "training stopped by train.max_time (1e-06 s) after epoch 1" in capsys.readouterr().out
+    assert "training stopped by train.max_time (1e-06 s, cpu clock) after epoch 1" in capsys.readouterr().out

@@ -72,7 +72,7 @@ def test_cpu_budget_clock_counts_per_thread_and_is_bounded_by_wall_time() -> Non
 
     import torch
 
-    from biodl.experiment.portfolio import CPU_CLOCK_MAX_STRETCH, budget_clock
+    from biodl.training.clock import CPU_CLOCK_MAX_STRETCH, budget_clock
 
     before = torch.get_num_threads()
     try:

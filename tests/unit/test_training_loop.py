@@ -250,3 +250,29 @@ def test_no_step_checkpoint_at_an_epochs_last_batch(pbmc: tuple[np.ndarray, np.n
     assert n_batches % 2 == 1  # epoch 1 ends on an even step, where an interval checkpoint would fall
     step, saved = seen.seen[1]
     assert step == 2 * n_batches and step - 2 <= saved < step
+
+
+class IdleEpochs(StepLog):
+    """Each epoch ends with the process idle (another job has the cores): wall time passes, CPU time does not."""
+
+    def __init__(self, idle_s: float) -> None:
+        super().__init__()
+        self.idle_s = idle_s
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        time.sleep(self.idle_s)
+        super().on_train_epoch_end(trainer, pl_module)
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_max_time_counts_on_the_budget_clock(pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path, clock: str) -> None:
+    """``train.max_time`` on the ``cpu`` clock is not spent by time the process waits for a core (at most 1/5 of it
+    counts), so a busy machine does not cut the training short; on the ``wall`` clock it is."""
+    idle = IdleEpochs(idle_s=0.5)
+    res, _ = fit(pbmc, "multiclass", tmp_path, idle, max_epochs=6, max_time=0.4, time_budget_clock=clock)
+    if clock == "wall":
+        assert res.epochs == 2  # the first epoch's 0.5 s idle > 0.4 s: stopped when the second epoch ended
+    else:
+        assert res.epochs >= 3  # only 0.1 s of each idle 0.5 s counts (plus a little CPU per epoch)

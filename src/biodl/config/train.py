@@ -86,15 +86,15 @@ class TrainConfig(_Section):
     )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",
-        description="what train.time_budget counts: cpu = CPU seconds this process used per PyTorch thread (about "
-        "elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at most 5x "
-        "the budget in elapsed time), wall = elapsed seconds",
+        description="what train.time_budget and train.max_time count: cpu = CPU seconds this process used per "
+        "PyTorch thread (about elapsed time on an idle machine of any size; a busy machine does not cut the candidates short; at "
+        "most 5x the budget in elapsed time), wall = elapsed seconds",
     )
     max_time: float | None = Field(
         default=None,
         gt=0,
-        description="seconds of training after which the run stops at the end of the current epoch (the best epoch's "
-        "weights are kept, as with early stopping; null: no limit)",
+        description="seconds of training (on the train.time_budget_clock clock) after which the run stops at the end "
+        "of the current epoch (the best epoch's weights are kept, as with early stopping; null: no limit)",
     )
     loss: Literal["mse", "huber"] = Field(
         default="mse", description="regression loss on the standardised targets: mse, or huber (robust to heavy tails)"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ from biodl.experiment.train import train_network
 from biodl.experiment.yardstick import compare_to_baseline
 from biodl.metrics import compute_metrics, main_metric, to_jsonable
 from biodl.training.callbacks import Deadline
+from biodl.training.clock import CPU_CLOCK_MAX_STRETCH as CPU_CLOCK_MAX_STRETCH
+from biodl.training.clock import budget_clock
 
 #: Excess kurtosis of the standardised training targets above which a Huber-loss candidate is added.
 HEAVY_TAIL_KURTOSIS = 1.0
@@ -123,25 +125,6 @@ def _label(i: int, candidate: Mapping[str, Any]) -> str:
     return f"{i}: {candidate.get('name')}" + (f" ({', '.join(params + extra)})" if params or extra else "")
 
 
-#: The ``cpu`` budget clock never runs slower than wall time divided by this (a starved process still ends).
-CPU_CLOCK_MAX_STRETCH = 5.0
-
-
-def budget_clock(kind: str) -> Callable[[], float]:
-    """The clock ``train.time_budget`` is counted on: ``wall`` = elapsed seconds; ``cpu`` = this process's CPU
-    seconds per PyTorch thread (≈ elapsed time on an idle machine, whatever its core count; a busy machine stretches
-    it, so the same candidates train), but at least elapsed / :data:`CPU_CLOCK_MAX_STRETCH`."""
-    if kind != "cpu":
-        return time.monotonic
-    import torch
-
-    threads = max(1, torch.get_num_threads())
-    wall0, cpu0 = time.monotonic(), time.process_time()
-
-    def clock() -> float:
-        return max((time.process_time() - cpu0) / threads, (time.monotonic() - wall0) / CPU_CLOCK_MAX_STRETCH)
-
-    return clock
 
 
 def fit_portfolio(

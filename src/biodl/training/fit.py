@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from biodl.training.callbacks import (
     History,
     LastCheckpoint,
 )
+from biodl.training.clock import budget_clock
 from biodl.training.csv_log import DamagedCheckpoint, ResumableCSVLogger, read_checkpoint_epoch
 from biodl.training.module import BiodlModule
 
@@ -253,8 +253,10 @@ def train_model(
                 monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True
             )
         )
-    timer = None if cfg.max_time is None else Deadline(time.monotonic() + cfg.max_time)
-    if timer is not None:  # train.max_time: stop after the epoch in which it is spent (best weights kept)
+    timer = None
+    if cfg.max_time is not None:  # train.max_time: stop after the epoch in which it is spent (best weights kept)
+        clock = budget_clock(cfg.time_budget_clock)  # cpu: a busy machine does not cut the training short
+        timer = Deadline(clock() + cfg.max_time, clock)
         callbacks.append(timer)
     callbacks += list(extra_callbacks or [])
     if cfg.progress_bar:
@@ -294,7 +296,10 @@ def train_model(
             raise BiodlError(f"trainer settings rejected: {exc}") from None
         raise
     if timer is not None and timer.stopped:
-        print(f"training stopped by train.max_time ({cfg.max_time:g} s) after epoch {trainer.current_epoch}")
+        print(
+            f"training stopped by train.max_time ({cfg.max_time:g} s, {cfg.time_budget_clock} clock) "
+            f"after epoch {trainer.current_epoch}"
+        )
     model.eval()
     return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 
