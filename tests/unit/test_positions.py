@@ -210,23 +210,25 @@ def test_contract_command_resolves_the_chosen_per_position_defaults(capsys: pyte
     assert model["name"] == "dilated-cnn" and model["per_position"] is True
     assert (model["channels"], model["blocks"], model["width"]) == (128, 8, 5)
     # chosen on the NetSurfP-2.0 validation chains (docs/protein.md): 8 sequences per step at Adam lr 2e-3,
-    # cosine decay over at most 10 epochs, label smoothing 0.1, a 90-minute cap on training
-    assert (train["batch_size"], train["lr"], train["optimizer"]) == (8, 2e-3, "adam")
+    # cosine decay over at most 10 epochs, label smoothing 0.1, a 90-minute cap on training, two members averaged
+    assert (train["batch_size"], train["lr"], train["optimizer"], train["ensemble_size"]) == (8, 2e-3, "adam", 2)
     assert (train["max_epochs"], train["lr_schedule"], train["lr_min_factor"]) == (10, "cosine", 0.01)
     assert (train["label_smoothing"], train["max_time"], train["patience"]) == (0.1, 5400.0, 3)
     assert cfg["evaluate"]["baselines"] == ["window_logistic"]
     # a user's own setting wins over the recommendation
-    mine = ["--batch-size", "16", "--lr", "0.01", "--label-smoothing", "0", "--lr-schedule", "plateau"]
+    mine = ["--batch-size", "16", "--lr", "0.01", "--label-smoothing", "0", "--lr-schedule", "plateau", "--ensemble-size", "1"]
     mine += ["--set", "model.channels=64"]
     assert main([*argv, *mine]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     train = cfg["train"]
     assert (train["batch_size"], train["lr"], train["label_smoothing"], train["lr_schedule"]) == (16, 0.01, 0.0, "plateau")
+    assert train["ensemble_size"] == 1
     assert cfg["model"]["channels"] == 64
     # other tasks keep the general defaults
     assert main(["train", "--data-type", "sequence", "--data-path", "x.tsv", "--target-columns", "y", "--print-config"]) == 0
     train = yaml.safe_load(capsys.readouterr().out)["train"]
     assert (train["label_smoothing"], train["max_time"], train["lr_schedule"]) == (0.0, None, "plateau")
+    assert train["ensemble_size"] == 1
 
 
 # ---------------------------------------------------------------- label smoothing and the cosine schedule
