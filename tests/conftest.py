@@ -125,6 +125,12 @@ def run_biodl(*args: str, cwd: Path | None = None, timeout: int | None = None) -
     return subprocess.CompletedProcess(["biodl", *args], code, out.getvalue(), err.getvalue())
 
 
+#: NetSurfP-2.0 training chains (per-residue secondary structure) in ../shared
+PROTEIN_SS = ("protein", "secondary_structure_netsurfp", "train.tsv")
+#: a tiny per-position network and one epoch: tests that check the plumbing, not the accuracy
+TINY_POSITIONS = ["--max-epochs", "1", "--threads", "1", "--set", "train.progress_bar=false", "--set", "model.channels=16",
+                  "--set", "model.blocks=2", "--set", "evaluate.plots=false", "--set", "evaluate.report=false"]  # fmt: skip
+
 REST_ROWS = 300  # several 64-row prediction chunks and a partial last one
 
 

@@ -11,18 +11,13 @@ import pandas as pd
 import pytest
 
 from biodl.cli.main import main
-from conftest import shared_path
-
-SS = ("protein", "secondary_structure_netsurfp", "train.tsv")
-#: a tiny network and one epoch: these tests check the plumbing, not the accuracy
-TINY = ["--max-epochs", "1", "--threads", "1", "--set", "train.progress_bar=false", "--set", "model.channels=16",
-        "--set", "model.blocks=2", "--set", "evaluate.plots=false", "--set", "evaluate.report=false"]  # fmt: skip
+from conftest import PROTEIN_SS, TINY_POSITIONS, shared_path
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """120 training + 30 validation chains (TSV, with the mask and validation columns) and 20 test chains (CSV, neither)."""
-    d = pd.read_csv(shared_path(*SS), sep="\t", dtype={"resolved": str})
+    d = pd.read_csv(shared_path(*PROTEIN_SS), sep="\t", dtype={"resolved": str})
     d = d[d.seq.str.len() <= 400]
     root = tmp_path_factory.mktemp("ss")
     train = pd.concat([d[~d.validation].iloc[:120], d[d.validation].iloc[:30]])
@@ -39,7 +34,7 @@ def run_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     code = main([
         "train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", str(files["train"]),
         "--sequence-column", "seq", "--target-columns", "sst3", "--per-position", "--mask-column", "resolved",
-        "--val-column", "validation", "--task", "classification", "--output-dir", str(out), *TINY,
+        "--val-column", "validation", "--task", "classification", "--output-dir", str(out), *TINY_POSITIONS,
     ])  # fmt: skip
     assert code == 0
     return out
@@ -166,7 +161,7 @@ def test_training_needs_both_sides_of_the_val_column(
     code = main([
         "train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", str(one), "--sequence-column", "seq",
         "--target-columns", "sst3", "--per-position", "--mask-column", "resolved", "--val-column", "validation",
-        "--task", "classification", "--output-dir", str(tmp_path / "r"), *TINY,
+        "--task", "classification", "--output-dir", str(tmp_path / "r"), *TINY_POSITIONS,
     ])  # fmt: skip
     err = capsys.readouterr().err.strip()
     side = "training" if flag == "True" else "validation"
@@ -189,7 +184,7 @@ def test_bad_input_is_one_line(files: dict[str, Path], tmp_path: Path, capsys: p
     code = main([
         "train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", str(bad), "--sequence-column", "seq",
         "--target-columns", "sst3", "--per-position", "--mask-column", "resolved", "--val-column", "validation",
-        "--task", "classification", "--classes", "C", "E", "H", "--output-dir", str(tmp_path / "r"), *TINY,
+        "--task", "classification", "--classes", "C", "E", "H", "--output-dir", str(tmp_path / "r"), *TINY_POSITIONS,
     ])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "bad.tsv" in err and message in err, err

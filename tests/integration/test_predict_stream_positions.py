@@ -14,17 +14,13 @@ import pandas as pd
 import pytest
 
 from biodl.cli.main import main
-from conftest import run_biodl, shared_path
-
-SS = ("protein", "secondary_structure_netsurfp", "train.tsv")
-TINY = ["--max-epochs", "1", "--threads", "1", "--set", "train.progress_bar=false", "--set", "model.channels=16",
-        "--set", "model.blocks=2", "--set", "evaluate.plots=false", "--set", "evaluate.report=false"]  # fmt: skip
+from conftest import PROTEIN_SS, TINY_POSITIONS, run_biodl, shared_path
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """100 training chains (TSV) and 45 other chains to predict (CSV, sequences only)."""
-    d = pd.read_csv(shared_path(*SS), sep="\t", dtype={"resolved": str})
+    d = pd.read_csv(shared_path(*PROTEIN_SS), sep="\t", dtype={"resolved": str})
     d = d[d.seq.str.len() <= 400]
     root = tmp_path_factory.mktemp("ss")
     paths = {"train": root / "train.tsv", "test": root / "test.csv"}
@@ -39,7 +35,7 @@ def run_dir(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     code = main([
         "train", "--data-type", "sequence", "--alphabet", "protein", "--data-path", str(files["train"]),
         "--sequence-column", "seq", "--target-columns", "sst3", "--per-position", "--mask-column", "resolved",
-        "--task", "classification", "--output-dir", str(out), *TINY,
+        "--task", "classification", "--output-dir", str(out), *TINY_POSITIONS,
     ])  # fmt: skip
     assert code == 0
     return out
