@@ -218,9 +218,10 @@ def sequence_lengths_of(data: LoadedData) -> np.ndarray:
     """``(N,)`` length of each sequence of per-position data (codes ``(N, L)``, padding = blank code)."""
     from biodl.data.sequence.alphabet import BLANK
 
-    codes = np.asarray(data.X)
-    filled = codes != BLANK
-    return np.where(filled.any(axis=1), codes.shape[1] - np.argmax(filled[:, ::-1], axis=1), 0).astype(np.int64)
+    X = np.asarray(data.X)
+    # with per-position feature tracks (N, 1 + K, L) a position is real where its tracks are (NaN after the end)
+    filled = np.isfinite(X[:, 1]) if X.ndim == 3 else X != BLANK
+    return np.where(filled.any(axis=1), X.shape[-1] - np.argmax(filled[:, ::-1], axis=1), 0).astype(np.int64)
 
 
 def position_columns(bundle: Bundle, data: LoadedData, probs: np.ndarray) -> dict[str, Any]:
@@ -247,7 +248,7 @@ def per_position_frame(bundle: Bundle, data: LoadedData, probs: np.ndarray) -> p
     lengths = sequence_lengths_of(data)
     rows = np.repeat(np.arange(len(lengths)), lengths)
     pos = np.concatenate([np.arange(n) for n in lengths]) if len(lengths) else np.zeros(0, np.int64)
-    seqs = decode_codes(np.asarray(data.X), bundle.modality.alphabet)  # type: ignore[attr-defined]
+    seqs = decode_codes(bundle.modality.codes(np.asarray(data.X)), bundle.modality.alphabet)  # type: ignore[attr-defined]
     cols: dict[str, Any] = {
         "id": np.asarray(data.ids, dtype=object)[rows],
         "position": pos + 1,

@@ -152,3 +152,24 @@ def test_fasta_per_class_store_has_targets_and_packed_codes_roundtrip(tmp_path: 
     # an unlabelled store for prediction is asked for explicitly
     convert("--data-type", "sequence", "--data-path", str(oct4), str(mafk), "--no-targets", "--output", str(tmp_path / "u.h5"))
     assert open_store(tmp_path / "u.h5")[0].targets is None
+
+
+def test_convert_keeps_the_val_column_split(small_csv: Path, tmp_path: Path) -> None:
+    """`biodl data convert --val-column` stores the split `biodl train --val-column` makes (the flagged rows validate)."""
+    import h5py
+
+    from biodl.cli.main import main
+
+    frame = pd.read_csv(small_csv)
+    frame["validation"] = np.arange(len(frame)) % 5 == 0
+    path = tmp_path / "flagged.csv"
+    frame.to_csv(path, index=False)
+    genes = [c for c in frame.columns if c.startswith("g_")]
+    store = tmp_path / "flagged.h5"
+    assert main(["data", "convert", "--data-path", str(path), "--task", "classification", "--target-columns", "is_mono",
+                 "--feature-columns", *genes, "--val-column", "validation", "--output", str(store)]) == 0  # fmt: skip
+    with h5py.File(store) as fh:
+        val = np.sort(fh["split/val"][:])
+        train = np.sort(fh["split/train"][:])
+    np.testing.assert_array_equal(val, np.flatnonzero(frame.validation))
+    np.testing.assert_array_equal(train, np.flatnonzero(~frame.validation))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from biodl.cli.options import DATA_FLAGS, SPLIT_FLAGS, given
+from biodl.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -52,6 +53,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from biodl.data import DATA_TYPES
     from biodl.data.splits import make_split
     from biodl.data.store import write_store
+    from biodl.experiment.split import apply_val_column, split_seed
     from biodl.experiment.split import stratify_labels as _stratify_labels
 
     raw: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -61,13 +63,20 @@ def cmd_data(args: argparse.Namespace) -> int:
         set_nested(raw, ["train", "seed"], args.seed)
     apply_overrides(raw, args.set)
     cfg = ExperimentConfig.from_dict(raw, source=args.config or "command line")
+    if cfg.data.per_position:
+        raise ConfigError(
+            "data.per_position: per-position (sequence labelling) data are not written to biodl stores; train, evaluate "
+            "and predict from the table (`biodl predict --chunk-rows N` reads it in chunks)"
+        )
     modality = DATA_TYPES[cfg.data.type](cfg.data)
     # targets as `biodl train` reads them (a class per FASTA file, generated negatives...), unless --no-targets
     data = modality.load(cfg.data.path, require_targets=not args.no_targets and cfg.data.task != "reconstruction")
     split = None
-    if data.targets is not None:
+    if data.targets is not None:  # the split `biodl train` would make (validation column, chromosomes, groups...)
+        apply_val_column(cfg, data)
         split = make_split(
-            len(data), cfg.data.split_sizes, cfg.data.split, cfg.train.seed, labels=_stratify_labels(data), groups=data.groups,
+            len(data), cfg.data.split_sizes, cfg.data.split, split_seed(cfg), labels=_stratify_labels(data),
+            groups=data.groups, test_chroms=cfg.data.test_chroms, val_chroms=cfg.data.val_chroms, parts=data.parts,
             sources=data.sources,
         )  # fmt: skip
     out = write_store(

@@ -263,10 +263,11 @@ def _explain_position(args: argparse.Namespace) -> int:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     tnames = [classes[t] for t in targets]
     saved = attr[:, 0].numpy() if len(targets) == 1 else attr.numpy()
+    size = int(getattr(bundle.modality.alphabet, "size", X.shape[1]))  # residue channels (then any feature tracks)
     np.save(out / "attributions.npy", saved.astype(np.float32))
     np.savez_compressed(
         out / "explain.npz", attributions=saved.astype(np.float32), residue_attributions=per_residue.astype(np.float32),
-        sequences=X.astype(np.uint8), ids=ids.astype(str), targets=np.asarray(tnames), method=np.asarray(args.method),
+        sequences=X[:, :size].astype(np.uint8), ids=ids.astype(str), targets=np.asarray(tnames), method=np.asarray(args.method),
         position=np.asarray(args.position), lengths=sequence_lengths(X),
     )  # fmt: skip
     alphabet = str(getattr(bundle.modality.alphabet, "symbols", ""))
@@ -278,7 +279,7 @@ def _explain_position(args: argparse.Namespace) -> int:
             title = f"{ids[i]}: residues driving {tname!r} at position {args.position} ({args.method})"
             for fmt in args.format:
                 a = attr[i, k].numpy()[:, :n]
-                plot_attribution_logo(a, X[i][:, :n], path=stem.with_suffix(f".{fmt}"), title=title, alphabet=alphabet)
+                plot_attribution_logo(a[:size], X[i][:size, :n], path=stem.with_suffix(f".{fmt}"), title=title, alphabet=alphabet)
                 n_fig += 1
     print(
         f"{args.method} attributions of position {args.position} ({', '.join(tnames)}) for {len(X)} sequence(s) written "

@@ -174,6 +174,12 @@ DATA_FLAGS: tuple[Flag, ...] = (
         const=True,
     ),
     Flag("--mask-column", "data.mask_column", "per-position 0/1 mask column (0 = left out of loss and metrics)"),
+    Flag(
+        "--position-feature-columns",
+        "data.position_feature_columns",
+        "per-position numeric input tracks (e.g. profiles): one number, or ';'-separated groups of numbers, per position",
+        nargs="+",
+    ),
     Flag("--classes", "data.classes", "per-position: the declared labels (others are errors)", nargs="+"),
     *SEQUENCE_FLAGS,
     *IMAGE_FLAGS,

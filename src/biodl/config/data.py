@@ -94,6 +94,13 @@ class DataConfig(_Section):
         description="per_position: a 0/1 string (or list) as long as the sequence; 0 = leave the position out of loss "
         "and metrics (e.g. unresolved residues); a file without the column counts every position",
     )
+    position_feature_columns: list[str] = Field(
+        default_factory=list,
+        description="per_position: numeric per-position input tracks (e.g. profiles / PSSMs) added to the one-hot "
+        "residues as input channels; a cell holds one number per position ('0.1,0.5,...', one channel) or one group "
+        "of K numbers per position separated by ';' ('0.1,0.2;0.3,0.4;...', K channels); standardised per channel on "
+        "the training positions; never a target",
+    )
     split: Literal["auto", "random", "stratified", "group", "chromosome", "scaffold", "ordered", "predefined"] = "auto"
     split_sizes: tuple[float, float, float] = (0.6, 0.1, 0.3)
     split_seed: int | None = Field(default=None, description="seed of the train/val/test split (null: train.seed)")

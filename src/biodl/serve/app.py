@@ -251,7 +251,11 @@ def create_app(
         if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop
             records = await run_in_threadpool(prediction_records, bundle, out, probability_maps=body.probability_maps)
         elif bundle.kind == "positions":  # label strings as long as each input sequence
-            lengths = np.array([len(r) if isinstance(r, str) else 0 for r in body.inputs])
+            from biodl.data.positions import sequence_lengths
+
+            # strings: their length; records with per-position feature tracks: the end of their non-zero input
+            ends = sequence_lengths(X)
+            lengths = np.array([len(r) if isinstance(r, str) else int(n) for r, n in zip(body.inputs, ends, strict=True)])
             records = prediction_records(bundle, out, lengths=lengths)
         else:
             records = prediction_records(bundle, out)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from biodl.config import TrainConfig
 from biodl.data.base import BatchAugment, SampledAugment
 from biodl.data.loader import ArrayDataset, _identity, dataset_loader, make_loader
-from biodl.errors import BiodlError
+from biodl.errors import BiodlError, ConfigError
 from biodl.models.outputs import predict_outputs as predict_outputs  # re-exported (its former home)
 from biodl.training.callbacks import (
     PREVIOUS_CHECKPOINT,
@@ -210,6 +210,11 @@ def train_model(
     group = 1
     if isinstance(train, DataLoader):
         train_loader = train
+        if isinstance(augment, SampledAugment) and not callable(augment):  # streamed rows cannot be re-sampled in memory
+            raise ConfigError(
+                f"{type(augment).__name__}: this data type samples its training batches in memory, which data "
+                "streamed from a store cannot do; train from the data files"
+            )
     else:
         samples = augment.training_samples(*train) if isinstance(augment, SampledAugment) else None
         # e.g. segmentation: one sample = one random crop (the dataset); augment keeps the random transforms

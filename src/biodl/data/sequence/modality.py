@@ -26,6 +26,7 @@ import torch
 from biodl.config import DataConfig, SequenceOptions
 from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
 from biodl.data.columns import not_found
+from biodl.data.position_features import PositionTracks
 from biodl.data.positions import PositionsSamples, encode_position_targets
 from biodl.data.sequence.alphabet import (
     BLANK,
@@ -81,6 +82,11 @@ class SequenceModality(Modality):
         # interval windows carry `shift` bp of real sequence on each side (random shifts slice it)
         self.flank = 0
         self._trained_flank = False
+        self.tracks = PositionTracks(cfg.position_feature_columns)  # per-position feature columns (profiles)
+        if self.tracks and not cfg.per_position:
+            raise ConfigError(
+                "data.position_feature_columns: per-position feature tracks need per-position labels (--per-position)"
+            )
         if cfg.sequence.rc_augment and not self.alphabet.complementable:
             raise ConfigError(f"data.sequence.rc_augment: {self.alphabet.name} sequences have no reverse complement")
 
@@ -175,6 +181,9 @@ class SequenceModality(Modality):
         X = np.full((len(codes), width), BLANK, dtype=np.uint8)
         for i, c in enumerate(codes):
             X[i, : len(c)] = c
+        if self.tracks:
+            source = ", ".join(summary["files"])
+            X = self.tracks.join(X, records.frame, lengths, where=records.where, source=source, summary=summary)  # type: ignore[assignment]
         self.length = width
         targets = None
         if label_cols:
@@ -247,7 +256,7 @@ class SequenceModality(Modality):
             return wanted if present else []
         if not require_targets:
             return []
-        reserved = {cfg.id_column, cfg.group_column, cfg.val_column, cfg.mask_column}
+        reserved = {cfg.id_column, cfg.group_column, cfg.val_column, cfg.mask_column, *cfg.position_feature_columns}
         others = [str(c) for c in frame.columns if c not in reserved]
         if len(others) == 1:
             self.target_columns = others
@@ -357,6 +366,7 @@ class SequenceModality(Modality):
         fold.alphabet, fold.length, fold.flank, fold._trained_flank = self.alphabet, self.length, self.flank, self._trained_flank
         fold.format, fold.sequence_column, fold.tasks = self.format, self.sequence_column, self.tasks
         fold.target_columns = list(self.target_columns)
+        fold.tracks.channels = self.tracks.channels
         return fold
 
     def configure_model(self, model: torch.nn.Module) -> None:
@@ -380,11 +390,16 @@ class SequenceModality(Modality):
         """Sequence strings (either case) → codes ``(N, L)``; every string must have the model's length
         (per-position models: any length; shorter strings are padded after their end)."""
         if self.cfg.per_position:
-            rows = [parse_sequence(i, seq, None, self.alphabet, self.opts.unknown) for i, seq in enumerate(inputs)]
+            frame = self._track_records(inputs) if self.tracks else None
+            seqs = inputs if frame is None else list(frame[self._track_sequence_key()])
+            rows = [parse_sequence(i, seq, None, self.alphabet, self.opts.unknown) for i, seq in enumerate(seqs)]
             out = np.full((len(rows), max((len(r) for r in rows), default=1)), BLANK, dtype=np.uint8)
             for i, row in enumerate(rows):
                 out[i, : len(row)] = row
-            return out
+            if frame is None:
+                return out
+            lengths = np.asarray([len(r) for r in rows], dtype=np.int64)
+            return self.tracks.join(out, frame, lengths, where=[f"input {i}" for i in range(len(rows))], source="the request")
         codes = np.empty((len(inputs), self.length or 0), dtype=np.uint8)
         for i, seq in enumerate(inputs):
             row = parse_sequence(i, seq, self.length, self.alphabet, self.opts.unknown)
@@ -393,15 +408,40 @@ class SequenceModality(Modality):
             codes[i] = row
         return codes
 
+    def _track_sequence_key(self) -> str:
+        return self.sequence_column or self.opts.column or "sequence"
+
+    def _track_records(self, inputs: list[Any]) -> pd.DataFrame:
+        """Request records of a model with per-position features: ``{"<sequence column>": ..., "<track>": ...}``."""
+        key = self._track_sequence_key()
+        for i, rec in enumerate(inputs):
+            if not isinstance(rec, dict) or key not in rec:
+                raise DataError(
+                    f"input {i}: this model reads records with the sequence ({key!r}) and its per-position features "
+                    f"{self.tracks.columns}, e.g. {{{key!r}: 'MKV...', {self.tracks.columns[0]!r}: '0.1,0.4,...'}}"
+                )
+        return pd.DataFrame.from_records(inputs)
+
+    def codes(self, X: np.ndarray) -> np.ndarray:
+        """Residue codes ``(N, L)`` of raw inputs (without the per-position feature channels)."""
+        return X[:, 0].astype(np.uint8) if X.ndim == 3 else X
+
     # ------------------------------------------------------------ preprocessing
     def fit(self, X_train: np.ndarray) -> None:
-        """Record the input length (nothing else is fitted: one-hot needs no statistics)."""
+        """Record the input length; per-position feature tracks: fit their standardisation on the training rows."""
         if self.length is None or self.cfg.per_position:
-            self.length = int(X_train.shape[1])
+            self.length = int(X_train.shape[-1])
+        if self.tracks:
+            self.tracks.fit(X_train)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Codes ``(N, L)`` → one-hot ``(N, A, L)`` uint8 (float32 for ``unknown=uniform``)."""
-        return one_hot_codes(X, self.alphabet.size, "uniform" if self.opts.unknown == "uniform" else "zero")
+        """Codes ``(N, L)`` → one-hot ``(N, A, L)`` uint8 (float32 for ``unknown=uniform``); with per-position
+        feature tracks, raw ``(N, 1 + K, L)`` → one-hot residues then standardised tracks ``(N, A + K, L)`` float32."""
+        codes, tracks = self.tracks.split(X) if self.tracks else (X, None)
+        onehot = one_hot_codes(codes, self.alphabet.size, "uniform" if self.opts.unknown == "uniform" else "zero")
+        if tracks is None:
+            return onehot
+        return np.concatenate([onehot.astype(np.float32), tracks], axis=1)
 
     def baseline_features(self, X_model: np.ndarray) -> np.ndarray:
         """k-mer counts ``(N, A**k)`` (``data.sequence.kmer_k``) for the classical baseline."""
@@ -441,7 +481,8 @@ class SequenceModality(Modality):
             "target_columns": self.target_columns,
             "tasks": self.tasks,
         }
-        return meta, {}
+        track_meta, track_arrays = self.tracks.state()
+        return {**meta, **track_meta}, track_arrays
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         if "alphabet" in meta:
@@ -453,6 +494,7 @@ class SequenceModality(Modality):
         self.sequence_column = meta.get("sequence_column")
         self.target_columns = list(meta.get("target_columns") or [])
         self.tasks = meta.get("tasks")
+        self.tracks.load_state(meta, arrays)
 
 
 def augment_batch(x: torch.Tensor, *, rc: bool, shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
