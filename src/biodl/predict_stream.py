@@ -457,7 +457,11 @@ def stream_rows(
     allocator = _Allocator()
     writer = TableAppender(output)
     progress = Progress(what)
-    spill_dir = tempfile.TemporaryDirectory(prefix=".biodl-spill-", dir=writer.path.parent)
+    from biodl.data.store_blocks import SPILL_PREFIX, remove_stale_spills
+
+    remove_stale_spills(writer.path.parent)
+    spill_dir = tempfile.TemporaryDirectory(prefix=SPILL_PREFIX, dir=writer.path.parent)
+    (Path(spill_dir.name) / "owner.pid").write_text(str(os.getpid()))
     store = store_input(paths)
     position = None
     if store is not None:

@@ -12,6 +12,8 @@ in input order, a block of rows at a time, so that memory stays flat however man
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,28 @@ class ColumnSpill:
             bounds = zip(before.tolist(), (before + lengths).tolist(), strict=True)
             cols[c] = np.asarray([buf[a:b].decode("utf-8") for a, b in bounds], dtype=object)
         return pd.DataFrame(cols, columns=self.columns)
+
+
+SPILL_PREFIX = ".biodl-spill-"
+
+
+def remove_stale_spills(folder: Path) -> list[Path]:
+    """Remove the spill folders in ``folder`` left by killed runs (their ``owner.pid`` names no live process)."""
+    removed = []
+    for d in folder.glob(f"{SPILL_PREFIX}*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge (no or unreadable owner file)
+        try:
+            os.kill(pid, 0)
+            continue  # its run is still going
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # a live process of another user
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    if removed:
+        print(f"removed {len(removed)} spill folder(s) left by killed runs in {folder}")
+    return removed
