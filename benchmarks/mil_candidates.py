@@ -3,7 +3,9 @@
 Reads ``results/mil_dev_rep2.jsonl`` (10-fold outer CV on MIDatasets' ``rep2_test_fold``, the
 development folds) and ``results/mil_nested.jsonl`` (nested inner CV inside ``rep1_test_fold``'s
 training folds) and writes ``results/mil_candidates.md``: one row per configuration, one column
-per set, the mean only where all four sets finished.
+per set, the mean only where all four sets finished. The replica scores a bag by the members' mean
+probability; the row "members averaged in logit space" scores the same trained networks as biodl's
+``mil`` forward does (mean logit, then the sigmoid).
 
     python benchmarks/mil_candidates.py
 """
@@ -20,22 +22,30 @@ LABELS = {
     "id50": "instance dropout 0.5",
     "m10": "10 members",
     "ep100": "100 epochs",
+    "wd5e3": "weight decay 5e-3 (Ilse et al.)",
+    "ilse": "weight decay 5e-3 + encoder [256, 128, 64] (Ilse et al.)",
 }
+#: Rows scored from the ``*_logit`` fields of a configuration's records: ``{row: (config, label)}``.
+LOGIT_ROWS = {"instdrop30_logit": ("instdrop30", "defaults, members averaged in logit space (biodl's forward)")}
 
 
 def scores(path: Path, key: str) -> dict[str, dict[str, float]]:
-    """``{config: {set: score}}`` (the last record of a pair wins)."""
+    """``{config: {set: score}}`` (the last record of a pair wins), plus the logit-space rows of :data:`LOGIT_ROWS`."""
     out: dict[str, dict[str, float]] = {}
     for line in path.read_text().splitlines():
         r = json.loads(line)
         if r.get(key) is not None:
             out.setdefault(r["cfg"], {})[r["set"]] = float(r[key])
+        for row, (cfg, _) in LOGIT_ROWS.items():
+            if r["cfg"] == cfg and r.get(f"{key}_logit") is not None:
+                out.setdefault(row, {})[r["set"]] = float(r[f"{key}_logit"])
     return out
 
 
 def table(title: str, got: dict[str, dict[str, float]]) -> list[str]:
     lines = [f"| {title} | MUSK1 | Elephant | Fox | Tiger | mean |", "|---|---|---|---|---|---|"]
-    for cfg, label in LABELS.items():
+    labels = {**LABELS, **{row: label for row, (_, label) in LOGIT_ROWS.items()}}
+    for cfg, label in labels.items():
         v = [got.get(cfg, {}).get(s) for s in SETS]
         cells = [f"{x:.3f}" if x is not None else "–" for x in v]
         done = [x for x in v if x is not None]

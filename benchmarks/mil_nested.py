@@ -16,7 +16,9 @@ cycle mean, max, attention). Other keys: ``hidden``, ``dropout``, ``wd``, ``lr``
 ``instdrop`` (instance dropout: each instance of a training batch masked out with this probability,
 one kept per bag; biodl's ``data.bags.instance_dropout``), ``clip`` (clip standardised features to
 ±clip), ``slog`` (sign·log1p of standardised features), ``rep`` (MIDatasets fold repetition, default
-1), ``folds`` (outer folds to score, with ``outer``).
+1), ``folds`` (outer folds to score, with ``outer``). Every record also holds the scores with the members
+averaged in logit space (``*_logit``; biodl's ``mil`` forward averages the members' logits, this
+replica's main score their probabilities).
 """
 
 import itertools
@@ -162,8 +164,9 @@ def fit_predict(X, y, tr, te, cfg, seed):
     net.eval()
     xe, me = pack(X, te, mu, sd, cfg)
     with torch.no_grad():
-        p = torch.sigmoid(net(xe, me)).mean(0).numpy()
-    return p
+        out = net(xe, me)  # (members, bags) logits
+    # members averaged in probability space (this replica's score) and in logit space (biodl's forward)
+    return torch.sigmoid(out).mean(0).numpy(), torch.sigmoid(out.mean(0)).numpy()
 
 
 BASE = dict(pool="mean", hidden=[128, 64], dropout=0.25, wd=1e-3, lr=5e-4, epochs=50, members=5)
@@ -171,28 +174,31 @@ BASE = dict(pool="mean", hidden=[128, 64], dropout=0.25, wd=1e-3, lr=5e-4, epoch
 
 def run(name, cfgname, cfg, outer_only=False, seed=0):
     X, y, fold = load(name, cfg.get("rep", 1))
-    res = {"set": name, "cfg": cfgname, "inner": [], "outer": []}
+    res = {"set": name, "cfg": cfgname, "inner": [], "outer": [], "inner_logit": [], "outer_logit": []}
     for k in sorted(set(fold)):
         tr = np.where(fold != k)[0]
         te = np.where(fold == k)[0]
         if outer_only:
             if cfg.get("folds") and k not in cfg["folds"]:
                 continue
-            p = fit_predict(X, y, tr, te, cfg, seed + k)
+            p, pl = fit_predict(X, y, tr, te, cfg, seed + k)
             res["outer"].append(float(((p > 0.5) == (y[te] > 0.5)).mean()))
+            res["outer_logit"].append(float(((pl > 0.5) == (y[te] > 0.5)).mean()))
             continue
         if k not in (1, 4, 7):
             continue
         # inner 3-fold CV on the 9 training folds (folds grouped by rank mod 3)
         others = [f for f in sorted(set(fold)) if f != k]
-        accs = []
+        accs, accs_logit = [], []
         for g in range(3):
             vf = set(others[g::3])
             itr = np.array([i for i in tr if fold[i] not in vf])
             ite = np.array([i for i in tr if fold[i] in vf])
-            q = fit_predict(X, y, itr, ite, cfg, seed + 100 * k + g)
+            q, ql = fit_predict(X, y, itr, ite, cfg, seed + 100 * k + g)
             accs.append(float(((q > 0.5) == (y[ite] > 0.5)).mean()) * len(ite))
+            accs_logit.append(float(((ql > 0.5) == (y[ite] > 0.5)).mean()) * len(ite))
         res["inner"].append(sum(accs) / len(tr))
+        res["inner_logit"].append(sum(accs_logit) / len(tr))
     return res
 
 
@@ -209,6 +215,8 @@ if __name__ == "__main__":
             r["time"] = time.time() - t
             r["inner_mean"] = float(np.mean(r["inner"])) if r["inner"] else None
             r["outer_mean"] = float(np.mean(r["outer"])) if r["outer"] else None
+            r["inner_mean_logit"] = float(np.mean(r["inner_logit"])) if r["inner_logit"] else None
+            r["outer_mean_logit"] = float(np.mean(r["outer_logit"])) if r["outer_logit"] else None
             with open(outp, "a") as f:
                 f.write(json.dumps(r) + "\n")
             print(cname, s, r["inner_mean"], r["outer_mean"], round(r["time"]), flush=True)

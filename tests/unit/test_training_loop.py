@@ -124,6 +124,32 @@ def test_plain_steps_equal_lightning_dispatch(pbmc: tuple[np.ndarray, np.ndarray
     np.testing.assert_allclose(res_p.history["train_loss"], res_h.history["train_loss"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta"])
+def test_foreach_optimisers_step_like_the_per_tensor_loop(pbmc: tuple[np.ndarray, np.ndarray], optimizer: str) -> None:
+    """``make_optimizer``'s multi-tensor (foreach) update gives the per-tensor loop's weights bit for bit."""
+    from biodl.training.optim import make_optimizer
+
+    X, codes = pbmc
+    x, y = torch.from_numpy(X[:128]), torch.from_numpy(codes[:128])
+    cfg = TrainConfig(optimizer=optimizer, lr=1e-2, weight_decay=1e-3, momentum=0.9, nesterov=True)
+    weights = []
+    for foreach in (True, False):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(100, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10))
+        start = [p.detach().clone() for p in model.parameters()]
+        opt = make_optimizer(model.parameters(), cfg)
+        assert opt.defaults["foreach"] is True
+        for group in opt.param_groups:
+            group["foreach"] = foreach
+        for xb, yb in zip(x.split(16), y.split(16), strict=True):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights, strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(weights[0], start, strict=True))  # every tensor was trained
+
+
 def test_batches_per_step_respects_byte_budget_data_size_and_checkpoint_interval() -> None:
     small = ArrayDataset(np.zeros((10_000, 4, 101), np.uint8), np.zeros((10_000, 1), np.float32))
     assert batches_per_step(small, 128) == 8
