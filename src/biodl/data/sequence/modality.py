@@ -11,8 +11,9 @@ Inputs (``--data-type sequence``):
 * positives-only inputs with ``--negatives dinucleotide-shuffle`` (DeepBind's protocol).
 
 Raw arrays are alphabet codes ``(N, L)`` uint8 (with per-position feature tracks ``(N, 1 + K, L)``
-float32, :mod:`biodl.data.position_features`); :meth:`SequenceModality.transform` one-hot encodes them. Problems in the input are errors naming the record, or counted in
-``LoadedData.summary`` when the user chose to pad, crop, mask, drop or rename.
+float32, :mod:`biodl.data.position_features`); :meth:`SequenceModality.transform` one-hot encodes them.
+Problems in the input are errors naming the record, or counted in ``LoadedData.summary`` when the
+user chose to pad, crop, mask, drop or rename.
 """
 
 from __future__ import annotations
