@@ -18,6 +18,7 @@ an all-zero column of the model input (``biodl.models.positions_base``).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,21 @@ _MISSING = {"", "na", "nan", "none", "null"}
 
 
 def _numbers(text: str, where: str) -> np.ndarray:
-    tokens = [t for t in _SPLIT.split(text.strip()) if t]
+    """The numbers of ``text`` (separated by commas and/or whitespace) as float32; an error names a bad token."""
+    text = text.strip().rstrip(",")
+    if not text:
+        return np.zeros(0, np.float32)
+    sep = "," if "," in text else " "
+    expected = text.count(",") + 1 if sep == "," else len(text.split())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = np.fromstring(text, dtype=np.float32, sep=sep)  # C parser; raises or stops early at a bad token
+        if fast.size == expected:
+            return fast
+    except ValueError:
+        pass
+    tokens = [t for t in _SPLIT.split(text) if t]
     try:
         return np.asarray(tokens, dtype=np.float32)
     except ValueError:
@@ -72,17 +87,43 @@ def parse_track(value: Any, *, where: str) -> np.ndarray:
             groups = [g for g in text.split(";")]
             if groups and not groups[-1].strip():
                 groups = groups[:-1]  # a trailing ';'
+            fast = _comma_groups(groups)
+            if fast is not None:
+                return _checked(fast, where)
             rows = [_numbers(g, f"{where}: position {i + 1}") for i, g in enumerate(groups)]
-            sizes = {len(r) for r in rows}
-            if len(sizes) > 1:
-                first = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
+            sizes = [len(r) for r in rows]
+            if len(set(sizes)) > 1:
+                first = next(i for i, k in enumerate(sizes) if k != sizes[0])
                 raise DataError(
-                    f"{where}: position {first + 1} has {len(rows[first])} values, position 1 has {len(rows[0])}; "
+                    f"{where}: position {first + 1} has {sizes[first]} values, position 1 has {sizes[0]}; "
                     "every position needs the same number of values"
                 )
             arr = np.stack(rows) if rows else np.zeros((0, 1), np.float32)
         else:
             arr = _numbers(text, where)
+    return _checked(arr, where)
+
+
+def _comma_groups(groups: list[str]) -> np.ndarray | None:
+    """``(L, K)`` of comma-separated groups of K numbers each, parsed in one C call; ``None``: take the checked path."""
+    if not groups:
+        return None
+    commas = groups[0].count(",")
+    if any(g.count(",") != commas for g in groups):
+        return None
+    joined = ",".join(groups)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flat = np.fromstring(joined, dtype=np.float32, sep=",")
+    except ValueError:
+        return None
+    if flat.size != len(groups) * (commas + 1):
+        return None
+    return flat.reshape(len(groups), commas + 1)
+
+
+def _checked(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
