@@ -3,9 +3,9 @@
 A per-position model may read, besides the residues, numeric columns that give one value or one
 group of ``K`` values per position (``data.position_feature_columns``):
 
-* one channel: ``"0.1,0.5,-1.2,..."`` (commas or whitespace), a list, or a 1-D array (Parquet);
+* one channel: ``"0.1,0.5,-1.2,..."`` (commas or whitespace), or a list (JSON request records);
 * ``K`` channels: ``"0.1,0.2,...;0.3,0.4,...;..."`` (one ``;``-separated group per position), a
-  list of lists, or an ``(L, K)`` array (e.g. a 20-column PSSM per residue).
+  list of lists (JSON request records; e.g. a 20-column PSSM per residue).
 
 Every track must be exactly as long as its sequence (never cropped or padded silently) and hold
 finite numbers; each error names the file, row, column and what was expected. The raw input of
