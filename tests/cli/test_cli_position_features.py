@@ -102,6 +102,13 @@ def test_predict_serve_export_with_tracks(runs: dict[str, Path], files: dict[str
         res = client.post("/predict", json={"inputs": records})
         assert res.status_code == 200, res.text
         assert [p["label"] for p in res.json()["predictions"]] == pred.predicted.head(2).tolist()
+        as_lists = dict(
+            records[0],
+            helix=[float(v) for v in records[0]["helix"].split(",")],
+            pssm2=[[float(v) for v in g.split(",")] for g in records[0]["pssm2"].split(";")],
+        )
+        res = client.post("/predict", json={"inputs": [as_lists]})
+        assert res.status_code == 200 and res.json()["predictions"][0]["label"] == pred.predicted.iloc[0]
         bare = client.post("/predict", json={"inputs": [test.seq.iloc[0]]})
         assert bare.status_code == 422 and "per-position features ['helix', 'pssm2']" in bare.json()["detail"]
         short = dict(records[0], helix=records[0]["helix"].rsplit(",", 1)[0])
