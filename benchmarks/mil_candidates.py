@@ -24,6 +24,10 @@ LABELS = {
     "ep100": "100 epochs",
     "wd5e3": "weight decay 5e-3 (Ilse et al.)",
     "ilse": "weight decay 5e-3 + encoder [256, 128, 64] (Ilse et al.)",
+    "gated": "gated-attention pooling (Ilse et al.)",
+    "attention": "attention pooling (Ilse et al.)",
+    "max": "max pooling",
+    "wd1e4": "weight decay 1e-4",
 }
 #: Rows scored from the ``*_logit`` fields of a configuration's records: ``{row: (config, label)}``.
 LOGIT_ROWS = {"instdrop30_logit": ("instdrop30", "defaults, members averaged in logit space (biodl's forward)")}

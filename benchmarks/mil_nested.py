@@ -10,15 +10,16 @@ fold. ``outer`` as 4th argument instead scores every outer fold (for reporting o
 
     nice python benchmarks/mil_nested.py '{"base": {}, "mixed": {"pool": "mixed"}}' musk1,elephant,fox,tiger out.jsonl
 
-Pools: ``mean``, ``max``, ``attention``, ``meanmax`` (mean and max concatenated), ``mixed`` (members
-cycle mean, max, attention). Other keys: ``hidden``, ``dropout``, ``wd``, ``lr``, ``epochs``,
-``members``, ``noise`` (Gaussian noise on standardised instances), ``indrop`` (input dropout),
-``instdrop`` (instance dropout: each instance of a training batch masked out with this probability,
-one kept per bag; biodl's ``data.bags.instance_dropout``), ``clip`` (clip standardised features to
-±clip), ``slog`` (sign·log1p of standardised features), ``rep`` (MIDatasets fold repetition, default
-1), ``folds`` (outer folds to score, with ``outer``). Every record also holds the scores with the members
-averaged in logit space (``*_logit``; biodl's ``mil`` forward averages the members' logits, this
-replica's main score their probabilities).
+Pools: ``mean``, ``max``, ``attention``, ``gated`` (biodl's ``gated_attention``; both attention
+pools with zero-initialised biases on ``V`` and ``U``, as biodl's ``nn.Linear`` layers), ``meanmax``
+(mean and max concatenated), ``mixed`` (members cycle mean, max, attention). Other keys: ``hidden``,
+``dropout``, ``wd``, ``lr``, ``epochs``, ``members``, ``noise`` (Gaussian noise on standardised
+instances), ``indrop`` (input dropout), ``instdrop`` (instance dropout: each instance of a training
+batch masked out with this probability, one kept per bag; biodl's ``data.bags.instance_dropout``),
+``clip`` (clip standardised features to ±clip), ``slog`` (sign·log1p of standardised features),
+``rep`` (MIDatasets fold repetition, default 1), ``folds`` (outer folds to score, with ``outer``).
+Every record also holds the scores with the members averaged in logit space (``*_logit``; biodl's
+``mil`` forward averages the members' logits, this replica's main score their probabilities).
 """
 
 import itertools
@@ -85,6 +86,9 @@ class Ens(nn.Module):
         s.pools = [pool] * E if pool != "mixed" else [["mean", "max", "attention"][i % 3] for i in range(E)]
         dz = 2 * d if pool == "meanmax" else d
         s.V = glorot(E, d, 64)
+        s.bV = nn.Parameter(torch.zeros(E, 1, 64))  # biodl's AttentionPool: V and U are nn.Linear (zero bias)
+        s.U = glorot(E, d, 64) if pool == "gated" else None
+        s.bU = nn.Parameter(torch.zeros(E, 1, 64)) if pool == "gated" else None
         s.w = glorot(E, 64, 1)
         s.Wh = glorot(E, dz, 1)
         s.bh = nn.Parameter(torch.zeros(E, 1, 1))
@@ -107,14 +111,17 @@ class Ens(nn.Module):
             mean = (h * m).sum(2) / m.sum(2).clamp_min(1)
         if need & {"max", "meanmax"}:
             mx = torch.where(m > 0.5, h, torch.full_like(h, -1e30)).max(2).values
-        if "attention" in need:
-            sc = torch.einsum("ebml,elo->ebmo", torch.tanh(torch.einsum("ebmd,edl->ebml", h, s.V)), s.w).squeeze(-1)
+        if need & {"attention", "gated"}:
+            g = torch.tanh(torch.einsum("ebmd,edl->ebml", h, s.V) + s.bV.unsqueeze(1))
+            if s.U is not None:  # gated attention (Ilse et al. 2018, eq. 9)
+                g = g * torch.sigmoid(torch.einsum("ebmd,edl->ebml", h, s.U) + s.bU.unsqueeze(1))
+            sc = torch.einsum("ebml,elo->ebmo", g, s.w).squeeze(-1)
             sc = sc.masked_fill(mask.unsqueeze(0) < 0.5, -1e30)
             a = torch.softmax(sc, 2)
             att = torch.einsum("ebm,ebmd->ebd", a, h)
         if len(need) == 1:
             p = s.pools[0]
-            z = {"mean": mean, "max": mx, "attention": att}.get(p)
+            z = {"mean": mean, "max": mx, "attention": att, "gated": att}.get(p)
             if p == "meanmax":
                 z = torch.cat([mean, mx], -1)
             return (torch.bmm(z, s.Wh) + s.bh).squeeze(-1)
