@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="the training table (its validation rows are scored)")
     ap.add_argument("--val-column", default="validation")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--name", default="protein_ensemble", help="results file stem in benchmarks/results")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     table = pd.read_csv(args.data, sep="\t")
@@ -75,13 +76,13 @@ def main() -> None:
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "protein_ensemble.json").write_text(json.dumps(result, indent=1, default=str))
-    lines = ["# protein_ensemble", "", "| model | Q3 | SOV'99 | MCC | F1 C / E / H |", "|---|---|---|---|---|"]
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str))
+    lines = [f"# {args.name}", "", "| model | Q3 | SOV'99 | MCC | F1 C / E / H |", "|---|---|---|---|---|"]
     for r in rows:
         f1 = " / ".join(f"{r.get('per_class', {}).get(c, {}).get('f1', float('nan')):.3f}" for c in "CEH")
         lines.append(f"| {r['model']} | " + " | ".join(f"{r.get(k, float('nan')):.4g}" for k in keys) + f" | {f1} |")
     lines += ["", f"Validation chains of `{args.data.name}` (`{args.val_column}` true): {result['validation_chains']}."]
-    (RESULTS / "protein_ensemble.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -211,7 +211,7 @@ def test_contract_command_resolves_the_chosen_per_position_defaults(capsys: pyte
     assert (model["channels"], model["blocks"], model["width"]) == (128, 8, 5)
     # chosen on the NetSurfP-2.0 validation chains (docs/protein.md): 8 sequences per step at Adam lr 2e-3,
     # cosine decay over at most 10 epochs, label smoothing 0.1, a 90-minute cap on training, two members averaged
-    assert (train["batch_size"], train["lr"], train["optimizer"], train["ensemble_size"]) == (8, 2e-3, "adam", 2)
+    assert (train["batch_size"], train["lr"], train["optimizer"], train["ensemble_size"]) == (8, 2e-3, "adam", 3)
     assert (train["max_epochs"], train["lr_schedule"], train["lr_min_factor"]) == (10, "cosine", 0.01)
     assert (train["label_smoothing"], train["max_time"], train["patience"]) == (0.1, 5400.0, 3)
     assert cfg["evaluate"]["baselines"] == ["window_logistic"]
