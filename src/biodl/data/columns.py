@@ -199,3 +199,12 @@ def not_found(source: str, role: str, name: str, columns: list[str]) -> DataErro
     hint = f"; did you mean {near[0]!r}?" if near else ""
     listed = f" Closest columns: {', '.join(near)}" if near else ""
     return DataError(f"{source}: {role} column {name!r} not found{hint}{listed} ({len(columns)} columns in all)")
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -33,6 +33,7 @@ import numpy as np
 
 from biodl.config import DataConfig, InputSpec
 from biodl.data.base import DATA_TYPES, LoadedData
+from biodl.data.columns import is_number
 from biodl.data.multi_input import INPUT_TYPES, InputPart, MultiInput, Sites
 from biodl.data.targets import Targets
 from biodl.errors import DataError
@@ -80,14 +81,14 @@ def read_cpg_table(path: str) -> tuple[CellTable, dict[str, Any]]:
             try:
                 p = int(fields[1])
             except ValueError:
-                if row == 1 and not _is_number(fields[2]):
+                if row == 1 and not is_number(fields[2]):
                     header = True  # a header line
                     continue
                 raise DataError(f"{path}: row {row}: field 'position': {fields[1]!r} is not an integer") from None
             if p < 1:
                 raise DataError(f"{path}: row {row}: field 'position': {p} (1-based positions expected)")
             v = fields[2].strip()
-            if v not in ("0", "1") and not (_is_number(v) and float(v) in (0.0, 1.0)):
+            if v not in ("0", "1") and not (is_number(v) and float(v) in (0.0, 1.0)):
                 raise DataError(f"{path}: row {row}: field 'state': {v!r} (expected a binary state, 0 or 1)")
             chroms.append(norm_chrom(fields[0].strip()))
             pos.append(p)
@@ -108,14 +109,6 @@ def read_cpg_table(path: str) -> tuple[CellTable, dict[str, Any]]:
             f"{path}: row {rows}: field 'position': duplicate position {c[dup[0]]}:{p_arr[dup[0]]} (one call per CpG expected)"
         )
     return (c, p_arr, s_arr), {"rows": len(p_arr), "sorted": not was_sorted, "header": header}
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def cell_names(paths: list[str], given: list[str] | None) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biodl.data.columns import is_number
 from biodl.errors import DataError
 
 _SPLIT = re.compile(r"[,\s]+")
@@ -50,16 +51,8 @@ def _numbers(text: str, where: str) -> np.ndarray:
     try:
         return np.asarray(tokens, dtype=np.float32)
     except ValueError:
-        bad = next(t for t in tokens if not _is_number(t))
+        bad = next(t for t in tokens if not is_number(t))
         raise DataError(f"{where}: {bad!r} is not a number (per-position features are numbers)") from None
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_track(value: Any, *, where: str) -> np.ndarray:
