@@ -184,7 +184,7 @@ class SequenceModality(Modality):
             X[i, : len(c)] = c
         if self.tracks:
             source = ", ".join(summary["files"])
-            X = self.tracks.join(X, records.frame, lengths, where=records.where, source=source, summary=summary)  # type: ignore[assignment]
+            X = self.tracks.join(X, records.frame, lengths, where=records.where, source=source, summary=summary)
         self.length = width
         targets = None
         if label_cols:
