@@ -215,7 +215,8 @@ def _override(cfg: DataConfig, overrides: Mapping[str, Any]) -> DataConfig:
 
 
 def sequence_lengths_of(data: LoadedData) -> np.ndarray:
-    """``(N,)`` length of each sequence of per-position data (codes ``(N, L)``, padding = blank code)."""
+    """``(N,)`` length of each sequence of per-position data (codes ``(N, L)``, padding = blank code; with
+    feature tracks ``(N, 1 + K, L)``, padding = NaN tracks)."""
     from biodl.data.sequence.alphabet import BLANK
 
     X = np.asarray(data.X)
