@@ -126,6 +126,22 @@ def test_predict_serve_export_with_tracks(runs: dict[str, Path], files: dict[str
     assert manifest["parity"]["passed"] and manifest["input"]["shape"][1] == 23
 
 
+def test_evaluate_and_streamed_predict_read_the_tracks(runs: dict[str, Path], files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model-path", str(runs["tracks"]), "--data-path", str(files["test"]), "--output", str(out)]) == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    test = pd.read_csv(files["test"])
+    assert metrics["n"] == int(test.seq.str.len().sum())  # no mask column: every residue counts
+    whole, streamed = tmp_path / "whole.parquet", tmp_path / "streamed.parquet"
+    args = ["predict", "--model-path", str(runs["tracks"]), "--data-path", str(files["test"]), "--engine", "torch"]
+    assert main([*args, "--output", str(whole)]) == 0
+    assert main([*args, "--output", str(streamed), "--chunk-rows", "3"]) == 0
+    a, b = pd.read_parquet(whole), pd.read_parquet(streamed)
+    assert a.predicted.tolist() == b.predicted.tolist()
+    truth = "".join(test.sst3)
+    assert np.mean([p == t for p, t in zip("".join(a.predicted), truth, strict=True)]) == pytest.approx(metrics["accuracy"])
+
+
 def test_explain_position_draws_residues(runs: dict[str, Path], files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "explain"
     assert main(["explain", "--model-path", str(runs["tracks"]), "--data-path", str(files["test"]), "--position", "10",
