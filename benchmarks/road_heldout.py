@@ -135,6 +135,66 @@ def probe(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def rescore(args: argparse.Namespace) -> None:
+    """Re-score a fold run before two product changes from its checkpoints (nothing retrained, nothing chosen).
+
+    Adds ``rescored`` to ``fold_k.json``: the held-out patch F1 at the fold's chosen threshold (and at 0.5) of
+    (a) ``last_epoch``: the final network after its last epoch (``last.ckpt``; what training without
+    validation rows now keeps: runs before that restored the epoch of lowest training loss), and
+    (b) ``ensemble``: the mean probability of that network and the 4 selection folds' networks after their last
+    epoch (``train.select_ensemble``, the new ``vgg_autoencoder`` default), every member on inputs standardised
+    with the 16 training images' statistics, as the product's ensemble does; plus each fold network alone.
+    """
+    import numpy as np
+    import torch
+
+    from biodl.config import ExperimentConfig
+    from biodl.data.splits import Split
+    from biodl.experiment.load import load_inputs
+    from biodl.experiment.prepare import fit_preprocessing
+    from biodl.metrics import compute_metrics
+    from biodl.models import build_model
+    from biodl.models.outputs import predict_outputs
+
+    torch.set_num_threads(args.threads)
+    work, fold_dir = Path(args.work), Path(args.work) / f"fold_{args.fold}"
+    cfg = ExperimentConfig.from_dict(config(args))
+    cfg, inputs = load_inputs(cfg)
+    split = json.loads((work / "splits.json").read_text())["folds"][args.fold]
+    index = {str(i): n for n, i in enumerate(inputs.data.ids)}
+    rows = np.sort([index[i] for i in split["train_ids"] + split["val_ids"]])
+    test = np.sort([index[i] for i in split["test_ids"]])
+    none = np.zeros(0, np.int64)
+    prepared = fit_preprocessing(cfg, inputs, Split(rows, none, none, "rescore"))
+    assert prepared.X is not None
+    params = {**cfg.model.params(), **inputs.modality.model_params()}
+    y = np.asarray(inputs.targets.y)[test]
+
+    def predict(ckpt_path: Path) -> np.ndarray:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model = build_model(str(cfg.model.name), prepared.in_shape, inputs.targets.num_outputs, params)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+        return predict_outputs(model.eval(), prepared.X[test], "segmentation", batch_size=2)
+
+    def f1(p: np.ndarray, t: float) -> float:
+        return float(compute_metrics("segmentation", y, (p > t).astype(np.float32), metrics=["patch_f1"])["patch_f1"])
+
+    doc_path = work / f"fold_{args.fold}.json"
+    doc = json.loads(doc_path.read_text())
+    t = float(doc["threshold"]["value"])
+    final = predict(fold_dir / "checkpoints" / "last.ckpt")
+    folds = [predict(f / "checkpoints" / "last.ckpt") for f in sorted((fold_dir / "selection").glob("fold_*"))]
+    mean = np.mean([final, *folds], axis=0)
+    doc["rescored"] = {
+        "threshold": t,
+        "last_epoch": {"patch_f1": f1(final, t), "patch_f1_at_0.5": f1(final, 0.5)},
+        "ensemble": {"patch_f1": f1(mean, t), "patch_f1_at_0.5": f1(mean, 0.5), "members": 1 + len(folds)},
+        "fold_networks_alone": [f1(p, t) for p in folds],
+    }
+    doc_path.write_text(json.dumps(doc, indent=1, default=str))
+    print(json.dumps(doc["rescored"]))
+
+
 def summary(args: argparse.Namespace) -> None:
     """Pool the finished folds into ``benchmarks/results/<name>.{json,md}``."""
     import numpy as np
@@ -152,11 +212,39 @@ def summary(args: argparse.Namespace) -> None:
             f"{d['test'].get('dice', float('nan')):.4f} | {d['val'].get('patch_f1', float('nan')):.4f} | "
             f"{sel.get('epochs', '-')} | {thr} | {d['seconds'] / 60:.1f} |"
         )
+    rescored = [d for d in docs if "rescored" in d]
+    if rescored:
+        rows += [
+            "",
+            "Re-scored from the same runs' checkpoints (`--rescore`; these folds ran before two changes): the final "
+            "network after its last epoch (what training without validation rows keeps now; the runs above restored "
+            "the epoch of lowest training loss) and the new default, that network averaged with the 4 selection "
+            "folds' networks (`train.select_ensemble`); same threshold, same held-out images:",
+            "",
+            "| outer fold | as run | last epoch | **ensemble (default)** | fold networks alone |",
+            "|---:|---:|---:|---:|---|",
+        ]
+        for d in rescored:
+            r = d["rescored"]
+            rows.append(
+                f"| {d['fold']} | {d['test']['patch_f1']:.4f} | {r['last_epoch']['patch_f1']:.4f} | "
+                f"**{r['ensemble']['patch_f1']:.4f}** | {', '.join(f'{v:.3f}' for v in r['fold_networks_alone'])} |"
+            )
+        means = [np.mean([d["test"]["patch_f1"] for d in rescored])] + [
+            np.mean([d["rescored"][k]["patch_f1"] for d in rescored]) for k in ("last_epoch", "ensemble")
+        ]
+        rows.append(f"| **mean** | {means[0]:.4f} | {means[1]:.4f} | **{means[2]:.4f}** | |")
     out = {
         "name": args.name,
         "select_by": docs[0]["select_by"],
         "folds": docs,
         "mean_patch_f1": float(np.mean(f1)),
+        "mean_patch_f1_rescored": {
+            k: float(np.mean([d["rescored"][k]["patch_f1"] for d in docs if "rescored" in d]))
+            for k in ("last_epoch", "ensemble")
+        }
+        if any("rescored" in d for d in docs)
+        else None,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_at_summary": os.getloadavg()},
         "command": args.command,
         "notes": args.notes,
@@ -198,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default="/tmp/road_heldout")
     p.add_argument("--summary", action="store_true", help="pool the finished folds into benchmarks/results")
     p.add_argument("--probe", action="store_true", help="score a partial run's inner fold-0 checkpoint (see probe())")
+    p.add_argument("--rescore", action="store_true", help="re-score a finished fold from its checkpoints (see rescore())")
     p.add_argument("--name", default="road_heldout")
     p.add_argument("--command", default="", help="the train commands, recorded in the result files")
     p.add_argument("--notes", default="")
@@ -206,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         summary(args)
     elif args.probe:
         probe(args)
+    elif args.rescore:
+        rescore(args)
     else:
         run_fold(args)
 

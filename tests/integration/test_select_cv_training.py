@@ -15,16 +15,17 @@ from test_image_training import _squares
 from biodl import Experiment
 from biodl.bundle import load
 from biodl.experiment.select_cv import choose, snapshot_epochs
+from biodl.inference import evaluate, load_data
 
 
-def _fit(folder: Path, run: Path) -> Any:
+def _fit(folder: Path, run: Path, **train: Any) -> Any:
     return Experiment(
         data={
             "type": "image", "path": [str(folder / "images")], "split": "ordered", "split_sizes": [0.5, 0.25, 0.25],
             "image": {"mask_dir": str(folder / "masks"), "tile_size": 32, "crops_per_image": 2},
         },
         model={"name": "unet", "depth": 2, "base_channels": 4, "tta": "flip"},
-        train={"progress_bar": False, "seed": 0, "threads": 1, "max_epochs": 3, "select_by": "cv", "select_folds": 3},
+        train={"progress_bar": False, "seed": 0, "threads": 1, "max_epochs": 3, "select_by": "cv", "select_folds": 3, **train},
         evaluate={"baselines": [], "report": False, "plots": False, "select_threshold": "dice"},
     ).fit(run)  # fmt: skip
 
@@ -80,6 +81,38 @@ def test_poisoned_test_masks_do_not_change_the_choice(selected: tuple[Path, Any]
     assert {k: v for k, v in again.metrics["selection"].items() if k != "fold_seconds"} == same
     assert again.metrics["val"] == result.metrics["val"]
     assert again.metrics["test"]["dice"] != result.metrics["test"]["dice"]  # the poison did reach the test scores
+
+
+def test_select_ensemble_averages_the_fold_networks_with_the_final_one(selected: tuple[Path, Any], tmp_path: Path) -> None:
+    """``train.select_ensemble``: the bundle holds the final network and each selection fold's network after its
+    last epoch, averaged, with the chosen threshold on the average; the saved bundle predicts what was scored."""
+    import torch
+
+    from biodl.models.ensemble import Ensemble
+
+    root, plain = selected
+    result = _fit(root / "data", tmp_path / "run", select_ensemble=True)
+    sel = result.metrics["selection"]
+    assert sel["ensemble"] is True and {k: sel[k] for k in ("epochs", "threshold")} == {
+        k: plain.metrics["selection"][k] for k in ("epochs", "threshold")
+    }  # the same choice as without the ensemble
+    bundle = load(tmp_path / "run")
+    assert isinstance(bundle.model, Ensemble) and len(bundle.model.members) == 4
+    assert bundle.meta["model"]["params"]["threshold"] == sel["threshold"] == bundle.model.params.threshold
+    for j in range(3):  # member j + 1 is selection fold j's network after its last epoch
+        ckpt = torch.load(tmp_path / "run" / "selection" / f"fold_{j}" / "checkpoints" / "last.ckpt", weights_only=False)
+        assert ckpt["epoch"] == 2
+        weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        for name, t in bundle.model.members[j + 1].state_dict().items():
+            torch.testing.assert_close(t, weights[name], msg=name)
+    final = {k.removeprefix("model."): v for k, v in torch.load(
+        tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"].items()}  # fmt: skip
+    for name, t in bundle.model.members[0].state_dict().items():
+        torch.testing.assert_close(t, final[name], msg=name)
+    test_ids = json.loads((tmp_path / "run" / "splits.json").read_text())["test_ids"]
+    files = [str(root / "data" / "images" / i) for i in test_ids]
+    data = load_data(bundle, files, {"image": {"mask_dir": str(root / "data" / "masks")}}, require_targets=True)
+    assert evaluate(bundle, data)["dice"] == pytest.approx(result.metrics["test"]["dice"], abs=1e-6)
 
 
 def test_regression_folds_are_pooled_on_the_original_scale(tmp_path: Path) -> None:

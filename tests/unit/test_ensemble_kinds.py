@@ -45,3 +45,33 @@ def test_single_logit_segmentation_ensemble_averages_foreground_probability() ->
     x = torch.randn(2, 1, 4, 4)
     expected = (torch.sigmoid(x) + torch.sigmoid(-2.0 * x)) / 2
     assert torch.allclose(torch.sigmoid(ens(x)), expected, atol=1e-5)
+
+
+def test_binary_mask_ensemble_takes_a_chosen_threshold() -> None:
+    """``evaluate.select_threshold`` on an ensemble of binary-mask networks: the chosen cut of the mean
+    probability becomes the 0.5 cut of the ensemble's output (as for a single network)."""
+    import numpy as np
+
+    from biodl.experiment.evaluate import select_threshold
+
+    class Seg(torch.nn.Module):
+        def __init__(self, w: float) -> None:
+            super().__init__()
+            self.w = w
+            self.in_shape, self.num_outputs = (1, 16, 16), 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.w
+
+    ens = Ensemble.from_members([Seg(3.0), Seg(1.0)], "unet", {}, "segmentation")  # type: ignore[arg-type]
+    x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p = torch.sigmoid(ens(x)).numpy()
+    y = (p > 0.3).astype(np.float32)  # the masks a cut of the mean probability at 0.3 gives
+    assert (y != (p > 0.5)).mean() > 0.1  # far from the 0.5 cut
+    chosen = select_threshold(ens, "dice", "segmentation", y, p)
+    assert chosen is not None and chosen["value"] == 0.3
+    with torch.no_grad():
+        shifted = torch.sigmoid(ens(x)).numpy()
+    assert ((shifted > 0.5) == (p > 0.3)).all()
+    assert ens.spec()[1]["threshold"] == 0.3  # a bundle rebuilds the ensemble with its threshold

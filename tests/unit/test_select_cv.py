@@ -64,6 +64,8 @@ def test_vgg_autoencoder_defaults_select_by_cv_and_cv_refuses_ensembles() -> Non
     seg = {"type": "image", "path": ["img"], "image": {"mask_dir": "masks"}}
     cfg = ExperimentConfig.from_dict({"data": seg, "model": {"name": "vgg_autoencoder"}})
     assert cfg.train.select_by == "auto" and cfg.evaluate.select_threshold == "patch_f1"
-    assert ExperimentConfig.from_dict({"data": seg, "model": {"name": "unet"}}).train.select_by == "val"
+    assert cfg.train.select_ensemble  # the fold networks are averaged with the final one
+    unet = ExperimentConfig.from_dict({"data": seg, "model": {"name": "unet"}}).train
+    assert unet.select_by == "val" and not unet.select_ensemble
     with pytest.raises((ConfigError, ValueError), match="ensemble_size must be 1"):
         ExperimentConfig.from_dict({"data": seg, "model": {"name": "unet"}, "train": {"select_by": "cv", "ensemble_size": 3}})

@@ -302,3 +302,42 @@ def test_max_time_counts_on_the_budget_clock(pbmc: tuple[np.ndarray, np.ndarray]
         assert res.epochs == 2  # the first epoch's 0.5 s idle > 0.4 s: stopped when the second epoch ended
     else:
         assert res.epochs >= 3  # only 0.1 s of each idle 0.5 s counts (plus a little CPU per epoch)
+
+
+class BlowUpLastEpoch(StepLog):
+    """Sets a huge learning rate for the last epoch (its training loss jumps) and keeps each epoch's end weights."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+        self.weights: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.last:
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = 5.0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.weights.append({k: t.detach().clone() for k, t in pl_module.model.state_dict().items()})
+
+
+@pytest.mark.parametrize("with_val", [False, True])
+def test_without_validation_rows_the_last_epochs_weights_are_kept(
+    pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path, with_val: bool
+) -> None:
+    """An epoch count (``max_epochs``, ``select_by: cv``) means the network after that many epochs: with no
+    validation rows nothing is restored even when an earlier epoch had a lower training loss; with them,
+    the lowest validation loss's weights are (as before)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(100, 16), nn.ReLU(), nn.Linear(16, 10))
+    X, y = pbmc
+    blow = BlowUpLastEpoch(last=EPOCHS - 1)
+    cfg = TrainConfig(max_epochs=EPOCHS, batch_size=BATCH, progress_bar=False, early_stopping=False, seed=0, optimizer="sgd")
+    val = (X[500:], y[500:]) if with_val else None
+    res = train_model(model, "multiclass", cfg, (X[:500], y[:500]), val, run_dir=tmp_path, extra_callbacks=[blow])
+    loss = res.history["val_loss" if with_val else "train_loss"]
+    assert int(np.argmin(loss)) < EPOCHS - 1  # an earlier epoch had the lowest monitored loss
+    kept = blow.weights[-1] if not with_val else blow.weights[int(np.argmin(loss))]
+    for name, t in model.state_dict().items():
+        torch.testing.assert_close(t, kept[name], msg=f"{name}: not the expected epoch's weights")
+    assert res.best_epoch == (EPOCHS - 1 if not with_val else int(np.argmin(loss)))

@@ -230,6 +230,14 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--select-folds", "train.select_folds", "--select-by cv: folds", type=int),
     Flag(
+        "--select-ensemble",
+        "train.select_ensemble",
+        "--select-by cv: average the fold networks with the final one (true/false)",
+        nargs="?",
+        type=_bool,
+        const=True,
+    ),
+    Flag(
         "--time-budget-clock",
         "train.time_budget_clock",
         "what --time-budget counts: cpu seconds or wall seconds",

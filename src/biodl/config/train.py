@@ -70,6 +70,11 @@ class TrainConfig(_Section):
         "64 such rows (images), else val",
     )
     select_folds: int = Field(default=4, ge=2, le=20, description="select_by cv: folds of the cross-validation")
+    select_ensemble: bool = Field(
+        default=False,
+        description="select_by cv: the run's model averages the network trained on all rows with the selection folds' "
+        "networks (each after its last epoch), as nnU-Net ensembles its cross-validation models; select_folds + 1 members",
+    )
     gradient_clip: float | None = Field(default=None, gt=0.0, description="clip the gradient norm to this value (null: off)")
     precision: str = "32-true"
     accelerator: str = "auto"

@@ -129,10 +129,13 @@ def select_threshold(model: Any, metric: str, kind: str, y_val: np.ndarray, p_va
     """The binary foreground threshold that maximises ``metric`` on the validation rows.
 
     Sets ``model.params.threshold`` (the model then shifts its logits) and returns what was
-    tried, or ``None`` when the model has no threshold (multi-class masks, ensembles).
+    tried, or ``None`` when the model has no threshold (multi-class masks, ensembles of anything but
+    binary masks).
     """
     params = getattr(model, "params", None)
     if params is None or p_val.ndim < 2 or p_val.shape[1] != 1 or not hasattr(params, "threshold"):
+        return None
+    if getattr(params, "kind", "segmentation") != "segmentation":  # an ensemble shifts only binary-mask logits
         return None
     scores = {
         t: float(compute_metrics(kind, y_val, (p_val > t).astype(np.float32), metrics=[metric]).get(metric, np.nan))

@@ -9,7 +9,12 @@ folds are pooled per epoch, and the epoch and (binary segmentation with
 ``evaluate.select_threshold``) threshold that maximise the pooled score (a 3-snapshot moving
 average over epochs) are chosen. The run's model is then trained on all non-test rows for that
 many epochs and given that threshold; ``metrics.json`` → ``val`` holds the pooled out-of-fold
-scores at the choice, ``selection`` the curve and the folds (``selection.json`` too).
+scores at the choice, ``selection`` the curve and the folds (``selection.json`` too). The run's
+model keeps its last epoch's weights (no validation rows: nothing is restored). With
+``train.select_ensemble`` it is an :class:`~biodl.models.ensemble.Ensemble` of that network and
+the folds' networks after their last epoch (mean probability, the threshold cut on the mean), as
+nnU-Net ensembles its cross-validation models; the fold networks see inputs standardised with all
+rows' statistics (those of the final network) rather than their own fold's.
 """
 
 from __future__ import annotations
@@ -55,9 +60,23 @@ class Selection:
     split: Split
     seconds: list[float] = field(default_factory=list)
     threshold_scores: dict[str, float] = field(default_factory=dict)
+    members: list[Any] = field(default_factory=list)
 
     def apply(self, trained: Trained) -> None:
-        """Give the trained model the chosen threshold (its logits are shifted; ``meta`` records it)."""
+        """Give the trained model the selection folds' networks (``train.select_ensemble``: one averaged
+        ensemble) and the chosen threshold (its logits are shifted; ``meta`` records both)."""
+        if self.members:
+            from biodl.models import count_parameters
+            from biodl.models.ensemble import Ensemble
+
+            model_meta = trained.bundle.meta["model"]
+            ens = Ensemble.from_members(
+                [trained.model, *self.members], model_meta["name"], model_meta["params"], trained.bundle.meta["kind"]
+            ).eval()
+            name, params = ens.spec()
+            model_meta.update(name=name, params=params, trainable_parameters=count_parameters(ens))
+            trained.bundle.model = ens
+            self.members = []
         if self.threshold is None:
             return
         trained.model.params.threshold = self.threshold
@@ -92,6 +111,7 @@ class Selection:
             "best_at_max_epochs": bool(self.curve) and self.epochs == self.curve[-1]["epoch"] and len(self.curve) > 1,
             "rows": int(sum(len(f) for f in self.folds)),
             "fold_seconds": [round(s, 1) for s in self.seconds],
+            "ensemble": self.cfg.train.select_ensemble,
             "curve": self.curve,
             "folds_rows": [list(map(int, f)) for f in self.folds],
         }
@@ -140,6 +160,7 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     kind = inputs.targets.kind
     preds: list[dict[int, np.ndarray]] = []
     seconds: list[float] = []
+    members: list[Any] = []
     for j, held in enumerate(folds):
         start = time.time()
         fold_inputs = Inputs(inputs.modality.for_fold(), inputs.data, inputs.chunk_rows)
@@ -149,7 +170,11 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
         if prepared.X is None:
             raise ConfigError("train.select_by: cv needs in-memory data, not a streamed store")
         oof = PredictAtEpochs(prepared.X[held], kind, epochs)
-        train_network(fold_cfg, fold_inputs, fsplit, prepared, out / "selection" / f"fold_{j}", callbacks=[*callbacks, oof])
+        fold_trained = train_network(
+            fold_cfg, fold_inputs, fsplit, prepared, out / "selection" / f"fold_{j}", callbacks=[*callbacks, oof]
+        )
+        if cfg.train.select_ensemble:  # kept after its last epoch (no validation rows: nothing restored)
+            members.append(fold_trained.model)
         scaler = prepared.scaler  # regression: each fold's predictions back on the original scale before pooling
         preds.append({e: scaler.inverse(p) for e, p in oof.preds.items()} if scaler is not None else oof.preds)
         seconds.append(time.time() - start)
@@ -181,7 +206,7 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     return Selection(
         epochs=best_epoch, threshold=best_t, metric=metric, score=float(table[best_epoch][best_t]), val=val, curve=curve,
         folds=[f.tolist() for f in folds], cfg=final_cfg, split=final_split, seconds=seconds,
-        threshold_scores={str(t): float(v) for t, v in table[best_epoch].items() if t is not None},
+        threshold_scores={str(t): float(v) for t, v in table[best_epoch].items() if t is not None}, members=members,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ the mean probability, so the usual sigmoid/softmax head recovers the mean), valu
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -31,6 +32,13 @@ class EnsembleParams(ModelParams):
         default_factory=list,
         description="a blend of different networks on the same inputs: each member's {name, params}; "
         "empty = size copies of member",
+    )
+    threshold: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="binary masks: foreground threshold of the mean probability; the output logits are shifted by "
+        "-logit(threshold) so that every consumer's 0.5 cut means this threshold (set by evaluate.select_threshold)",
     )
 
 
@@ -90,9 +98,10 @@ class Ensemble(BiodlModel):
         if p.kind == "positions" or (p.kind == "segmentation" and outs.shape[2] > 1):
             # per-position / per-pixel class scores (N, C, ...): average the class probabilities
             return torch.log(torch.softmax(outs, dim=2).mean(0).clamp_min(_EPS))
-        if p.kind == "segmentation":  # one foreground logit per pixel
+        if p.kind == "segmentation":  # one foreground logit per pixel, shifted to the ensemble's threshold
             prob = torch.sigmoid(outs).mean(0).clamp(_EPS, 1 - _EPS)
-            return torch.log(prob) - torch.log1p(-prob)
+            logit = torch.log(prob) - torch.log1p(-prob)
+            return logit if p.threshold == 0.5 else logit - math.log(p.threshold / (1.0 - p.threshold))
         return outs.mean(0)
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:

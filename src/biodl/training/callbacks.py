@@ -55,15 +55,26 @@ class History(L.Callback):
 
 
 class BestWeights(L.Callback):
-    """Keeps the weights with the lowest monitored loss and restores them when training ends."""
+    """Keeps the weights with the lowest monitored loss and restores them when training ends.
 
-    def __init__(self, monitor: str = "val_loss") -> None:
+    With ``restore=False`` (training without validation rows) nothing is kept: the network ends
+    with its last epoch's weights, and ``best_epoch`` is that epoch. The lowest *training* loss
+    is no reason to prefer an earlier epoch (with augmentation or dropout it is mostly noise),
+    and an epoch count chosen elsewhere (``train.select_by: cv``, ``train.max_epochs``) means
+    the network after that many epochs.
+    """
+
+    def __init__(self, monitor: str = "val_loss", restore: bool = True) -> None:
         self.monitor = monitor
+        self.restore = restore
         self.best: float = math.inf
         self.best_epoch: int = -1
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.restore:
+            self.best_epoch = trainer.current_epoch
+            return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return

@@ -59,11 +59,12 @@ class FitResult:
     Attributes
     ----------
     model
-        The network with the best weights restored (eval mode).
+        The network with the best weights restored (eval mode); without validation rows, the
+        last epoch's weights.
     history
         Per-epoch values: ``epoch``, ``train_loss``, ``val_loss``, ``train_<metric>``, ``lr``...
     best_epoch
-        Epoch of the lowest monitored loss.
+        Epoch of the lowest validation loss (without validation rows: the last epoch).
     epochs
         Number of epochs run.
     """
@@ -187,7 +188,8 @@ def train_model(
     Parameters
     ----------
     train, val
-        ``(X, y)`` arrays; ``val`` may be ``None`` or empty (then the training loss is monitored).
+        ``(X, y)`` arrays; ``val`` may be ``None`` or empty (then the training loss is monitored for
+        early stopping and the network keeps its last epoch's weights).
     resume
         Continue from ``run_dir/checkpoints/last.ckpt`` if it exists.
     extra_callbacks
@@ -245,7 +247,7 @@ def train_model(
         labels_complete=not isinstance(train, DataLoader) and labels_complete(kind, train[1]),
         target_scale=target_scale,
     )
-    history, best = History(), BestWeights(monitor)
+    history, best = History(), BestWeights(monitor, restore=has_val)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     callbacks: list[L.Callback] = [
         history,

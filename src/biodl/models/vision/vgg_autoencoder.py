@@ -31,8 +31,10 @@ most 60 epochs with patience 15; predictions average the 8 flips and 90° rotati
 (``tta: dihedral``) and the foreground threshold is chosen for 16×16-patch F1
 (``evaluate.select_threshold: patch_f1``). With at most 64 training + validation images
 (``train.select_by: auto``) the epoch count and that threshold are chosen by 4-fold cross-validation
-over those images (pooled out-of-fold predictions) and the model is then trained on all of them
-(``docs/roads-selection.md``); on more images, early stopping and the threshold use the validation split.
+over those images (pooled out-of-fold predictions), the model is then trained on all of them, and
+the saved model averages it with the four fold networks (``train.select_ensemble``, as nnU-Net
+ensembles its folds; ``docs/roads-selection.md``); on more images, early stopping and the threshold
+use the validation split.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class VGGAutoencoder(SegmentationModel):
         "data.image.crops_per_image": 1,
         "evaluate.select_threshold": "patch_f1",
         "train.select_by": "auto",
+        "train.select_ensemble": True,
     }
     pretrained_prefix: ClassVar[str] = "encoder."
 
