@@ -90,6 +90,20 @@ def run_fold(args: argparse.Namespace) -> None:
     print(json.dumps({k: doc[k] for k in ("fold", "test", "seconds")}, default=str), flush=True)
 
 
+def outer_fold(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """The run's config and inputs, and outer fold ``args.fold``'s training and held-out row indices."""
+    import numpy as np
+
+    from biodl.config import ExperimentConfig
+    from biodl.experiment.load import load_inputs
+
+    cfg, inputs = load_inputs(ExperimentConfig.from_dict(config(args)))
+    split = json.loads((Path(args.work) / "splits.json").read_text())["folds"][args.fold]
+    index = {str(i): n for n, i in enumerate(inputs.data.ids)}
+    rows = np.sort([index[i] for i in split["train_ids"] + split["val_ids"]])
+    return cfg, inputs, rows, np.sort([index[i] for i in split["test_ids"]])
+
+
 def probe(args: argparse.Namespace) -> None:
     """A partial run's proxy: the last checkpoint of inner selection fold 0 of outer fold ``args.fold`` (trained on
     3/4 of the outer fold's training images, no validation rows) scored on the outer fold's test images at the
@@ -97,9 +111,7 @@ def probe(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from biodl.config import ExperimentConfig
     from biodl.data.splits import Split
-    from biodl.experiment.load import load_inputs
     from biodl.experiment.prepare import fit_preprocessing
     from biodl.experiment.select_cv import fold_rows
     from biodl.metrics import compute_metrics
@@ -108,12 +120,7 @@ def probe(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    cfg = ExperimentConfig.from_dict(config(args))
-    cfg, inputs = load_inputs(cfg)
-    split = json.loads((work / "splits.json").read_text())["folds"][args.fold]
-    index = {str(i): n for n, i in enumerate(inputs.data.ids)}
-    rows = np.sort([index[i] for i in split["train_ids"] + split["val_ids"]])
-    test = np.sort([index[i] for i in split["test_ids"]])
+    cfg, inputs, rows, test = outer_fold(args)
     held = fold_rows(rows, cfg.train.select_folds, cfg.train.seed, inputs.data.groups)[0]
     none = np.zeros(0, np.int64)
     prepared = fit_preprocessing(cfg, inputs, Split(np.setdiff1d(rows, held), none, none, "probe"))
@@ -148,9 +155,7 @@ def rescore(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from biodl.config import ExperimentConfig
     from biodl.data.splits import Split
-    from biodl.experiment.load import load_inputs
     from biodl.experiment.prepare import fit_preprocessing
     from biodl.metrics import compute_metrics
     from biodl.models import build_model
@@ -158,12 +163,7 @@ def rescore(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     work, fold_dir = Path(args.work), Path(args.work) / f"fold_{args.fold}"
-    cfg = ExperimentConfig.from_dict(config(args))
-    cfg, inputs = load_inputs(cfg)
-    split = json.loads((work / "splits.json").read_text())["folds"][args.fold]
-    index = {str(i): n for n, i in enumerate(inputs.data.ids)}
-    rows = np.sort([index[i] for i in split["train_ids"] + split["val_ids"]])
-    test = np.sort([index[i] for i in split["test_ids"]])
+    cfg, inputs, rows, test = outer_fold(args)
     none = np.zeros(0, np.int64)
     prepared = fit_preprocessing(cfg, inputs, Split(rows, none, none, "rescore"))
     assert prepared.X is not None
