@@ -8,6 +8,18 @@ from biodl.models.base import build_model
 from biodl.models.ensemble import Ensemble
 
 
+class _Scale(torch.nn.Module):
+    """A one-logit "segmentation network": the input times ``w``."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = w
+        self.in_shape, self.num_outputs = (1, 16, 16), 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.w
+
+
 def _members(n: int) -> list:
     torch.manual_seed(0)
     params = {"channels": 8, "blocks": 2, "per_position": True}
@@ -31,16 +43,7 @@ def test_per_position_ensemble_averages_probabilities_per_residue() -> None:
 
 
 def test_single_logit_segmentation_ensemble_averages_foreground_probability() -> None:
-    class Seg(torch.nn.Module):
-        def __init__(self, w: float) -> None:
-            super().__init__()
-            self.w = w
-            self.in_shape, self.num_outputs = (1, 4, 4), 1
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.w
-
-    members = [Seg(1.0), Seg(-2.0)]
+    members = [_Scale(1.0), _Scale(-2.0)]
     ens = Ensemble.from_members(members, "unet", {}, "segmentation")  # type: ignore[arg-type]
     x = torch.randn(2, 1, 4, 4)
     expected = (torch.sigmoid(x) + torch.sigmoid(-2.0 * x)) / 2
@@ -54,16 +57,7 @@ def test_binary_mask_ensemble_takes_a_chosen_threshold() -> None:
 
     from biodl.experiment.evaluate import select_threshold
 
-    class Seg(torch.nn.Module):
-        def __init__(self, w: float) -> None:
-            super().__init__()
-            self.w = w
-            self.in_shape, self.num_outputs = (1, 16, 16), 1
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.w
-
-    ens = Ensemble.from_members([Seg(3.0), Seg(1.0)], "unet", {}, "segmentation")  # type: ignore[arg-type]
+    ens = Ensemble.from_members([_Scale(3.0), _Scale(1.0)], "unet", {}, "segmentation")  # type: ignore[arg-type]
     x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         p = torch.sigmoid(ens(x)).numpy()
