@@ -156,6 +156,10 @@ def test_segmentation_cli_train_evaluate_predict_explain(tmp_path: Path, capsys:
         main(["evaluate", "--model-path", str(run), "--data-path", str(tmp_path / "data" / "images"), "--output", str(out)]) == 0
     )
     assert "dice" in json.loads(out.read_text())["metrics"]
+    # the saved model is the fold ensemble (train.select_ensemble, the vgg_autoencoder default): it exports with parity
+    assert meta["model"]["name"] == "ensemble" and meta["model"]["params"]["size"] == 3
+    assert main(["export", "--model-path", str(run), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 0
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["parity"]["passed"]
     rc = main(["explain", "--model-path", str(run), "--data-path", str(tmp_path / "data" / "images" / "img0.png"),
                "--method", "occlusion", "--output-dir", str(tmp_path / "ex")])  # fmt: skip
     assert rc == 0 and tifffile.imread(tmp_path / "ex" / "occlusion_maps.tif").shape[-2:] == (48, 48)
