@@ -17,7 +17,11 @@ Variants (each one flag of ``--variants``):
 * ``noise1`` / ``noise3``: Gaussian noise of sd 0.1 / 0.3 added to the standardised inputs while training;
 * ``refit_noise3``: both;
 * ``recipe_seeds``: the recipe with other member seeds (100-104): the seed-to-seed noise of the comparison;
-* ``rf``: a random forest (500 trees, multi-output), fitted on the training rows (the run's baseline kind).
+* ``rf``: a random forest (500 trees, multi-output), fitted on the training rows (the run's baseline kind);
+* ``ple8`` / ``ple16``: piecewise-linear encoding of every feature on 8 / 16 quantile bins of the training rows
+  (Gorishniy et al., NeurIPS 2022), then the recipe's network on the encoded features; options after ``_``:
+  ``s100`` member seeds from 100, ``wd1e-3`` weight decay, ``do0.3`` dropout, ``lr3e-4`` learning rate, ``m10`` members
+  (``ple16_s100_wd1e-3``).
 
 Test rows are scored, never used for a choice. Writes one JSON line per (variant, fold) to ``--out``.
 
@@ -44,6 +48,17 @@ def standardise(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return ((X - mu) / np.where(sd < 1e-8, 1.0, sd)).astype(np.float32)
 
 
+def piecewise_linear(X: np.ndarray, rows: np.ndarray, bins: int) -> np.ndarray:
+    """``(N, F)`` → ``(N, F × bins)``: feature ``f``'s bin ``t`` is ``clip((x − e_t) / (e_{t+1} − e_t), 0, 1)`` with
+    the edges ``e`` at quantiles of ``rows``; the first bin is open below, the last open above (PLE)."""
+    edges = np.quantile(X[rows], np.linspace(0, 1, bins + 1), axis=0)  # (bins + 1, F)
+    lo, width = edges[:-1], np.maximum(np.diff(edges, axis=0), 1e-8)  # (bins, F)
+    e = (X[:, None, :] - lo[None]) / width[None]  # (N, bins, F)
+    e[:, 1:] = np.maximum(e[:, 1:], 0.0)
+    e[:, :-1] = np.minimum(e[:, :-1], 1.0)
+    return e.transpose(0, 2, 1).reshape(len(X), -1).astype(np.float32)
+
+
 def scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import label_ranking_average_precision_score, roc_auc_score
 
@@ -57,7 +72,8 @@ def scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
 
 def member(X: np.ndarray, Y: np.ndarray, tr: np.ndarray, va: np.ndarray | None, seed: int,
            epochs: int = 200, lrs: list[float] | None = None, hidden: tuple[int, ...] = (256,),
-           noise: float = 0.0) -> tuple[Any, int, list[float]]:  # fmt: skip
+           noise: float = 0.0, weight_decay: float = 1e-4,
+           dropout: float = 0.5, lr: float = 1e-3) -> tuple[Any, int, list[float]]:  # fmt: skip
     """One network; early stopping on ``va`` (or ``len(lrs)`` epochs at the replayed learning rates)."""
     import torch
     from torch import nn
@@ -66,10 +82,10 @@ def member(X: np.ndarray, Y: np.ndarray, tr: np.ndarray, va: np.ndarray | None, 
     layers: list[nn.Module] = []
     n_in = X.shape[1]
     for h in hidden:
-        layers += [nn.Linear(n_in, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(0.5)]
+        layers += [nn.Linear(n_in, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
         n_in = h
     net = nn.Sequential(*layers, nn.Linear(n_in, Y.shape[1]))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
     loss_fn = nn.BCEWithLogitsLoss()
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
@@ -131,15 +147,24 @@ def run(variant: str, X: np.ndarray, Y: np.ndarray, split: Any) -> dict[str, Any
 
         q = QuantileTransformer(n_quantiles=min(1000, len(tr)), output_distribution="normal", random_state=0).fit(X[tr])
         Xs = q.transform(X).astype(np.float32)
+    elif variant.startswith("ple"):
+        Xs = piecewise_linear(X, tr, int(variant.split("_")[0][3:]))
     else:
         Xs = standardise(X, tr)
     k = 10 if variant == "members10" else 5
     hidden = {"deep": (512, 256), "wide": (1024,)}.get(variant, (256,))
     noise = {"noise1": 0.1, "noise3": 0.3, "refit_noise3": 0.3}.get(variant, 0.0)
     offset = 100 if variant == "recipe_seeds" else 0
+    # ple variants take options after "_": s<offset> (member seeds), wd<weight decay>, do<dropout>, m<members>
+    opts = {t[:2] if t[:2] in ("wd", "do", "lr") else t[:1]: t[2:] if t[:2] in ("wd", "do", "lr") else t[1:]
+            for t in variant.split("_")[1:]} if variant.startswith("ple") else {}  # fmt: skip
+    offset = int(opts.get("s", offset))
+    k = int(opts.get("m", k))
+    extra = {"weight_decay": float(opts.get("wd", 1e-4)), "dropout": float(opts.get("do", 0.5)),
+             "lr": float(opts.get("lr", 1e-3))}  # fmt: skip
     nets, epochs, refits = [], [], []
     for m in range(k):
-        net, e, lrs = member(Xs, Y, tr, va, seed=m + offset, hidden=hidden, noise=noise)
+        net, e, lrs = member(Xs, Y, tr, va, seed=m + offset, hidden=hidden, noise=noise, **extra)
         nets.append(net)
         epochs.append(e)
         if variant.startswith("refit"):
@@ -200,7 +225,7 @@ def main() -> None:
     if args.out is None:
         p.error("--out is required")
     torch.set_num_threads(1)
-    from biodl.data.splits import kfold_splits
+    from biodl.data.folds import kfold_splits
 
     X, Y, _ = load()
     splits = kfold_splits(len(X), 5, (0.6, 0.1, 0.3), 0)

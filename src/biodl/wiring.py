@@ -84,6 +84,11 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         params = spec.Params.model_validate(cfg.model.params())
     except ValidationError as exc:
         raise ValueError(_format_errors(exc, prefix="model", schema=spec.Params)) from None
+    for k, variant in enumerate(cfg.train.ensemble_variants):  # every member's network must build
+        try:
+            spec.Params.model_validate({**params.model_dump(mode="json"), **variant})
+        except ValidationError as exc:
+            raise ValueError(_format_errors(exc, prefix=f"train.ensemble_variants[{k}]", schema=spec.Params)) from None
     object.__setattr__(cfg, "model", ModelConfig(name=name, **params.model_dump(mode="json")))
     if cfg.data.type == "molecule" and not cfg.data.molecule.featurizer:
         from biodl.data.molecule.featurizers import default_featurizer

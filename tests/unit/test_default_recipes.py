@@ -42,7 +42,8 @@ def test_candidates_resolve_and_user_train_settings_win() -> None:
     base = _tabular("multilabel", train={"max_epochs": 3})
     first = candidate_config(base, _candidate("multilabel", 0))
     assert first.model.name == "mlp" and first.model.params()["hidden_sizes"] == [256]
-    assert first.train.ensemble_size == 5 and first.train.weight_decay == 1e-4
+    assert first.train.ensemble_size == 10 and first.train.weight_decay == 1e-4
+    assert first.train.ensemble_variants == [{}, {"numeric_encoding": "ple", "init": "torch_default"}]
     assert first.train.max_epochs == 3  # the user's --max-epochs wins over the candidate's 200
     linear = candidate_config(_tabular("classification"), _candidate("classification", 0))
     assert linear.model.params()["hidden_sizes"] == [] and linear.train.weight_decay > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -83,6 +83,12 @@ class TrainConfig(_Section):
     num_nodes: int = Field(default=1, ge=1)
     seed: int = 0
     ensemble_size: int = Field(default=1, ge=1, le=100, description="independently trained members (seed, seed+1, ...), averaged")
+    ensemble_variants: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="model parameters that differ between ensemble members, cycled: member k trains model.params "
+        "updated with ensemble_variants[k % len] (e.g. [{}, {numeric_encoding: ple}]: plain and encoded members "
+        "alternate; with ensemble_size 1 the one network is member 0); empty: every member the same network",
+    )
     time_budget: float | None = Field(
         default=DEFAULT_TIME_BUDGET,
         gt=0,

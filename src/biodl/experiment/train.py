@@ -18,6 +18,7 @@ from biodl.experiment.results import Inputs, Prepared, Trained
 from biodl.io_utils import atomic_write_text
 from biodl.metrics import to_jsonable
 from biodl.models import build_model, count_parameters
+from biodl.models.numeric_encoding import fit_input_encoders
 from biodl.training.fit import is_rank_zero, train_model
 
 
@@ -47,8 +48,11 @@ def train_network(
     train_data, val_data = prepared.train_data, prepared.val_data
     torch.manual_seed(cfg.train.seed)  # the initial weights too depend on the seed only, not on earlier runs
     params = {**cfg.model.params(), **modality.model_params()}  # e.g. the named inputs of a multi-input model
+    if cfg.train.ensemble_size == 1 and cfg.train.ensemble_variants:  # the only member is member 0
+        params = {**params, **cfg.train.ensemble_variants[0]}
     model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, params)
     modality.configure_model(model)
+    fit_input_encoders(model, X, tr)  # data-dependent input layers (piecewise-linear bin edges): training rows only
     if is_rank_zero():
         write_transfer_report(model, out)  # what pretrained weights were loaded / skipped, what is frozen
     if cfg.train.init_from:
@@ -71,6 +75,7 @@ def train_network(
 
         def configure(member: Any) -> None:
             modality.configure_model(member)
+            fit_input_encoders(member, X, tr)
             pretrain(member)
 
         fit = train_ensemble(

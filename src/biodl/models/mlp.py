@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -11,6 +11,7 @@ from torch import nn
 from biodl.models.base import MODELS, BiodlModel, ModelParams
 from biodl.models.init import InitName, initialize
 from biodl.models.layers import Activation, dense_stack
+from biodl.models.numeric_encoding import PiecewiseLinearEncoding
 
 
 class MLPParams(ModelParams):
@@ -22,13 +23,21 @@ class MLPParams(ModelParams):
     input_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = True
     init: InitName = "glorot_uniform"
+    numeric_encoding: Literal["none", "ple"] = Field(
+        default="none",
+        description="ple: piecewise-linear encoding of every input feature on quantile bins of the training rows "
+        "(Gorishniy et al. 2022) before the first dense layer",
+    )
+    encoding_bins: int = Field(default=16, ge=1, le=128, description="bins per feature of numeric_encoding: ple")
 
 
 @MODELS.register("mlp")
 class MLP(BiodlModel):
     """Fully connected network: [Linear → BN → activation → Dropout] × k → Linear.
 
-    Input ``(N, F)`` (other shapes are flattened), output ``(N, num_outputs)``.
+    Input ``(N, F)`` (other shapes are flattened), output ``(N, num_outputs)``. With
+    ``numeric_encoding: ple`` the flattened input is first encoded piecewise-linearly, ``(N, F × bins)``
+    (:mod:`biodl.models.numeric_encoding`; the bin edges are fitted on the training rows).
     """
 
     Params: ClassVar[type[ModelParams]] = MLPParams
@@ -41,6 +50,9 @@ class MLP(BiodlModel):
         for s in self.in_shape:
             n_in *= s
         layers: list[nn.Module] = [nn.Flatten()]
+        if params.numeric_encoding == "ple":
+            layers.append(PiecewiseLinearEncoding(n_in, params.encoding_bins))
+            n_in *= params.encoding_bins
         if params.input_dropout > 0:
             layers.append(nn.Dropout(params.input_dropout))
         blocks, n_in = dense_stack(n_in, params.hidden_sizes, params.activation, params.dropout, params.batch_norm)

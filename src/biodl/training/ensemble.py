@@ -42,16 +42,21 @@ def train_ensemble(
     are the members' model parameters (default ``cfg.model.params()``; the experiment adds the data's own,
     e.g. the named inputs of a multi-input model, :meth:`biodl.data.base.Modality.model_params`).
     ``extra_callbacks`` go to every member's training; once ``stop()`` is true no further member is
-    trained (the ensemble then has fewer members, at least one).
+    trained (the ensemble then has fewer members, at least one). With ``train.ensemble_variants`` member
+    ``k`` is built with ``params`` updated by ``ensemble_variants[k % len]``, and the ensemble is saved as a
+    blend of the members' own specs.
     """
     name = str(cfg.model.name)
     params = dict(params) if params is not None else cfg.model.params()
-    members, fits = [], []
+    variants = cfg.train.ensemble_variants
+    members, fits, specs = [], [], []
     for k in range(cfg.train.ensemble_size):
         if k and stop is not None and stop():
             break
         torch.manual_seed(cfg.train.seed + k)
-        member = build_model(name, in_shape, num_outputs, params)
+        member_params = {**params, **variants[k % len(variants)]} if variants else params
+        member = build_model(name, in_shape, num_outputs, member_params)
+        specs.append((name, member.params.model_dump(mode="json")))
         if configure is not None:
             configure(member)
         member_cfg = cfg.train.model_copy(update={"seed": cfg.train.seed + k, "ensemble_size": 1})
@@ -71,5 +76,8 @@ def train_ensemble(
             )
         )
         members.append(member)
-    ensemble = Ensemble.from_members(members, name, params, kind).eval()
+    if variants:
+        ensemble = Ensemble.blend(members, specs, kind).eval()
+    else:
+        ensemble = Ensemble.from_members(members, name, params, kind).eval()
     return FitResult(ensemble, dict(fits[0].history), fits[0].best_epoch, max(f.epochs for f in fits))
