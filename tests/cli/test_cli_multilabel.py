@@ -37,7 +37,8 @@ def test_print_config_shows_the_new_keys() -> None:
         (["--data-type", "sequence", "--pretrain", "autoencoder"], "model 'deepbind' has no dense layers to pre-train"),
         (["--task", "multilabel", "--model", "mlp", "--ensemble-size", "2", "--set",
           "train.ensemble_variants=[{}, {numeric_encodng: ple}]"],
-         "unknown key 'train.ensemble_variants[1].numeric_encodng' (did you mean 'train.ensemble_variants[1].numeric_encoding'?)"),
+         "unknown key 'train.ensemble_variants[1].numeric_encodng' "
+         "(did you mean 'train.ensemble_variants[1].numeric_encoding'?)"),
         (["--task", "multilabel", "--model", "mlp", "--set", "train.ensemble_variants=[{numeric_encoding: pl}]"],
          "train.ensemble_variants[0].numeric_encoding: Input should be 'none' or 'ple' (got 'pl')"),
     ],

@@ -102,3 +102,14 @@ def test_fitted_edges_travel_in_the_state_dict_and_export_to_onnx_with_parity() 
     sample = Sample(x, None, "features with a binary column", real=False)
     report = check_parity(TorchEngine(net).predict, onnx_runner(to_onnx(net, model_name="mlp")), sample)
     assert report.passed, report.summary()
+
+
+def test_wide_inputs_get_fewer_bins_within_the_column_cap() -> None:
+    def bins(features: int, **params: object) -> int:
+        model = build_model("mlp", (features,), 2, {"hidden_sizes": [4], "numeric_encoding": "ple", **params})
+        return next(m for m in model.modules() if isinstance(m, PiecewiseLinearEncoding)).bins
+
+    assert bins(103) == 16
+    assert bins(20_000) == 3  # 65,536 columns at most by default
+    assert bins(100, encoding_max_columns=250) == 2
+    assert bins(100, encoding_max_columns=50) == 1  # one linear bin per feature

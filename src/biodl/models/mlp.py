@@ -29,6 +29,12 @@ class MLPParams(ModelParams):
         "(Gorishniy et al. 2022) before the first dense layer",
     )
     encoding_bins: int = Field(default=16, ge=1, le=128, description="bins per feature of numeric_encoding: ple")
+    encoding_max_columns: int = Field(
+        default=65536,
+        ge=1,
+        description="numeric_encoding: ple uses fewer bins per feature (at least 1) when features x encoding_bins "
+        "would exceed this many encoded columns (wide matrices: 20,000 genes get 3 bins)",
+    )
 
 
 @MODELS.register("mlp")
@@ -51,8 +57,9 @@ class MLP(BiodlModel):
             n_in *= s
         layers: list[nn.Module] = [nn.Flatten()]
         if params.numeric_encoding == "ple":
-            layers.append(PiecewiseLinearEncoding(n_in, params.encoding_bins))
-            n_in *= params.encoding_bins
+            bins = max(1, min(params.encoding_bins, params.encoding_max_columns // n_in))
+            layers.append(PiecewiseLinearEncoding(n_in, bins))
+            n_in *= bins
         if params.input_dropout > 0:
             layers.append(nn.Dropout(params.input_dropout))
         blocks, n_in = dense_stack(n_in, params.hidden_sizes, params.activation, params.dropout, params.batch_norm)
