@@ -17,7 +17,10 @@ pools with zero-initialised biases on ``V`` and ``U``, as biodl's ``nn.Linear`` 
 instances), ``indrop`` (input dropout), ``instdrop`` (instance dropout: each instance of a training
 batch masked out with this probability, one kept per bag; biodl's ``data.bags.instance_dropout``),
 ``clip`` (clip standardised features to ±clip), ``slog`` (sign·log1p of standardised features),
-``rep`` (MIDatasets fold repetition, default 1), ``folds`` (outer folds to score, with ``outer``).
+``rep`` (MIDatasets fold repetition, default 1), ``folds`` (outer folds to score, with ``outer``), ``ple``
+(piecewise-linear encoding of the standardised instance features on this many quantile bins of the training
+instances, as biodl's ``mlp`` ``numeric_encoding: ple``), ``mixple`` (that many bins for a second set of
+``members`` networks on the encoded features, trained beside the plain ones and averaged with them).
 Every record also holds the scores with the members averaged in logit space (``*_logit``; biodl's
 ``mil`` forward averages the members' logits, this replica's main score their probabilities).
 """
@@ -65,7 +68,31 @@ def pack(X, idx, mu, sd, cfg=None):
             z = np.sign(z) * np.log1p(np.abs(z))
         out[j, : len(X[i])] = z
         mask[j, : len(X[i])] = 1
+    if cfg.get("edges") is not None:
+        out = encode(out, cfg["edges"])
     return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def ple_edges(z, bins):
+    """Per feature ``(bins + 1, F)`` quantiles of the standardised training instances ``z`` ``(N, F)``."""
+    return np.quantile(z, np.linspace(0, 1, bins + 1), axis=0)
+
+
+def encode(x, edges):
+    """``(B, M, F)`` → ``(B, M, F × bins)``: repeated edges merged per feature (unused bins read 0)."""
+    B, M, F = x.shape
+    bins = edges.shape[0] - 1
+    lo, w = np.zeros((F, bins)), np.ones((F, bins))
+    floor, ceil = np.zeros((F, bins)), np.zeros((F, bins))
+    for f in range(F):
+        e = np.unique(edges[:, f])
+        n = len(e) - 1
+        if n < 1:
+            continue
+        lo[f, :n], w[f, :n], ceil[f, :n] = e[:-1], np.diff(e), 1.0
+        floor[f, 0], ceil[f, n - 1] = -np.inf, np.inf
+    v = (x[..., None] - lo) / w
+    return np.minimum(np.maximum(v, floor), ceil).reshape(B, M, F * bins).astype(np.float32)
 
 
 def glorot(E, a, b):
@@ -136,6 +163,10 @@ class Ens(nn.Module):
 
 
 def fit_predict(X, y, tr, te, cfg, seed):
+    if cfg.get("mixple"):  # plain and encoded member sets, probabilities averaged
+        a = fit_predict(X, y, tr, te, {**cfg, "mixple": 0}, seed)
+        b = fit_predict(X, y, tr, te, {**cfg, "mixple": 0, "ple": cfg["mixple"]}, seed + 1000)
+        return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     allx = np.concatenate([X[i] for i in tr])
@@ -145,9 +176,12 @@ def fit_predict(X, y, tr, te, cfg, seed):
     if not cfg.get("std", True):
         mu = mu * 0
         sd = sd * 0 + 1
+    if cfg.get("ple"):
+        cfg = {**cfg, "edges": None}
+        cfg["edges"] = ple_edges((allx - mu) / sd, cfg["ple"])
     xt, mt = pack(X, tr, mu, sd, cfg)
     yt = torch.from_numpy(y[tr])
-    net = Ens(X[0].shape[1], cfg)
+    net = Ens(xt.shape[2], cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], weight_decay=cfg["wd"])
     bs = cfg.get("bs", 8)
     lossf = nn.BCEWithLogitsLoss()
