@@ -34,7 +34,7 @@ from biodl.data.normalise import TargetScaler
 from biodl.errors import BundleError
 from biodl.io_utils import atomic_write_bytes, atomic_write_text
 from biodl.model_sources import resolve_model_path
-from biodl.models import BiodlModel, build_model
+from biodl.models import MODELS, BiodlModel, build_model
 
 FORMAT = "biodl-bundle"
 FORMAT_VERSION = 1
@@ -234,6 +234,8 @@ def load(path: str | Path) -> Bundle:
     spec = meta["model"]
     # pretrained weights only initialise training; the bundle's own weights replace them
     params = {k: v for k, v in spec["params"].items() if k != "pretrained_weights"}
+    if spec["name"] in MODELS:  # keys added since the bundle was saved keep the value it was trained with
+        params = {**MODELS[spec["name"]].Params.saved_before, **params}
     model = build_model(spec["name"], tuple(spec["in_shape"]), int(spec["num_outputs"]), params)
     try:
         model.load_state_dict(state, strict=True)

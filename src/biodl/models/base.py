@@ -23,6 +23,10 @@ class ModelParams(BaseModel):
     """Base class of architecture parameters (unknown keys are errors)."""
 
     model_config = ConfigDict(extra="forbid")
+    #: Parameters added after bundles of this model were first saved, with the value that reproduces those
+    #: bundles' networks; a saved bundle whose parameters lack such a key is rebuilt with it (a new default
+    #: never changes how an older bundle loads).
+    saved_before: ClassVar[Mapping[str, object]] = {}
 
 
 class BiodlModel(nn.Module):

@@ -99,8 +99,9 @@ class PiecewiseLinearEncoding(nn.Module):
 
 def fit_input_encoders(model: nn.Module, x: Any, rows: np.ndarray) -> int:
     """Fit every :class:`PiecewiseLinearEncoding` of ``model`` on the training rows ``x[rows]`` of the model
-    inputs ``x`` ``(N, …)`` (flattened per row; a scipy sparse matrix is densified); returns how many were
-    fitted. ``x`` None (a streamed store) is an error only when the model has such an encoding."""
+    inputs ``x`` ``(N, …)`` (flattened per row; a scipy sparse matrix is densified; a model with a
+    ``fit_inputs(x)`` method, e.g. ``mil`` on packed bags, fits its own); returns how many there are.
+    ``x`` None (a streamed store) is an error only when the model has such an encoding."""
     encoders = [m for m in model.modules() if isinstance(m, PiecewiseLinearEncoding)]
     if not encoders:
         return 0
@@ -108,6 +109,10 @@ def fit_input_encoders(model: nn.Module, x: Any, rows: np.ndarray) -> int:
         raise DataError("model.numeric_encoding: ple needs the training features in memory, not a streamed store")
     part = x[rows]
     part = np.asarray(part.toarray() if hasattr(part, "toarray") else part)
+    custom = getattr(model, "fit_inputs", None)
+    if callable(custom):  # a model whose inputs are not one feature row each (packed bags)
+        custom(part)
+        return len(encoders)
     for enc in encoders:
         enc.fit(part.reshape(len(part), -1))
     return len(encoders)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -21,12 +22,16 @@ from torch import nn
 from biodl.models.base import MODELS, BiodlModel, ModelParams
 from biodl.models.init import initialize
 from biodl.models.mil.pooling import AttentionPool, NoisyAnd, masked_max, masked_mean
+from biodl.models.numeric_encoding import PiecewiseLinearEncoding
 
 Pooling = Literal["mean", "max", "attention", "gated_attention", "noisy_and"]
 
 
 class MILParams(ModelParams):
     """Hyper-parameters of :class:`MIL` (defaults chosen by 10-fold CV on MUSK1, Elephant, Fox and Tiger)."""
+
+    #: bundles saved before the piecewise-linear encoding became the default encode nothing
+    saved_before: ClassVar[Mapping[str, object]] = {"numeric_encoding": "none"}
 
     pooling: Pooling = Field(default="mean", description="bag pooling of the instance embeddings")
     hidden_sizes: list[int] = Field(
@@ -40,6 +45,12 @@ class MILParams(ModelParams):
     attention_size: int = Field(default=64, ge=1, description="attention pooling: hidden size L")
     dropout: float = Field(default=0.25, ge=0.0, lt=1.0, description="dropout on instance embeddings")
     noisy_and_slope: float = Field(default=10.0, gt=0.0, description="noisy-AND: slope a")
+    numeric_encoding: Literal["none", "ple"] = Field(
+        default="ple",
+        description="table instances: ple encodes every instance feature piecewise-linearly on quantile bins of the "
+        "training bags' instances before the dense encoder (biodl.models.numeric_encoding); image tiles: ignored",
+    )
+    encoding_bins: int = Field(default=16, ge=1, le=128, description="bins per feature of numeric_encoding: ple")
     members: int = Field(
         default=5,
         ge=1,
@@ -49,8 +60,11 @@ class MILParams(ModelParams):
     )
 
 
-def _dense(n_in: int, sizes: list[int]) -> tuple[nn.Sequential, int]:
+def _dense(n_in: int, sizes: list[int], params: MILParams) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
+    if params.numeric_encoding == "ple":
+        layers.append(PiecewiseLinearEncoding(n_in, params.encoding_bins))
+        n_in *= params.encoding_bins
     for width in sizes:
         layers += [nn.Linear(n_in, width), nn.ReLU()]
         n_in = width
@@ -75,7 +89,7 @@ class _Network(nn.Module):
         if len(in_shape) == 4:
             self.encoder, dim = _conv(in_shape[1] - 1, params.conv_channels, params.embedding_size)
         else:
-            self.encoder, dim = _dense(in_shape[1] - 1, params.hidden_sizes)
+            self.encoder, dim = _dense(in_shape[1] - 1, params.hidden_sizes, params)
         self.embedding_dim = dim
         self.drop = nn.Dropout(params.dropout)
         self.attention = (
@@ -132,7 +146,9 @@ class MIL(BiodlModel):
     #: a fixed 50 epochs on all training bags (no validation split) with weight decay; ``model.members``
     #: (5 networks averaged) added 0.3 points of mean CV accuracy over one network at about the same cost;
     #: instance dropout 0.3 (training on random sub-bags, ``data.bags.instance_dropout``) added 1.6 points,
-    #: on every set (docs/mil.md).
+    #: on every set; the piecewise-linear encoding of the instance features (``numeric_encoding: ple``, a
+    #: parameter default) added 3.5 points in the nested validation and 2.5 on the contract command (four fold
+    #: repetitions; docs/mil.md).
     config_defaults: ClassVar[Mapping[str, object]] = {
         "data.split_sizes": (0.7, 0.0, 0.3),
         "train.optimizer": "adam",
@@ -158,6 +174,16 @@ class MIL(BiodlModel):
         self.embedding_dim = members[0].embedding_dim * params.members
         self.nets = nn.ModuleList(members)
         initialize(self, "glorot_uniform")
+
+    def fit_inputs(self, x: np.ndarray) -> None:
+        """Fit the instance encoders' piecewise-linear bins (``numeric_encoding: ple``) on the real instances of
+        the training bags ``x`` ``(B, M, F + 1)`` (padding left out)."""
+        encoders = [m for m in self.modules() if isinstance(m, PiecewiseLinearEncoding)]
+        if encoders:
+            x = np.asarray(x)
+            instances = x[..., :-1][x[..., -1] > 0]
+            for enc in encoders:
+                enc.fit(instances)
 
     # ----------------------------------------------------------------- pieces
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
