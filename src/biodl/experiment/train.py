@@ -52,7 +52,8 @@ def train_network(
         params = {**params, **cfg.train.ensemble_variants[0]}
     model = build_model(str(cfg.model.name), in_shape, targets.num_outputs, params)
     modality.configure_model(model)
-    fit_input_encoders(model, X, tr)  # data-dependent input layers (piecewise-linear bin edges): training rows only
+    if cfg.train.ensemble_size == 1:  # data-dependent input layers (piecewise-linear bin edges), training rows only;
+        fit_input_encoders(model, X, tr)  # before init_from, so a parent's edges (with its weights) win; members: below
     if is_rank_zero():
         write_transfer_report(model, out)  # what pretrained weights were loaded / skipped, what is frozen
     if cfg.train.init_from:
