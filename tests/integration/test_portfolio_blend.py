@@ -58,12 +58,16 @@ def test_both_families_train_on_the_same_graphs(run: tuple[Path, dict[str, Any]]
     metas = [json.loads((Path(c["model_dir"]) / "bundle.json").read_text()) for c in trained]
     assert [x["data"]["molecule"]["featurizer"] for x in metas] == [list(BLEND_FEATURIZER)] * 2
     assert metas[0]["model"]["in_shape"] == metas[1]["model"]["in_shape"]  # same inputs: they can be averaged
-    averaged = [c for c in cands if c["status"] == "averaged"]
     best_single = min(c["val"]["rmse"] for c in trained)
-    if averaged:  # chosen on validation only when the mean beats both
-        assert averaged[0]["val"]["rmse"] < best_single and m["val"]["rmse"] == pytest.approx(averaged[0]["val"]["rmse"])
+    average = next(c for c in cands if c["index"] == "average")
+    rule = average["blend_rule"]
+    assert rule["rule"] == "auto" and rule["prior"] == "average"  # molecules: the mean of the two families
+    assert rule["gain_over_best"] == pytest.approx(best_single - average["val"]["rmse"])  # positive: the mean is better
+    single_clearly_better = -rule["gain_over_best"] > rule["standard_error"] > 0
+    if average["status"] == "averaged":  # kept unless the better family wins validation by more than 1 SE
+        assert not single_clearly_better and m["val"]["rmse"] == pytest.approx(average["val"]["rmse"])
     else:
-        assert m["val"]["rmse"] == pytest.approx(best_single)
+        assert single_clearly_better and m["val"]["rmse"] == pytest.approx(best_single)
     assert m["baseline"]["name"] == "linear"  # the yardstick stays on the run's own vector features
 
 

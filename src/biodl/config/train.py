@@ -95,6 +95,14 @@ class TrainConfig(_Section):
         description="model.name: auto: seconds for training all candidates; a candidate still training when it is spent "
         "stops after its current epoch, later ones are skipped (both recorded; null: no limit)",
     )
+    portfolio_blend: Literal["auto", "better", "always", "never"] = Field(
+        default="auto",
+        description="model.name: auto: whether the run's model is the best candidate or the average of candidates "
+        "reading the same inputs (all, or the best two): auto = the data type's prior (molecules: the average; "
+        "tables: the best single one) unless validation favours the other by more than one standard error of the "
+        "paired difference (bootstrap over the validation rows); better = the average whenever it scores higher "
+        "on validation; always; never",
+    )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",
         description="what train.time_budget and train.max_time count: cpu = CPU seconds this process used per "

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -99,6 +99,9 @@ class Modality(ABC):
     #: (e.g. ``{"name": "ffn", "train": {"ensemble_size": 5}}``; ``train`` keys the experiment sets win), and
     #: ``tasks``: the tasks it is a candidate for (default: every task).
     portfolio: ClassVar[tuple[dict[str, object], ...]] = ()
+    #: ``train.portfolio_blend: auto``: what holds unless validation shows the other better by more than one
+    #: standard error: ``average`` (the mean of the candidates on the same inputs) or ``single`` (the best one).
+    blend_prior: ClassVar[Literal["average", "single"]] = "single"
     #: Tasks for which ``model.name`` unset means ``auto`` (``None``: every task, when there is a portfolio).
     auto_tasks: ClassVar[tuple[str, ...] | None] = None
 

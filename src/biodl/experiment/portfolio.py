@@ -29,19 +29,20 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from biodl.config import DataConfig, ExperimentConfig
 from biodl.data.splits import Split
 from biodl.errors import ConfigError
+from biodl.experiment.blend import Pooled, blend, choose_average, score_preds
 from biodl.experiment.evaluate import add_baselines, evaluate_run
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.train import train_network
 from biodl.experiment.yardstick import compare_to_baseline
-from biodl.metrics import compute_metrics, main_metric, to_jsonable
+from biodl.metrics import main_metric, to_jsonable
 from biodl.training.callbacks import Deadline
 from biodl.training.clock import CPU_CLOCK_MAX_STRETCH as CPU_CLOCK_MAX_STRETCH
 from biodl.training.clock import budget_clock
@@ -220,21 +221,31 @@ def fit_portfolio(
     if best is None:
         raise ConfigError("model.name: auto: no candidate of the portfolio applies to this data and task")
     averaged = None
+    rule, prior = cfg.train.portfolio_blend, type(inputs.modality).blend_prior
     for prep_id in dict.fromkeys(id(g[1]) for g in groups.values()):  # each set of candidates on the same inputs
         same = [p for p in pool if id(groups[p[0]][1]) == prep_id]
-        found = average_if_better(inputs, va, same, metric, higher, best_score)
-        if found is not None:
+        found = average_if_better(inputs, va, same, metric, higher, best_score, rule=rule, prior=prior, seed=cfg.train.seed)
+        if found is None:
+            continue
+        if found[0] is not None and (averaged is None or _key(found, metric, higher) > _key(averaged, metric, higher)):
+            if averaged is not None:  # an average of other inputs scored lower
+                averaged[1].update(status="not chosen", selected=False)
             averaged = found
-            best_score = found[1]["val"][metric] if higher else -found[1]["val"][metric]
-    if averaged is not None:
-        trained, record_avg = averaged
+        elif found[0] is not None:
+            found[1].update(status="not chosen", selected=False)
+        records.append(found[1])
+        if found[0] is None:
+            _say_kept(found[1], metric)
+    if averaged is not None and averaged[0] is not None:
+        record_avg = averaged[1]
         ginputs, gprep, gcfg = groups[record_avg["members_ranked"][0]]
-        best = Chosen(gcfg, ginputs, gprep, trained)
+        best = Chosen(gcfg, ginputs, gprep, averaged[0])
         for r in records:
-            r["selected"] = r["index"] in record_avg["members"]
-        records.append(record_avg)
+            if r["index"] != "average":
+                r["selected"] = r["index"] in record_avg["members"]
         score = record_avg["val"][metric]
-        print(f"auto: the average of candidates {record_avg['members']} wins on validation: {metric} {score:.4f}")
+        print(f"auto: the average of candidates {record_avg['members']} is the run's model: validation {metric} {score:.4f} "
+              f"({record_avg['reason']})")  # fmt: skip
     best.record = {
         "metric": metric,
         "higher_is_better": higher,
@@ -250,6 +261,29 @@ def fit_portfolio(
     return best
 
 
+def _key(found: tuple[Trained | None, dict[str, Any]], metric: str, higher: bool) -> float:
+    score = float(found[1]["val"][metric])
+    return score if higher else -score
+
+
+def _why(evidence: Mapping[str, Any], metric: str) -> str:
+    """``train.portfolio_blend``'s reason for a choice between the average and the best single candidate."""
+    gain, rule = float(evidence["gain_over_best"]), evidence["rule"]
+    text = f"{'better' if gain > 0 else 'worse'} than its best single candidate by {abs(gain):.4f} {metric}"
+    if rule == "auto":
+        se = evidence.get("standard_error", math.nan)
+        text += f", standard error {se:.4f}; {evidence['prior']} unless validation shows otherwise by > 1 SE"
+    if evidence.get("other_inputs_better"):
+        text += "; a candidate reading other inputs scores higher"
+    return text + f"; train.portfolio_blend: {rule}"
+
+
+def _say_kept(record: Mapping[str, Any], metric: str) -> None:
+    score = record["val"][metric]
+    print(f"auto: the best single candidate is kept over the {record['label']} (validation {metric} {score:.4f}: "
+          f"{record['reason']})")  # fmt: skip
+
+
 def _members(trained: Trained) -> int:
     members = getattr(trained.model, "members", None)
     return len(members) if members is not None else 1
@@ -258,60 +292,47 @@ def _members(trained: Trained) -> int:
 def average_if_better(
     inputs: Inputs,
     rows: np.ndarray,
-    pool: Sequence[tuple[int, float, Trained, np.ndarray]],
+    pool: Sequence[Pooled],
     metric: str,
     higher: bool,
     best_key: float,
-) -> tuple[Trained, dict[str, Any]] | None:
-    """The average of all candidates in ``pool`` (same inputs), or of the best two, when its validation
-    ``metric`` beats the best single candidate's (``best_key``: the score, negated when lower is better).
-
-    Returns the blended network (an :class:`~biodl.models.ensemble.Ensemble` of the candidates, saved as
-    one bundle) with its record, or ``None`` when no average wins.
+    *,
+    rule: Literal["auto", "better", "always", "never"] = "better",
+    prior: Literal["average", "single"] = "single",
+    seed: int = 0,
+) -> tuple[Trained | None, dict[str, Any]] | None:
+    """The average of the candidates in ``pool`` (same inputs) as one network when ``rule`` keeps it
+    (:func:`biodl.experiment.blend.choose_average`), with its record; the average must also
+    beat ``best_key`` (the best single score of all candidates, negated when lower is better) when a candidate
+    reading other inputs holds it (rule ``always``: kept regardless). The network is
+    ``None`` when the rule keeps the best single candidate (the record says why); ``None`` when nothing
+    could be averaged.
     """
-    from biodl.models.ensemble import Ensemble
-
-    if len(pool) < 2:
-        return None
-    ranked = sorted(pool, key=lambda p: -p[1] if higher else p[1])
-    options = [ranked] + ([ranked[:2]] if len(ranked) > 2 else [])
-    found: tuple[float, list[tuple[int, float, Trained, np.ndarray]], float] | None = None
-    for option in options:
-        score = score_preds(inputs, rows, np.mean([p[3] for p in option], axis=0), metric)
-        key = score if higher else -score
-        if math.isfinite(key) and key > best_key and (found is None or key > found[0]):
-            found = (key, option, score)
+    found = choose_average(inputs, rows, pool, metric, higher, rule, prior, seed=seed)
     if found is None:
         return None
-    _, chosen, score = found
-    first = chosen[0][2].bundle
-    specs = [(str(t.bundle.meta["model"]["name"]), dict(t.bundle.meta["model"]["params"])) for _, _, t, _ in chosen]
-    model = Ensemble.blend([t.model for _, _, t, _ in chosen], specs, first.kind).eval()
-    name, params = model.spec()
-    meta = {**first.meta, "model": {**first.meta["model"], "name": name, "params": params,
-                                    "trainable_parameters": sum(t.bundle.meta["model"].get("trainable_parameters", 0)
-                                                                for _, _, t, _ in chosen)}}  # fmt: skip
-    from biodl.bundle import Bundle
-
-    best = chosen[0][2]
-    trained = Trained(
-        bundle=Bundle(model, first.modality, meta, first.target_scaler),
-        history=best.history,
-        best_epoch=best.best_epoch,
-        epochs=best.epochs,
-        two_step=best.two_step,
-    )
-    members = sorted(p[0] for p in chosen)
+    option, evidence = found
+    score = evidence["val"][metric]
+    key, pool_best = (score if higher else -score), max(p[1] if higher else -p[1] for p in pool)
+    if evidence["averaged"] and rule != "always" and pool_best < best_key and not key > best_key:
+        evidence["averaged"] = False  # a candidate reading other inputs is better than this average
+        evidence["other_inputs_better"] = True
+    chosen = option if evidence["averaged"] else []
+    members = sorted(p[0] for p in option)
     record = {
-        "members_ranked": [p[0] for p in chosen],
         "index": "average",
         "label": "average of " + ", ".join(str(m) for m in members),
-        "status": "averaged",
+        "status": "averaged" if chosen else "not chosen",
         "members": members,
         "val": {metric: score},
-        "selected": True,
+        "selected": bool(chosen),
+        "blend_rule": {k: v for k, v in evidence.items() if k != "val"},
+        "reason": _why(evidence, metric),
     }
-    return trained, record
+    if not chosen:
+        return None, record
+    record["members_ranked"] = [p[0] for p in chosen]
+    return blend(chosen), record
 
 
 def validation_preds(inputs: Inputs, prepared: Prepared, trained: Trained, rows: np.ndarray) -> np.ndarray | None:
@@ -326,19 +347,6 @@ def validation_preds(inputs: Inputs, prepared: Prepared, trained: Trained, rows:
 def validation_score(inputs: Inputs, prepared: Prepared, trained: Trained, rows: np.ndarray, metric: str) -> float:
     """The headline ``metric`` of the trained candidate on ``rows`` (original target scale); NaN without rows."""
     return score_preds(inputs, rows, validation_preds(inputs, prepared, trained, rows), metric)
-
-
-def score_preds(inputs: Inputs, rows: np.ndarray, preds: np.ndarray | None, metric: str) -> float:
-    """The headline ``metric`` of ``preds`` for ``rows``; NaN without predictions."""
-    if preds is None or not len(rows):
-        return math.nan
-    y = inputs.targets.y[rows]
-    if inputs.targets.kind == "binary" and y.ndim == 2 and y.shape[1] > 1:
-        scores = compute_metrics("binary", y, preds, target_names=inputs.targets.names, metrics=[metric])
-    else:
-        scores = compute_metrics(inputs.targets.kind, y, preds, metrics=[metric])
-    value = scores.get(metric)
-    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def evaluate_chosen(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, chosen: Chosen) -> Evaluation:
