@@ -137,6 +137,12 @@ def test_an_ensemble_leaves_the_later_candidates_their_share(tiny_portfolio: Any
     first, second = m["model_selection"]["candidates"][:2]
     assert 1 <= first["ensemble_members"] < 60 and first["stopped_by_budget"] is True  # no member after its half
     assert second["status"] == "trained"  # the second family still had its turn
+    # molecules average their candidates by default, but not presuming a partner the budget cut short
+    average = next(c for c in m["model_selection"]["candidates"] if c["index"] == "average")
+    rule = average["blend_rule"]
+    assert rule["prior"] == "single" and rule["prior_note"] == "candidate(s) [0] stopped by train.time_budget"
+    assert average["status"] == ("averaged" if rule["gain_over_best"] > rule["standard_error"] > 0 else "not chosen")
+    assert "stopped by train.time_budget" in average["reason"]
 
 
 def test_network_beats_baseline_when_it_does() -> None:

@@ -39,7 +39,8 @@ class Tabular(Modality):
     name: ClassVar[str] = "tabular"
     input_hint: ClassVar[str] = "a feature row: a list of numbers in the feature-column order, or a {column: value} object"
     #: ``model.name: auto`` (the default for classification and multi-label tables, :attr:`auto_tasks`): candidate
-    #: networks compared on validation, averaged when the average wins (docs/defaults-tables.md). Multi-label:
+    #: networks compared on validation; the best is kept, their average only when validation favours it by more
+    #: than a standard error (``blend_prior`` single, docs/defaults-tables.md). Multi-label:
     #: the yeast recipe (one wide layer, dropout, weight decay), which beat the two-layer network and
     #: binary-relevance logistic regression in cross-validation, as ten averaged members alternating plain and
     #: piecewise-linear encoded features (the mix beat five of either kind in 5-fold CV on yeast). Classification: a linear

@@ -4,10 +4,12 @@ The candidates are the data type's ``portfolio`` (:attr:`biodl.data.base.Modalit
 sections, each optionally with its own ``train`` and ``data`` settings merged over the run's. They are trained
 one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
 the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
-ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. When the mean of the
-candidates' validation predictions (all that read the same inputs, or the best two) scores better than
-the best single candidate, the average is the run's model instead: one bundle holding the candidates as a
-blend (:meth:`biodl.models.ensemble.Ensemble.blend`), recorded as an ``averaged`` entry.
+ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. The mean of the
+candidates' validation predictions (all that read the same inputs, or the best two) is scored too, and
+``train.portfolio_blend`` (:mod:`biodl.experiment.blend`: by default the data type's prior, overturned only by
+more than one standard error on validation) decides whether that average is the run's model instead: one
+bundle holding the candidates as a blend (:meth:`biodl.models.ensemble.Ensemble.blend`), recorded as an
+``averaged`` entry (``not chosen`` otherwise, with the reason).
 
 ``train.time_budget`` seconds (CPU seconds of this process by default, ``train.time_budget_clock``; elapsed
 seconds with ``wall``) are shared by all candidates: a candidate still training when they are spent stops
@@ -224,7 +226,13 @@ def fit_portfolio(
     rule, prior = cfg.train.portfolio_blend, type(inputs.modality).blend_prior
     for prep_id in dict.fromkeys(id(g[1]) for g in groups.values()):  # each set of candidates on the same inputs
         same = [p for p in pool if id(groups[p[0]][1]) == prep_id]
-        found = average_if_better(inputs, va, same, metric, higher, best_score, rule=rule, prior=prior, seed=cfg.train.seed)
+        # a candidate cut short by the time budget is not presumed an equal partner: the average must earn it
+        cut = [p[0] for p in same if records[p[0]].get("stopped_by_budget")]
+        own_prior = "single" if cut else prior
+        note = f"candidate(s) {cut} stopped by train.time_budget" if cut and prior != own_prior else None
+        found = average_if_better(
+            inputs, va, same, metric, higher, best_score, rule=rule, prior=own_prior, seed=cfg.train.seed, prior_note=note
+        )
         if found is None:
             continue
         if found[0] is not None and (averaged is None or _key(found, metric, higher) > _key(averaged, metric, higher)):
@@ -273,6 +281,8 @@ def _why(evidence: Mapping[str, Any], metric: str) -> str:
     if rule == "auto":
         se = evidence.get("standard_error", math.nan)
         text += f", standard error {se:.4f}; {evidence['prior']} unless validation shows otherwise by > 1 SE"
+        if evidence.get("prior_note"):
+            text += f" ({evidence['prior']} because {evidence['prior_note']})"
     if evidence.get("other_inputs_better"):
         text += "; a candidate reading other inputs scores higher"
     return text + f"; train.portfolio_blend: {rule}"
@@ -300,18 +310,21 @@ def average_if_better(
     rule: Literal["auto", "better", "always", "never"] = "better",
     prior: Literal["average", "single"] = "single",
     seed: int = 0,
+    prior_note: str | None = None,
 ) -> tuple[Trained | None, dict[str, Any]] | None:
     """The average of the candidates in ``pool`` (same inputs) as one network when ``rule`` keeps it
     (:func:`biodl.experiment.blend.choose_average`), with its record; the average must also
     beat ``best_key`` (the best single score of all candidates, negated when lower is better) when a candidate
     reading other inputs holds it (rule ``always``: kept regardless). The network is
     ``None`` when the rule keeps the best single candidate (the record says why); ``None`` when nothing
-    could be averaged.
+    could be averaged. ``prior_note``: why ``prior`` is not the data type's own (recorded and printed).
     """
     found = choose_average(inputs, rows, pool, metric, higher, rule, prior, seed=seed)
     if found is None:
         return None
     option, evidence = found
+    if prior_note:
+        evidence["prior_note"] = prior_note
     score = evidence["val"][metric]
     key, pool_best = (score if higher else -score), max(p[1] if higher else -p[1] for p in pool)
     if evidence["averaged"] and rule != "always" and pool_best < best_key and not key > best_key:

@@ -57,8 +57,8 @@ class MoleculeModality(Modality):
     #: ``model.name: auto`` (the default): five dense networks on Morgan counts + RDKit 2-D descriptors, then
     #: chemprop's recipe, a D-MPNN with the normalised RDKit 2-D descriptors as extra features. Both read the same
     #: packed graphs (whose descriptor slots hold the fingerprint and the descriptors; the D-MPNN reads the
-    #: descriptors only), so their average is one network: the best of the two and their mean on validation is
-    #: kept (docs/defaults.md).
+    #: descriptors only), so their average is one network, the run's model unless validation favours one family
+    #: by more than a standard error (:attr:`blend_prior`, docs/defaults.md).
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
         {"name": "ffn", "train": {"ensemble_size": 5}, "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},
         {"name": "dmpnn", "extra_features": ["rdkit2d"], "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},
