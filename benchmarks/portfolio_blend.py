@@ -140,7 +140,9 @@ def main() -> None:
               *[f"{ru}, prior {pr}" for ru, pr in RULES]]  # fmt: skip
     notes = ("Saved candidates of `biodl train` runs re-scored (`benchmarks/portfolio_blend.py`); the average and its "
              "standard error exactly as `train.portfolio_blend` computes them on the validation rows. Test (and external) "
-             "rows only score. The last columns: what each rule keeps.")  # fmt: skip
+             "rows only score. The last columns: what each rule keeps, within the largest set of candidates sharing their "
+             "inputs (PBMC: the run's candidates 1 and 2; the run itself also weighs candidate 0 on its own inputs, "
+             "which kept the linear network on seed 3).")  # fmt: skip
     write_results("portfolio_blend", {"runs": results}, header, rows, notes)
 
 
