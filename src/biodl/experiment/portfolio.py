@@ -277,7 +277,10 @@ def _key(found: tuple[Trained | None, dict[str, Any]], metric: str, higher: bool
 def _why(evidence: Mapping[str, Any], metric: str) -> str:
     """``train.portfolio_blend``'s reason for a choice between the average and the best single candidate."""
     gain, rule = float(evidence["gain_over_best"]), evidence["rule"]
-    text = f"{'better' if gain > 0 else 'worse'} than its best single candidate by {abs(gain):.4f} {metric}"
+    if gain == 0:
+        text = f"level with its best single candidate on {metric}"
+    else:
+        text = f"{'better' if gain > 0 else 'worse'} than its best single candidate by {abs(gain):.4f} {metric}"
     if rule == "auto":
         se = evidence.get("standard_error", math.nan)
         text += f", standard error {se:.4f}; {evidence['prior']} unless validation shows otherwise by > 1 SE"
