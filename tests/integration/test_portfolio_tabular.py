@@ -164,3 +164,21 @@ def test_a_clearly_worse_partner_is_not_averaged_in(run: tuple[Path, dict[str, A
     twin = [(0, best[1], best[2], best[3]), (1, best[1], best[2], best[3].copy())]
     same = choose_average(inputs, rows, twin, "accuracy", True, "auto", prior)
     assert same is not None and same[1]["standard_error"] == 0.0 and same[1]["averaged"] is (prior == "average")
+
+
+def test_large_validation_sets_are_resampled_m_out_of_n(
+    run: tuple[Path, dict[str, Any], Experiment], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``BOOTSTRAP_MAX_ROWS`` each resample draws fewer rows and the standard error is rescaled by
+    sqrt(m / n): it estimates the same quantity as the full bootstrap."""
+    import biodl.experiment.blend as blend_module
+
+    out, m, _ = run
+    inputs, rows, pool = _validation_pool(out, m)
+    a, b = pool[0][3], pool[1][3]
+    full = paired_se(inputs, rows, a, b, "accuracy")
+    if full == 0:
+        pytest.skip("the two candidates agree on every validation row")
+    monkeypatch.setattr(blend_module, "BOOTSTRAP_MAX_ROWS", len(rows) // 2)
+    half = paired_se(inputs, rows, a, b, "accuracy")
+    assert half != full and 0.6 * full < half < 1.4 * full

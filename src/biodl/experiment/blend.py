@@ -18,6 +18,7 @@ An average is taken over the candidates that read the same inputs: all of them, 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -28,6 +29,11 @@ from biodl.metrics import compute_metrics
 
 #: Bootstrap resamples of the validation rows for the standard error of a paired difference.
 BOOTSTRAP_RESAMPLES = 200
+#: Larger validation sets are resampled ``m`` out of ``n`` rows (the standard error rescaled by ``sqrt(m / n)``).
+BOOTSTRAP_MAX_ROWS = 20_000
+#: Seconds after which resampling stops (once :data:`BOOTSTRAP_MIN_RESAMPLES` are done): many labels × many rows.
+BOOTSTRAP_SECONDS = 30.0
+BOOTSTRAP_MIN_RESAMPLES = 30
 
 Pooled = tuple[int, float, Trained, np.ndarray]  # candidate index, validation score, the network, its predictions
 
@@ -57,19 +63,26 @@ def paired_se(inputs: Inputs, rows: np.ndarray, a: np.ndarray, b: np.ndarray, me
     """Bootstrap standard error of ``metric(a) − metric(b)`` on ``rows`` (the same resampled rows score both).
 
     ``a`` and ``b`` are predictions for ``rows`` ``(len(rows), ...)``; resamples where the metric is undefined
-    are left out; 0 when the two predictions agree everywhere, NaN when no resample could be scored.
+    are left out; 0 when the two predictions agree everywhere, NaN when no resample could be scored. Above
+    :data:`BOOTSTRAP_MAX_ROWS` rows each resample draws that many (m-out-of-n bootstrap, rescaled), and
+    resampling stops after :data:`BOOTSTRAP_SECONDS` once :data:`BOOTSTRAP_MIN_RESAMPLES` are done.
     """
     if np.array_equal(a, b):
         return 0.0
     y = inputs.targets.y[rows]
     rng = np.random.default_rng(seed)
+    n = len(rows)
+    m = min(n, BOOTSTRAP_MAX_ROWS)
+    start = time.monotonic()
     diffs = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        pick = rng.integers(0, len(rows), len(rows))
+    for k in range(BOOTSTRAP_RESAMPLES):
+        if k >= BOOTSTRAP_MIN_RESAMPLES and time.monotonic() - start > BOOTSTRAP_SECONDS:
+            break
+        pick = rng.integers(0, n, m)
         d = score_arrays(inputs, y[pick], a[pick], metric) - score_arrays(inputs, y[pick], b[pick], metric)
         if math.isfinite(d):
             diffs.append(d)
-    return float(np.std(diffs)) if len(diffs) > 1 else math.nan
+    return float(np.std(diffs) * math.sqrt(m / n)) if len(diffs) > 1 else math.nan
 
 
 def choose_average(

@@ -244,6 +244,8 @@ def fit_portfolio(
         records.append(found[1])
         if found[0] is None:
             _say_kept(found[1], metric)
+    if rule == "never" and len(pool) > 1:
+        print("auto: train.portfolio_blend: never: candidates are not averaged; the best single one is the run's model")
     if averaged is not None and averaged[0] is not None:
         record_avg = averaged[1]
         ginputs, gprep, gcfg = groups[record_avg["members_ranked"][0]]
