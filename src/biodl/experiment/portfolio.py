@@ -17,7 +17,7 @@ after its current epoch and keeps its best weights so far; later candidates are 
 no further member once its fair share (what is left over the candidates still to train) is spent, so that
 every family gets its turn. Both are recorded. Regression targets with heavy tails (excess kurtosis of the
 standardised training targets above :data:`HEAVY_TAIL_KURTOSIS`) also get the first candidate trained with
-the Huber loss, kept only if it wins on validation.
+the Huber loss, kept if it wins on validation or as a member of the average ``train.portfolio_blend`` keeps.
 
 The classical baseline stays the yardstick: it is fitted on the run's own features (those of the data
 section), not on a candidate's, and ``metrics.json`` says whether the chosen network beats it
