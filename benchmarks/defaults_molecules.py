@@ -5,7 +5,7 @@ No example config and no tuning flags: only the data, the task, the split the pu
 ``benchmarks/results/defaults_molecules.jsonl``: validation and test score of the chosen network, the
 baseline's, every candidate's validation score, seconds. Test scores are reported, never used to choose.
 
-    PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21|solubility|esol:SEED ...] [-- extra flags]
+    PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21|tox21_2k|solubility|esol:SEED ...] [-- extra flags]
 
 Extra flags after ``--`` (e.g. ``--time-budget 1800``) are added to every run and recorded.
 """
@@ -28,7 +28,11 @@ SETS = {
     "solubility": (
         ["--data-path", str(SOL / "solubility.train.sdf"), "--task", "regression", "--target-columns", "SOL"], (0, 1, 2)
     ),
+    # a BBBP/ClinTox/SIDER-sized classification set: 2,000 Tox21 molecules drawn once (seed 0), written to /tmp
+    "tox21_2k": (["--data-path", "/tmp/biodl_defaults/tox21_2k.csv", "--task", "classification", "--skip-invalid"], (0, 1, 2)),
 }
+#: Subsets written before a run: name → (source file, rows drawn with seed 0).
+SUBSETS = {"tox21_2k": (DATA / "tox21.csv", 2000)}
 #: Data sets with a separate held-out file: the run's model is also scored on it (``biodl evaluate``).
 EXTERNAL = {"solubility": SOL / "solubility.test.sdf"}
 OUT = Path("benchmarks/results/defaults_molecules.jsonl")
@@ -36,6 +40,14 @@ OUT = Path("benchmarks/results/defaults_molecules.jsonl")
 
 def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
     args, _ = SETS[name]
+    if name in SUBSETS:
+        import pandas as pd
+
+        source, rows = SUBSETS[name]
+        target = Path(args[args.index("--data-path") + 1])
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pd.read_csv(source).sample(n=rows, random_state=0).to_csv(target, index=False)
     out = Path(f"/tmp/biodl_defaults/{name}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
     t0, c0 = time.time(), time.process_time()
     main(["train", "--data-type", "molecule", *args, "--split", "random", "--split-sizes", "0.8", "0.1", "0.1",
