@@ -85,11 +85,12 @@ def score_split(run: Path, rows: dict[str, np.ndarray], paths: list[str], extern
     if ext_inputs is not None:
         avg["external"] = score_preds(ext_inputs, np.arange(len(ext[best])), np.mean([ext[n] for n in members], 0), metric)
     out["average"], out["best_single"] = avg, best
-    # the product's rule: the data type's prior, "single" when a candidate of the average was cut by the budget
+    # the product's rule: the data type's prior for the task, "single" when a candidate of the average was cut
     record = json.loads((run / "metrics.json").read_text())["model_selection"]["candidates"]
     group = {int(n.split("_")[0]) for n in names}
     cut = [r["index"] for r in record if r.get("stopped_by_budget") and r["index"] in group]
-    product = "single" if cut else type(first.modality).blend_prior
+    task = str(first.meta.get("task") or inputs.targets.kind)
+    product = "single" if cut else type(first.modality).blend_prior_for(task)
     out["product_prior"], out["stopped_by_budget"] = product, cut
     for key, (rule, prior) in [("product", ("auto", product)), *((f"{ru}/{pr}", (ru, pr)) for ru, pr in RULES)]:
         chose = choose_average(inputs, rows["val"], pool, metric, higher, rule, prior)  # type: ignore[arg-type]

@@ -125,3 +125,37 @@ def test_the_default_candidates_read_the_same_inputs() -> None:
     assert {c.model.name for c in cfgs} == {"ffn", "dmpnn"}
     assert all(c.data == cfgs[0].data for c in cfgs)  # one prepared input: the two can be averaged
     assert base.data.molecule.featurizer == ["morgan_counts", "rdkit2d"]
+
+
+def test_molecule_classification_keeps_the_better_family_unless_validation_favours_the_mean(tmp_path: Path) -> None:
+    """The mean of the two families is the prior for regression only: a classification run on real molecules
+    (ESOL's, labelled soluble above the median log-solubility) records prior ``single`` and keeps the better
+    family unless the mean wins validation by more than one standard error."""
+    import pandas as pd
+
+    frame = pd.read_csv(ESOL)
+    frame["soluble"] = (frame["logp"] > frame["logp"].median()).astype(int)
+    path = tmp_path / "esol_soluble.csv"
+    frame.drop(columns=["logp"]).to_csv(path, index=False)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(MoleculeModality, "portfolio", TINY)
+    out = tmp_path / "run"
+    try:
+        Experiment(
+            data={"type": "molecule", "path": [str(path)], "task": "classification", "target_columns": ["soluble"],
+                  "split": "random", "split_sizes": [0.7, 0.15, 0.15]},
+            train={"max_epochs": 3, "batch_size": 32, "progress_bar": False, "seed": 0, "threads": 1},
+            evaluate={"baselines": [], "plots": False, "report": False},
+        ).fit(out)  # fmt: skip
+    finally:
+        patch.undo()
+    m = json.loads((out / "metrics.json").read_text())
+    cands = m["model_selection"]["candidates"]
+    trained = [c for c in cands if c["status"] == "trained"]
+    average = next(c for c in cands if c["index"] == "average")
+    rule = average["blend_rule"]
+    assert rule["prior"] == "single" and MoleculeModality.blend_prior_for("regression") == "average"
+    metric = m["model_selection"]["metric"]
+    wins = rule["gain_over_best"] > rule["standard_error"] > 0
+    want = average["val"][metric] if wins else max(c["val"][metric] for c in trained)
+    assert average["status"] == ("averaged" if wins else "not chosen") and m["val"][metric] == pytest.approx(want)

@@ -98,10 +98,10 @@ class TrainConfig(_Section):
     portfolio_blend: Literal["auto", "better", "always", "never"] = Field(
         default="auto",
         description="model.name: auto: whether the run's model is the best candidate or the average of candidates "
-        "reading the same inputs (all, or the best two): auto = the data type's prior (molecules: the average; "
-        "tables: the best single one) unless validation favours the other by more than one standard error of the "
-        "paired difference (bootstrap over the validation rows); better = the average whenever it scores higher "
-        "on validation; always; never",
+        "reading the same inputs (all, or the best two): auto = the data type's prior (molecule regression: the "
+        "average; tables and molecule classification: the best single one) unless validation favours the other by "
+        "more than one standard error of the paired difference (bootstrap over the validation rows); better = the "
+        "average whenever it scores higher on validation; always; never",
     )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",

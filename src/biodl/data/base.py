@@ -102,11 +102,18 @@ class Modality(ABC):
     #: ``train.portfolio_blend: auto``: what holds unless validation shows the other better by more than one
     #: standard error: ``average`` (the mean of the candidates on the same inputs) or ``single`` (the best one).
     blend_prior: ClassVar[Literal["average", "single"]] = "single"
+    #: The tasks :attr:`blend_prior` is for (``None``: every task); the others' prior is ``single``.
+    blend_prior_tasks: ClassVar[tuple[str, ...] | None] = None
     #: Tasks for which ``model.name`` unset means ``auto`` (``None``: every task, when there is a portfolio).
     auto_tasks: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg
+
+    @classmethod
+    def blend_prior_for(cls, task: str) -> Literal["average", "single"]:
+        """``train.portfolio_blend: auto``'s prior for ``task`` (``regression``, ``classification``, ...)."""
+        return cls.blend_prior if cls.blend_prior_tasks is None or task in cls.blend_prior_tasks else "single"
 
     @abstractmethod
     def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:

@@ -223,7 +223,7 @@ def fit_portfolio(
     if best is None:
         raise ConfigError("model.name: auto: no candidate of the portfolio applies to this data and task")
     averaged = None
-    rule, prior = cfg.train.portfolio_blend, type(inputs.modality).blend_prior
+    rule, prior = cfg.train.portfolio_blend, type(inputs.modality).blend_prior_for(cfg.data.task or inputs.targets.kind)
     for prep_id in dict.fromkeys(id(g[1]) for g in groups.values()):  # each set of candidates on the same inputs
         same = [p for p in pool if id(groups[p[0]][1]) == prep_id]
         # a candidate cut short by the time budget is not presumed an equal partner: the average must earn it
