@@ -182,3 +182,37 @@ def test_large_validation_sets_are_resampled_m_out_of_n(
     monkeypatch.setattr(blend_module, "BOOTSTRAP_MAX_ROWS", len(rows) // 2)
     half = paired_se(inputs, rows, a, b, "accuracy")
     assert half != full and 0.6 * full < half < 1.4 * full
+
+
+def test_of_two_averages_on_different_inputs_the_better_on_validation_is_kept(tmp_path: Path) -> None:
+    """Two sets of candidates on different inputs (plain and winsorised features), ``portfolio_blend: always``:
+    each set's average is scored; the run's model is the better on validation, the other is recorded as not
+    chosen with the reason."""
+    clip = {"normalize": {"clip": 2.5, "rescale": True}}
+    four = (
+        {"name": "mlp", "hidden_sizes": [], "batch_norm": False},
+        {"name": "mlp", "hidden_sizes": [16], "batch_norm": False},
+        {"name": "mlp", "hidden_sizes": [], "batch_norm": False, "data": clip},
+        {"name": "mlp", "hidden_sizes": [16], "batch_norm": False, "data": clip},
+    )
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Tabular, "portfolio", four)
+    out = tmp_path / "run"
+    try:
+        Experiment(
+            data={"path": [str(shared_path("expression", "pbmc68k_reduced", "10x_pbmc68k_reduced.h5ad"))],
+                  "task": "classification", "target_columns": ["bulk_labels"], "split_sizes": [0.6, 0.1, 0.3]},
+            train={"max_epochs": 3, "progress_bar": False, "seed": 0, "threads": 1, "portfolio_blend": "always"},
+            evaluate={"baselines": [], "plots": False, "report": False},
+        ).fit(out)  # fmt: skip
+    finally:
+        patch.undo()
+    m = json.loads((out / "metrics.json").read_text())
+    averages = [c for c in m["model_selection"]["candidates"] if c["index"] == "average"]
+    assert sorted(tuple(a["members"]) for a in averages) == [(0, 1), (2, 3)]
+    kept = [a for a in averages if a["status"] == "averaged"]
+    other = [a for a in averages if a["status"] == "not chosen"]
+    assert len(kept) == 1 and len(other) == 1 and kept[0]["val"]["accuracy"] >= other[0]["val"]["accuracy"]
+    assert other[0]["reason"].endswith("an average of other inputs scores at least as high")
+    assert m["model_selection"]["selected"] == kept[0]["label"]
+    assert abs(m["val"]["accuracy"] - kept[0]["val"]["accuracy"]) < 1e-6

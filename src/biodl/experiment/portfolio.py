@@ -237,10 +237,10 @@ def fit_portfolio(
             continue
         if found[0] is not None and (averaged is None or _key(found, metric, higher) > _key(averaged, metric, higher)):
             if averaged is not None:  # an average of other inputs scored lower
-                averaged[1].update(status="not chosen", selected=False)
+                _outscored(averaged[1])
             averaged = found
         elif found[0] is not None:
-            found[1].update(status="not chosen", selected=False)
+            _outscored(found[1])
         records.append(found[1])
         if found[0] is None:
             _say_kept(found[1], metric)
@@ -291,6 +291,12 @@ def _why(evidence: Mapping[str, Any], metric: str) -> str:
     if evidence.get("other_inputs_better"):
         text += "; a candidate reading other inputs scores higher"
     return text + f"; train.portfolio_blend: {rule}"
+
+
+def _outscored(record: dict[str, Any]) -> None:
+    """An average the rule would keep, but one on other inputs scores at least as high on validation."""
+    why = record["reason"] + "; an average of other inputs scores at least as high"
+    record.update(status="not chosen", selected=False, reason=why)
 
 
 def _say_kept(record: Mapping[str, Any], metric: str) -> None:
