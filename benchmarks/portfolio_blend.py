@@ -41,7 +41,7 @@ def _paths(run: Path, cfg: dict[str, Any]) -> list[str]:
 def score_split(run: Path, rows: dict[str, np.ndarray], paths: list[str], external: str | None) -> dict[str, Any]:
     """One split's candidates: scores, the average's evidence, and each rule's choice with its test score."""
     from biodl.bundle import load
-    from biodl.experiment.blend import choose_average, score_preds
+    from biodl.experiment.blend import choose_average, group_prior, score_preds
     from biodl.experiment.results import Inputs, Trained
     from biodl.metrics import main_metric
 
@@ -90,7 +90,7 @@ def score_split(run: Path, rows: dict[str, np.ndarray], paths: list[str], extern
     group = {int(n.split("_")[0]) for n in names}
     cut = [r["index"] for r in record if r.get("stopped_by_budget") and r["index"] in group]
     task = str(first.meta.get("task") or inputs.targets.kind)
-    product = "single" if cut else type(first.modality).blend_prior_for(task)
+    product, _ = group_prior(type(first.modality).blend_prior_for(task), cut)
     out["product_prior"], out["stopped_by_budget"] = product, cut
     for key, (rule, prior) in [("product", ("auto", product)), *((f"{ru}/{pr}", (ru, pr)) for ru, pr in RULES)]:
         chose = choose_average(inputs, rows["val"], pool, metric, higher, rule, prior)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ import numpy as np
 from biodl.config import DataConfig, ExperimentConfig
 from biodl.data.splits import Split
 from biodl.errors import ConfigError
-from biodl.experiment.blend import Pooled, blend, choose_average, score_preds
+from biodl.experiment.blend import Pooled, blend, choose_average, group_prior, score_preds
 from biodl.experiment.evaluate import add_baselines, evaluate_run
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
@@ -226,10 +226,7 @@ def fit_portfolio(
     rule, prior = cfg.train.portfolio_blend, type(inputs.modality).blend_prior_for(cfg.data.task or inputs.targets.kind)
     for prep_id in dict.fromkeys(id(g[1]) for g in groups.values()):  # each set of candidates on the same inputs
         same = [p for p in pool if id(groups[p[0]][1]) == prep_id]
-        # a candidate cut short by the time budget is not presumed an equal partner: the average must earn it
-        cut = [p[0] for p in same if records[p[0]].get("stopped_by_budget")]
-        own_prior = "single" if cut else prior
-        note = f"candidate(s) {cut} stopped by train.time_budget" if cut and prior != own_prior else None
+        own_prior, note = group_prior(prior, [p[0] for p in same if records[p[0]].get("stopped_by_budget")])
         found = average_if_better(
             inputs, va, same, metric, higher, best_score, rule=rule, prior=own_prior, seed=cfg.train.seed, prior_note=note
         )
