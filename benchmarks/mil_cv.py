@@ -48,8 +48,9 @@ def bag_table(name: str, rep: int, out: Path) -> Path:
     return out
 
 
-def run_one(name: str, rep: int, workdir: Path, extra: list[str]) -> dict[str, object]:
-    table = bag_table(name, rep, workdir / f"{name}_bags.csv")
+def run_one(name: str, rep: int, workdir: Path, extra: list[str], table: Path | None = None) -> dict[str, object]:
+    """Run the contract command on ``table`` (default: MIDatasets set ``name`` with fold repetition ``rep``)."""
+    table = table or bag_table(name, rep, workdir / f"{name}_bags.csv")
     run = workdir / f"run_{name}"
     cmd = [*CONTRACT.format(table=table, run=run).split(), "--threads", "1", "--set", "train.progress_bar=false", *extra]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

@@ -34,8 +34,11 @@ RULES = (("auto", "single"), ("auto", "average"), ("better", "single"))
 
 
 def _paths(run: Path, cfg: dict[str, Any]) -> list[str]:
-    root = Path(__file__).resolve().parents[1]
-    return [p if Path(p).is_absolute() else str((root / p).resolve()) for p in cfg["data"]["path"]]
+    root = Path(__file__).resolve().parents[1]  # relative paths: from the repository, else from the working directory
+    return [
+        p if Path(p).is_absolute() else str((root / p).resolve() if (root / p).exists() else Path(p).resolve())
+        for p in cfg["data"]["path"]
+    ]
 
 
 def score_split(run: Path, rows: dict[str, np.ndarray], paths: list[str], external: str | None) -> dict[str, Any]:
@@ -114,6 +117,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
     p.add_argument("--external", action="append", default=[], help="NAME_PREFIX=FILE: also score on this held-out file")
+    p.add_argument("--name", default="portfolio_blend", help="results/NAME.{json,md} (default portfolio_blend)")
     args = p.parse_args()
     externals = dict(e.split("=", 1) for e in args.external)
     results: dict[str, Any] = {}
@@ -144,7 +148,7 @@ def main() -> None:
              "rows only score. The last columns: what each rule keeps, within the largest set of candidates sharing their "
              "inputs (PBMC: the run's candidates 1 and 2; the run itself also weighs candidate 0 on its own inputs, "
              "which kept the linear network on seed 3).")  # fmt: skip
-    write_results("portfolio_blend", {"runs": results}, header, rows, notes)
+    write_results(args.name, {"runs": results}, header, rows, notes)
 
 
 if __name__ == "__main__":

@@ -288,6 +288,7 @@ def run_baselines(
     n_classes: int | None = None,
     target_names: list[str] | None = None,
     multilabel: bool = False,
+    val_predictions: bool = False,
 ) -> dict[str, Any]:
     """Fit baselines on train, score them on val and test, pick the best on val.
 
@@ -310,6 +311,9 @@ def run_baselines(
     multilabel
         Binary targets of a multi-label task: the label-matrix metrics (Hamming loss, ranking
         loss, ...) are reported too.
+    val_predictions
+        Also return the selected baseline's predictions for ``X_val`` (``"val_predictions"``, an
+        array, not JSON: for the paired comparison with the network, :mod:`biodl.experiment.yardstick`).
 
     Returns
     -------
@@ -344,23 +348,26 @@ def run_baselines(
         n_classes = int(max((np.nanmax(s) for s in seen if np.any(~np.isnan(s))), default=0)) + 1
 
     def score(
-        model: Baseline, X: np.ndarray | None, y: np.ndarray | None, metrics: list[str] | None
+        model: Baseline, X: np.ndarray | None, y: np.ndarray | None, metrics: list[str] | None,
+        preds: np.ndarray | None = None,
     ) -> dict[str, Any]:
         if X is None or y is None or len(X) == 0:
             return {}
+        preds = model.predict(X) if preds is None else preds
         if multilabel and metrics is None:
             from biodl.metrics.multilabel import multilabel_task_metrics
 
-            return multilabel_task_metrics(np.asarray(y), model.predict(X), target_names=target_names)
-        return compute_metrics(
-            checked, np.asarray(y), model.predict(X), target_names=target_names, metrics=metrics
-        )
+            return multilabel_task_metrics(np.asarray(y), preds, target_names=target_names)
+        return compute_metrics(checked, np.asarray(y), preds, target_names=target_names, metrics=metrics)
 
     candidates: dict[str, dict[str, Any]] = {}
     selection: dict[str, float] = {}
+    val_preds: dict[str, np.ndarray] = {}
     for name, cls in chosen.items():
         model = cls(checked, seed=seed, n_classes=n_classes).fit(X_train, y_train)
-        val = score(model, X_val, y_val, None)
+        if has_val and X_val is not None:
+            val_preds[name] = model.predict(X_val)
+        val = score(model, X_val, y_val, None, val_preds.get(name))
         test = score(model, X_test, y_test, None)
         candidates[name] = {"val": val, "test": test}
         selection[name] = float(
@@ -374,7 +381,10 @@ def run_baselines(
         return value if higher else -value
 
     best = max(candidates, key=rank)  # max keeps the first of equal keys
-    return _selection_result(candidates, best, has_val=has_val, metric=metric)
+    result = _selection_result(candidates, best, has_val=has_val, metric=metric)
+    if val_predictions and best in val_preds:
+        result["val_predictions"] = val_preds[best]
+    return result
 
 
 #: Labelled training pixels the pixel baselines are fitted on.

@@ -92,12 +92,22 @@ def headline_metric(kind: str, metrics: Mapping[str, Any]) -> str | None:
 def baseline_comparison(metrics: Mapping[str, Any], metric: str | None) -> dict[str, Any] | None:
     """Network vs classical baseline on ``metric``: split, values, margin (positive = the network is better), verdict.
 
-    Uses ``network_beats_baseline`` (and a recorded margin) from ``metrics.json`` when present, else computes them
-    from the test split (validation when the run has no test split).
+    The run's own verdict (``baseline_comparison`` of ``metrics.json``: the validation split, with its standard
+    error where recorded) when it is on ``metric``; else computed from the test split (validation when the
+    run has no test split). Values, margin and verdict always come from the same split.
     """
     base = metrics.get("baseline")
     if not isinstance(base, Mapping) or metric is None:
         return None
+    recorded = metrics.get("baseline_comparison")
+    if isinstance(recorded, Mapping) and recorded.get("metric") == metric and isinstance(recorded.get("margin"), int | float):
+        out = {k: recorded.get(k) for k in ("metric", "split", "network", "baseline", "margin")}
+        out["baseline_name"] = recorded.get("baseline_name") or base.get("name")
+        out["network_beats_baseline"] = bool(metrics.get("network_beats_baseline", recorded["margin"] >= 0))
+        for key in ("standard_error", "within_noise"):
+            if recorded.get(key) is not None:
+                out[key] = recorded[key]
+        return out
     for split in ("test", "val"):
         net, ref = _scalars(metrics.get(split)).get(metric), _scalars(base.get(split)).get(metric)
         if net is not None and ref is not None:
@@ -106,15 +116,8 @@ def baseline_comparison(metrics: Mapping[str, Any], metric: str | None) -> dict[
         return None
     sign = -1.0 if any(metric.endswith(s) or metric == s for s in LOWER_IS_BETTER) else 1.0
     margin = sign * (net - ref)
-    beats = margin > 0
-    if isinstance(metrics.get("network_beats_baseline"), bool):
-        beats = bool(metrics["network_beats_baseline"])
-        for key in ("baseline_margin", "margin", "network_margin"):
-            if isinstance(metrics.get(key), int | float):
-                margin = float(metrics[key])
-                break
     return {"metric": metric, "split": split, "network": net, "baseline": ref, "baseline_name": base.get("name"),
-            "margin": margin, "network_beats_baseline": beats}  # fmt: skip
+            "margin": margin, "network_beats_baseline": margin > 0}  # fmt: skip
 
 
 def _fmt(v: Any) -> str:
@@ -242,7 +245,15 @@ def render_card(
         out.append(
             f"On the {'test' if comparison['split'] == 'test' else 'validation'} split the network {verdict} the classical "
             f"baseline ({comparison['baseline_name']}) on {comparison['metric']}: {comparison['network']:.4f} vs "
-            f"{comparison['baseline']:.4f} (margin {comparison['margin']:+.4f}, positive = network better).\n"
+            f"{comparison['baseline']:.4f} (margin {comparison['margin']:+.4f}, positive = network better"
+            + (
+                f"; standard error {comparison['standard_error']:.4f}, "
+                + ("within" if comparison.get("within_noise") else "beyond")
+                + " the noise of the split's rows"
+                if comparison.get("standard_error") is not None
+                else ""
+            )
+            + ").\n"
         )
     else:
         out.append("No classical baseline was fitted for this run.\n")

@@ -90,14 +90,14 @@ def _musk1_run(tmp_path: Path, name: str, model: dict[str, object]) -> Path:
     return tmp_path / name
 
 
-def test_the_default_encoding_is_fitted_on_the_training_bags_real_instances(tmp_path: Path) -> None:
+def test_the_piecewise_linear_encoding_is_fitted_on_the_training_bags_real_instances(tmp_path: Path) -> None:
     from biodl.bundle import load
     from biodl.data.bags import bag_mask
     from biodl.models.numeric_encoding import PiecewiseLinearEncoding
 
-    run = _musk1_run(tmp_path, "ple", {})
-    bundle = load(run / "model")
-    assert bundle.meta["model"]["params"]["numeric_encoding"] == "ple"  # the default (docs/mil.md)
+    run = _musk1_run(tmp_path, "ple", {"numeric_encoding": "ple"})
+    bundle = load(run / "model")  # an encoded bundle loads encoded, whatever the default (now none, docs/mil.md)
+    assert bundle.meta["model"]["params"]["numeric_encoding"] == "ple"
     data = bundle.modality.load([str(tmp_path / "musk1.csv")])
     X = bundle.modality.transform(data.X)
     tr = np.asarray(json.loads((run / "splits.json").read_text())["train"])
@@ -113,9 +113,10 @@ def test_the_default_encoding_is_fitted_on_the_training_bags_real_instances(tmp_
 def test_a_bundle_saved_before_the_encoding_default_loads_as_it_was_trained(tmp_path: Path) -> None:
     from biodl.bundle import load
 
-    run = _musk1_run(tmp_path, "plain", {"numeric_encoding": "none"})
+    run = _musk1_run(tmp_path, "plain", {})
     meta_path = run / "model" / "bundle.json"
     meta = json.loads(meta_path.read_text())
+    assert meta["model"]["params"]["numeric_encoding"] == "none"  # the default (docs/mil.md)
     del meta["model"]["params"]["numeric_encoding"]  # what an older biodl wrote
     meta_path.write_text(json.dumps(meta))
     bundle = load(run / "model")

@@ -99,6 +99,26 @@ def test_baseline_wins_on_a_small_real_subset(plain_run: tuple[Path, dict[str, A
     wins = [f for f in findings if f["kind"] == "baseline_wins"]
     assert wins and "Try:" in wins[0]["message"]
     assert "beats the network on validation" in (out / "report.html").read_text()
+    # the margin comes with its paired bootstrap standard error over the validation rows, said in every place
+    se = c["standard_error"]
+    assert 0 < se < 1 and c["within_noise"] == (abs(c["margin"]) <= se)
+    assert wins[0]["evidence"]["standard_error"] == se and "standard error of the difference" in wins[0]["message"]
+    assert ("more validation rows" in wins[0]["message"]) == c["within_noise"]
+    assert f"standard error of the difference {se:.4f}" in (out / "report.html").read_text()
+
+
+def test_the_model_card_states_the_runs_own_verdict(plain_run: tuple[Path, dict[str, Any]]) -> None:
+    from biodl.model_card import render_card
+
+    out, m = plain_run
+    c = m["baseline_comparison"]
+    text = render_card(out)
+    # the validation verdict with the validation values (not test values beside a validation margin)
+    assert (
+        f"On the validation split the network does **not** beat the classical baseline (linear) on rmse: "
+        f"{c['network']:.4f} vs {c['baseline']:.4f} (margin {c['margin']:+.4f}" in text
+    )
+    assert f"standard error {c['standard_error']:.4f}" in text
 
 
 def test_time_budget_stops_and_skips(tiny_portfolio: Any, tmp_path: Path) -> None:
@@ -143,6 +163,17 @@ def test_an_ensemble_leaves_the_later_candidates_their_share(tiny_portfolio: Any
     assert rule["prior"] == "single" and rule["prior_note"] == "candidate(s) [0] stopped by train.time_budget"
     assert average["status"] == ("averaged" if rule["gain_over_best"] > rule["standard_error"] > 0 else "not chosen")
     assert "stopped by train.time_budget" in average["reason"]
+
+
+def test_a_recorded_standard_error_survives_a_second_comparison_of_the_same_scores() -> None:
+    metrics: dict[str, Any] = {"val": {"rmse": 0.9}, "baseline": {"name": "linear", "val": {"rmse": 0.8}}}
+    compare_to_baseline(metrics, "regression", standard_error=0.15)
+    assert metrics["baseline_comparison"]["within_noise"] is True
+    compare_to_baseline(metrics, "regression")  # the portfolio compares again after adding its record
+    assert metrics["baseline_comparison"]["standard_error"] == 0.15
+    metrics["val"]["rmse"] = 0.5  # other scores: the old standard error no longer applies
+    compare_to_baseline(metrics, "regression")
+    assert "standard_error" not in metrics["baseline_comparison"] and metrics["network_beats_baseline"] is True
 
 
 def test_network_beats_baseline_when_it_does() -> None:

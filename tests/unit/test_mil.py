@@ -134,6 +134,42 @@ def test_encoded_instances_are_binned_on_the_training_bags_real_instances_and_pa
         np.testing.assert_allclose(model(torch.from_numpy(packed)).numpy(), model(torch.from_numpy(wide)).numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_only_real_instances_are_encoded_with_the_same_scores_dropout_draws_and_gradients(pooling: str) -> None:
+    """Bags of a file padded to a large bag: only the real instances go through the encoder, and in
+    training the dropout mask is drawn for all slots, so the scores and gradients are those of encoding
+    every padded slot under the same seed."""
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(pack_bags([rng.normal(size=(k, 5)).astype(np.float32) for k in (2, 6, 3)], max_instances=40))
+    torch.manual_seed(0)
+    model = build_model("mil", tuple(x.shape[1:]), 1, {"pooling": pooling, "members": 2, "dropout": 0.5})
+    inst, mask = model.split(x)
+    seen: list[int] = []
+    hook = model.networks()[0].encoder.register_forward_hook(lambda _m, args, _o: seen.append(len(args[0])))
+    model.member_scores(x)
+    hook.remove()
+    assert seen == [11]  # 2 + 6 + 3 real instances, not 3 × 40 slots
+
+    def every_slot() -> torch.Tensor:
+        return torch.stack([net.pool(net.embed(inst), mask)[0] for net in model.networks()])
+
+    for train in (False, True):
+        model.train(train)
+        torch.manual_seed(1)
+        packed = model.member_scores(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(packed, every_slot(), rtol=1e-5, atol=1e-6)
+    model.train()
+    grads = []
+    for real_only in (True, False):
+        model.zero_grad()
+        torch.manual_seed(2)
+        (model.member_scores(x) if real_only else every_slot()).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_padding_invariance_for_image_bags() -> None:
     rng = np.random.default_rng(1)
     bags = [rng.normal(size=(k, 1, 8, 8)).astype(np.float32) for k in (2, 4)]

@@ -11,10 +11,11 @@ from biodl.config import ExperimentConfig
 from biodl.data.splits import Split
 from biodl.data.store import StoreRows
 from biodl.errors import DataError
+from biodl.experiment.blend import paired_se
 from biodl.experiment.prepare import BASELINE_BYTES, PREDICT_BYTES, row_budget, sample_rows
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.yardstick import compare_to_baseline
-from biodl.metrics import compute_metrics, to_jsonable
+from biodl.metrics import compute_metrics, main_metric, to_jsonable
 
 #: Rows per split used for the classical baseline on a streamed store.
 MAX_BASELINE_ROWS = 20_000
@@ -80,18 +81,39 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
         from biodl.metrics.multilabel import single_class_labels
 
         metrics["single_class_labels"] = single_class_labels(y[tr], targets.names)  # counted, not fatal
-    add_baselines(cfg, inputs, split, prepared, metrics)
+    base_val = add_baselines(cfg, inputs, split, prepared, metrics)
     if trained.two_step:
         metrics["label_encoder"] = model.label_encoder_report(y, {"train": tr, "val": va, "test": te})
     metrics["training"] = {"best_epoch": trained.best_epoch, "epochs": trained.epochs}
     metrics = to_jsonable(metrics)
-    compare_to_baseline(metrics, targets.kind)
+    compare_to_baseline(metrics, targets.kind, standard_error=margin_se(inputs, va, preds, base_val, targets.kind))
     meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}
     return Evaluation(preds=preds, metrics=metrics)
 
 
-def add_baselines(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, metrics: dict[str, Any]) -> None:
-    """Fit ``evaluate.baselines`` on the training rows' baseline features; sets ``metrics["baseline"]``."""
+def margin_se(inputs: Inputs, rows: np.ndarray, preds: np.ndarray, base_val: np.ndarray | None, kind: str) -> float | None:
+    """Bootstrap standard error of the network's headline validation score minus the baseline's (the same
+    resampled ``rows`` score both, :func:`biodl.experiment.blend.paired_se`); ``None`` without baseline predictions.
+
+    ``preds`` are the network's predictions for every row, ``base_val`` the baseline's for ``rows``.
+    """
+    if base_val is None or not len(rows) or kind not in ("binary", "multiclass", "regression"):
+        return None
+    net = preds[rows]
+    if net.shape != np.shape(base_val):
+        return None
+    se = paired_se(inputs, rows, net, np.asarray(base_val), main_metric(kind)[0])
+    return se if np.isfinite(se) else None
+
+
+def add_baselines(
+    cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared, metrics: dict[str, Any]
+) -> np.ndarray | None:
+    """Fit ``evaluate.baselines`` on the training rows' baseline features; sets ``metrics["baseline"]``.
+
+    Returns the selected baseline's predictions for the validation rows ``split.val`` (for the paired
+    comparison with the network), or ``None`` (no baseline, no validation rows, or a sample of a streamed store).
+    """
     modality, data, targets = inputs.modality, inputs.data, inputs.targets
     tr, va, te = split.train, split.val, split.test
     X, y = prepared.X, targets.y
@@ -101,7 +123,8 @@ def add_baselines(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared:
         from biodl.baselines_positions import window_baseline
 
         metrics["baseline"] = window_baseline(X, y, tr, va, te, classes=list(targets.classes or []), seed=cfg.train.seed)
-    elif cfg.evaluate.baselines:
+        return None
+    if cfg.evaluate.baselines:
         n_classes = len(targets.classes) if targets.kind == "multiclass" and targets.classes else None
         if X is not None:
             F = modality.baseline_features(X)
@@ -122,7 +145,11 @@ def add_baselines(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared:
             n_classes=n_classes,
             target_names=targets.names,
             multilabel=cfg.data.task == "multilabel",
+            val_predictions=True,
         )
+        val_preds = metrics["baseline"].pop("val_predictions", None)
+        return val_preds if X is not None else None
+    return None
 
 
 def select_threshold(model: Any, metric: str, kind: str, y_val: np.ndarray, p_val: np.ndarray) -> dict[str, Any] | None:

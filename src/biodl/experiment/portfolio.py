@@ -39,7 +39,7 @@ from biodl.config import DataConfig, ExperimentConfig
 from biodl.data.splits import Split
 from biodl.errors import ConfigError
 from biodl.experiment.blend import Pooled, blend, choose_average, group_prior, score_preds
-from biodl.experiment.evaluate import add_baselines, evaluate_run
+from biodl.experiment.evaluate import add_baselines, evaluate_run, margin_se
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.train import train_network
@@ -378,8 +378,10 @@ def evaluate_chosen(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepare
         plain = chosen.cfg.model_copy(update={"evaluate": chosen.cfg.evaluate.model_copy(update={"baselines": []})})
         evaluation = evaluate_run(plain, chosen.inputs, split, chosen.prepared, chosen.trained)
         extra: dict[str, Any] = {}
-        add_baselines(cfg, inputs, split, prepared, extra)
+        base_val = add_baselines(cfg, inputs, split, prepared, extra)
         evaluation.metrics.update(to_jsonable(extra))
+        se = margin_se(inputs, split.val, evaluation.preds, base_val, inputs.targets.kind)
+        compare_to_baseline(evaluation.metrics, inputs.targets.kind, standard_error=se)
     metrics = evaluation.metrics
     metrics["model_selection"] = to_jsonable(chosen.record)
     metrics["candidates"] = {

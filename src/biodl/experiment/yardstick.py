@@ -6,7 +6,10 @@
   the best baseline's (``false``: the baseline wins);
 * ``baseline_margin``: network minus baseline, signed so that a positive margin favours the network
   (for RMSE: baseline RMSE − network RMSE);
-* ``baseline_comparison``: the metric, split, both values and the baseline's name.
+* ``baseline_comparison``: the metric, split, both values and the baseline's name; where both models' validation
+  predictions are at hand, also ``standard_error`` (bootstrap over the validation rows, both scored on the same
+  resample) and ``within_noise`` (the margin is at most one standard error: on these rows the two are not told
+  apart, whatever the sign says).
 
 They are absent when there is no baseline or no validation split (nothing to judge without test rows).
 :func:`baseline_findings` turns a lost comparison into a diagnostic with what to try.
@@ -21,11 +24,20 @@ from biodl.metrics import main_metric
 from biodl.training.diagnostics import Finding
 
 
-def compare_to_baseline(metrics: dict[str, Any], kind: str) -> dict[str, Any] | None:
+def compare_to_baseline(metrics: dict[str, Any], kind: str, *, standard_error: float | None = None) -> dict[str, Any] | None:
     """Set ``network_beats_baseline``, ``baseline_margin`` and ``baseline_comparison`` of ``metrics`` in place.
 
-    Returns the comparison, or ``None`` (keys removed) when it cannot be made.
+    ``standard_error`` is that of the margin (:func:`biodl.experiment.evaluate.margin_se`); without it, one
+    already in ``metrics`` for the same two scores is kept. Returns the comparison, or ``None`` (keys removed)
+    when it cannot be made.
     """
+    before = metrics.get("baseline_comparison")
+    if standard_error is None and isinstance(before, dict) and before.get("standard_error") is not None:
+        same = (before.get("network"), before.get("baseline")) == (
+            (metrics.get("val") or {}).get(before.get("metric")),
+            ((metrics.get("baseline") or {}).get("val") or {}).get(before.get("metric")),
+        )
+        standard_error = before["standard_error"] if same else None
     for key in ("network_beats_baseline", "baseline_margin", "baseline_comparison"):
         metrics.pop(key, None)
     base = metrics.get("baseline") or {}
@@ -46,6 +58,9 @@ def compare_to_baseline(metrics: dict[str, Any], kind: str) -> dict[str, Any] | 
         "baseline_name": base.get("name"),
         "margin": margin,
     }
+    if standard_error is not None and math.isfinite(standard_error):
+        comparison["standard_error"] = float(standard_error)
+        comparison["within_noise"] = abs(margin) <= standard_error
     metrics["network_beats_baseline"] = margin >= 0
     metrics["baseline_margin"] = margin
     metrics["baseline_comparison"] = comparison
@@ -58,14 +73,18 @@ def verdict(metrics: dict[str, Any], *, hint: bool = True) -> str | None:
     if not isinstance(c, dict):
         return None
     m, net, ref, name = c["metric"], c["network"], c["baseline"], c.get("baseline_name") or "baseline"
+    noise = ""
+    if c.get("standard_error") is not None:
+        where = "within" if c.get("within_noise") else "beyond"
+        noise = f"; standard error of the difference {c['standard_error']:.4f}: {where} the noise of the validation rows"
     if metrics.get("network_beats_baseline"):
         return (
             f"the network beats the classical baseline ({name}) on validation: {m} {net:.4f} vs {ref:.4f} "
-            f"(margin {c['margin']:+.4f})"
+            f"(margin {c['margin']:+.4f}{noise})"
         )
     return (
         f"the classical baseline ({name}) beats the network on validation: {m} {ref:.4f} vs the network's {net:.4f} "
-        f"(the network is worse by {-c['margin']:.4f})"
+        f"(the network is worse by {-c['margin']:.4f}{noise})"
         + ("; prefer the baseline or try the suggestions in the diagnostics" if hint else "")
     )
 
@@ -84,5 +103,9 @@ def baseline_findings(metrics: dict[str, Any], *, auto: bool) -> list[Finding]:
         "other input features (for molecules data.molecule.featurizer)",
         "or use the baseline: with this much data it may be the better model",
     ]
+    if c.get("within_noise"):
+        tries.insert(0, "first more validation rows (data.split_sizes) or cross-validation (--cv 5), since the "
+                     "difference is within one standard error")  # fmt: skip
     message = f"{verdict(metrics, hint=False)}. Try: " + "; ".join(tries) + "."
-    return [Finding("baseline_wins", message, {k: c[k] for k in ("metric", "network", "baseline", "baseline_name", "margin")})]
+    keys = ("metric", "network", "baseline", "baseline_name", "margin", "standard_error")
+    return [Finding("baseline_wins", message, {k: c[k] for k in keys if k in c})]
