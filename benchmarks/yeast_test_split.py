@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import subprocess
 import sys
 import time
 import zipfile
@@ -29,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import write_results
+from _common import EXTRA_DATA, download_wheels, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO.parent / "shared" / "datasets" / "multilabel" / "yeast" / "yeast-train.arff"
-EXTRA = Path(os.environ.get("BIODL_EXTRA_DATA", "/tmp/biodl_extra"))
+EXTRA = EXTRA_DATA
 TEST = EXTRA / "yeast-test.csv"
 LABELS = [f"Class{i}" for i in range(1, 15)]
 REFERENCE = {"CAMEL (published)": (0.190, 0.775), "the issue's earlier defaults": (0.203, 0.753),
@@ -44,8 +42,7 @@ def fetch() -> None:
     """Download river's wheel and write the 917 rows of the full yeast set that the training file lacks."""
     from biodl.data.arff import arff_table
 
-    EXTRA.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA), "river==0.26.1"], check=True)
+    download_wheels("river==0.26.1")
     wheel = next(EXTRA.glob("river-0.26.1-*.whl"))
     with zipfile.ZipFile(wheel) as z, z.open("river/datasets/yeast.csv.gz") as fh:
         full = pd.read_csv(gzip.open(fh))
