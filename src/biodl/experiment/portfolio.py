@@ -387,5 +387,4 @@ def evaluate_chosen(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepare
     metrics["candidates"] = {
         r["label"]: {"status": r["status"], **({"val": r["val"]} if "val" in r else {})} for r in chosen.record["candidates"]
     }
-    compare_to_baseline(metrics, inputs.targets.kind)
     return evaluation

@@ -27,17 +27,9 @@ from biodl.training.diagnostics import Finding
 def compare_to_baseline(metrics: dict[str, Any], kind: str, *, standard_error: float | None = None) -> dict[str, Any] | None:
     """Set ``network_beats_baseline``, ``baseline_margin`` and ``baseline_comparison`` of ``metrics`` in place.
 
-    ``standard_error`` is that of the margin (:func:`biodl.experiment.evaluate.margin_se`); without it, one
-    already in ``metrics`` for the same two scores is kept. Returns the comparison, or ``None`` (keys removed)
-    when it cannot be made.
+    ``standard_error`` is that of the margin (:func:`biodl.experiment.evaluate.margin_se`), recorded when given.
+    Returns the comparison, or ``None`` (keys removed) when it cannot be made.
     """
-    before = metrics.get("baseline_comparison")
-    if standard_error is None and isinstance(before, dict) and before.get("standard_error") is not None:
-        same = (before.get("network"), before.get("baseline")) == (
-            (metrics.get("val") or {}).get(before.get("metric")),
-            ((metrics.get("baseline") or {}).get("val") or {}).get(before.get("metric")),
-        )
-        standard_error = before["standard_error"] if same else None
     for key in ("network_beats_baseline", "baseline_margin", "baseline_comparison"):
         metrics.pop(key, None)
     base = metrics.get("baseline") or {}
