@@ -225,6 +225,13 @@ def render_card(
         + (f", seed {splits['seed']}" if "seed" in splits else "")
         + "\n- Preprocessing is fitted on the training split only and stored in the bundle.\n"
     )  # fmt: skip
+    refit: Mapping[str, Any] = metrics["refit"] if isinstance(metrics.get("refit"), Mapping) else {}
+    if refit.get("shipped") == "refit":
+        out.append(
+            f"- **Trained again on {refit.get('rows')} rows** (training + test, `train.refit`) once measured: the test "
+            "figures below are those of the same recipe trained without the test rows (`model_heldout/` of the run); "
+            "do not score this model on the run's test rows.\n"
+        )
     out.append("## Evaluation\n")
     if results:
         names = sorted({str(r["type"]) for r in results}, key=lambda m: (m != headline, m))

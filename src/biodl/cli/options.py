@@ -238,6 +238,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         const=True,
     ),
     Flag(
+        "--refit",
+        "train.refit",
+        "train the chosen model again on training + test rows once measured (auto: small tables and molecule sets)",
+        choices=("auto", "always", "never"),
+    ),
+    Flag(
         "--time-budget-clock",
         "train.time_budget_clock",
         "what --time-budget counts: cpu seconds or wall seconds",

@@ -103,6 +103,14 @@ class TrainConfig(_Section):
         "more than one standard error of the paired difference (bootstrap over the validation rows); better = the "
         "average whenever it scores higher on validation; always; never",
     )
+    refit: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="once the run is measured, train its chosen model again (same candidates, members and settings) "
+        "on the training + test rows, the validation rows kept for early stopping, and ship that as RUN/model; the "
+        "measured model stays in RUN/model_heldout and is what metrics.json's test figures describe. auto = for "
+        "data types and sizes where the rows matter more than the time (tables, expression matrices and "
+        "molecules of at most 3,000 rows, in memory, with a test split), always, never",
+    )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",
         description="what train.time_budget and train.max_time count: cpu = CPU seconds this process used per "

@@ -87,6 +87,11 @@ class LoadedData:
         return int(self.X.shape[0])
 
 
+#: ``train.refit: auto`` for small tables and molecule sets: at most this many rows (the time of a second training
+#: stays small; the third of the rows a test split holds matters most there).
+REFIT_ROWS = 3_000
+
+
 class Modality(ABC):
     """One data type (tables, sequences, ...)."""
 
@@ -104,6 +109,9 @@ class Modality(ABC):
     blend_prior: ClassVar[Literal["average", "single"]] = "single"
     #: The tasks :attr:`blend_prior` is for (``None``: every task); the others' prior is ``single``.
     blend_prior_tasks: ClassVar[tuple[str, ...] | None] = None
+    #: ``train.refit: auto`` trains the measured model again on training + test rows for data sets of at most this
+    #: many rows (0: never by default; :mod:`biodl.experiment.refit`).
+    refit_rows: ClassVar[int] = 0
     #: Tasks for which ``model.name`` unset means ``auto`` (``None``: every task, when there is a portfolio).
     auto_tasks: ClassVar[tuple[str, ...] | None] = None
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from biodl.data.base import DATA_TYPES, LoadedData, Modality
+from biodl.data.base import DATA_TYPES, REFIT_ROWS, LoadedData, Modality
 from biodl.data.columns import FeatureChoice, announce, bad_cell_error, default_features, not_found
 from biodl.data.expression import resolve_columns
 from biodl.data.h5ad import read_h5ad_inputs, uses_lazy_reader
@@ -48,6 +48,7 @@ class Tabular(Modality):
     #: winsorised features (standardised, clipped to ±2.5 sd, standardised again: the extreme z-scores of
     #: held-out cells no longer dominate), the PBMC winner. Every task: a regularised one-hidden-layer network
     #: (input dropout, no batch norm, weight decay); classification also its five-member average.
+    refit_rows: ClassVar[int] = REFIT_ROWS
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
         {
             "name": "mlp", "hidden_sizes": [256], "dropout": 0.5, "tasks": ["multilabel"],

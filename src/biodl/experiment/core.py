@@ -22,12 +22,14 @@ from biodl.experiment.cv import write_cv_summary
 from biodl.experiment.evaluate import evaluate_run
 from biodl.experiment.load import load_inputs
 from biodl.experiment.prepare import fit_preprocessing
-from biodl.experiment.results import Inputs, RunResult
+from biodl.experiment.refit import Recipe, members_of, refit, refit_skipped
+from biodl.experiment.results import Evaluation, Inputs, Prepared, RunResult, Trained
 from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
 from biodl.experiment.select_cv import select_by_cv, wants_cv_selection
 from biodl.experiment.split import apply_val_column, cv_folds, split_rows
 from biodl.experiment.train import train_network
 from biodl.experiment.write import write_run, write_skipped_rows
+from biodl.metrics import to_jsonable
 from biodl.training.fit import is_rank_zero
 
 
@@ -146,7 +148,10 @@ class Experiment:
 
                 chosen = fit_portfolio(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
                 evaluation = evaluate_chosen(cfg, inputs, split, prepared, chosen)
-                result = write_run(chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out)
+                final = self._refit(cfg, inputs, split, prepared, chosen.recipes, evaluation, out, resume)
+                result = write_run(
+                    chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out, final=final
+                )
             else:
                 trained = train_network(
                     cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks,
@@ -160,7 +165,9 @@ class Experiment:
                 evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
                 if selection is not None:
                     selection.record(evaluation.metrics, trained, out, inputs.data.ids)
-                result = write_run(cfg, inputs, split, prepared, trained, evaluation, out)
+                recipe = Recipe("model", cfg, inputs, members_of(trained))
+                final = self._refit(cfg, inputs, split, prepared, [recipe], evaluation, out, resume)
+                result = write_run(cfg, inputs, split, prepared, trained, evaluation, out, final=final)
         except BaseException:
             if tracker is not None:  # the tracked run of the training that failed
                 tracker.close("FAILED")
@@ -170,3 +177,24 @@ class Experiment:
             tracker.log_artifacts()
             tracker.close()
         return result
+
+    def _refit(
+        self,
+        cfg: ExperimentConfig,
+        inputs: Inputs,
+        split: Split,
+        prepared: Prepared,
+        recipes: Sequence[Recipe],
+        evaluation: Evaluation,
+        out: Path,
+        resume: bool,
+    ) -> Trained | None:
+        """``train.refit``: the measured model trained again on training + test rows, or ``None``
+        (``metrics.json`` → ``refit`` says which, and why)."""
+        why = refit_skipped(cfg, inputs, split, prepared)
+        if why is not None:
+            evaluation.metrics["refit"] = {"shipped": "measured", "reason": why}
+            return None
+        final, record = refit(recipes, split, evaluation, out, resume=resume, callbacks=self._callbacks)
+        evaluation.metrics["refit"] = to_jsonable(record)
+        return final

@@ -41,6 +41,7 @@ from biodl.errors import ConfigError
 from biodl.experiment.blend import Pooled, blend, choose_average, group_prior, score_preds
 from biodl.experiment.evaluate import add_baselines, evaluate_run, margin_se
 from biodl.experiment.prepare import fit_preprocessing
+from biodl.experiment.refit import Recipe, members_of
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.train import train_network
 from biodl.experiment.yardstick import compare_to_baseline
@@ -62,6 +63,7 @@ class Chosen:
     prepared: Prepared
     trained: Trained
     record: dict[str, Any] = field(default_factory=dict)
+    recipes: list[Recipe] = field(default_factory=list)  # the networks of its model, as train.refit trains them again
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,6 +160,7 @@ def fit_portfolio(
     pool: list[tuple[int, float, Trained, np.ndarray]] = []
     features: dict[str, tuple[Inputs, Prepared]] = {}  # a candidate data section (JSON) → its inputs, preprocessing
     groups: dict[int, tuple[Inputs, Prepared, ExperimentConfig]] = {}  # pooled candidate → what it reads, its config
+    recipes: dict[int, Recipe] = {}  # trained candidate → how to train it again (train.refit)
     portfolio = candidates_for(cfg, inputs, split, prepared)
     for i, candidate in enumerate(portfolio):
         record: dict[str, Any] = {"index": i, "label": _label(i, candidate), "model": to_jsonable(candidate)}
@@ -194,6 +197,7 @@ def fit_portfolio(
         again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
         trained = train_network(ccfg, cinputs, split, cprep, cdir, resume=again, callbacks=[*callbacks, timer], stop=stop)
         trained.bundle.save(cdir / "model")
+        recipes[i] = Recipe(cdir.name, ccfg, cinputs, members_of(trained))
         preds = validation_preds(cinputs, cprep, trained, va)
         score = score_preds(cinputs, va, preds, metric)
         if preds is not None and math.isfinite(score):  # candidates reading the same inputs may be averaged
@@ -206,17 +210,18 @@ def fit_portfolio(
             cpu_seconds=round(time.process_time() - c0, 1),
             epochs=trained.epochs,
             best_epoch=trained.best_epoch,
-            stopped_by_budget=timer.stopped or (ccfg.train.ensemble_size > 1 and _members(trained) < ccfg.train.ensemble_size),
+            stopped_by_budget=timer.stopped or (ccfg.train.ensemble_size > 1 and members_of(trained) < ccfg.train.ensemble_size),
             model_dir=str(cdir / "model"),
         )
         if ccfg.train.ensemble_size > 1:
-            record["ensemble_members"] = _members(trained)
+            record["ensemble_members"] = members_of(trained)
         if timer.stopped or record["stopped_by_budget"]:
             print(f"auto: candidate {record['label']} stopped by train.time_budget ({budget:g} s)")
         print(f"auto: candidate {record['label']}: validation {metric} {score:.4f}")
         key = score if higher else -score
         if best is None or (math.isfinite(key) and key > best_score):
-            best, best_score = Chosen(ccfg, cinputs, cprep, trained), key if math.isfinite(key) else -math.inf
+            best = Chosen(ccfg, cinputs, cprep, trained, recipes=[recipes[i]])
+            best_score = key if math.isfinite(key) else -math.inf
             for r in records:
                 r["selected"] = False
             record["selected"] = True
@@ -246,7 +251,7 @@ def fit_portfolio(
     if averaged is not None and averaged[0] is not None:
         record_avg = averaged[1]
         ginputs, gprep, gcfg = groups[record_avg["members_ranked"][0]]
-        best = Chosen(gcfg, ginputs, gprep, averaged[0])
+        best = Chosen(gcfg, ginputs, gprep, averaged[0], recipes=[recipes[j] for j in record_avg["members_ranked"]])
         for r in records:
             if r["index"] != "average":
                 r["selected"] = r["index"] in record_avg["members"]
@@ -300,11 +305,6 @@ def _say_kept(record: Mapping[str, Any], metric: str) -> None:
     score = record["val"][metric]
     print(f"auto: the best single candidate is kept over the {record['label']} (validation {metric} {score:.4f}: "
           f"{record['reason']})")  # fmt: skip
-
-
-def _members(trained: Trained) -> int:
-    members = getattr(trained.model, "members", None)
-    return len(members) if members is not None else 1
 
 
 def average_if_better(

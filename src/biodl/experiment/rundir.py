@@ -18,7 +18,7 @@ from biodl.io_utils import atomic_write_text
 #: The marker a failed run leaves in its directory.
 FAILED = "FAILED"
 #: What makes a run directory a finished run.
-FINISHED_MARKERS = ("metrics.json", "model")
+FINISHED_MARKERS = ("metrics.json", "model", "model_heldout")
 
 
 def is_finished_run(out: Path) -> bool:

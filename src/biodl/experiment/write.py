@@ -23,13 +23,24 @@ def write_run(
     trained: Trained,
     evaluation: Evaluation,
     out: Path,
+    *,
+    final: Trained | None = None,
 ) -> RunResult:
-    """Write ``model/``, ``metrics.json``, model artifacts, figures, history, diagnostics and the report."""
+    """Write ``model/``, ``metrics.json``, model artifacts, figures, history, diagnostics and the report.
+
+    ``final``: the model trained again on training + test rows (``train.refit``), saved as ``model/``; the
+    measured ``trained`` (whose figures these are) is then saved as ``model_heldout/``.
+    """
     from biodl.experiment.reporting import finish_run
 
     model, metrics = trained.model, evaluation.metrics
     targets = inputs.targets
-    trained.bundle.save(out / "model")
+    if final is not None:
+        trained.bundle.save(out / "model_heldout")
+        final.bundle.meta["metrics"] = trained.bundle.meta.get("metrics", {})  # the recipe's, measured without test rows
+        record = metrics.get("refit", {})
+        final.bundle.meta["refit"] = {k: record.get(k) for k in ("rows", "added_test_rows", "test_figures")}
+    (final or trained).bundle.save(out / "model")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
     artifacts = write_model_artifacts(model, out, targets.names, plots=cfg.evaluate.plots)
     extra_figures = {}
@@ -54,7 +65,7 @@ def write_run(
         write_card(out)  # model/README.md, after config.yaml and metrics.json exist
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a card never costs the trained model
         print(f"warning: model card not written ({type(exc).__name__}: {exc}); biodl zoo push writes it later")
-    return RunResult(out, metrics, trained.history, findings, trained.bundle)
+    return RunResult(out, metrics, trained.history, findings, (final or trained).bundle)
 
 
 def write_model_artifacts(model: Any, out: Path, names: list[str], *, plots: bool) -> list[Path]:

