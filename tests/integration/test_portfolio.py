@@ -85,6 +85,12 @@ def test_poisoned_test_rows_do_not_change_the_choice(plain_run: tuple[Path, dict
     assert m2["test"]["rmse"] > 100 * m["test"]["rmse"]  # the poison reached the test rows ...
     assert m2["model_selection"]["selected"] == m["model_selection"]["selected"]  # ... not the choice
     assert m2["candidates"] == m["candidates"]  # nor any validation score
+    # train.refit then learns from the poisoned rows: validation says the refit is far worse, so it is not shipped
+    assert m["refit"]["shipped"] == "refit" and (out / "model_heldout").is_dir()  # the clean run ships its refit
+    r = m2["refit"]
+    assert r["shipped"] == "model_heldout" and "more than 2 standard errors" in r["reason"]
+    assert r["val"]["refit"] > r["val"]["heldout"] + 2 * r["val"]["standard_error"]
+    assert not (tmp_path / "run" / "model_heldout").exists()  # model/ is the measured model
 
 
 def test_baseline_wins_on_a_small_real_subset(plain_run: tuple[Path, dict[str, Any]]) -> None:
@@ -138,6 +144,9 @@ def test_time_budget_stops_and_skips(tiny_portfolio: Any, tmp_path: Path) -> Non
     first, second = m["model_selection"]["candidates"]
     assert first["status"] == "trained" and first["stopped_by_budget"] is True
     assert first["ensemble_members"] == 1 and first["epochs"] < 100_000
+    # the refit trains the candidate again no longer than the budget let it run (its log: one line per epoch)
+    log = pd.read_csv(tmp_path / "run" / "refit" / "0_ffn" / "logs" / "metrics.csv")
+    assert m["refit"]["shipped"] in ("refit", "model_heldout") and log["epoch"].max() + 1 <= first["epochs"]
     assert second["status"] == "skipped" and "time_budget" in second["reason"]
     assert m["model_selection"]["time_budget"] == 1.5 and m["model_selection"]["time_budget_clock"] == "cpu"
     assert "network_beats_baseline" not in m  # no baseline, no verdict

@@ -22,7 +22,7 @@ from biodl.experiment.cv import write_cv_summary
 from biodl.experiment.evaluate import evaluate_run
 from biodl.experiment.load import load_inputs
 from biodl.experiment.prepare import fit_preprocessing
-from biodl.experiment.refit import Recipe, members_of, refit, refit_skipped
+from biodl.experiment.refit import Recipe, refit, refit_skipped
 from biodl.experiment.results import Evaluation, Inputs, Prepared, RunResult, Trained
 from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
 from biodl.experiment.select_cv import select_by_cv, wants_cv_selection
@@ -165,7 +165,7 @@ class Experiment:
                 evaluation = evaluate_run(cfg, inputs, split, prepared, trained)
                 if selection is not None:
                     selection.record(evaluation.metrics, trained, out, inputs.data.ids)
-                recipe = Recipe("model", cfg, inputs, members_of(trained))
+                recipe = Recipe.of("model", cfg, inputs, trained)
                 final = self._refit(cfg, inputs, split, prepared, [recipe], evaluation, out, resume)
                 result = write_run(cfg, inputs, split, prepared, trained, evaluation, out, final=final)
         except BaseException:

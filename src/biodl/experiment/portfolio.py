@@ -197,7 +197,7 @@ def fit_portfolio(
         again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
         trained = train_network(ccfg, cinputs, split, cprep, cdir, resume=again, callbacks=[*callbacks, timer], stop=stop)
         trained.bundle.save(cdir / "model")
-        recipes[i] = Recipe(cdir.name, ccfg, cinputs, members_of(trained))
+        recipes[i] = Recipe.of(cdir.name, ccfg, cinputs, trained, timed_out=timer.stopped)
         preds = validation_preds(cinputs, cprep, trained, va)
         score = score_preds(cinputs, va, preds, metric)
         if preds is not None and math.isfinite(score):  # candidates reading the same inputs may be averaged

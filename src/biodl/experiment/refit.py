@@ -36,6 +36,7 @@ from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.train import train_network
 from biodl.metrics import main_metric
+from biodl.training.callbacks import StopAfterEpochs
 
 #: The refit model is not shipped when validation says it is worse by more than this many standard errors.
 GUARD_SE = 2.0
@@ -53,12 +54,21 @@ class Recipe:
         The config and inputs (features) it was trained with.
     members
         The ensemble members it ended with (a time budget may have stopped an ensemble early).
+    epochs
+        For a network a time budget stopped, the epochs it ran (its longest member's): the refit stops after as
+        many at the latest, so that it is not trained longer the second time (0: no limit but the run's own).
     """
 
     name: str
     cfg: ExperimentConfig
     inputs: Inputs
     members: int = 1
+    epochs: int = 0
+
+    @classmethod
+    def of(cls, name: str, cfg: ExperimentConfig, inputs: Inputs, trained: Trained, *, timed_out: bool = False) -> Recipe:
+        """The recipe of ``trained``, trained with ``cfg`` on ``inputs`` (``timed_out``: a time budget stopped it)."""
+        return cls(name, cfg, inputs, members_of(trained), int(trained.epochs or 0) if timed_out else 0)
 
 
 def members_of(trained: Trained) -> int:
@@ -136,7 +146,9 @@ def refit(
         rinputs, prepared = features[key]
         cdir = out / "refit" / recipe.name
         again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
-        t = train_network(rcfg, rinputs, rsplit, prepared, cdir, resume=again, callbacks=callbacks)
+        # early stopping still applies; no longer than the measured training ran (a time budget may have stopped it)
+        cap = [StopAfterEpochs(recipe.epochs)] if recipe.epochs > 0 else []
+        t = train_network(rcfg, rinputs, rsplit, prepared, cdir, resume=again, callbacks=[*callbacks, *cap])
         trained.append(_with_threshold(t, evaluation, prepared, rinputs, rsplit.val))
     shared = next(iter(features.values()))[1]  # the first recipe's features (a blend's members all read them)
     model = trained[0] if len(trained) == 1 else blend([(i, math.nan, t, np.zeros(0)) for i, t in enumerate(trained)])

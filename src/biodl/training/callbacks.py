@@ -116,6 +116,18 @@ class Deadline(L.Callback):
             self.stopped = True
 
 
+class StopAfterEpochs(L.Callback):
+    """Stops training at the end of epoch ``epochs`` (1-based) without changing ``max_epochs`` (learning-rate
+    schedules that count to ``max_epochs`` keep their shape); the best weights so far are kept as usual."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if int(trainer.current_epoch) + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
 class PredictAtEpochs(L.Callback):
     """Predicts rows ``X`` with the model as it is after each epoch in ``epochs`` (1-based): ``preds[epoch]``.
 
