@@ -135,6 +135,7 @@ def render_card(
     version: str | None = None,
     command: str | None = None,
     parent: Mapping[str, Any] | None = None,
+    bundle: str = "model",
 ) -> str:
     """The model card of a run (or of a bare ``model/`` folder) as Markdown with YAML front matter.
 
@@ -148,9 +149,12 @@ def render_card(
         The command that reproduces the model (default: ``biodl train --config RUN/config.yaml``).
     parent
         The model this one was fine-tuned from (default: ``parent`` recorded in ``transfer.json``).
+    bundle
+        Which bundle of the run the card describes: ``model`` (the run's model) or ``model_heldout`` (the measured
+        model of a run whose ``model/`` was trained again on its test rows, ``train.refit``).
     """
     run = Path(run_dir)
-    model_dir = run / "model" if (run / "model" / "bundle.json").is_file() else run
+    model_dir = run / bundle if (run / bundle / "bundle.json").is_file() else run
     meta = _read_json(model_dir / "bundle.json") or {}
     cfg = read_yaml_or_none(run / "config.yaml") or read_yaml_or_none(model_dir / "config.yaml") or {}
     metrics = _read_json(run / "metrics.json") or meta.get("metrics") or {}
@@ -226,7 +230,7 @@ def render_card(
         + "\n- Preprocessing is fitted on the training split only and stored in the bundle.\n"
     )  # fmt: skip
     refit: Mapping[str, Any] = metrics["refit"] if isinstance(metrics.get("refit"), Mapping) else {}
-    if refit.get("shipped") == "refit":
+    if refit.get("shipped") == "refit" and bundle == "model":
         out.append(
             f"- **Trained again on {refit.get('rows')} rows** (training + test, `train.refit`) once measured: the test "
             "figures below are those of the same recipe trained without the test rows (`model_heldout/` of the run); "

@@ -38,7 +38,7 @@ def _encoders(member: torch.nn.Module) -> list[PiecewiseLinearEncoding]:
 
 
 def test_members_alternate_and_the_encoding_is_fitted_on_the_training_rows(run: Path) -> None:
-    bundle = load(run / "model")
+    bundle = load(run / "model_heldout")  # the measured model (model/ was trained again on training + test rows)
     members = list(bundle.model.members)  # type: ignore[union-attr]
     assert [len(_encoders(m)) for m in members] == [0, 1, 0]
     assert [m["params"].get("numeric_encoding") for m in bundle.meta["model"]["params"]["members"]] == ["none", "ple", "none"]
@@ -51,11 +51,19 @@ def test_members_alternate_and_the_encoding_is_fitted_on_the_training_rows(run: 
         np.testing.assert_allclose(enc.edges(f), expected, rtol=1e-5, atol=1e-6)
         # the validation and test rows would have given other edges: the fit saw the training rows only
         assert not np.allclose(np.quantile(X[:, f], np.linspace(0, 1, 5)), expected, rtol=1e-5, atol=1e-6)
+    # the refit model's encoding is fitted on the rows it learnt from: training + test, not validation
+    refit = load(run / "model")
+    assert [m["params"].get("numeric_encoding") for m in refit.meta["model"]["params"]["members"]] == ["none", "ple", "none"]
+    splits = json.loads((run / "splits.json").read_text())
+    rows = np.sort(np.concatenate([splits["train"], splits["test"]]))
+    Xr = refit.modality.transform(data.X).astype(np.float64)
+    enc = _encoders(list(refit.model.members)[1])[0]  # type: ignore[union-attr]
+    np.testing.assert_allclose(enc.edges(50), np.unique(np.quantile(Xr[rows, 50], np.linspace(0, 1, 5))), rtol=1e-5, atol=1e-6)
 
 
 def test_the_reloaded_blend_reproduces_the_runs_test_metrics(run: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
-    bundle = load(run / "model")
+    bundle = load(run / "model_heldout")
     data = bundle.modality.load([str(shared_path("multilabel", "yeast", "yeast-train.arff"))])
     X, y = bundle.modality.transform(data.X), np.asarray(data.targets.y)
     te = np.asarray(json.loads((run / "splits.json").read_text())["test"])

@@ -73,6 +73,20 @@ def test_the_runs_figures_are_the_measured_models(refit_run: tuple[Path, dict[st
     assert f"Trained again on {m['refit']['rows']} rows" in card and "model_heldout/" in card
 
 
+
+def test_evaluate_says_the_refit_model_saw_the_runs_test_rows(
+    refit_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from biodl.cli.main import main
+
+    out, m = refit_run
+    assert main(["evaluate", "--model-path", str(out), "--data-path", str(PBMC)]) == 0
+    said = capsys.readouterr().out
+    assert f"this model learnt from {m['refit']['rows']} rows of its run, the test rows included" in said
+    assert main(["evaluate", "--model-path", str(out / "model_heldout"), "--data-path", str(PBMC)]) == 0
+    assert "test rows included" not in capsys.readouterr().out
+
+
 def test_never_and_auto_over_the_size_limit_ship_the_measured_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     m = _run(tmp_path / "never", refit="never", max_epochs=1)
     assert m["refit"] == {"shipped": "measured", "reason": "train.refit: never"}

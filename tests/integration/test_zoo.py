@@ -101,9 +101,13 @@ def test_push_to_a_folder_and_load_back(pbmc_run: Path, zoo_dir: Path, monkeypat
     assert entry["name"] == "my-model" and entry["version"] == "1" and entry["data_type"] == "tabular"
     assert set(entry["files"]) >= {"bundle.json", "weights.safetensors", "preprocessing.safetensors", "README.md"}
     monkeypatch.setenv("BIODL_ZOO_PATH", str(zoo_dir))
-    a, b = biodl.load(pbmc_run), biodl.load("zoo:my-model")
+    # the run's model/ was trained again on its test rows (train.refit); the zoo gets the measured model, the one
+    # its card's figures describe
+    a, b = biodl.load(pbmc_run / "model_heldout"), biodl.load("zoo:my-model")
     data = load_data(a, [str(PBMC)], require_targets=False)
     np.testing.assert_array_equal(predict_frame(a, data)[1], predict_frame(b, data)[1])
+    assert "Trained again" in (pbmc_run / "model" / "README.md").read_text()
+    assert "Trained again" not in (zoo_dir / "my-model" / "1" / "README.md").read_text()
     with pytest.raises(BundleError, match="did you mean my-model"):
         biodl.load("zoo:my-modle")
     with pytest.raises(BundleError, match="no version '7'"):

@@ -139,6 +139,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_data(bundle, paths, over, require_targets=True)
     metrics = evaluate(bundle, data)
     print_metrics_table({"test": metrics}, title=f"evaluation on {', '.join(Path(p).name for p in paths)}")
+    refit = bundle.meta.get("refit")
+    if isinstance(refit, dict) and refit.get("rows"):
+        print(f"note: this model learnt from {refit['rows']} rows of its run, the test rows included (train.refit): on "
+              "that run's data its scores are not held out; model_heldout/ of the run is the measured model")  # fmt: skip
     if args.output:
         doc = {"model_path": str(args.model_path), "data_path": paths, "metrics": metrics}
         atomic_write_text(Path(args.output), json.dumps(doc, indent=1, allow_nan=False))

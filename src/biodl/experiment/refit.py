@@ -19,6 +19,7 @@ in memory, in one process, without ``train.select_by: cv``.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -141,7 +142,9 @@ def refit(
             rcfg.train.ensemble_size = recipe.members
         key = rcfg.data.model_dump_json()
         if key not in features:
-            rinputs = Inputs(recipe.inputs.modality.for_fold(), recipe.inputs.data, recipe.inputs.chunk_rows)
+            # a copy keeps what reading the files established (feature names, vocabularies); fitting it again
+            # leaves the measured model's preprocessing as it was
+            rinputs = Inputs(copy.deepcopy(recipe.inputs.modality), recipe.inputs.data, recipe.inputs.chunk_rows)
             features[key] = (rinputs, fit_preprocessing(rcfg, rinputs, rsplit))
         rinputs, prepared = features[key]
         cdir = out / "refit" / recipe.name

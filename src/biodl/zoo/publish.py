@@ -27,8 +27,25 @@ def check_name(name: str) -> str:
     return name
 
 
+#: The measured model of a run whose ``model/`` was trained again on its test rows (``train.refit``).
+HELDOUT = "model_heldout"
+
+
 def _run_dir(model_dir: Path) -> Path:
-    return model_dir.parent if model_dir.name == "model" and (model_dir.parent / "config.yaml").is_file() else model_dir
+    in_run = model_dir.name in ("model", HELDOUT) and (model_dir.parent / "config.yaml").is_file()
+    return model_dir.parent if in_run else model_dir
+
+
+
+def measured_bundle(src: Path) -> Path:
+    """``src``, or the run's ``model_heldout/`` when ``src`` is a run's refit ``model/``: a zoo model is the one its
+    card's figures (and shipped validation rows) describe."""
+    heldout = src.parent / HELDOUT
+    if src.name == "model" and (heldout / META).is_file() and (src.parent / "config.yaml").is_file():
+        print(f"zoo: {src} was trained again on the run's test rows (train.refit); publishing the measured model "
+              f"{heldout}, whose figures the card gives")  # fmt: skip
+        return heldout
+    return src
 
 
 def _next_version(zoo: Path, name: str) -> str:
@@ -40,7 +57,7 @@ def stage(
     run: str | Path, out: Path, *, name: str, version: str, validation_rows: bool | None = None, command: str | None = None
 ) -> Path:
     """Copy a run's bundle into ``out`` with its card (and the validation rows when asked); returns ``out``."""
-    src = resolve_bundle_dir(run)
+    src = measured_bundle(resolve_bundle_dir(run))
     load(src)  # refuse a corrupted, pickled or incompatible bundle before publishing it
     run_dir = _run_dir(src)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +84,7 @@ def stage(
     if card_source == src and (src / CARD).is_file():
         text = (src / CARD).read_text(encoding="utf-8")  # a pulled zoo model: keep its card
     else:
-        text = render_card(card_source, **card_kw)
+        text = render_card(card_source, bundle=src.name if card_source != src else "model", **card_kw)
     atomic_write_text(out / CARD, text)
     return out
 
