@@ -130,6 +130,39 @@ def run_one(name: str, seed: int, work: Path, out: Path) -> None:
         fh.write(json.dumps(line, default=float) + "\n")
 
 
+def baselines(work: Path) -> None:
+    """The run's classical baselines fitted like its refit model (training + test rows, chosen on its validation
+    rows) and scored on the same held-out rows: the like-for-like yardstick of the refit network.
+    Adds ``baseline_refit`` to every line of ``WORKDIR/*.jsonl`` that lacks it."""
+    from biodl.baselines import run_baselines
+    from biodl.bundle import load
+    from biodl.config import ExperimentConfig, load_yaml
+
+    for f in sorted(work.glob("*.jsonl")):
+        lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        for ln in lines:
+            if "baseline_refit" in ln:
+                continue
+            run = work / f"run_{ln['set'].replace(':', '_')}_s{ln['seed']}"
+            train, test, _, task = files(ln["set"], ln["seed"], work)
+            cfg = ExperimentConfig.from_dict(load_yaml(run / "config.yaml"))
+            bundle = load(run / "model")  # its preprocessing is fitted on the rows the baselines are fitted on
+            split = json.loads((run / "splits.json").read_text())
+            rows, va = np.sort(np.concatenate([split["train"], split["test"]])), np.asarray(split["val"])
+            mod = bundle.modality
+            data, held = mod.load([str(train)]), mod.load([str(test)])
+            X, Xt = (mod.baseline_features(mod.transform(d.X)) for d in (data, held))
+            y, yt = np.asarray(data.targets.y), np.asarray(held.targets.y)
+            kind = str(bundle.meta["kind"])
+            base = run_baselines(kind, X[rows], y[rows], X[va], y[va], Xt, yt, names=tuple(cfg.evaluate.baselines),
+                                 seed=ln["seed"], n_classes=len(bundle.classes or []) if kind == "multiclass" else None,
+                                 target_names=list(bundle.meta.get("target_names") or []),
+                                 multilabel=task == "multilabel")  # fmt: skip
+            ln["baseline_refit"] = {"name": base["name"], "test": base["candidates"][base["name"]]["test"]}
+            print(f"{ln['set']} seed {ln['seed']}: {base['name']} {ln['baseline_refit']['test']}")
+        f.write_text("".join(json.dumps(ln, default=float) + "\n" for ln in lines))
+
+
 def summarise(work: Path) -> None:
     """One table over every ``WORKDIR/*.jsonl`` line: both models' held-out headline scores, paired."""
     found = [json.loads(x) for f in sorted(work.glob("*.jsonl")) for x in f.read_text().splitlines() if x.strip()]
@@ -148,21 +181,27 @@ def summarise(work: Path) -> None:
         extra = ""
         if ln["task"] == "multilabel":
             extra = f"AP {h.get('model_heldout', h['model'])['average_precision']:.4f} → {h['model']['average_precision']:.4f}"
-        rows.append([ln["set"], ln["seed"], metric, f"{measured:.4f}", f"{refit:.4f}", f"{gain:+.4f}", shipped,
+        base = ln.get("baseline_refit")
+        bscore = f"{base['test'][metric]:.4f} ({base['name']})" if base and metric in base["test"] else "–"
+        if base and ln["task"] == "multilabel":
+            extra += f"; baseline AP {base['test']['average_precision']:.4f}"
+        rows.append([ln["set"], ln["seed"], metric, f"{measured:.4f}", f"{refit:.4f}", f"{gain:+.4f}", shipped, bscore,
                      f"{ln['cpu_seconds']:.0f}", extra])  # fmt: skip
         sets.setdefault(ln["set"], []).append(gain)
     for name, gains in sets.items():
         better = sum(g > 0 for g in gains)
-        rows.append([f"**{name}** mean", "", "", "", "", f"{np.mean(gains):+.4f}", f"better {better}/{len(gains)}", "", ""])
+        rows.append([f"**{name}** mean", "", "", "", "", f"{np.mean(gains):+.4f}", f"better {better}/{len(gains)}", "", "", ""])
     write_results(
         "refit_heldout",
         {"runs": lines},
         ["set", "seed", "metric", "measured model (model_heldout)", "refit model (model)", "refit gain", "shipped",
-         "CPU-s of the run", "also"],
+         "run's baseline, fitted on the same rows as the refit", "CPU-s of the run", "also"],
         rows,
         notes="Plain `biodl train` (defaults; `train.refit: auto`) on each training file, `--threads 1`; both models of "
         "the run scored by `biodl evaluate` on held-out rows it never saw (module doc of `benchmarks/refit_heldout.py`). "
-        "Gain: positive = the refit model better on the held-out rows.",
+        "Gain: positive = the refit model better on the held-out rows. The baseline column: the run's classical "
+        "baselines fitted on the same training + test rows as the refit model, chosen on the run's validation rows "
+        "(`--baselines`), scored on the same held-out rows.",
     )  # fmt: skip
 
 
@@ -173,9 +212,13 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--out", default="runs.jsonl", help="file under WORKDIR the lines are appended to")
     ap.add_argument("--summarise", action="store_true")
+    ap.add_argument("--baselines", action="store_true", help="fit the runs' baselines on their refit rows first")
     a = ap.parse_args()
+    if a.baselines:
+        baselines(a.workdir)
     if a.summarise:
         summarise(a.workdir)
+    if a.summarise or a.baselines:
         return
     for seed in a.seeds:
         for name in a.sets:

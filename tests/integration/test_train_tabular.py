@@ -112,6 +112,11 @@ def test_cross_validation_reports_mean_and_std(small_csv: Path, tmp_path: Path) 
     splits = json.loads((tmp_path / "cv" / "splits.json").read_text())
     tested = sorted(i for f in splits["folds"] for i in f["test"])
     assert tested == list(range(700))
+    # every fold is a measurement: none is trained again on its test rows (train.refit: auto on a 700-row table)
+    for i in range(3):
+        fold = json.loads((tmp_path / "cv" / f"fold_{i}" / "metrics.json").read_text())
+        assert fold["refit"]["shipped"] == "measured" and "cross-validation fold" in fold["refit"]["reason"]
+        assert not (tmp_path / "cv" / f"fold_{i}" / "model_heldout").exists()
 
 
 def test_group_split_from_column(small_csv: Path, tmp_path: Path) -> None:

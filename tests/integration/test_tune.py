@@ -51,6 +51,8 @@ def test_two_workers_record_every_trial_once(small_csv: Path, tmp_path: Path, ca
         cfg = yaml.safe_load((out / "trials" / f"trial_{t.number:04d}" / "config.yaml").read_text())
         assert cfg["train"]["seed"] == t.number and cfg["data"]["split_seed"] == 0
         assert cfg["train"]["lr"] == pytest.approx(t.params["train.lr"])
+        # a trial is a measurement: its model is not trained again on the test rows (train.refit)
+        assert cfg["train"]["refit"] == "never" and not (out / "trials" / f"trial_{t.number:04d}" / "model_heldout").exists()
 
     # re-export from the shared study, with figures and the report this time
     assert main(_tune_args(small_csv, out, "--n-trials", "0", "--sampler", "random", "--study-name", "shared")) == 0

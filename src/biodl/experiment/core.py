@@ -125,13 +125,15 @@ class Experiment:
         for i, split in enumerate(cv_folds(cfg, inputs, out)):
             fold = Inputs(inputs.modality.for_fold(), inputs.data, inputs.chunk_rows)
             fold_dir = out / f"fold_{i}"
-            results.append(self._run(fold, split, fold_dir, resume and fold_dir.exists()))
+            results.append(self._run(fold, split, fold_dir, resume and fold_dir.exists(), cv_fold=True))
         if not is_rank_zero():
             return RunResult(out, {})
         return write_cv_summary(cfg, results, out)
 
-    def _run(self, inputs: Inputs, split: Split, out: Path, resume: bool) -> RunResult:
-        """One training run on one split: fit preprocessing → train → evaluate → write."""
+    def _run(self, inputs: Inputs, split: Split, out: Path, resume: bool, *, cv_fold: bool = False) -> RunResult:
+        """One training run on one split: fit preprocessing → train → evaluate → (refit →) write.
+
+        ``cv_fold``: one fold of ``data.cv`` (a measurement: its model is not trained again, ``train.refit``)."""
         cfg = self.config
         out.mkdir(parents=True, exist_ok=True)
         from biodl.training.tracking import open_tracker
@@ -148,7 +150,7 @@ class Experiment:
 
                 chosen = fit_portfolio(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
                 evaluation = evaluate_chosen(cfg, inputs, split, prepared, chosen)
-                final = self._refit(cfg, inputs, split, prepared, chosen.recipes, evaluation, out, resume)
+                final = self._refit(cfg, inputs, split, prepared, chosen.recipes, evaluation, out, resume, cv_fold)
                 result = write_run(
                     chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out, final=final
                 )
@@ -166,7 +168,7 @@ class Experiment:
                 if selection is not None:
                     selection.record(evaluation.metrics, trained, out, inputs.data.ids)
                 recipe = Recipe.of("model", cfg, inputs, trained)
-                final = self._refit(cfg, inputs, split, prepared, [recipe], evaluation, out, resume)
+                final = self._refit(cfg, inputs, split, prepared, [recipe], evaluation, out, resume, cv_fold)
                 result = write_run(cfg, inputs, split, prepared, trained, evaluation, out, final=final)
         except BaseException:
             if tracker is not None:  # the tracked run of the training that failed
@@ -188,10 +190,11 @@ class Experiment:
         evaluation: Evaluation,
         out: Path,
         resume: bool,
+        cv_fold: bool,
     ) -> Trained | None:
         """``train.refit``: the measured model trained again on training + test rows, or ``None``
         (``metrics.json`` → ``refit`` says which, and why)."""
-        why = refit_skipped(cfg, inputs, split, prepared)
+        why = "a cross-validation fold is a measurement" if cv_fold else refit_skipped(cfg, inputs, split, prepared)
         if why is not None:
             evaluation.metrics["refit"] = {"shipped": "measured", "reason": why}
             return None

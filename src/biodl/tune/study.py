@@ -308,7 +308,7 @@ class Objective:
     def config(self, values: Mapping[str, Any], seed: int, *, for_trial: bool = True) -> ExperimentConfig:
         """The config of a trial with sampled ``values`` (Optuna representation) and ``seed``.
 
-        ``for_trial`` switches off what a trial does not need (progress bar, baselines); the
+        ``for_trial`` switches off what a trial does not need (progress bar, baselines, ``train.refit``); the
         best config keeps the base config's settings.
         """
         raw = self.space.apply(self.base, values)
@@ -319,6 +319,7 @@ class Objective:
         if for_trial:
             raw["train"]["progress_bar"] = False
             raw["evaluate"]["baselines"] = []
+            raw["train"]["refit"] = "never"  # a trial is a measurement: its model is not trained again
         return ExperimentConfig.from_dict(raw, source="tune trial")
 
     def __call__(self, trial: optuna.Trial) -> float:
