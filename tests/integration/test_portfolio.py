@@ -87,6 +87,8 @@ def test_poisoned_test_rows_do_not_change_the_choice(plain_run: tuple[Path, dict
     assert m2["candidates"] == m["candidates"]  # nor any validation score
     # train.refit then learns from the poisoned rows: validation says the refit is far worse, so it is not shipped
     assert m["refit"]["shipped"] == "refit" and (out / "model_heldout").is_dir()  # the clean run ships its refit
+    html = (out / "report.html").read_text()
+    assert f"trained again on {m['refit']['rows']} rows" in html and "measured model, model_heldout/" in html
     r = m2["refit"]
     assert r["shipped"] == "model_heldout" and "more than 2 standard errors" in r["reason"]
     assert r["val"]["refit"] > r["val"]["heldout"] + 2 * r["val"]["standard_error"]

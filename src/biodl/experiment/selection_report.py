@@ -44,4 +44,27 @@ def selection_html(metrics: dict[str, Any]) -> str:
                 f"<td>{'yes' if r.get('stopped_by_budget') else 'no'}</td><td>{'yes' if r.get('selected') else ''}</td></tr>"
             )
         parts.append("<table>" + "".join(rows) + "</table>")
+    parts += refit_html(metrics.get("refit"))
     return "\n".join(parts)
+
+
+def refit_html(refit: Any) -> list[str]:
+    """A paragraph on ``train.refit``: which model ``model/`` is, and the validation scores of both."""
+    if not isinstance(refit, dict) or refit.get("shipped") in (None, "measured"):
+        return []
+    val = refit.get("val") or {}
+    scores = (
+        f" Validation {escape(str(val.get('metric')))}: refit {_num(val.get('refit'))}, measured "
+        f"{_num(val.get('heldout'))} (standard error of the difference {_num(val.get('standard_error'))})."
+        if val
+        else ""
+    )
+    if refit.get("shipped") == "refit":
+        text = (
+            f"train.refit: once measured, the model was trained again on {_num(refit.get('rows'))} rows (training + "
+            f"test) in {_num(refit.get('seconds'))} s; that model is model/. The test figures of this report are "
+            f"those of the measured model, model_heldout/."
+        )
+    else:
+        text = f"train.refit: the model trained again on training + test rows was not shipped: {refit.get('reason')}."
+    return [f"<p>{escape(text)}{scores}</p>"]
