@@ -150,7 +150,9 @@ class Experiment:
 
                 chosen = fit_portfolio(cfg, inputs, split, prepared, out, resume=resume, callbacks=self._callbacks)
                 evaluation = evaluate_chosen(cfg, inputs, split, prepared, chosen)
-                final = self._refit(cfg, inputs, split, prepared, chosen.recipes, evaluation, out, resume, cv_fold)
+                final = self._refit(
+                    cfg, inputs, split, prepared, chosen.recipes, evaluation, out, resume, cv_fold, cfg.train.time_budget
+                )
                 result = write_run(
                     chosen.cfg, chosen.inputs, split, chosen.prepared, chosen.trained, evaluation, out, final=final
                 )
@@ -191,6 +193,7 @@ class Experiment:
         out: Path,
         resume: bool,
         cv_fold: bool,
+        budget: float | None = None,
     ) -> Trained | None:
         """``train.refit``: the measured model trained again on training + test rows, or ``None``
         (``metrics.json`` → ``refit`` says which, and why)."""
@@ -198,6 +201,6 @@ class Experiment:
         if why is not None:
             evaluation.metrics["refit"] = {"shipped": "measured", "reason": why}
             return None
-        final, record = refit(recipes, split, evaluation, out, resume=resume, callbacks=self._callbacks)
+        final, record = refit(recipes, split, evaluation, out, resume=resume, callbacks=self._callbacks, budget=budget)
         evaluation.metrics["refit"] = to_jsonable(record)
         return final

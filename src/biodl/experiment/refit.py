@@ -37,7 +37,8 @@ from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.results import Evaluation, Inputs, Prepared, Trained
 from biodl.experiment.train import train_network
 from biodl.metrics import main_metric
-from biodl.training.callbacks import StopAfterEpochs
+from biodl.training.callbacks import Deadline, StopAfterEpochs
+from biodl.training.clock import budget_clock
 
 #: The refit model is not shipped when validation says it is worse by more than this many standard errors.
 GUARD_SE = 2.0
@@ -121,13 +122,21 @@ def refit(
     *,
     resume: bool = False,
     callbacks: Sequence[Any] = (),
+    budget: float | None = None,
 ) -> tuple[Trained | None, dict[str, Any]]:
     """Train ``recipes`` again on :func:`refit_split` rows (``out/refit/<name>``) and compare with the measured model.
 
     Returns the refit model (``None`` when the guard keeps the measured one) and the ``refit`` record of
-    ``metrics.json``. ``evaluation`` is the measured model's (its predictions for every row).
+    ``metrics.json``. ``evaluation`` is the measured model's (its predictions for every row). ``budget``:
+    seconds (on the ``train.time_budget_clock`` clock) for the whole refit, as ``model.name: auto``'s
+    ``train.time_budget`` for its candidates: once spent, a network stops after its epoch (best weights
+    kept) and an ensemble starts no further member; the guard then judges what was trained.
     """
     start, cpu0 = time.monotonic(), time.process_time()
+    timer = None
+    if budget is not None:
+        clock = budget_clock(recipes[0].cfg.train.time_budget_clock)
+        timer = Deadline(clock() + budget, clock)
     rsplit = refit_split(split)
     first = recipes[0]
     kind = first.inputs.targets.kind
@@ -150,8 +159,11 @@ def refit(
         cdir = out / "refit" / recipe.name
         again = resume and any((cdir / "checkpoints" / f).is_file() for f in ("last.ckpt", "previous.ckpt"))
         # early stopping still applies; no longer than the measured training ran (a time budget may have stopped it)
-        cap = [StopAfterEpochs(recipe.epochs)] if recipe.epochs > 0 else []
-        t = train_network(rcfg, rinputs, rsplit, prepared, cdir, resume=again, callbacks=[*callbacks, *cap])
+        cap: list[Any] = [StopAfterEpochs(recipe.epochs)] if recipe.epochs > 0 else []
+        if timer is not None:
+            cap.append(timer)
+        stop = timer.passed if timer is not None else None
+        t = train_network(rcfg, rinputs, rsplit, prepared, cdir, resume=again, callbacks=[*callbacks, *cap], stop=stop)
         trained.append(_with_threshold(t, evaluation, prepared, rinputs, rsplit.val))
     shared = next(iter(features.values()))[1]  # the first recipe's features (a blend's members all read them)
     model = trained[0] if len(trained) == 1 else blend([(i, math.nan, t, np.zeros(0)) for i, t in enumerate(trained)])
@@ -163,6 +175,8 @@ def refit(
         "seconds": round(time.monotonic() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu0, 1),
         "test_figures": "model_heldout (trained without the test rows); model/ has seen them",
+        "stopped_by_budget": bool(timer is not None and timer.stopped)
+        or any(members_of(t) < r.members for t, r in zip(trained, recipes, strict=True) if r.members > 1),
     }
     va = rsplit.val
     if len(va):
