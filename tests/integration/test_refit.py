@@ -22,9 +22,9 @@ from biodl.metrics import compute_metrics
 PBMC = Path(__file__).resolve().parents[2] / "src" / "biodl" / "resources" / "pbmc68k_reduced.h5ad"
 
 
-def _run(out: Path, **train: Any) -> dict[str, Any]:
+def _run(out: Path, data: dict[str, Any] | None = None, **train: Any) -> dict[str, Any]:
     exp = Experiment(
-        data={"path": [str(PBMC)], "task": "classification", "target_columns": ["bulk_labels"]},
+        data={"path": [str(PBMC)], "task": "classification", "target_columns": ["bulk_labels"], **(data or {})},
         model={"name": "mlp", "hidden_sizes": [16]},
         train={"max_epochs": 4, "progress_bar": False, "seed": 0, "threads": 1, **train},
         evaluate={"baselines": [], "plots": False, "report": False},
@@ -97,3 +97,5 @@ def test_never_and_auto_over_the_size_limit_ship_the_measured_model(tmp_path: Pa
     assert not (tmp_path / "big" / "model_heldout").exists()
     m = _run(tmp_path / "always", refit="always", max_epochs=1)  # always: whatever the size
     assert m["refit"]["shipped"] in ("refit", "model_heldout") and (tmp_path / "always" / "refit").is_dir()
+    m = _run(tmp_path / "no_test", {"split_sizes": [0.9, 0.1, 0.0]}, refit="always", max_epochs=1)
+    assert m["refit"] == {"shipped": "measured", "reason": "the run has no test rows to add"}
