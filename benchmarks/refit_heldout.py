@@ -135,8 +135,8 @@ def baselines(work: Path) -> None:
     rows) and scored on the same held-out rows: the like-for-like yardstick of the refit network.
     Adds ``baseline_refit`` to every line of ``WORKDIR/*.jsonl`` that lacks it."""
     from biodl.baselines import run_baselines
-    from biodl.bundle import load
     from biodl.config import ExperimentConfig, load_yaml
+    from biodl.experiment.load import load_inputs
 
     for f in sorted(work.glob("*.jsonl")):
         lines = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
@@ -144,20 +144,20 @@ def baselines(work: Path) -> None:
             if "baseline_refit" in ln:
                 continue
             run = work / f"run_{ln['set'].replace(':', '_')}_s{ln['seed']}"
-            train, test, _, task = files(ln["set"], ln["seed"], work)
-            cfg = ExperimentConfig.from_dict(load_yaml(run / "config.yaml"))
-            bundle = load(run / "model")  # its preprocessing is fitted on the rows the baselines are fitted on
+            _, test, _, task = files(ln["set"], ln["seed"], work)
+            # the run's own features (its data section, not a candidate's), fitted on the refit rows
+            cfg, inputs = load_inputs(ExperimentConfig.from_dict(load_yaml(run / "config.yaml")))
             split = json.loads((run / "splits.json").read_text())
             rows, va = np.sort(np.concatenate([split["train"], split["test"]])), np.asarray(split["val"])
-            mod = bundle.modality
-            data, held = mod.load([str(train)]), mod.load([str(test)])
+            mod, data, targets = inputs.modality, inputs.data, inputs.targets
+            mod.fit(data.X[rows])
+            held = mod.load([str(test)], classes=targets.classes)
             X, Xt = (mod.baseline_features(mod.transform(d.X)) for d in (data, held))
-            y, yt = np.asarray(data.targets.y), np.asarray(held.targets.y)
-            kind = str(bundle.meta["kind"])
+            y, yt = np.asarray(targets.y), np.asarray(held.targets.y)
+            kind = targets.kind
             base = run_baselines(kind, X[rows], y[rows], X[va], y[va], Xt, yt, names=tuple(cfg.evaluate.baselines),
-                                 seed=ln["seed"], n_classes=len(bundle.classes or []) if kind == "multiclass" else None,
-                                 target_names=list(bundle.meta.get("target_names") or []),
-                                 multilabel=task == "multilabel")  # fmt: skip
+                                 seed=ln["seed"], n_classes=len(targets.classes or []) if kind == "multiclass" else None,
+                                 target_names=list(targets.names), multilabel=task == "multilabel")  # fmt: skip
             ln["baseline_refit"] = {"name": base["name"], "test": base["candidates"][base["name"]]["test"]}
             print(f"{ln['set']} seed {ln['seed']}: {base['name']} {ln['baseline_refit']['test']}")
         f.write_text("".join(json.dumps(ln, default=float) + "\n" for ln in lines))
@@ -171,7 +171,7 @@ def summarise(work: Path) -> None:
     rows, sets = [], {}
     for ln in sorted(lines, key=lambda d: (d["set"], d["seed"])):
         metric, lower = HEADLINE[ln["task"]]
-        if ln["task"] == "classification" and "accuracy" not in ln["heldout"]["model"]:  # binary tasks: ROC-AUC
+        if ln["task"] == "classification" and "per_task" in ln["heldout"]["model"]:  # binary tasks: mean ROC-AUC
             metric = "auroc"
         h = ln["heldout"]
         measured = h["model_heldout"][metric] if "model_heldout" in h else h["model"][metric]
