@@ -74,7 +74,7 @@ def test_the_runs_figures_are_the_measured_models(refit_run: tuple[Path, dict[st
 
 
 
-def test_evaluate_says_the_refit_model_saw_the_runs_test_rows(
+def test_evaluate_and_predict_say_the_refit_model_saw_the_runs_test_rows(
     refit_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from biodl.cli.main import main
@@ -85,6 +85,8 @@ def test_evaluate_says_the_refit_model_saw_the_runs_test_rows(
     assert f"this model learnt from {m['refit']['rows']} rows of its run, the test rows included" in said
     assert main(["evaluate", "--model-path", str(out / "model_heldout"), "--data-path", str(PBMC)]) == 0
     assert "test rows included" not in capsys.readouterr().out
+    assert main(["predict", "--model-path", str(out), "--data-path", str(PBMC), "--output", str(out / "p.csv")]) == 0
+    assert "the test rows included" in capsys.readouterr().out
 
 
 def test_never_and_auto_over_the_size_limit_ship_the_measured_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,10 +139,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_data(bundle, paths, over, require_targets=True)
     metrics = evaluate(bundle, data)
     print_metrics_table({"test": metrics}, title=f"evaluation on {', '.join(Path(p).name for p in paths)}")
-    refit = bundle.meta.get("refit")
-    if isinstance(refit, dict) and refit.get("rows"):
-        print(f"note: this model learnt from {refit['rows']} rows of its run, the test rows included (train.refit): on "
-              "that run's data its scores are not held out; model_heldout/ of the run is the measured model")  # fmt: skip
+    _refit_note(bundle.meta)
     if args.output:
         doc = {"model_path": str(args.model_path), "data_path": paths, "metrics": metrics}
         atomic_write_text(Path(args.output), json.dumps(doc, indent=1, allow_nan=False))
@@ -150,11 +147,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refit_note(meta: dict[str, Any]) -> None:
+    """Say so when a model was trained again on its run's test rows (``train.refit``)."""
+    refit = meta.get("refit")
+    if isinstance(refit, dict) and refit.get("rows"):
+        print(f"note: this model learnt from {refit['rows']} rows of its run, the test rows included (train.refit): on "
+              "that run's data its scores are not held out; model_heldout/ of the run is the measured model")  # fmt: skip
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from biodl.bundle import load
     from biodl.inference import load_data, predict_frame, write_table
 
     bundle = load(args.model_path)
+    _refit_note(bundle.meta)
     on_cpu = deploy.use_device(bundle, args) == "cpu" and bundle.autocast is None
     paths, over = _data_overrides(args)
     if paths and on_cpu and not (args.per_residue or args.probability_maps):
