@@ -62,7 +62,7 @@ def refit_html(refit: Any) -> list[str]:
     if refit.get("shipped") == "refit":
         text = (
             f"train.refit: once measured, the model was trained again on {_num(refit.get('rows'))} rows (training + "
-            f"test) in {_num(refit.get('seconds'))} s; that model is model/. The test figures of this report are "
+            f"test) in {float(refit.get('seconds') or 0):.0f} s; that model is model/. The test figures of this report are "
             f"those of the measured model, model_heldout/."
         )
     else:
