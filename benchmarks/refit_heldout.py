@@ -163,6 +163,15 @@ def baselines(work: Path) -> None:
         f.write_text("".join(json.dumps(ln, default=float) + "\n" for ln in lines))
 
 
+def _without_per_task(doc: object) -> object:
+    """``doc`` without the per-task / per-label score blocks (the JSONL lines under WORKDIR keep them)."""
+    if isinstance(doc, dict):
+        return {k: _without_per_task(v) for k, v in doc.items() if k != "per_task"}
+    if isinstance(doc, list):
+        return [_without_per_task(v) for v in doc]
+    return doc
+
+
 def summarise(work: Path) -> None:
     """One table over every ``WORKDIR/*.jsonl`` line: both models' held-out headline scores, paired."""
     found = [json.loads(x) for f in sorted(work.glob("*.jsonl")) for x in f.read_text().splitlines() if x.strip()]
@@ -193,7 +202,7 @@ def summarise(work: Path) -> None:
         rows.append([f"**{name}** mean", "", "", "", "", f"{np.mean(gains):+.4f}", f"better {better}/{len(gains)}", "", "", ""])
     write_results(
         "refit_heldout",
-        {"runs": lines},
+        {"runs": [_without_per_task(ln) for ln in lines]},
         ["set", "seed", "metric", "measured model (model_heldout)", "refit model (model)", "refit gain", "shipped",
          "run's baseline, fitted on the same rows as the refit", "CPU-s of the run", "also"],
         rows,
