@@ -101,3 +101,29 @@ def test_never_and_auto_over_the_size_limit_ship_the_measured_model(tmp_path: Pa
     assert m["refit"]["shipped"] in ("refit", "model_heldout") and (tmp_path / "always" / "refit").is_dir()
     m = _run(tmp_path / "no_test", {"split_sizes": [0.9, 0.1, 0.0]}, refit="always", max_epochs=1)
     assert m["refit"] == {"shipped": "measured", "reason": "the run has no test rows to add"}
+
+
+def test_auto_leaves_test_rows_the_data_named_unseen(refit_run: tuple[Path, dict[str, Any]]) -> None:
+    """A predefined or chromosome split names its test rows (perhaps an official test set): ``auto`` keeps them out of
+    every model; a random test split carved by biodl (``--val-column`` + ``split_sizes`` included) is refit."""
+    from types import SimpleNamespace
+
+    from biodl.config import ExperimentConfig
+    from biodl.data.splits import Split
+    from biodl.experiment.refit import refit_skipped
+
+    out, _ = refit_run
+    cfg = ExperimentConfig.from_yaml(out / "config.yaml")
+    rows = np.arange(10)
+    inputs = SimpleNamespace(modality=Tabular(cfg.data), data=rows)
+    prepared = SimpleNamespace(X=np.zeros((10, 2)))
+
+    def why(method: str, **data: Any) -> str | None:
+        c = cfg.model_copy(update={"data": cfg.data.model_copy(update=data)})
+        return refit_skipped(c, inputs, Split(rows[:6], rows[6:7], rows[7:], method), prepared)  # type: ignore[arg-type]
+
+    assert why("stratified") is None and why("predefined", val_column="is_val") is None
+    for method in ("predefined", "chromosome"):
+        assert "leaves test rows the data named unseen" in str(why(method))
+    c = cfg.model_copy(update={"train": cfg.train.model_copy(update={"refit": "always"})})
+    assert refit_skipped(c, inputs, Split(rows[:6], rows[6:7], rows[7:], "predefined"), prepared) is None  # type: ignore[arg-type]

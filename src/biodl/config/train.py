@@ -109,7 +109,7 @@ class TrainConfig(_Section):
         "on the training + test rows, the validation rows kept for early stopping, and ship that as RUN/model; the "
         "measured model stays in RUN/model_heldout and is what metrics.json's test figures describe. auto = for "
         "data types and sizes where the rows matter more than the time (tables, expression matrices and "
-        "molecules of at most 3,000 rows, in memory, with a test split), always, never",
+        "molecules of at most 3,000 rows, in memory, with a test split biodl drew, not one the data named), always, never",
     )
     time_budget_clock: Literal["cpu", "wall"] = Field(
         default="cpu",

@@ -93,6 +93,9 @@ def refit_skipped(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared:
     if cfg.train.select_by == "cv" or split.method.endswith("select_by cv"):
         return "train.select_by: cv trains its model on the training and validation rows already"
     if mode == "auto":
+        named = split.method.startswith("chromosome") or (split.method.startswith("predefined") and not cfg.data.val_column)
+        if named:  # the data (or --test-chroms) named the test rows: they may be someone's official test set
+            return "train.refit: auto leaves test rows the data named unseen (train.refit: always trains on them)"
         limit = type(inputs.modality).refit_rows
         if limit <= 0:
             return f"train.refit: auto does not refit {inputs.modality.name} data (train.refit: always does)"
