@@ -83,3 +83,32 @@ def test_winsorising_beats_logistic_regression_on_plain_z_scores_on_validation(
     plain = (LogisticRegression(max_iter=5000).fit(X[tr], y[tr]).predict(X[va]) == y[va]).mean()
     assert m["val"]["accuracy"] > plain + 0.02  # seed 0: 0.857 against 0.814
     assert abs(m["val"]["accuracy"] - m["baseline"]["val"]["accuracy"]) <= 1.5 / len(va)  # same optimum
+
+
+def test_the_winsorised_default_exports_with_its_preprocessing_spelled_out(
+    run: tuple[Path, dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    """The manifest's steps (clip, then the second standardisation) reproduce the bundle's inputs, so the ONNX graph
+    gives the bundle's outputs from raw cells."""
+    import anndata
+    import onnxruntime as ort
+
+    from biodl.export import export_bundle
+    from biodl.export.preprocessing import apply_steps
+
+    out, _, _ = run
+    bundle = load(out / "model")
+    path = shared_path("expression", "pbmc68k_reduced", "10x_pbmc68k_reduced.h5ad")
+    result = export_bundle(bundle, "onnx", tmp_path / "m.onnx", paths=[str(path)], rows=64)
+    assert result.parity.passed and result.parity.preprocessing_max_abs_diff is not None
+    manifest = json.loads((tmp_path / "m.onnx.json").read_text())
+    ops = [s["op"] for s in manifest["preprocessing"]["steps"]]
+    scale = {"divide", "multiply"}
+    i = ops.index("clip")
+    assert ops[i - 2] == ops[i + 1] == "subtract" and {ops[i - 1], ops[i + 2]} <= scale
+    raw = np.asarray(anndata.read_h5ad(path).X, dtype=np.float32)[:100]
+    x = apply_steps(manifest["preprocessing"], raw)
+    np.testing.assert_allclose(x, bundle.modality.transform(raw), atol=1e-4)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    probs = session.run([manifest["output"]["name"]], {manifest["input"]["name"]: x})[0]
+    assert np.abs(probs - bundle.predict_arrays(bundle.modality.transform(raw))).max() <= 1e-4

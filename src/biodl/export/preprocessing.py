@@ -11,6 +11,8 @@ preprocessing from the ``preprocessing`` block of the export manifest:
     ``log1p``            ``x = log(1 + x)`` element-wise
     ``subtract``         ``x = x - values`` (broadcast over the last axis)
     ``divide``           ``x = x / values`` (broadcast over the last axis)
+    ``multiply``         ``x = x * values`` (a scaling with zeros: features constant in training)
+    ``clip``             ``x = min(max(x, low), high)`` element-wise (winsorised z-scores, ``normalize.clip``)
     ``matmul``           ``x = x @ matrix`` (row vectors)
     ``cast``             to ``dtype``
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from biodl.bundle import Bundle
 
 #: Operations :func:`apply_steps` can run.
-KNOWN_OPS = frozenset({"select_features", "log1p", "subtract", "divide", "matmul", "cast"})
+KNOWN_OPS = frozenset({"select_features", "log1p", "subtract", "divide", "multiply", "clip", "matmul", "cast"})
 
 
 def _array_json(a: np.ndarray) -> dict[str, Any]:
@@ -51,11 +53,25 @@ def _tabular_steps(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[
     if "mean" in arrays:
         steps.append({"op": "subtract", "values": np.asarray(arrays["mean"], np.float32).tolist()})
     if "std" in arrays:
-        steps.append({"op": "divide", "values": np.asarray(arrays["std"], np.float32).tolist()})
+        steps.append(_scale(arrays["std"]))
+    if norm.get("clip") is not None:  # winsorised z-scores, standardised again with normalize.rescale
+        steps.append({"op": "clip", "low": -float(norm["clip"]), "high": float(norm["clip"])})
+        if "rescale_mean" in arrays:
+            steps.append({"op": "subtract", "values": np.asarray(arrays["rescale_mean"], np.float32).tolist()})
+            steps.append(_scale(arrays["rescale_std"]))
     if "whitening" in arrays:
         steps.append({"op": "matmul", "matrix": np.asarray(arrays["whitening"], np.float32).tolist()})
     steps.append({"op": "cast", "dtype": "float32"})
     return steps
+
+
+def _scale(std: np.ndarray) -> dict[str, Any]:
+    """``divide`` by ``std``; ``multiply`` by its reciprocal when some are infinite (features constant in training
+    map to 0, and JSON has no infinity)."""
+    v = np.asarray(std, np.float64)
+    if np.isfinite(v).all():
+        return {"op": "divide", "values": v.astype(np.float32).tolist()}
+    return {"op": "multiply", "values": np.where(np.isfinite(v), 1.0 / v, 0.0).astype(np.float32).tolist()}
 
 
 def describe_preprocessing(bundle: Bundle) -> dict[str, Any]:
@@ -115,6 +131,10 @@ def apply_steps(block: dict[str, Any], raw: np.ndarray) -> np.ndarray:
             x = x - np.asarray(step["values"], dtype=np.float32)
         elif op == "divide":
             x = x / np.asarray(step["values"], dtype=np.float32)
+        elif op == "multiply":
+            x = x * np.asarray(step["values"], dtype=np.float32)
+        elif op == "clip":
+            x = np.clip(x, np.float32(step["low"]), np.float32(step["high"]))
         elif op == "matmul":
             x = x @ np.asarray(step["matrix"], dtype=np.float32)
         elif op == "cast":
