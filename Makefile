@@ -52,6 +52,7 @@ docs: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo --no-cache
 	$(MAKE) docs

@@ -38,7 +38,8 @@ SETS = {
     "tox21": (["--data-path", str(DATA / "tox21.csv"), "--task", "classification", "--skip-invalid"], (0,)),
     # Huuskonen aqueous solubility (RDKit's copy): trained on the train SDF, also scored on its own test SDF
     "solubility": (
-        ["--data-path", str(SOL / "solubility.train.sdf"), "--task", "regression", "--target-columns", "SOL"], (0, 1, 2)
+        ["--data-path", str(SOL / "solubility.train.sdf"), "--task", "regression", "--target-columns", "SOL"],
+        (0, 1, 2),
     ),
     # a BBBP/ClinTox/SIDER-sized classification set: 2,000 Tox21 molecules drawn once (seed 0), written to /tmp
     "tox21_2k": (["--data-path", "/tmp/biodl_defaults/tox21_2k.csv", "--task", "classification", "--skip-invalid"], (0, 1, 2)),

@@ -96,9 +96,7 @@ def summarise(tag: str = "") -> None:
             reps[int(num)] = json.loads(f.read_text())
     if not reps:
         raise SystemExit(f"no mil_cv_rep<R>.json in {res_dir}")
-    table = {
-        r: {s["set"]: (s["accuracy"], s["linear_accuracy"]) for s in d["sets"] if s.get("rc") == 0} for r, d in reps.items()
-    }
+    table = {r: {s["set"]: (s["accuracy"], s["linear_accuracy"]) for s in d["sets"] if s.get("rc") == 0} for r, d in reps.items()}
     sets = [s for s in SETS if all(s in t for t in table.values())]
     mil = {s: [table[r][s][0] for r in sorted(table)] for s in sets}
     lin = {s: [table[r][s][1] for r in sorted(table)] for s in sets}

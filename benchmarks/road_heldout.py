@@ -240,8 +240,7 @@ def summary(args: argparse.Namespace) -> None:
         "folds": docs,
         "mean_patch_f1": float(np.mean(f1)),
         "mean_patch_f1_rescored": {
-            k: float(np.mean([d["rescored"][k]["patch_f1"] for d in docs if "rescored" in d]))
-            for k in ("last_epoch", "ensemble")
+            k: float(np.mean([d["rescored"][k]["patch_f1"] for d in docs if "rescored" in d])) for k in ("last_epoch", "ensemble")
         }
         if any("rescored" in d for d in docs)
         else None,

@@ -15,6 +15,7 @@ RESOURCES = REPO / "src" / "biodl" / "resources"
 SHARED = REPO.parent / "shared" / "datasets"
 PBMC = RESOURCES / "pbmc68k_reduced.h5ad"
 
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs ``-n 2``) each worker trains on one CPU thread, so
     two workers share the machine's cores instead of oversubscribing them."""

@@ -206,9 +206,7 @@ class RandomForestBaseline(Baseline):
 
     def make_estimator(self) -> Any:
         if self.kind == "regression":
-            return RandomForestRegressor(
-                n_estimators=200, max_features="sqrt", n_jobs=2, random_state=self.seed
-            )
+            return RandomForestRegressor(n_estimators=200, max_features="sqrt", n_jobs=2, random_state=self.seed)
         return RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=self.seed)
 
 
@@ -243,9 +241,7 @@ def _present(X: np.ndarray | None, y: np.ndarray | None) -> bool:
     return X is not None and y is not None and len(X) > 0
 
 
-def _selection_result(
-    candidates: dict[str, dict[str, Any]], best: str, *, has_val: bool, metric: str
-) -> dict[str, Any]:
+def _selection_result(candidates: dict[str, dict[str, Any]], best: str, *, has_val: bool, metric: str) -> dict[str, Any]:
     """The result of a baseline selection, as :func:`run_baselines` returns it.
 
     Parameters
@@ -348,7 +344,10 @@ def run_baselines(
         n_classes = int(max((np.nanmax(s) for s in seen if np.any(~np.isnan(s))), default=0)) + 1
 
     def score(
-        model: Baseline, X: np.ndarray | None, y: np.ndarray | None, metrics: list[str] | None,
+        model: Baseline,
+        X: np.ndarray | None,
+        y: np.ndarray | None,
+        metrics: list[str] | None,
         preds: np.ndarray | None = None,
     ) -> dict[str, Any]:
         if X is None or y is None or len(X) == 0:
@@ -370,9 +369,7 @@ def run_baselines(
         val = score(model, X_val, y_val, None, val_preds.get(name))
         test = score(model, X_test, y_test, None)
         candidates[name] = {"val": val, "test": test}
-        selection[name] = float(
-            val[metric] if has_val else score(model, X_train, y_train, [metric])[metric]
-        )
+        selection[name] = float(val[metric] if has_val else score(model, X_train, y_train, [metric])[metric])
 
     def rank(name: str) -> float:
         value = selection[name]

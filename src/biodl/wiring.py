@@ -62,9 +62,7 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     if cfg.data.task == "segmentation" and "batch_size" not in cfg.train.model_fields_set:
         cfg.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
     if cfg.data.type not in spec.data_types:
-        raise ConfigError(
-            f"model '{name}' does not take data type '{cfg.data.type}' (it takes: {', '.join(spec.data_types)})"
-        )
+        raise ConfigError(f"model '{name}' does not take data type '{cfg.data.type}' (it takes: {', '.join(spec.data_types)})")
     tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
     if tasks and cfg.data.task is not None and cfg.data.task not in tasks:
         raise ConfigError(f"model '{name}' does not do {cfg.data.task} (it does: {', '.join(tasks)})")
@@ -109,9 +107,7 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.loss={cfg.train.loss} is a regression loss; task {cfg.data.task!r} has its own")
     if cfg.evaluate.select_threshold is not None:
         if cfg.data.task != "segmentation":
-            raise ConfigError(
-                f"evaluate.select_threshold applies to binary segmentation, not {cfg.data.task or 'this task'}"
-            )
+            raise ConfigError(f"evaluate.select_threshold applies to binary segmentation, not {cfg.data.task or 'this task'}")
         check_task_metrics([cfg.evaluate.select_threshold], "segmentation")
 
 

@@ -73,7 +73,6 @@ def test_the_runs_figures_are_the_measured_models(refit_run: tuple[Path, dict[st
     assert f"Trained again on {m['refit']['rows']} rows" in card and "model_heldout/" in card
 
 
-
 def test_evaluate_and_predict_say_the_refit_model_saw_the_runs_test_rows(
     refit_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:

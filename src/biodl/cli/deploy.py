@@ -109,7 +109,11 @@ def add_parsers(sub: Any) -> None:
         description="Export a saved model (network + task head) to ONNX or TorchScript. The preprocessing and the "
         "parity report are written next to the file as FILE.json.",
     )
-    ex.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    ex.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="export format (default onnx)")
     ex.add_argument("--output", required=True, help="file to write, e.g. model.onnx")
     ex.add_argument("--parity-rows", type=int, default=256, help="rows for the parity check (default 256)")
@@ -122,7 +126,11 @@ def add_parsers(sub: Any) -> None:
         help="serve a saved model over HTTP (REST API + web page)",
         description="Serve a saved model: GET / (web page), /health, /model, /openapi.json; POST /predict, /explain.",
     )
-    sv.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    sv.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     add_engine_flag(sv)

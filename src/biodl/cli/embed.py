@@ -37,7 +37,11 @@ def add_parser(sub: Any) -> None:
         help="write a saved model's learned representation (auto-encoder code, penultimate layer) for a file",
         description="Write embeddings: the code of an auto-encoder or the penultimate layer of another network.",
     )
-    p.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    p.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     p.add_argument(
         "--output", required=True, help="embeddings file (.csv, .tsv or .parquet; .h5ad: the input AnnData with obsm['X_biodl'])"
     )

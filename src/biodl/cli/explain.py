@@ -47,7 +47,11 @@ def add_parsers(sub: Any) -> None:
         description="Explain a model's predictions for the sequences, images or molecules of a file "
         "(molecules: per-atom scores and drawings; Grad-CAM for chemception).",
     )
-    ex.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    ex.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     ex.add_argument("--data-path", required=True, nargs="+", help="sequence file(s): FASTA, sequence table, ...")
     ex.add_argument(
         "--method",
@@ -78,7 +82,11 @@ def add_parsers(sub: Any) -> None:
         help="score SNVs and indels: reference vs alternative allele predictions",
         description="Score the variants of a VCF (or table) with a sequence model in windows of a genome FASTA.",
     )
-    va.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    va.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     va.add_argument("--fasta", required=True, help="genome FASTA (indexed with pyfaidx on first use)")
     va.add_argument("--vcf", required=True, help="variants: VCF (plain or .gz) or CSV/TSV with chrom, pos, ref, alt")
     va.add_argument("--output", required=True, help="scores table (.tsv, .csv or .parquet)")
@@ -94,7 +102,11 @@ def add_parsers(sub: Any) -> None:
         help="convolution filters as motifs (MEME, logos) with their best JASPAR 2024 matches",
         description="Align each filter's top-activating subsequences into a motif and compare it with JASPAR.",
     )
-    mo.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    mo.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     mo.add_argument("--data-path", required=True, nargs="+", help="sequence file(s) scanned for filter activations")
     mo.add_argument("--output-dir", required=True, help="folder for motifs.meme, motif_matches.tsv and logos/")
     mo.add_argument("--layer", help="convolution layer name (default: the first Conv1d)")

@@ -41,13 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(tr, "model and training", TRAIN_FLAGS)
 
     ev = sub.add_parser("evaluate", help="metrics of a saved model on a labelled file")
-    ev.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    ev.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     ev.add_argument("--output", help="write the metrics as JSON here")
     deploy.add_device_flags(ev)
     _add_flags(ev, "data (default: as the model was trained)", DATA_FLAGS)
 
     pr = sub.add_parser("predict", help="predictions of a saved model for a file")
-    pr.add_argument("--model-path", required=True, help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME")
+    pr.add_argument(
+        "--model-path",
+        required=True,
+        help="run directory, its model/ folder, or zoo:NAME / hf://OWNER/REPO / http(s)://BASE/NAME",
+    )
     pr.add_argument(
         "--output",
         required=True,

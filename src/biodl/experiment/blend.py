@@ -86,9 +86,7 @@ def paired_se(inputs: Inputs, rows: np.ndarray, a: np.ndarray, b: np.ndarray, me
     return float(np.std(diffs) * math.sqrt(m / n)) if len(diffs) > 1 else math.nan
 
 
-def group_prior(
-    prior: Literal["average", "single"], cut: Sequence[int]
-) -> tuple[Literal["average", "single"], str | None]:
+def group_prior(prior: Literal["average", "single"], cut: Sequence[int]) -> tuple[Literal["average", "single"], str | None]:
     """The prior for an average whose candidates ``cut`` were stopped by ``train.time_budget``: such a candidate
     is not presumed an equal partner, so the prior becomes ``single``; returns it with the reason (or ``None``)."""
     if cut and prior != "single":

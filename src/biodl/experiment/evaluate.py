@@ -35,9 +35,7 @@ def predict_rows(inputs: Inputs, prepared: Prepared, trained: Trained) -> np.nda
     # a shuffled store is read sequentially in its stored order, then the rows are put back in order
     assert isinstance(data.X, StoreRows)
     order = data.X.stored_order()
-    stored = np.concatenate(
-        [bundle.predict_arrays(transform(data.X[order[i : i + step]])) for i in range(0, len(data), step)]
-    )
+    stored = np.concatenate([bundle.predict_arrays(transform(data.X[order[i : i + step]])) for i in range(0, len(data), step)])
     preds = np.empty_like(stored)
     preds[order] = stored
     return preds

@@ -130,8 +130,6 @@ def _label(i: int, candidate: Mapping[str, Any]) -> str:
     return f"{i}: {candidate.get('name')}" + (f" ({', '.join(params + extra)})" if params or extra else "")
 
 
-
-
 def fit_portfolio(
     cfg: ExperimentConfig,
     inputs: Inputs,

@@ -211,4 +211,3 @@ def _with_threshold(trained: Trained, evaluation: Evaluation, prepared: Prepared
         if found is not None:
             trained.bundle.meta["model"]["params"]["threshold"] = found["value"]
     return trained
-

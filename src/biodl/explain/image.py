@@ -48,6 +48,7 @@ __all__ = [
     "make_explainer",
 ]
 
+
 def _reduce(attr: torch.Tensor, reduce_channels: bool, absolute: bool = False) -> torch.Tensor:
     a = attr.abs() if absolute else attr
     return a.sum(dim=1, keepdim=True) if reduce_channels else a

@@ -74,16 +74,11 @@ class Metric:
     def __init__(self, kind: str | None = None) -> None:
         if kind is None:
             if len(self.kinds) != 1:
-                raise ConfigError(
-                    f"metric {self.name!r} needs a task kind, one of: {', '.join(self.kinds)}"
-                )
+                raise ConfigError(f"metric {self.name!r} needs a task kind, one of: {', '.join(self.kinds)}")
             kind = self.kinds[0]
         checked = check_kind(kind)
         if checked not in self.kinds:
-            raise ConfigError(
-                f"metric {self.name!r} is a {'/'.join(self.kinds)} metric "
-                f"and cannot score {checked} tasks"
-            )
+            raise ConfigError(f"metric {self.name!r} is a {'/'.join(self.kinds)} metric and cannot score {checked} tasks")
         self.kind: Kind = checked
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -109,10 +104,7 @@ class Metric:
             raise ValueError(f"y_true must be 1-D, got shape {yt.shape}")
         want = 2 if self.kind == "multiclass" else 1
         if yp.ndim != want or yp.shape[0] != yt.shape[0]:
-            raise ValueError(
-                f"{self.kind} metric {self.name!r}: y_pred shape {yp.shape} does not "
-                f"match y_true shape {yt.shape}"
-            )
+            raise ValueError(f"{self.kind} metric {self.name!r}: y_pred shape {yp.shape} does not match y_true shape {yt.shape}")
         if yt.shape[0] == 0:
             return float("nan")
         with quiet():

@@ -64,9 +64,7 @@ NAN = float("nan")
 CLASSIFICATION: tuple[Kind, ...] = ("binary", "multiclass")
 
 
-def _prepare(
-    y_true: np.ndarray, y_pred: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(y_true: np.ndarray, y_pred: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate inputs; return int labels (N,), float scores and hard labels (N,)."""
     yp = np.asarray(y_pred, dtype=float)
     yt_raw = np.asarray(y_true)
@@ -139,9 +137,7 @@ def auprc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     with quiet():
         if yp.ndim == 1:
             return _binary_auprc(yt, yp)
-        return _nanmean(
-            [_binary_auprc((yt == c).astype(int), yp[:, c]) for c in range(yp.shape[1])]
-        )
+        return _nanmean([_binary_auprc((yt == c).astype(int), yp[:, c]) for c in range(yp.shape[1])])
 
 
 def f1(y_true: np.ndarray, y_pred: np.ndarray, *, threshold: float = 0.5) -> float:

@@ -166,9 +166,7 @@ def compute_metrics(
 
 def _multiclass(scorers: list[Metric], yt: np.ndarray, yp: np.ndarray) -> dict[str, Any]:
     if yt.ndim != 1 or yp.ndim != 2 or yp.shape[0] != yt.shape[0]:
-        raise DataError(
-            f"multiclass metrics need y_true (N,) and y_pred (N, C); got {yt.shape} and {yp.shape}"
-        )
+        raise DataError(f"multiclass metrics need y_true (N,) and y_pred (N, C); got {yt.shape} and {yp.shape}")
     labels = yt.astype(float)
     mask = ~np.isnan(labels) & (labels >= 0)
     ints = labels[mask].astype(int)
@@ -179,9 +177,7 @@ def _multiclass(scorers: list[Metric], yt: np.ndarray, yp: np.ndarray) -> dict[s
     return out
 
 
-def _multitask(
-    scorers: list[Metric], yt: np.ndarray, yp: np.ndarray, target_names: list[str] | None
-) -> dict[str, Any]:
+def _multitask(scorers: list[Metric], yt: np.ndarray, yp: np.ndarray, target_names: list[str] | None) -> dict[str, Any]:
     if yt.ndim == 1:
         yt = yt[:, None]
     if yp.ndim == 1:
@@ -197,9 +193,7 @@ def _multitask(
     for t, name in enumerate(names):
         m = labelled[:, t]
         per_task[name] = {s.name: s(yt[m, t], yp[m, t]) for s in scorers}
-    out: dict[str, Any] = {
-        s.name: _macro([pt[s.name] for pt in per_task.values()]) for s in scorers
-    }
+    out: dict[str, Any] = {s.name: _macro([pt[s.name] for pt in per_task.values()]) for s in scorers}
     out["n"] = int(labelled.any(axis=1).sum())
     if n_tasks > 1:
         out["per_task"] = per_task

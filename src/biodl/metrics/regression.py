@@ -71,9 +71,7 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return 1.0 - float(np.sum((yt - yp) ** 2)) / ss_tot
 
 
-def _correlation(
-    fn: Callable[[np.ndarray, np.ndarray], object], y_true: np.ndarray, y_pred: np.ndarray
-) -> float:
+def _correlation(fn: Callable[[np.ndarray, np.ndarray], object], y_true: np.ndarray, y_pred: np.ndarray) -> float:
     yt, yp = _prepare(y_true, y_pred)
     if yt.size < 2 or np.ptp(yt) == 0 or np.ptp(yp) == 0:
         return NAN

@@ -347,7 +347,6 @@ def _shown_epoch(epoch: int | None) -> str:
     return "?" if epoch is None else str(epoch + 1)
 
 
-
 def trainer_kwargs_summary(cfg: TrainConfig) -> dict[str, Any]:
     """The Trainer settings worth showing in reports."""
     return {k: getattr(cfg, k) for k in ("accelerator", "devices", "strategy", "precision", "max_epochs", "batch_size")}

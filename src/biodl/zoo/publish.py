@@ -36,7 +36,6 @@ def _run_dir(model_dir: Path) -> Path:
     return model_dir.parent if in_run else model_dir
 
 
-
 def measured_bundle(src: Path) -> Path:
     """``src``, or the run's ``model_heldout/`` when ``src`` is a run's refit ``model/``: a zoo model is the one its
     card's figures (and shipped validation rows) describe."""
