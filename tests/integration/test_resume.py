@@ -78,3 +78,35 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error: --resume: no checkpoint at")
     assert "Traceback" not in res.stderr
+
+
+def test_a_run_killed_in_its_refit_resumes_the_refit(tmp_path: Path) -> None:
+    """``train.refit`` (default for a 700-cell table): killed while training again on training + test rows, the run
+    resumes the measured training from its finished checkpoint and the refit from its own."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "refit" / "model" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:
+            if ckpt.exists() and ckpt.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run finished before its refit could be interrupted"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "metrics.json").exists() and not (out / "model_heldout").exists()
+    res = subprocess.run(_cmd(out, "--resume"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["epochs"] == 20 and metrics["refit"]["shipped"] == "refit"
+    assert (out / "model_heldout" / "weights.safetensors").is_file() and (out / "model" / "weights.safetensors").is_file()
+    # the refit went on from its own checkpoint (not from scratch), and ran to the measured training's 20 epochs
+    assert f"resuming from {ckpt}" in res.stdout
+    import pandas as pd
+
+    log = pd.read_csv(out / "refit" / "model" / "logs" / "metrics.csv")
+    assert sorted({int(e) for e in log["epoch"].dropna()}) == list(range(20))
