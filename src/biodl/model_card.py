@@ -218,6 +218,8 @@ def render_card(
             if n_reinit
             else f"Initialised from `{parent.get('source')}`{named}: {parent.get('loaded', '?')} tensors loaded{frozen}.\n"
         )
+    refit: Mapping[str, Any] = metrics["refit"] if isinstance(metrics.get("refit"), Mapping) else {}
+    refitted = refit.get("shipped") == "refit" and bundle == "model"
     out.append("## Training data and split\n")
     sizes = splits.get("sizes") or {s: (metrics.get(s) or {}).get("n") for s in ("train", "val", "test")}
     sizes_text = ", ".join(f"{k} {v}" for k, v in sizes.items() if v)
@@ -227,10 +229,11 @@ def render_card(
         + (f" (terms: {card['data_license']})" if card.get("data_license") else "")
         + f"\n- Split: {method or 'see config'}" + (f" ({sizes_text})" if sizes_text else "")
         + (f", seed {splits['seed']}" if "seed" in splits else "")
-        + "\n- Preprocessing is fitted on the training split only and stored in the bundle.\n"
+        + "\n- Preprocessing is fitted on the "
+        + ("training and test rows (the refit below)" if refitted else "training split only")
+        + " and stored in the bundle.\n"
     )  # fmt: skip
-    refit: Mapping[str, Any] = metrics["refit"] if isinstance(metrics.get("refit"), Mapping) else {}
-    if refit.get("shipped") == "refit" and bundle == "model":
+    if refitted:
         out.append(
             f"- **Trained again on {refit.get('rows')} rows** (training + test, `train.refit`) once measured: the test "
             "figures below are those of the same recipe trained without the test rows (`model_heldout/` of the run); "
