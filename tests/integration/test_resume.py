@@ -45,22 +45,25 @@ def _cmd(out: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_sigkill_then_resume(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+def _kill_at_checkpoint(out: Path, ckpt: Path, *, wait: float, what: str) -> None:
+    """Start the run, SIGKILL it once ``ckpt`` holds a whole checkpoint (written atomically), mid-training."""
     proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = out / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
+    deadline = time.time() + wait
     try:
-        while time.time() < deadline:
-            if ckpt.exists() and ckpt.stat().st_size > 0:
-                break  # a whole checkpoint exists (written atomically): kill the run now, mid-training
+        while time.time() < deadline and not (ckpt.exists() and ckpt.stat().st_size > 0):
             time.sleep(0.1)
-        assert proc.poll() is None, "training finished before it could be interrupted"
+        assert proc.poll() is None, f"the run finished before {what} could be interrupted"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints" / "last.ckpt"
+    _kill_at_checkpoint(out, ckpt, wait=120, what="its training")
     assert ckpt.exists() and not (out / "metrics.json").exists()
     res = subprocess.run(_cmd(out, "--resume"), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -84,20 +87,8 @@ def test_a_run_killed_in_its_refit_resumes_the_refit(tmp_path: Path) -> None:
     """``train.refit`` (default for a 700-cell table): killed while training again on training + test rows, the run
     resumes the measured training from its finished checkpoint and the refit from its own."""
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = out / "refit" / "model" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            if ckpt.exists() and ckpt.stat().st_size > 0:
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, "the run finished before its refit could be interrupted"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _kill_at_checkpoint(out, ckpt, wait=180, what="its refit")
     assert not (out / "metrics.json").exists() and not (out / "model_heldout").exists()
     res = subprocess.run(_cmd(out, "--resume"), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
