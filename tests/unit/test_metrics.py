@@ -22,6 +22,7 @@ BINARY = [
     "auroc",
     "balanced_accuracy",
     "f1",
+    "log_loss",
     "mcc",
     "precision",
     "recall",
@@ -60,6 +61,7 @@ def _binary_refs(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "auroc": skm.roc_auc_score(y, p),
         "auprc": skm.average_precision_score(y, p),
         "f1": skm.f1_score(y, hard),
+        "log_loss": skm.log_loss(y, p),
         "mcc": skm.matthews_corrcoef(y, hard),
         "precision": skm.precision_score(y, hard),
         "recall": skm.recall_score(y, hard),
@@ -73,9 +75,9 @@ def test_registry_names_kinds_and_directions() -> None:
     assert metric_names("regression") == REGRESSION
     for name in REGRESSION:
         assert METRICS[name]().kind == "regression"
-    for name in ("mse", "rmse", "mae"):
+    for name in ("mse", "rmse", "mae", "log_loss"):
         assert METRICS[name].higher_is_better is False
-    for name in [*BINARY, "r2", "pearson", "spearman"]:
+    for name in [*(b for b in BINARY if b != "log_loss"), "r2", "pearson", "spearman"]:
         assert METRICS[name].higher_is_better is True
     assert METRICS["rmse"].__name__ == "RMSE"
     assert METRICS["balanced-accuracy"] is METRICS["balanced_accuracy"]
@@ -109,6 +111,7 @@ def test_multiclass_metrics_match_sklearn() -> None:
         "auroc": skm.roc_auc_score(y, p, multi_class="ovr", average="macro"),
         "auprc": np.mean([skm.average_precision_score(y == c, p[:, c]) for c in range(4)]),
         "f1": skm.f1_score(y, hard, average="macro"),
+        "log_loss": skm.log_loss(y, p),
         "mcc": skm.matthews_corrcoef(y, hard),
         "precision": skm.precision_score(y, hard, average="macro"),
         "recall": skm.recall_score(y, hard, average="macro"),

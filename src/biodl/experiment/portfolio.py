@@ -4,7 +4,8 @@ The candidates are the data type's ``portfolio`` (:attr:`biodl.data.base.Modalit
 sections, each optionally with its own ``train`` and ``data`` settings merged over the run's. They are trained
 one after the other on the same split (``RUN/candidates/<k>_<name>/``, each saved as a model bundle), scored on
 the **validation rows only** with the task's headline metric on the original scale (RMSE in the target's units,
-ROC-AUC, accuracy), and the best is the run's model. Test rows are never looked at. The mean of the
+ROC-AUC, accuracy), and the best is the run's model (a classifier tying the best breaks the tie with the lower
+validation log-loss). Test rows are never looked at. The mean of the
 candidates' validation predictions (all that read the same inputs, or the best two) is scored too, and
 ``train.portfolio_blend`` (:mod:`biodl.experiment.blend`: by default the data type's prior, overturned only by
 more than one standard error on validation) decides whether that average is the run's model instead: one
@@ -154,7 +155,7 @@ def fit_portfolio(
     deadline = clock() + budget if budget is not None else math.inf
     records: list[dict[str, Any]] = []
     best: Chosen | None = None
-    best_score = -math.inf
+    best_score, best_tie = -math.inf, -math.inf
     pool: list[tuple[int, float, Trained, np.ndarray]] = []
     features: dict[str, tuple[Inputs, Prepared]] = {}  # a candidate data section (JSON) → its inputs, preprocessing
     groups: dict[int, tuple[Inputs, Prepared, ExperimentConfig]] = {}  # pooled candidate → what it reads, its config
@@ -217,9 +218,16 @@ def fit_portfolio(
             print(f"auto: candidate {record['label']} stopped by train.time_budget ({budget:g} s)")
         print(f"auto: candidate {record['label']}: validation {metric} {score:.4f}")
         key = score if higher else -score
-        if best is None or (math.isfinite(key) and key > best_score):
+        tie = tie_break(cinputs, va, preds, metric)
+        if tie is not None:
+            record["val"]["log_loss"] = -tie
+        if best is not None and math.isfinite(key) and key == best_score and tie is not None and tie > best_tie:
+            print(f"auto: candidate {record['label']} ties the best on validation {metric}; its lower validation "
+                  f"log-loss decides ({-tie:.4f} against {-best_tie:.4f})")  # fmt: skip
+        if best is None or (math.isfinite(key) and (key, tie or 0.0) > (best_score, best_tie)):
             best = Chosen(ccfg, cinputs, cprep, trained, recipes=[recipes[i]])
             best_score = key if math.isfinite(key) else -math.inf
+            best_tie = tie or 0.0
             for r in records:
                 r["selected"] = False
             record["selected"] = True
@@ -269,6 +277,16 @@ def fit_portfolio(
     }
     inputs.data.summary["model (auto)"] = best.record["selected"]  # the report's data section names it
     return best
+
+
+def tie_break(inputs: Inputs, rows: np.ndarray, preds: np.ndarray | None, metric: str) -> float | None:
+    """The second key of the choice between candidates: minus the validation log-loss of a classifier (accuracy
+    on a hundred rows ties often, and the probabilities still tell the candidates apart); ``None`` for other
+    tasks or without a finite log-loss."""
+    if inputs.targets.kind not in ("binary", "multiclass") or metric == "log_loss":
+        return None
+    loss = score_preds(inputs, rows, preds, "log_loss")
+    return -loss if math.isfinite(loss) else None
 
 
 def _key(found: tuple[Trained | None, dict[str, Any]], metric: str, higher: bool) -> float:

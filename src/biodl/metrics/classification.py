@@ -13,6 +13,7 @@ warning leaks out:
 * binary ``auroc``: fewer than two classes in ``y_true``;
 * binary ``auprc``, ``recall``, ``f1``: no positive label;
 * binary ``specificity``: no negative label;
+* ``log_loss`` (the cross-entropy of the predicted probabilities, clipped to [1e-15, 1 − 1e-15]): no rows;
 * multiclass ``auroc``/``auprc``/``specificity`` are macro means over the
   classes where the per-class score is defined (``nan`` if none is).
 
@@ -46,6 +47,7 @@ __all__ = [
     "MCC",
     "Accuracy",
     "BalancedAccuracy",
+    "LogLoss",
     "Precision",
     "Recall",
     "Specificity",
@@ -54,6 +56,7 @@ __all__ = [
     "auroc",
     "balanced_accuracy",
     "f1",
+    "log_loss",
     "mcc",
     "precision",
     "recall",
@@ -138,6 +141,15 @@ def auprc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         if yp.ndim == 1:
             return _binary_auprc(yt, yp)
         return _nanmean([_binary_auprc((yt == c).astype(int), yp[:, c]) for c in range(yp.shape[1])])
+
+
+def log_loss(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true labels (lower is better; scikit-learn's ``log_loss``)."""
+    yt, yp, _ = _prepare(y_true, y_pred, 0.5)
+    if not yt.size:
+        return NAN
+    p = yp[np.arange(len(yt)), yt] if yp.ndim == 2 else np.where(yt == 1, yp, 1.0 - yp)
+    return float(-np.mean(np.log(np.clip(p, 1e-15, 1.0 - 1e-15))))
 
 
 def f1(y_true: np.ndarray, y_pred: np.ndarray, *, threshold: float = 0.5) -> float:
@@ -240,6 +252,16 @@ class AUPRC(_ClassificationMetric):
     name = "auprc"
     fn = staticmethod(auprc)
     uses_threshold = False
+
+
+@METRICS.register("log_loss")
+class LogLoss(_ClassificationMetric):
+    """Cross-entropy of the predicted probabilities, see :func:`log_loss`."""
+
+    name = "log_loss"
+    fn = staticmethod(log_loss)
+    uses_threshold = False
+    higher_is_better = False
 
 
 @METRICS.register("f1")
