@@ -61,3 +61,27 @@ def test_tune_on_a_plain_table_searches_the_default_network() -> None:
     assert tune_config(build_parser().parse_args(base)).model.name == "mlp"  # auto has no settings to search
     named = tune_config(build_parser().parse_args([*base, "--model", "auto"]))
     assert named.model.name == AUTO  # asked for explicitly: kept
+
+
+def test_the_encoded_candidate_is_for_narrow_tables_only(capsys: Any) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from biodl.experiment.portfolio import candidates_for
+
+    cfg = _tabular("classification")
+    inputs = SimpleNamespace(modality=Tabular(cfg.data), targets=SimpleNamespace(kind="multiclass"))
+
+    def offered(features: int) -> list[dict[str, Any]]:
+        prepared = SimpleNamespace(in_shape=(features,), y_fit=np.zeros((4, 1)))
+        return candidates_for(cfg, inputs, SimpleNamespace(), prepared)  # type: ignore[arg-type]
+
+    narrow, wide = offered(64), offered(765)  # scikit-learn's digits; PBMC's genes
+    encoded = [c for c in narrow if c.get("numeric_encoding") == "ple"]
+    assert len(encoded) == 1 and encoded[0]["train"]["ensemble_size"] == 5 and "max_features" not in encoded[0]
+    assert [c for c in narrow if c.get("numeric_encoding") != "ple"] == wide  # only the encoded one is left out
+    assert "left out: 765 input features, it is meant for at most 256" in capsys.readouterr().out
+    plain = [c for c in wide if c.get("hidden_sizes") is None]  # the model's own defaults, five of them
+    assert len(plain) == 1 and plain[0]["train"] == {"ensemble_size": 5}
+    assert all("tasks" not in c for c in narrow)  # the portfolio's filter keys are not model settings

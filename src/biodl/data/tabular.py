@@ -47,7 +47,11 @@ class Tabular(Modality):
     #: softmax network fitted to convergence by L-BFGS with an L2 penalty (logistic regression's optimum, C ≈ 1) on
     #: winsorised features (standardised, clipped to ±2.5 sd, standardised again: the extreme z-scores of
     #: held-out cells no longer dominate), the PBMC winner. Every task: a regularised one-hidden-layer network
-    #: (input dropout, no batch norm, weight decay); classification also its five-member average.
+    #: (input dropout, no batch norm, weight decay); classification also its five-member average, and five
+    #: averaged networks of the model's defaults (two layers, batch norm, dropout) on the plain features and on
+    #: piecewise-linear encoded ones (Gorishniy et al. 2022; tables of at most 256 features: on PBMC's 765 genes
+    #: it won validation and lost test), the tables where trees beat the candidates above (scikit-learn's
+    #: digits, river's image segments and phishing sites; docs/defaults-tables.md).
     refit_rows: ClassVar[int] = REFIT_ROWS
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
         {
@@ -64,6 +68,11 @@ class Tabular(Modality):
         {
             "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "tasks": ["classification"],
             "train": {"weight_decay": 1e-3, "ensemble_size": 5},
+        },
+        {"name": "mlp", "tasks": ["classification"], "train": {"ensemble_size": 5}},
+        {
+            "name": "mlp", "numeric_encoding": "ple", "tasks": ["classification"], "max_features": 256,
+            "train": {"ensemble_size": 5},
         },
     )  # fmt: skip
     #: Settings (dotted config keys) that ``model.name: auto`` applies to keys the experiment leaves unset.

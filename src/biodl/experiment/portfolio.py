@@ -88,14 +88,25 @@ def candidate_config(cfg: ExperimentConfig, candidate: Mapping[str, Any]) -> Exp
 
 
 def candidates_for(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: Prepared) -> list[dict[str, Any]]:
-    """The data type's portfolio, plus a Huber-loss variant of the first candidate for heavy-tailed regression."""
+    """The data type's portfolio, plus a Huber-loss variant of the first candidate for heavy-tailed regression.
+
+    A portfolio entry may name the ``tasks`` it is for and the most input features it suits (``max_features``:
+    e.g. an encoding that multiplies the inputs, meant for low-dimensional tables, not expression matrices).
+    """
     task = cfg.data.task or inputs.targets.kind
+    features = int(np.prod(prepared.in_shape))
     found = []
     for c in type(inputs.modality).portfolio:
         cand = dict(c)
         tasks = cand.pop("tasks", None)  # a candidate for some tasks only
-        if tasks is None or (isinstance(tasks, (list, tuple)) and task in tasks):
-            found.append(cand)
+        widest = cand.pop("max_features", None)  # ... or for inputs of at most this many features
+        if tasks is not None and not (isinstance(tasks, (list, tuple)) and task in tasks):
+            continue
+        if isinstance(widest, int) and features > widest:
+            print(f"auto: candidate {_label(0, cand).partition(': ')[2]} left out: {features} input features, it is "
+                  f"meant for at most {widest}")  # fmt: skip
+            continue
+        found.append(cand)
     if inputs.targets.kind == "regression" and found and "loss" not in cfg.train.model_fields_set:
         k = tail_kurtosis(prepared.y_fit[split.train])
         if k > HEAVY_TAIL_KURTOSIS:
