@@ -1,6 +1,6 @@
 """The classification default of the tabular portfolio on real PBMC cells (docs/defaults-tables.md): the linear
 candidate, trained by L-BFGS on winsorised features, reaches logistic regression's optimum and beats the run's
-linear baseline on validation; the portfolio offers it for classification only.
+linear baseline on validation; the portfolio offers it for classification and regression (not multi-label).
 
 One run of the real candidate (no shortened settings: it takes seconds) is shared by the module.
 """
@@ -26,9 +26,9 @@ def _linear_candidate() -> dict[str, Any]:
     return found[0]
 
 
-def test_the_linear_candidate_is_for_classification_on_winsorised_features() -> None:
+def test_the_linear_candidate_is_for_classes_and_values_on_winsorised_features() -> None:
     cand = _linear_candidate()
-    assert cand["tasks"] == ["classification"] and cand["hidden_sizes"] == []
+    assert cand["tasks"] == ["classification", "regression"] and cand["hidden_sizes"] == []
     assert cand["data"] == {"normalize": {"clip": 2.5, "rescale": True}}
 
 

@@ -66,7 +66,8 @@ def test_overrides_parse_yaml_values() -> None:
 
 
 def test_yaml_roundtrip_and_python_api(tmp_path: Path) -> None:
-    cfg = ExperimentConfig.from_dict({"data": {"task": "regression", "target_columns": ["y"]}, "train": {"lr": 0.02}})
+    raw = {"data": {"task": "regression", "target_columns": ["y"]}, "model": {"name": "mlp"}, "train": {"lr": 0.02}}
+    cfg = ExperimentConfig.from_dict(raw)
     path = tmp_path / "exp.yaml"
     path.write_text(cfg.to_yaml())
     again = Experiment.from_yaml(path, ["train.max_epochs=3"]).config

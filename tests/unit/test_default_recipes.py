@@ -1,5 +1,5 @@
 """Plain ``biodl train`` on a table: ``model.name: auto`` (the tabular portfolio, docs/defaults-tables.md) for
-classification and multi-label tasks; the default network elsewhere and whenever a model section is written."""
+every task; the default network whenever a model is named or a model section is written."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def _tabular(task: str, **sections: dict[str, object]) -> ExperimentConfig:
     return ExperimentConfig.from_dict(raw)
 
 
-def test_plain_classification_and_multilabel_tables_resolve_to_auto() -> None:
-    for task in ("classification", "multilabel"):
+def test_plain_tables_resolve_to_auto() -> None:
+    for task in ("classification", "multilabel", "regression"):
         cfg = _tabular(task)
         assert cfg.model.name == AUTO and cfg.train.ensemble_size == 1
         assert ExperimentConfig.from_dict(cfg.to_dict()).model.name == AUTO  # the resolved config re-validates
@@ -28,7 +28,7 @@ def test_named_models_and_model_sections_keep_the_single_network() -> None:
     assert named.train.weight_decay == 0.0 and named.model.params()["hidden_sizes"] == [256, 128]
     tuned = _tabular("classification", model={"hidden_sizes": [16]})  # a model section without a name: the network
     assert tuned.model.name == "mlp" and tuned.model.params()["hidden_sizes"] == [16]
-    assert _tabular("regression").model.name == "mlp"  # not measured for regression: the default network
+    assert _tabular("regression").model.name == AUTO  # regression tables too (diabetes, poll averages)
 
 
 def _candidate(task: str, index: int) -> dict[str, Any]:

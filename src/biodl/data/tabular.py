@@ -38,7 +38,7 @@ class Tabular(Modality):
 
     name: ClassVar[str] = "tabular"
     input_hint: ClassVar[str] = "a feature row: a list of numbers in the feature-column order, or a {column: value} object"
-    #: ``model.name: auto`` (the default for classification and multi-label tables, :attr:`auto_tasks`): candidate
+    #: ``model.name: auto`` (the default for tables of every task, :attr:`auto_tasks`): candidate
     #: networks compared on validation; the best is kept, their average only when validation favours it by more
     #: than a standard error (``blend_prior`` single, docs/defaults-tables.md). Multi-label:
     #: the yeast recipe (one wide layer, dropout, weight decay), which beat the two-layer network and
@@ -46,8 +46,9 @@ class Tabular(Modality):
     #: piecewise-linear encoded features (the mix beat five of either kind in 5-fold CV on yeast). Classification: a linear
     #: softmax network fitted to convergence by L-BFGS with an L2 penalty (logistic regression's optimum, C ≈ 1) on
     #: winsorised features (standardised, clipped to ±2.5 sd, standardised again: the extreme z-scores of
-    #: held-out cells no longer dominate), the PBMC winner. Every task: a regularised one-hidden-layer network
-    #: (input dropout, no batch norm, weight decay); classification also its five-member average, and five
+    #: held-out cells no longer dominate), the PBMC winner (regression: ridge's optimum the same way). Every
+    #: task: a regularised one-hidden-layer network (input dropout, no batch norm, weight decay); classification
+    #: and regression also its five-member average, and five
     #: averaged networks of the model's defaults (two layers, batch norm, dropout) on the plain features and on
     #: piecewise-linear encoded ones (Gorishniy et al. 2022; tables of at most 256 features: on PBMC's 765 genes
     #: it won validation and lost test), the tables where trees beat the candidates above (scikit-learn's
@@ -60,25 +61,25 @@ class Tabular(Modality):
                       "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 200, "patience": 15},
         },
         {
-            "name": "mlp", "hidden_sizes": [], "batch_norm": False, "tasks": ["classification"],
+            "name": "mlp", "hidden_sizes": [], "batch_norm": False, "tasks": ["classification", "regression"],
             "train": {"optimizer": "lbfgs", "batch_size": 4096, "weight_decay": 2.5e-3, "max_epochs": 30, "patience": 5},
             "data": {"normalize": {"clip": 2.5, "rescale": True}},
         },
         {"name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "train": {"weight_decay": 1e-3}},
         {
-            "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False, "tasks": ["classification"],
-            "train": {"weight_decay": 1e-3, "ensemble_size": 5},
+            "name": "mlp", "hidden_sizes": [128], "input_dropout": 0.5, "batch_norm": False,
+            "tasks": ["classification", "regression"], "train": {"weight_decay": 1e-3, "ensemble_size": 5},
         },
-        {"name": "mlp", "tasks": ["classification"], "train": {"ensemble_size": 5}},
+        {"name": "mlp", "tasks": ["classification", "regression"], "train": {"ensemble_size": 5}},
         {
-            "name": "mlp", "numeric_encoding": "ple", "tasks": ["classification"], "max_features": 256,
+            "name": "mlp", "numeric_encoding": "ple", "tasks": ["classification", "regression"], "max_features": 256,
             "train": {"ensemble_size": 5},
         },
     )  # fmt: skip
     #: Settings (dotted config keys) that ``model.name: auto`` applies to keys the experiment leaves unset.
     auto_settings: ClassVar[Mapping[str, object]] = {}
     #: Tasks whose default model (``model.name`` unset) is ``auto``; the others train the default network.
-    auto_tasks: ClassVar[tuple[str, ...]] = ("classification", "multilabel")
+    auto_tasks: ClassVar[tuple[str, ...]] = ("classification", "multilabel", "regression")
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
