@@ -64,21 +64,29 @@ def verdict(metrics: dict[str, Any], *, hint: bool = True) -> str | None:
     c = metrics.get("baseline_comparison")
     if not isinstance(c, dict):
         return None
-    m, net, ref, name = c["metric"], c["network"], c["baseline"], c.get("baseline_name") or "baseline"
+    m, name = c["metric"], c.get("baseline_name") or "baseline"
+    digits = 4 if f"{c['network']:.4f}" != f"{c['baseline']:.4f}" else 6  # scores that agree to 4 decimals: show more
+    net, ref = f"{c['network']:.{digits}f}", f"{c['baseline']:.{digits}f}"
     noise = ""
     if c.get("standard_error") is not None:
         where = "within" if c.get("within_noise") else "beyond"
-        noise = f"; standard error of the difference {c['standard_error']:.4f}: {where} the noise of the validation rows"
+        noise = f"; standard error of the difference {_small(c['standard_error'])}: {where} the noise of the validation rows"
     if metrics.get("network_beats_baseline"):
         return (
-            f"the network beats the classical baseline ({name}) on validation: {m} {net:.4f} vs {ref:.4f} "
-            f"(margin {c['margin']:+.4f}{noise})"
+            f"the network beats the classical baseline ({name}) on validation: {m} {net} vs {ref} "
+            f"(margin {_small(c['margin'], sign=True)}{noise})"
         )
     return (
-        f"the classical baseline ({name}) beats the network on validation: {m} {ref:.4f} vs the network's {net:.4f} "
-        f"(the network is worse by {-c['margin']:.4f}{noise})"
+        f"the classical baseline ({name}) beats the network on validation: {m} {ref} vs the network's {net} "
+        f"(the network is worse by {_small(-c['margin'])}{noise})"
         + ("; prefer the baseline or try the suggestions in the diagnostics" if hint else "")
     )
+
+
+def _small(x: float, *, sign: bool = False) -> str:
+    """``x`` with 4 decimals, or in scientific notation when 4 decimals would show 0 (a margin of 4e-05)."""
+    plus = "+" if sign else ""
+    return f"{x:{plus}.4f}" if x == 0 or abs(x) >= 5e-4 else f"{x:{plus}.1e}"
 
 
 def baseline_findings(metrics: dict[str, Any], *, auto: bool) -> list[Finding]:
