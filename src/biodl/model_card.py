@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from biodl.io_utils import atomic_write_text
+from biodl.metrics import format_difference
 
 CARD = "README.md"
 #: Metrics where smaller is better (the baseline comparison flips for them).
@@ -122,11 +123,6 @@ def baseline_comparison(metrics: Mapping[str, Any], metric: str | None) -> dict[
 
 def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def _diff(x: float, plus: str = "") -> str:
-    """A difference with 4 decimals, or in scientific notation where 4 decimals would show 0."""
-    return f"{x:{plus}.4f}" if x == 0 or abs(x) >= 5e-4 else f"{x:{plus}.1e}"
 
 
 def _front_matter(info: dict[str, Any]) -> str:
@@ -264,9 +260,10 @@ def render_card(
         out.append(
             f"On the {'test' if comparison['split'] == 'test' else 'validation'} split the network {verdict} the classical "
             f"baseline ({comparison['baseline_name']}) on {comparison['metric']}: {comparison['network']:.4f} vs "
-            f"{comparison['baseline']:.4f} (margin {_diff(comparison['margin'], '+')}, positive = network better"
+            f"{comparison['baseline']:.4f} (margin {format_difference(comparison['margin'], sign=True)}, "
+            "positive = network better"
             + (
-                f"; standard error {_diff(comparison['standard_error'])}, "
+                f"; standard error {format_difference(comparison['standard_error'])}, "
                 + ("within" if comparison.get("within_noise") else "beyond")
                 + " the noise of the split's rows"
                 if comparison.get("standard_error") is not None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from biodl.metrics import main_metric
+from biodl.metrics import format_difference, main_metric
 from biodl.training.diagnostics import Finding
 
 
@@ -70,23 +70,18 @@ def verdict(metrics: dict[str, Any], *, hint: bool = True) -> str | None:
     noise = ""
     if c.get("standard_error") is not None:
         where = "within" if c.get("within_noise") else "beyond"
-        noise = f"; standard error of the difference {_small(c['standard_error'])}: {where} the noise of the validation rows"
+        se = format_difference(c["standard_error"])
+        noise = f"; standard error of the difference {se}: {where} the noise of the validation rows"
     if metrics.get("network_beats_baseline"):
         return (
             f"the network beats the classical baseline ({name}) on validation: {m} {net} vs {ref} "
-            f"(margin {_small(c['margin'], sign=True)}{noise})"
+            f"(margin {format_difference(c['margin'], sign=True)}{noise})"
         )
     return (
         f"the classical baseline ({name}) beats the network on validation: {m} {ref} vs the network's {net} "
-        f"(the network is worse by {_small(-c['margin'])}{noise})"
+        f"(the network is worse by {format_difference(-c['margin'])}{noise})"
         + ("; prefer the baseline or try the suggestions in the diagnostics" if hint else "")
     )
-
-
-def _small(x: float, *, sign: bool = False) -> str:
-    """``x`` with 4 decimals, or in scientific notation when 4 decimals would show 0 (a margin of 4e-05)."""
-    plus = "+" if sign else ""
-    return f"{x:{plus}.4f}" if x == 0 or abs(x) >= 5e-4 else f"{x:{plus}.1e}"
 
 
 def baseline_findings(metrics: dict[str, Any], *, auto: bool) -> list[Finding]:

@@ -39,6 +39,7 @@ from biodl.metrics.classification import (
 )
 from biodl.metrics.compute import (
     compute_metrics,
+    format_difference,
     main_metric,
     metric_names,
     to_jsonable,
@@ -85,6 +86,7 @@ __all__ = [
     "balanced_accuracy",
     "compute_metrics",
     "f1",
+    "format_difference",
     "log_loss",
     "mae",
     "main_metric",

@@ -11,7 +11,15 @@ import numpy as np
 from biodl.errors import ConfigError, DataError
 from biodl.metrics.base import KIND_SCORERS, METRICS, Kind, Metric, check_kind
 
-__all__ = ["check_task_metrics", "compute_metrics", "main_metric", "metric_names", "task_metric_names", "to_jsonable"]
+__all__ = [
+    "check_task_metrics",
+    "compute_metrics",
+    "format_difference",
+    "main_metric",
+    "metric_names",
+    "task_metric_names",
+    "to_jsonable",
+]
 
 _MAIN: dict[Kind, tuple[str, bool]] = {
     "binary": ("auroc", True),
@@ -198,6 +206,13 @@ def _multitask(scorers: list[Metric], yt: np.ndarray, yp: np.ndarray, target_nam
     if n_tasks > 1:
         out["per_task"] = per_task
     return out
+
+
+def format_difference(x: float, *, sign: bool = False) -> str:
+    """A difference of two scores with 4 decimals, or in scientific notation where 4 decimals would show 0
+    (a margin of 4e-05 between two near-perfect scores)."""
+    plus = "+" if sign else ""
+    return f"{x:{plus}.4f}" if x == 0 or abs(x) >= 5e-4 else f"{x:{plus}.1e}"
 
 
 def to_jsonable(d: Any) -> Any:
