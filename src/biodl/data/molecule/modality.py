@@ -35,7 +35,8 @@ from biodl.data.molecule.image import GridSpec, RandomRotation, draw_many, overs
 from biodl.data.molecule.parse import ParseReport, canonical_smiles, mols_from_smiles, parse_smiles, quiet_rdkit
 from biodl.data.molecule.readers import is_sdf, read_molecules, valid_mask
 from biodl.data.molecule.scaffold import scaffolds
-from biodl.data.targets import encode_targets
+from biodl.data.columns import shorten
+from biodl.data.targets import default_targets, encode_targets
 from biodl.errors import ConfigError, DataError
 
 #: The features both ``auto`` candidates read: graphs whose descriptor slots hold Morgan counts + RDKit descriptors.
@@ -113,7 +114,11 @@ class MoleculeModality(Modality):
         cols = [str(c) for c in frame.columns if c not in reserved]
         if not cols:
             raise DataError(f"{path}: no target columns besides the SMILES column {self.smiles_column!r}")
-        return cols
+        targets, left = default_targets(frame, cols, self.cfg.task, source=path)
+        if len(cols) > 1:
+            out = "; left out: " + "; ".join(f"{c} ({why})" for c, why in left.items()) if left else ""
+            print(f"note: no --target-columns given: targets {shorten(targets)}{out}. Name them with --target-columns", file=sys.stderr)
+        return targets
 
     def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
         cfg, opts = self.cfg, self.opts
