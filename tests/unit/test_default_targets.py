@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import shared_path
 
 from biodl.data.targets import default_targets, encode_targets
 from biodl.errors import DataError
-from tests.conftest import shared_path
 
 
 def _others(frame: pd.DataFrame, smiles: str = "smiles") -> list[str]:
@@ -66,7 +66,9 @@ def test_a_label_column_with_a_bad_cell_stays_so_the_encoder_names_the_row() -> 
 
 
 def test_a_single_text_or_integer_class_column_is_the_target() -> None:
-    frame = pd.DataFrame({"compound": ["m1", "m2", "m3", "m4"], "activity": ["active", "inactive", "active", "inactive"], "smiles": ["C"] * 4})
+    frame = pd.DataFrame(
+        {"compound": ["m1", "m2", "m3", "m4"], "activity": ["active", "inactive", "active", "inactive"], "smiles": ["C"] * 4}
+    )
     assert default_targets(frame, _others(frame), "classification", source="f.csv")[0] == ["activity"]
     frame = pd.DataFrame({"id": range(10, 16), "kind": [0, 2, 1, 2, 0, 0], "smiles": ["C"] * 6})
     assert default_targets(frame, _others(frame), "classification", source="f.csv")[0] == ["kind"]
@@ -74,7 +76,9 @@ def test_a_single_text_or_integer_class_column_is_the_target() -> None:
 
 def test_no_possible_target_is_an_error_naming_the_columns_and_reasons() -> None:
     frame = pd.DataFrame({"name": ["a", "b", "c"], "value": [0.3, 1.7, 2.2], "smiles": ["C"] * 3})
-    with pytest.raises(DataError, match=r"f\.csv: no column can be the classification target.*name: an identifier; value: not 0/1 labels"):
+    with pytest.raises(
+        DataError, match=r"f\.csv: no column can be the classification target.*name: an identifier; value: not 0/1 labels"
+    ):
         default_targets(frame, _others(frame), "classification", source="f.csv")
 
 
@@ -86,10 +90,10 @@ def test_one_column_or_no_task_keeps_everything() -> None:
 
 def test_bbbp_like_file_of_real_tox21_molecules_trains_on_its_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("rdkit")
+    from rdkit import Chem
+
     from biodl.config import DataConfig
     from biodl.data import DATA_TYPES
-
-    from rdkit import Chem
 
     tox = pd.read_csv(shared_path("molecules", "moleculenet", "tox21.csv")).dropna(subset=["SR-MMP"])
     tox = tox[[Chem.MolFromSmiles(s) is not None for s in tox["smiles"]]].head(60)

@@ -257,7 +257,9 @@ IDENTIFIER_NAMES = frozenset(
 MAX_TEXT_CLASSES = 20
 
 
-def default_targets(frame: pd.DataFrame, candidates: list[str], task: str | None, *, source: str) -> tuple[list[str], dict[str, str]]:
+def default_targets(
+    frame: pd.DataFrame, candidates: list[str], task: str | None, *, source: str
+) -> tuple[list[str], dict[str, str]]:
     """The target columns of a table whose targets were not named, and why the other ``candidates`` are left out.
 
     Every candidate is kept when there is one, or when ``task`` is unknown. Otherwise identifiers (by name,

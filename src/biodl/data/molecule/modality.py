@@ -29,13 +29,13 @@ import pandas as pd
 
 from biodl.config import DataConfig, MoleculeOptions
 from biodl.data.base import DATA_TYPES, REFIT_ROWS, BatchAugment, LoadedData, Modality
+from biodl.data.columns import shorten
 from biodl.data.molecule.featurizers import FEATURIZERS, Featurizer, MorganCounts, split_featurizers
 from biodl.data.molecule.graph import MIN_CAPACITY, GraphLayout, atom_type_counts, graph_size, pack_graphs, unpack_descriptors
 from biodl.data.molecule.image import GridSpec, RandomRotation, draw_many, oversized
 from biodl.data.molecule.parse import ParseReport, canonical_smiles, mols_from_smiles, parse_smiles, quiet_rdkit
 from biodl.data.molecule.readers import is_sdf, read_molecules, valid_mask
 from biodl.data.molecule.scaffold import scaffolds
-from biodl.data.columns import shorten
 from biodl.data.targets import default_targets, encode_targets
 from biodl.errors import ConfigError, DataError
 
@@ -117,7 +117,10 @@ class MoleculeModality(Modality):
         targets, left = default_targets(frame, cols, self.cfg.task, source=path)
         if len(cols) > 1:
             out = "; left out: " + "; ".join(f"{c} ({why})" for c, why in left.items()) if left else ""
-            print(f"note: no --target-columns given: targets {shorten(targets)}{out}. Name them with --target-columns", file=sys.stderr)
+            print(
+                f"note: no --target-columns given: targets {shorten(targets)}{out}. Name them with --target-columns",
+                file=sys.stderr,
+            )
         return targets
 
     def load(self, paths: list[str], *, require_targets: bool = True, classes: list[str] | None = None) -> LoadedData:
