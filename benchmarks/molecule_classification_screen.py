@@ -46,6 +46,18 @@ VARIANTS = {
     "ens10": ["--set", "train.ensemble_size=10"],
     "bits": [*FIVE, "--set", "data.molecule.featurizer=[morgan_bits,rdkit2d]"],
     "idrop": [*FIVE, "--set", "model.input_dropout=0.3"],
+    "tani": [*FIVE, "--set", "data.molecule.featurizer=[tanimoto,rdkit2d]"],
+    "tani_narrow": [
+        *FIVE,
+        "--set",
+        "data.molecule.featurizer=[tanimoto,rdkit2d]",
+        "--set",
+        "model.hidden_sizes=[128]",
+        "--set",
+        "model.input_dropout=0.5",
+        "--set",
+        "train.weight_decay=1e-3",
+    ],
 }
 DESCRIBE = {
     "base": "`ffn` defaults (1024-512, dropout 0.3, input dropout 0.1), 5 members: candidate 0",
@@ -55,6 +67,8 @@ DESCRIBE = {
     "ens10": "10 members",
     "bits": "Morgan bits (0/1) instead of counts, + RDKit descriptors",
     "idrop": "input dropout 0.3",
+    "tani": "Tanimoto similarities to the training molecules (`tanimoto`) instead of Morgan counts, + RDKit descriptors",
+    "tani_narrow": "`tanimoto` + RDKit descriptors into the narrow regularised network",
 }
 
 

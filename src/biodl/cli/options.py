@@ -105,7 +105,7 @@ MOLECULE_FLAGS: tuple[Flag, ...] = (
     Flag(
         "--featurizer",
         "data.molecule.featurizer",
-        "featurisers, concatenated (morgan_counts morgan_bits rdkit2d maccs graph)",
+        "featurisers, concatenated (morgan_counts morgan_bits rdkit2d maccs tanimoto graph)",
         nargs="+",
     ),
     Flag("--radius", "data.molecule.radius", "Morgan fingerprint radius", type=int),

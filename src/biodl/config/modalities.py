@@ -68,8 +68,8 @@ class MoleculeOptions(_Section):
     smiles_column: str | None = Field(default=None, description="SMILES column (null = 'smiles'/'SMILES', else the first)")
     featurizer: list[str] | None = Field(
         default=None,
-        description="featurisers, concatenated (morgan_counts, morgan_bits, rdkit2d, maccs, graph; or chemception images "
-        "alone); null = the model's",
+        description="featurisers, concatenated (morgan_counts, morgan_bits, rdkit2d, maccs, tanimoto, graph; or chemception "
+        "images alone); null = the model's",
     )
     radius: int = Field(default=2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
     n_bits: int = Field(default=2048, ge=8, description="Morgan fingerprint size")

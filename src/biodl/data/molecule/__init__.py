@@ -7,12 +7,14 @@ from biodl.data.molecule.modality import MoleculeModality
 from biodl.data.molecule.parse import parse_smiles
 from biodl.data.molecule.readers import read_molecules
 from biodl.data.molecule.scaffold import balanced_scaffold_split, murcko_scaffold, scaffolds
+from biodl.data.molecule.similarity import TanimotoSimilarity
 
 __all__ = [
     "FEATURIZERS",
     "Featurizer",
     "GraphLayout",
     "MoleculeModality",
+    "TanimotoSimilarity",
     "balanced_scaffold_split",
     "default_featurizer",
     "murcko_scaffold",
