@@ -74,6 +74,14 @@ def test_a_single_text_or_integer_class_column_is_the_target() -> None:
     assert default_targets(frame, _others(frame), "classification", source="f.csv")[0] == ["kind"]
 
 
+def test_a_multilabel_label_list_column_beside_an_identifier_is_the_target() -> None:
+    frame = pd.DataFrame({"mol_id": ["a", "b", "c"], "labels": ["x;y", "y", ""], "smiles": ["C"] * 3})
+    targets, left = default_targets(frame, _others(frame), "multilabel", source="f.csv")
+    assert targets == ["labels"] and left == {"mol_id": "an identifier"}
+    t = encode_targets(frame, targets, "multilabel", source="f.csv")
+    assert t.names == ["x", "y"] and t.y.tolist() == [[1, 1], [0, 1], [0, 0]]
+
+
 def test_no_possible_target_is_an_error_naming_the_columns_and_reasons() -> None:
     frame = pd.DataFrame({"name": ["a", "b", "c"], "value": [0.3, 1.7, 2.2], "smiles": ["C"] * 3})
     with pytest.raises(

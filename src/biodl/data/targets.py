@@ -263,10 +263,11 @@ def default_targets(
     """The target columns of a table whose targets were not named, and why the other ``candidates`` are left out.
 
     Every candidate is kept when there is one, or when ``task`` is unknown. Otherwise identifiers (by name,
-    :data:`IDENTIFIER_NAMES`, or for classification running row numbers) and text columns are left out; for classification and
-    multi-label data the 0/1 columns are the targets (chemprop's rule, "every other column", minus what cannot
-    be a label), or else the one class column there is. A mostly numeric column with a few bad cells is kept, so
-    the encoder names the bad row instead of the column vanishing.
+    :data:`IDENTIFIER_NAMES`, or for classification running row numbers) and free text are left out. For
+    classification and multi-label data the 0/1 columns are the targets (chemprop's rule, "every other column",
+    minus what cannot be a label), or else the one class column (multi-label: label-list column) there is. A
+    mostly numeric column with a few bad cells is kept, so the encoder names the bad row instead of the column
+    vanishing.
 
     Returns
     -------
@@ -289,7 +290,8 @@ def default_targets(
             left[c] = "an identifier"
         elif numeric.sum() < 0.5 * filled.sum():
             distinct = text[filled].nunique()
-            if task == "classification" and 2 <= distinct <= min(MAX_TEXT_CLASSES, 0.5 * filled.sum()):
+            few = 2 <= distinct <= min(MAX_TEXT_CLASSES, 0.5 * filled.sum())
+            if (task == "classification" and few) or task == "multilabel":  # class labels / label lists ("a;b")
                 classes.append(c)
             else:
                 left[c] = "text"
