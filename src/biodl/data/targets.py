@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from biodl.data.columns import not_found
+from biodl.data.columns import NUMERIC_FRACTION, not_found
 from biodl.errors import DataError
 
 _MISSING_STRINGS = {"", "na", "nan", "none", "null"}
@@ -288,7 +288,7 @@ def default_targets(
         numeric = values.notna().to_numpy()
         if re.sub(r"[^a-z0-9]", "", c.lower()) in IDENTIFIER_NAMES:
             left[c] = "an identifier"
-        elif numeric.sum() < 0.5 * filled.sum():
+        elif numeric.sum() < NUMERIC_FRACTION * filled.sum():  # text, by the feature columns' rule
             distinct = text[filled].nunique()
             few = 2 <= distinct <= min(MAX_TEXT_CLASSES, 0.5 * filled.sum())
             if (task == "classification" and few) or task == "multilabel":  # class labels / label lists ("a;b")
