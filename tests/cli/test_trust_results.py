@@ -22,12 +22,14 @@ __all__ = ["yeast_csv"]  # the fixture, shared with test_trust_input
 # ------------------------------------------------------------- 6. damaged checkpoint
 def test_resume_from_a_damaged_checkpoint(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
+    # train.keep_checkpoints: all keeps previous.ckpt once the run has finished (the default keeps last.ckpt only)
     args = ["train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1",
-            "--model", "mlp", "--output-dir", str(run), *QUIET]  # fmt: skip
-    code, _, err = biodl(capsys, *args, "--max-epochs", "3")
+            "--model", "mlp", "--output-dir", str(run), "--keep-checkpoints", "all", *QUIET]  # fmt: skip
+    code, out, err = biodl(capsys, *args, "--max-epochs", "3")
     assert code == 0, err
     ckpts = run / "checkpoints"
     assert (ckpts / "last.ckpt").is_file() and (ckpts / "previous.ckpt").is_file()  # the last two are kept
+    assert "keep_checkpoints" not in out  # nothing removed, nothing said
     code, out, err = biodl(capsys, *args, "--max-epochs", "4", "--resume")
     assert code == 0, err
     assert f"resuming from {ckpts / 'last.ckpt'} (after epoch 3)" in out
@@ -49,13 +51,42 @@ def test_default_auto_run_resumes_its_candidates(yeast_csv: Path, tmp_path: Path
     run = tmp_path / "run"
     args = ["train", "--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1",
             "--output-dir", str(run), *QUIET]  # fmt: skip
-    code, _, err = biodl(capsys, *args, "--max-epochs", "2")
+    code, out, err = biodl(capsys, *args, "--max-epochs", "2")
     assert code == 0, err
     ckpts = sorted(run.glob("candidates/*/checkpoints/last.ckpt"))
     assert ckpts, sorted(p.relative_to(run) for p in run.rglob("*"))
+    # train.keep_checkpoints: last (the default): every network keeps last.ckpt, none keeps previous.ckpt
+    assert not list(run.rglob("previous.ckpt")) and list(run.glob("refit/*/**/checkpoints/last.ckpt"))
+    assert "checkpoints (train.keep_checkpoints: last): removed" in out and "MB freed" in out, out
     code, out, err = biodl(capsys, *args, "--max-epochs", "3", "--resume")
     assert code == 0, err
     assert f"resuming from {ckpts[0]} (after epoch 2)" in out, out
+    assert not list(run.rglob("previous.ckpt"))  # the resumed run, finished, prunes its own
+
+
+def test_keep_no_checkpoints(yeast_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--keep-checkpoints none``: a finished run (ensemble members, refit, cross-validation folds) keeps no
+    Lightning checkpoint, its bundle still predicts, and ``--resume`` says in one line why it cannot go on."""
+    data = ["--data-path", str(yeast_csv), "--task", "classification", "--target-columns", "Class1", "--model", "mlp",
+            "--max-epochs", "2", "--keep-checkpoints", "none", *QUIET]  # fmt: skip
+    run = tmp_path / "run"
+    code, out, err = biodl(capsys, "train", *data, "--ensemble-size", "2", "--output-dir", str(run))
+    assert code == 0, err
+    assert (run / "member_1").is_dir() and (run / "refit").is_dir()  # members and a refit were trained
+    assert not list(run.rglob("*.ckpt*")) and not list(run.rglob("checkpoints"))
+    assert "checkpoints (train.keep_checkpoints: none): removed " in out and "can no longer continue with --resume" in out
+    pred = tmp_path / "pred.csv"
+    code, _, err = biodl(capsys, "predict", "--model-path", str(run), "--data-path", str(yeast_csv), "--output", str(pred))
+    assert code == 0, err
+    assert len(pd.read_csv(pred)) == 300
+    metrics = (run / "metrics.json").read_bytes()
+    line = one_line_error(*biodl(capsys, "train", *data, "--ensemble-size", "2", "--output-dir", str(run), "--resume")[::2])
+    assert "finished run that kept no checkpoint" in line and "--overwrite" in line
+    assert (run / "metrics.json").read_bytes() == metrics and not (run / "FAILED").exists()
+    folds = tmp_path / "cv"
+    code, _, err = biodl(capsys, "train", *data, "--cv", "2", "--output-dir", str(folds))
+    assert code == 0, err
+    assert (folds / "fold_1").is_dir() and not list(folds.rglob("*.ckpt*"))
 
 
 # ------------------------------------------------ 11. regression curves on the original scale

@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="experiment YAML (CLI flags override it)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. train.lr=0.01")
     tr.add_argument("--print-config", action="store_true", help="print the fully resolved config and exit")
-    tr.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoints/last.ckpt")
+    tr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT_DIR/checkpoints/last.ckpt (a finished run keeps it unless --keep-checkpoints none)",
+    )
     tr.add_argument(
         "--overwrite", action="store_true", help="replace the finished run in OUTPUT_DIR (default: refuse to train into it)"
     )

@@ -244,6 +244,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         choices=("auto", "always", "never"),
     ),
     Flag(
+        "--keep-checkpoints",
+        "train.keep_checkpoints",
+        "Lightning checkpoints a finished run keeps: all (last + previous), last (for --resume) or none",
+        choices=("all", "last", "none"),
+    ),
+    Flag(
         "--time-budget-clock",
         "train.time_budget_clock",
         "what --time-budget counts: cpu seconds or wall seconds",

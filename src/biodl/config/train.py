@@ -160,6 +160,15 @@ class TrainConfig(_Section):
     checkpoint_every_n_steps: int | None = Field(
         default=None, ge=1, description="also checkpoint every N optimiser steps (null: at epoch ends only)"
     )
+    keep_checkpoints: Literal["all", "last", "none"] = Field(
+        default="last",
+        description="what a run keeps of its Lightning checkpoints (checkpoints/*.ckpt with the optimiser state, of "
+        "the run and of its ensemble members, model.name: auto candidates, refit networks and cross-validation folds) "
+        "once it has finished and written model/ and metrics.json: all = last.ckpt and previous.ckpt (the fallback of "
+        "--resume when last.ckpt is damaged); last = last.ckpt only, enough for --resume to train the finished run "
+        "further; none = no checkpoint (model/ holds the weights; the run can no longer be continued with --resume). "
+        "A failed or interrupted run keeps them all",
+    )
     batches_per_step: int | None = Field(
         default=None,
         ge=1,

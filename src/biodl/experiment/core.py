@@ -24,7 +24,7 @@ from biodl.experiment.load import load_inputs
 from biodl.experiment.prepare import fit_preprocessing
 from biodl.experiment.refit import Recipe, refit, refit_skipped
 from biodl.experiment.results import Evaluation, Inputs, Prepared, RunResult, Trained
-from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, start_run_dir
+from biodl.experiment.rundir import check_run_dir, clear_failed, mark_failed, prune_checkpoints, start_run_dir
 from biodl.experiment.select_cv import select_by_cv, wants_cv_selection
 from biodl.experiment.split import apply_val_column, cv_folds, split_rows
 from biodl.experiment.train import train_network
@@ -83,7 +83,8 @@ class Experiment:
 
         ``overwrite=False`` (``biodl train`` without ``--overwrite``) refuses a directory that holds a
         finished run unless ``resume``. ``config.yaml`` is written once the inputs were read; a run that
-        fails after that leaves ``output_dir/FAILED`` with the error.
+        fails after that leaves ``output_dir/FAILED`` with the error. Once the run has finished,
+        ``train.keep_checkpoints`` decides which of its checkpoints stay (a failed run keeps them all).
         """
         from biodl.training.threads import torch_threads
 
@@ -108,6 +109,7 @@ class Experiment:
                 raise
             if is_rank_zero():
                 clear_failed(out)
+                prune_checkpoints(out, self.config.train.keep_checkpoints)  # finished: bundle and metrics are written
             return result
 
     def _fit(self, inputs: Inputs, out: Path, *, resume: bool, callbacks: Sequence[Any]) -> RunResult:

@@ -1,19 +1,24 @@
-"""The run directory's life cycle: refuse to clobber a finished run, mark a failed one.
+"""The run directory's life cycle: refuse to clobber a finished run, mark a failed one, prune its checkpoints.
 
 A run directory is *finished* when it holds ``metrics.json`` or ``model/``. Training into it again needs
 ``overwrite`` (``--overwrite``: the old ``metrics.json`` and ``model/`` are removed first) or ``resume``
 (``--resume``: continue from its checkpoints). ``config.yaml`` is written only once the inputs were read;
 a run that fails after that leaves a ``FAILED`` file with the error (removed by a later successful run).
+Once a run has finished, ``train.keep_checkpoints`` decides which of its Lightning checkpoints stay
+(:func:`prune_checkpoints`).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import traceback
 from pathlib import Path
 
 from biodl.errors import ConfigError
 from biodl.io_utils import atomic_write_text
+from biodl.training.callbacks import PREVIOUS_CHECKPOINT
+from biodl.training.fit import CHECKPOINT_DIR, LAST_CHECKPOINT
 
 #: The marker a failed run leaves in its directory.
 FAILED = "FAILED"
@@ -37,6 +42,11 @@ def check_run_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
         raise ConfigError(
             f"--output-dir {out}: holds a finished run (metrics.json / model/); "
             "give --overwrite to replace it, --resume to continue it, or another --output-dir"
+        )
+    if resume and out.is_dir() and is_finished_run(out) and not has_checkpoints(out):
+        raise ConfigError(
+            f"--resume: {out} holds a finished run that kept no checkpoint to continue from (train.keep_checkpoints: "
+            "none removes them once a run has finished); give --overwrite to train it again, or another --output-dir"
         )
 
 
@@ -71,3 +81,83 @@ def mark_failed(out: Path, exc: BaseException) -> None:
 def clear_failed(out: Path) -> None:
     """Remove the ``FAILED`` marker of an earlier attempt (after a successful run)."""
     (out / FAILED).unlink(missing_ok=True)
+
+
+#: Where a run trains further networks, each with its own ``checkpoints/`` (and perhaps its own sub-runs):
+#: ensemble members, cross-validation folds, ``model.name: auto`` candidates, ``train.refit`` networks and
+#: ``train.select_by: cv`` folds.
+SUB_RUNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (".", re.compile(r"member_\d+")),
+    (".", re.compile(r"fold_\d+")),
+    ("candidates", re.compile(r"\d+_.+")),
+    ("refit", re.compile(r".+")),
+    ("selection", re.compile(r"fold_\d+")),
+)
+
+
+def checkpoint_dirs(out: Path, depth: int = 4) -> list[Path]:
+    """The ``checkpoints/`` folders the run in ``out`` trains into: its own and those of its :data:`SUB_RUNS`.
+
+    Only those known places are looked at (never other folders of ``out``), and no symbolic link is followed.
+    """
+    found = []
+    own = out / CHECKPOINT_DIR
+    if own.is_dir() and not own.is_symlink():
+        found.append(own)
+    if depth > 0:
+        for parent, name in SUB_RUNS:
+            base = out / parent
+            if not base.is_dir() or base.is_symlink():
+                continue
+            for sub in sorted(base.iterdir()):
+                if name.fullmatch(sub.name) and sub.is_dir() and not sub.is_symlink():
+                    found += checkpoint_dirs(sub, depth - 1)
+    return found
+
+
+def has_checkpoints(out: Path) -> bool:
+    """Whether any network of the run in ``out`` has a checkpoint to continue from."""
+    return any(any(d.glob("*.ckpt")) for d in checkpoint_dirs(out))
+
+
+def prune_checkpoints(out: Path, keep: str) -> None:
+    """``train.keep_checkpoints`` of a finished run in ``out``; prints one line with what was removed.
+
+    ``all`` keeps everything; ``last`` removes every ``previous.ckpt`` (each network keeps ``last.ckpt``, for
+    ``--resume``); ``none`` removes every checkpoint (``*.ckpt``, and a ``.tmp`` left by a killed write), then the
+    ``checkpoints/`` folders left empty. Only the run's own :func:`checkpoint_dirs` are touched. A file that
+    cannot be removed is a warning, never a failed run.
+    """
+    if keep == "all":
+        return
+    removed, freed, failed = 0, 0, []
+    for folder in checkpoint_dirs(out):
+        if keep == "last":
+            files = [folder / PREVIOUS_CHECKPOINT]
+        else:
+            files = sorted([*folder.glob("*.ckpt"), *folder.glob("*.ckpt.tmp")])
+        for path in files:
+            if not (path.is_file() or path.is_symlink()):
+                continue
+            try:
+                size = 0 if path.is_symlink() else path.stat().st_size
+                path.unlink()
+            except OSError as exc:
+                failed.append(f"{path} ({exc.strerror or exc})")
+                continue
+            removed += 1
+            freed += size
+        if keep == "none":
+            try:
+                folder.rmdir()
+            except OSError:  # it holds other files
+                pass
+    if removed:
+        if keep == "last":
+            what, then = f"{removed} {PREVIOUS_CHECKPOINT}", f"each network keeps {LAST_CHECKPOINT} for --resume"
+        else:
+            what = f"{removed} checkpoint file{'s' if removed != 1 else ''}"
+            then = "model/ holds the weights; the run can no longer continue with --resume"
+        print(f"checkpoints (train.keep_checkpoints: {keep}): removed {what} ({freed / 1e6:.1f} MB freed); {then}")
+    if failed:
+        print(f"warning: train.keep_checkpoints: {len(failed)} checkpoint(s) not removed: {failed[0]}")
