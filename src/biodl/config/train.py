@@ -59,7 +59,15 @@ class TrainConfig(_Section):
     lr_patience: int = Field(default=3, ge=0, description="plateau: epochs without improvement before the decay")
     lr_gamma: float = Field(default=0.95, gt=0.0, le=1.0, description="exponential: learning-rate factor per epoch")
     lr_min_factor: float = Field(default=0.01, ge=0.0, le=1.0, description="cosine: final learning rate as a fraction of lr")
-    early_stopping: bool = Field(default=True, description="stop when the monitored loss stops improving; best weights restored")
+    early_stopping: bool = Field(default=True, description="stop when the monitored value stops improving; best weights restored")
+    monitor: Literal["loss", "metric", "auto"] = Field(
+        default="loss",
+        description="what early stopping and the kept (best) weights follow on the validation rows: loss = the "
+        "validation loss; metric = the task's headline metric (AUROC for binary tasks, accuracy for classes, RMSE for "
+        "regression, ...); auto = the metric for binary classification (one or many tasks), else the loss. The plateau "
+        "learning-rate schedule follows the validation loss either way; without validation rows the training loss is "
+        "followed. The molecule data type's default candidates use auto",
+    )
     patience: int = Field(default=10, ge=1, description="early stopping: epochs without improvement")
     min_delta: float = Field(default=0.0, ge=0.0, description="early stopping: smallest improvement that counts")
     select_by: Literal["val", "cv", "auto"] = Field(

@@ -55,7 +55,7 @@ class History(L.Callback):
 
 
 class BestWeights(L.Callback):
-    """Keeps the weights with the lowest monitored loss and restores them when training ends.
+    """Keeps the weights with the best monitored value (lowest for ``mode="min"``) and restores them at the end.
 
     With ``restore=False`` (training without validation rows) nothing is kept: the network ends
     with its last epoch's weights, and ``best_epoch`` is that epoch. The lowest *training* loss
@@ -64,9 +64,11 @@ class BestWeights(L.Callback):
     the network after that many epochs.
     """
 
-    def __init__(self, monitor: str = "val_loss", restore: bool = True) -> None:
+    def __init__(self, monitor: str = "val_loss", restore: bool = True, mode: str = "min") -> None:
         self.monitor = monitor
         self.restore = restore
+        #: values are compared as ``sign * value``, lowest best (``best`` holds the signed value)
+        self.sign = -1.0 if mode == "max" else 1.0
         self.best: float = math.inf
         self.best_epoch: int = -1
         self.state: dict[str, torch.Tensor] | None = None
@@ -78,7 +80,7 @@ class BestWeights(L.Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return
-        v = float(value)
+        v = self.sign * float(value)
         if math.isfinite(v) and v < self.best:
             self.best, self.best_epoch = v, trainer.current_epoch
             self.state = {k: t.detach().cpu().clone() for k, t in pl_module.state_dict().items()}

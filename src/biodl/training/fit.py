@@ -33,6 +33,7 @@ from biodl.training.callbacks import (
 from biodl.training.clock import budget_clock
 from biodl.training.csv_log import DamagedCheckpoint, ResumableCSVLogger, read_checkpoint_epoch
 from biodl.training.module import BiodlModule
+from biodl.training.monitor import selection_monitor
 
 CHECKPOINT_DIR = "checkpoints"
 #: Most mini-batches fetched together and stepped through in one Lightning step (see
@@ -207,7 +208,13 @@ def train_model(
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     has_val = val is not None and (isinstance(val, DataLoader) or len(val[0]) > 0)
-    monitor = "val_loss" if has_val else "train_loss"
+    monitor = "val_loss" if has_val else "train_loss"  # the plateau schedule's
+    in_memory_val = val if has_val and val is not None and not isinstance(val, DataLoader) else None
+    select = selection_monitor(
+        cfg.monitor, kind, None if in_memory_val is None else in_memory_val[1], has_val=has_val
+    )  # early stopping's and the kept weights'
+    if select.note:
+        print(select.note)
     streaming = isinstance(train, DataLoader)
     group = 1
     if isinstance(train, DataLoader):
@@ -247,7 +254,7 @@ def train_model(
         labels_complete=not isinstance(train, DataLoader) and labels_complete(kind, train[1]),
         target_scale=target_scale,
     )
-    history, best = History(), BestWeights(monitor, restore=has_val)
+    history, best = History(), BestWeights(select.name, restore=has_val, mode=select.mode)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     callbacks: list[L.Callback] = [
         history,
@@ -257,7 +264,11 @@ def train_model(
     if cfg.early_stopping:
         callbacks.append(
             EarlyStopping(
-                monitor=monitor, patience=cfg.patience, min_delta=cfg.min_delta, mode="min", check_on_train_epoch_end=True
+                monitor=select.name,
+                patience=cfg.patience,
+                min_delta=cfg.min_delta,
+                mode=select.mode,
+                check_on_train_epoch_end=True,
             )
         )
     timer = None

@@ -59,11 +59,22 @@ class MoleculeModality(Modality):
     #: chemprop's recipe, a D-MPNN with the normalised RDKit 2-D descriptors as extra features. Both read the same
     #: packed graphs (whose descriptor slots hold the fingerprint and the descriptors; the D-MPNN reads the
     #: descriptors only), so their average is one network, for regression the run's model unless validation
-    #: favours one family by more than a standard error (:attr:`blend_prior`, docs/defaults.md).
+    #: favours one family by more than a standard error (:attr:`blend_prior`, docs/defaults.md). Binary
+    #: classification keeps each network's epoch with the best validation AUROC (``train.monitor: auto``), as
+    #: chemprop does, not the lowest validation loss (docs/defaults.md, SIDER).
     refit_rows: ClassVar[int] = REFIT_ROWS
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
-        {"name": "ffn", "train": {"ensemble_size": 5}, "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},
-        {"name": "dmpnn", "extra_features": ["rdkit2d"], "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}}},
+        {
+            "name": "ffn",
+            "train": {"ensemble_size": 5, "monitor": "auto"},
+            "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}},
+        },
+        {
+            "name": "dmpnn",
+            "extra_features": ["rdkit2d"],
+            "train": {"monitor": "auto"},
+            "data": {"molecule": {"featurizer": list(BLEND_FEATURIZER)}},
+        },
     )
     #: ``train.portfolio_blend: auto`` keeps the mean of the two families for regression unless validation shows
     #: the better one ahead by more than one standard error: the mean was the better model on the held-out rows
