@@ -1,4 +1,5 @@
-"""The run directory of ``biodl train``: a finished run is never clobbered, a failed one is marked (issue 14, items 4-5)."""
+"""The run directory of ``biodl train``: a finished run is never clobbered, a failed one is marked (issue 14, items 4-5),
+``--overwrite`` leaves nothing of the run it replaces."""
 
 from __future__ import annotations
 
@@ -91,3 +92,24 @@ def test_failed_run_is_marked_and_cleared_by_a_later_run(small_csv: Path, tmp_pa
     res = train(small_csv, out, "--seed", "5", "--overwrite")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "seed: 5" in (out / "config.yaml").read_text()
+
+
+def test_overwrite_leaves_nothing_of_the_replaced_run(small_csv: Path, tmp_path: Path) -> None:
+    """The earlier run's row report must not describe the new run (it had bad rows, the new data has none)."""
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(small_csv)
+    gene = next(c for c in frame.columns if c.startswith("g_"))
+    frame[gene] = frame[gene].astype(object)
+    frame.loc[3, gene] = "abc"
+    frame.to_csv(bad, index=False)
+    out = tmp_path / "run"
+    res = train(bad, out, "--set", "data.bad_values=skip", "--set", "train.ensemble_size=2", "--model", "mlp")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "skipped_rows.csv").is_file() and (out / "member_1").is_dir()
+    (out / "notes.txt").write_text("a user's note")
+    res = train(small_csv, out, "--overwrite", "--model", "mlp")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"--overwrite: removed the earlier run's outputs in {out} (" in res.stdout
+    assert not (out / "skipped_rows.csv").exists() and not list(out.glob("member_*"))
+    assert (out / "notes.txt").read_text() == "a user's note"
+    assert (out / "metrics.json").is_file() and "skipped" not in res.stdout

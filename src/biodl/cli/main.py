@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from OUTPUT_DIR/checkpoints/last.ckpt (a finished run keeps it unless --keep-checkpoints none)",
     )
     tr.add_argument(
-        "--overwrite", action="store_true", help="replace the finished run in OUTPUT_DIR (default: refuse to train into it)"
+        "--overwrite",
+        action="store_true",
+        help="replace the finished run in OUTPUT_DIR; the outputs it wrote there are removed first (default: refuse)",
     )
     _add_flags(tr, "data", DATA_FLAGS + SPLIT_FLAGS)
     _add_flags(tr, "model and training", TRAIN_FLAGS)

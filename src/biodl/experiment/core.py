@@ -82,9 +82,10 @@ class Experiment:
         CPU threads throughout (training, prediction, explanations), if set.
 
         ``overwrite=False`` (``biodl train`` without ``--overwrite``) refuses a directory that holds a
-        finished run unless ``resume``. ``config.yaml`` is written once the inputs were read; a run that
-        fails after that leaves ``output_dir/FAILED`` with the error. Once the run has finished,
-        ``train.keep_checkpoints`` decides which of its checkpoints stay (a failed run keeps them all).
+        finished run unless ``resume``; ``overwrite=True`` (without ``resume``) first removes whatever an earlier run
+        wrote there (:func:`biodl.experiment.rundir.clear_run_outputs`). ``config.yaml`` is written once the inputs
+        were read; a run that fails after that leaves ``output_dir/FAILED`` with the error. Once the run has
+        finished, ``train.keep_checkpoints`` decides which of its checkpoints stay (a failed run keeps them all).
         """
         from biodl.training.threads import torch_threads
 

@@ -1,9 +1,10 @@
 """The run directory's life cycle: refuse to clobber a finished run, mark a failed one, prune its checkpoints.
 
 A run directory is *finished* when it holds ``metrics.json`` or ``model/``. Training into it again needs
-``overwrite`` (``--overwrite``: the old ``metrics.json`` and ``model/`` are removed first) or ``resume``
-(``--resume``: continue from its checkpoints). ``config.yaml`` is written only once the inputs were read;
-a run that fails after that leaves a ``FAILED`` file with the error (removed by a later successful run).
+``overwrite`` (``--overwrite``: everything the earlier run wrote there is removed first, :func:`clear_run_outputs`;
+a user's own files stay) or ``resume`` (``--resume``: continue from its checkpoints, everything kept).
+``config.yaml`` is written only once the inputs were read; a run that fails after that leaves a ``FAILED`` file
+with the error (removed by a later successful run).
 Once a run has finished, ``train.keep_checkpoints`` decides which of its Lightning checkpoints stay
 (:func:`prune_checkpoints`).
 """
@@ -15,6 +16,7 @@ import shutil
 import traceback
 from pathlib import Path
 
+from biodl.data.row_report import CHANGED_FILE, SKIPPED_FILE
 from biodl.errors import ConfigError
 from biodl.io_utils import atomic_write_text
 from biodl.training.callbacks import PREVIOUS_CHECKPOINT
@@ -51,14 +53,13 @@ def check_run_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
 
 
 def start_run_dir(out: Path, config_yaml: str, *, overwrite: bool, resume: bool) -> None:
-    """Create ``out`` (after :func:`check_run_dir`), clear a replaced finished run and write ``config.yaml``."""
+    """Create ``out`` (after :func:`check_run_dir`), clear a replaced run (:func:`clear_run_outputs`) and write
+    ``config.yaml``."""
     if overwrite and not resume and out.is_dir():
-        for name in FINISHED_MARKERS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        removed = clear_run_outputs(out)
+        if removed:
+            what = f"{removed} file{'s' if removed != 1 else ''}/folder{'s' if removed != 1 else ''}"
+            print(f"--overwrite: removed the earlier run's outputs in {out} ({what})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
@@ -161,3 +162,69 @@ def prune_checkpoints(out: Path, keep: str) -> None:
         print(f"checkpoints (train.keep_checkpoints: {keep}): removed {what} ({freed / 1e6:.1f} MB freed); {then}")
     if failed:
         print(f"warning: train.keep_checkpoints: {len(failed)} checkpoint(s) not removed: {failed[0]}")
+
+
+#: What a training run writes at the top of its run directory, besides ``config.yaml`` (written again by the new
+#: run) and its :data:`SUB_RUNS`. The trackers' own stores (``mlruns/``, ``wandb/``) keep every run apart and stay.
+RUN_OUTPUTS = (
+    *FINISHED_MARKERS,
+    "splits.json",
+    SKIPPED_FILE,
+    CHANGED_FILE,
+    "history.json",
+    "diagnostics.json",
+    "report.html",
+    "selection.json",
+    "pretrain.json",
+    "transfer.json",
+    "label_hierarchy.csv",  # model-specific artifacts (dnae: write_run_artifacts)
+    "label_encoder.json",
+    FAILED,
+    CHECKPOINT_DIR,
+    "logs",
+    "figures",
+)
+#: A file left by a write that was killed (:func:`biodl.io_utils.atomic_write_text`) of one of :data:`RUN_OUTPUTS`.
+_KILLED_WRITE = re.compile(r"\.(" + "|".join(re.escape(n) for n in RUN_OUTPUTS) + r")\..+\.tmp")
+
+
+def run_outputs(out: Path) -> list[Path]:
+    """What an earlier training run left in ``out``: its :data:`RUN_OUTPUTS` and :data:`SUB_RUNS` (whole).
+
+    Only those known names are listed, never another file or folder of ``out``; no symbolic link is followed
+    (a link with a known name is listed itself).
+    """
+    if not out.is_dir() or out.is_symlink():
+        return []
+    found = [out / name for name in RUN_OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+    found += [p for p in sorted(out.iterdir()) if _KILLED_WRITE.fullmatch(p.name)]
+    for parent, name in SUB_RUNS:
+        base = out / parent
+        if base.is_dir() and not base.is_symlink():
+            found += [sub for sub in sorted(base.iterdir()) if name.fullmatch(sub.name) and sub.is_dir()]
+    return found
+
+
+def clear_run_outputs(out: Path) -> int:
+    """Remove the outputs of an earlier run in ``out`` (:func:`run_outputs`; ``--overwrite``); returns how many.
+
+    ``candidates/``, ``refit/`` and ``selection/`` go once they hold nothing else. A path that cannot be removed
+    is a one-line :class:`ConfigError`: the new run must not start next to what would pass for its outputs.
+    """
+    paths = run_outputs(out)
+    for path in paths:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"--overwrite: cannot remove {path} of the earlier run ({exc.strerror or exc}); "
+                "remove it yourself or give another --output-dir"
+            ) from None
+    for parent in {parent for parent, _ in SUB_RUNS} - {"."}:
+        base = out / parent
+        if base.is_dir() and not base.is_symlink() and not any(base.iterdir()):
+            base.rmdir()
+    return len(paths)
