@@ -65,7 +65,8 @@ class FitResult:
     history
         Per-epoch values: ``epoch``, ``train_loss``, ``val_loss``, ``train_<metric>``, ``lr``...
     best_epoch
-        Epoch of the lowest validation loss (without validation rows: the last epoch).
+        Epoch of the best monitored validation value (``train.monitor``: the lowest loss, or the best
+        metric; without validation rows: the last epoch).
     epochs
         Number of epochs run.
     """

@@ -2,12 +2,15 @@
 
 ``train.monitor`` (:class:`biodl.config.TrainConfig`): ``loss`` follows the validation loss; ``metric``
 the task's headline metric on the validation rows (:func:`biodl.metrics.compute.main_metric`: AUROC for
-binary tasks, one or many); ``auto`` the metric for binary classification and the loss otherwise. The
-plateau learning-rate schedule always follows the validation loss.
+binary tasks, one or many); ``auto`` the metric for *multi-task* binary classification (two or more label
+columns) and the loss otherwise. The plateau learning-rate schedule always follows the validation loss.
 
-Why a metric: the validation loss also scores calibration, so on small, noisy multi-task sets it turns up
-after a few epochs while the ranking the metric scores still improves (SIDER: best loss epoch 3, mean
-validation AUROC still rising; chemprop selects its epoch on the validation metric too).
+Why a metric for several tasks: the reported figure is the unweighted mean of the tasks' AUROCs, while the
+loss weighs each task by how uncertain its labels are and also scores calibration, so on small, noisy
+multi-task sets it turns up after a few epochs while the tasks' ranking still improves (SIDER, 27 tasks: best
+loss epoch 3, the mean validation AUROC still rising; chemprop selects its epoch on the validation metric).
+With one task the two aggregate the same thing and the loss is the smoother signal (BBBP kept the loss's
+epochs better: docs/defaults.md).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import numpy as np
 from biodl.errors import BiodlError
 from biodl.metrics.compute import compute_metrics, main_metric
 
-#: The kinds ``train.monitor: auto`` follows the metric for.
+#: The kinds ``train.monitor: auto`` follows the metric for, and from how many label columns (tasks).
 AUTO_METRIC_KINDS: tuple[str, ...] = ("binary",)
+AUTO_MIN_TASKS = 2
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ def selection_monitor(setting: str, kind: str, val_y: np.ndarray | None, *, has_
     """
     if not has_val:
         return Monitor("train_loss", "min")
-    wants = setting == "metric" or (setting == "auto" and kind in AUTO_METRIC_KINDS)
+    tasks = 1 if val_y is None or np.ndim(val_y) < 2 else int(np.shape(val_y)[1])
+    wants = setting == "metric" or (setting == "auto" and kind in AUTO_METRIC_KINDS and tasks >= AUTO_MIN_TASKS)
     if not wants:
         return Monitor("val_loss", "min")
     name, higher = main_metric(kind)

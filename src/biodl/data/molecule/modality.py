@@ -59,9 +59,9 @@ class MoleculeModality(Modality):
     #: chemprop's recipe, a D-MPNN with the normalised RDKit 2-D descriptors as extra features. Both read the same
     #: packed graphs (whose descriptor slots hold the fingerprint and the descriptors; the D-MPNN reads the
     #: descriptors only), so their average is one network, for regression the run's model unless validation
-    #: favours one family by more than a standard error (:attr:`blend_prior`, docs/defaults.md). Binary
-    #: classification keeps each network's epoch with the best validation AUROC (``train.monitor: auto``), as
-    #: chemprop does, not the lowest validation loss (docs/defaults.md, SIDER).
+    #: favours one family by more than a standard error (:attr:`blend_prior`, docs/defaults.md). Multi-task
+    #: binary classification keeps each network's epoch with the best mean validation AUROC (``train.monitor:
+    #: auto``), as chemprop does, not the lowest validation loss (docs/defaults.md: SIDER, ClinTox, Tox21).
     refit_rows: ClassVar[int] = REFIT_ROWS
     portfolio: ClassVar[tuple[dict[str, object], ...]] = (
         {
