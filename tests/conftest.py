@@ -27,6 +27,18 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def pbmc_cells(n: int = 600, genes: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` real PBMC cells: ``(n, genes)`` float32 expression and their cell types ``(n,)`` as text."""
+    import warnings
+
+    import anndata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad = anndata.read_h5ad(PBMC)
+    return np.asarray(ad.X[:n, :genes], dtype=np.float32), ad.obs["bulk_labels"].astype(str).to_numpy()[:n]
+
+
 #: Settings that keep test runs small and quiet.
 FAST = ["train.progress_bar=false", "evaluate.baselines=[linear]"]
 

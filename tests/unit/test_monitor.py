@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -15,7 +14,7 @@ from biodl.config import TrainConfig
 from biodl.errors import ConfigError
 from biodl.training.fit import FitResult, train_model
 from biodl.training.monitor import selection_monitor
-from conftest import PBMC
+from conftest import pbmc_cells
 
 EPOCHS = 12
 
@@ -23,13 +22,7 @@ EPOCHS = 12
 @pytest.fixture(scope="module")
 def pbmc_binary() -> tuple[np.ndarray, np.ndarray]:
     """600 real PBMC cells, 100 genes; three one-against-the-rest tasks ``(N, 3)`` of 0/1: the 4th-6th commonest types."""
-    import anndata
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ad = anndata.read_h5ad(PBMC)
-    X = np.asarray(ad.X[:600, :100], dtype=np.float32)
-    cells = ad.obs["bulk_labels"].astype(str).to_numpy()[:600]
+    X, cells = pbmc_cells()
     kinds = [k for k, _ in sorted(((k, (cells == k).sum()) for k in set(cells)), key=lambda kv: (-kv[1], kv[0]))[3:6]]
     return X, np.stack([(cells == k).astype(np.float32) for k in kinds], axis=1)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from biodl.data.loader import ArrayDataset
 from biodl.training.fit import FitResult, batches_per_step, labels_complete, train_model
 from biodl.training.losses import masked_loss
 from biodl.training.module import BiodlModule
-from conftest import PBMC
+from conftest import pbmc_cells
 
 EPOCHS = 3
 BATCH = 32
@@ -27,14 +26,8 @@ BATCH = 32
 @pytest.fixture(scope="module")
 def pbmc() -> tuple[np.ndarray, np.ndarray]:
     """600 real PBMC cells: 100 gene-expression features, the cell type as class index."""
-    import anndata
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ad = anndata.read_h5ad(PBMC)
-    X = np.asarray(ad.X[:600, :100], dtype=np.float32)
-    codes = ad.obs["bulk_labels"].astype("category").cat.codes.to_numpy()[:600]
-    return X, codes.astype(np.int64)
+    X, cells = pbmc_cells()
+    return X, np.unique(cells, return_inverse=True)[1].astype(np.int64)
 
 
 class StepLog(L.Callback):
