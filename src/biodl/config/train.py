@@ -64,8 +64,8 @@ class TrainConfig(_Section):
         default="loss",
         description="what early stopping and the kept (best) weights follow on the validation rows: loss = the "
         "validation loss; metric = the task's headline metric (AUROC for binary tasks, accuracy for classes, RMSE for "
-        "regression, ...); auto = the metric for binary classification with two or more tasks, else the loss. The plateau "
-        "learning-rate schedule follows the validation loss either way; without validation rows the training loss is "
+        "regression, ...); auto = the metric for two or more binary tasks (multi-task or multi-label), else the loss. "
+        "The plateau learning-rate schedule follows the validation loss either way; without validation rows the training loss is "
         "followed. The molecule data type's default candidates use auto",
     )
     patience: int = Field(default=10, ge=1, description="early stopping: epochs without improvement")

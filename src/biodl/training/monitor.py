@@ -2,8 +2,9 @@
 
 ``train.monitor`` (:class:`biodl.config.TrainConfig`): ``loss`` follows the validation loss; ``metric``
 the task's headline metric on the validation rows (:func:`biodl.metrics.compute.main_metric`: AUROC for
-binary tasks, one or many); ``auto`` the metric for *multi-task* binary classification (two or more label
-columns) and the loss otherwise. The plateau learning-rate schedule always follows the validation loss.
+binary tasks, one or many, and for multi-label data); ``auto`` the metric for two or more binary label
+columns (multi-task classification, multi-label data) and the loss otherwise. The plateau learning-rate
+schedule always follows the validation loss.
 
 Why a metric for several tasks: the reported figure is the unweighted mean of the tasks' AUROCs, while the
 loss weighs each task by how uncertain its labels are and also scores calibration, so on small, noisy
