@@ -270,6 +270,7 @@ def train_model(
                 min_delta=cfg.min_delta,
                 mode=select.mode,
                 check_on_train_epoch_end=True,
+                strict=not select.is_metric,  # an epoch whose metric could not be scored does not count
             )
         )
     timer = None
