@@ -53,6 +53,9 @@ def test_two_workers_record_every_trial_once(small_csv: Path, tmp_path: Path, ca
         assert cfg["train"]["lr"] == pytest.approx(t.params["train.lr"])
         # a trial is a measurement: its model is not trained again on the test rows (train.refit)
         assert cfg["train"]["refit"] == "never" and not (out / "trials" / f"trial_{t.number:04d}" / "model_heldout").exists()
+        # nor trained further: a finished trial keeps no checkpoint (train.keep_checkpoints: none unless set)
+        assert cfg["train"]["keep_checkpoints"] == "none"
+        assert not list((out / "trials" / f"trial_{t.number:04d}").rglob("*.ckpt"))
 
     # re-export from the shared study, with figures and the report this time
     assert main(_tune_args(small_csv, out, "--n-trials", "0", "--sampler", "random", "--study-name", "shared")) == 0

@@ -286,6 +286,8 @@ class Objective:
         The tune directory (trials go to ``trials/trial_NNNN``).
     sampler
         The study's sampler (a line search records the key each trial varies).
+    keep_checkpoints_set
+        Whether the experiment set ``train.keep_checkpoints`` itself; if not, a finished trial keeps no checkpoint.
     """
 
     def __init__(
@@ -295,8 +297,12 @@ class Objective:
         target: StudyTarget,
         output_dir: Path,
         sampler: BaseSampler | None = None,
+        *,
+        keep_checkpoints_set: bool = False,
     ) -> None:
         self.base = dict(base)
+        #: whether the experiment chose ``train.keep_checkpoints`` (else a finished trial keeps none)
+        self.keep_checkpoints_set = keep_checkpoints_set
         self.space = space
         self.target = target
         self.output_dir = output_dir
@@ -308,8 +314,9 @@ class Objective:
     def config(self, values: Mapping[str, Any], seed: int, *, for_trial: bool = True) -> ExperimentConfig:
         """The config of a trial with sampled ``values`` (Optuna representation) and ``seed``.
 
-        ``for_trial`` switches off what a trial does not need (progress bar, baselines, ``train.refit``); the
-        best config keeps the base config's settings.
+        ``for_trial`` switches off what a trial does not need (progress bar, baselines, ``train.refit``, its
+        finished checkpoints unless ``train.keep_checkpoints`` was set); the best config keeps the base config's
+        settings.
         """
         raw = self.space.apply(self.base, values)
         if "train.seed" not in self.space.keys:
@@ -320,6 +327,8 @@ class Objective:
             raw["train"]["progress_bar"] = False
             raw["evaluate"]["baselines"] = []
             raw["train"]["refit"] = "never"  # a trial is a measurement: its model is not trained again
+            if not self.keep_checkpoints_set:  # a finished trial is not trained further: its model/ is what stays
+                raw["train"]["keep_checkpoints"] = "none"
         return ExperimentConfig.from_dict(raw, source="tune trial")
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -437,7 +446,9 @@ def run_study(cfg: ExperimentConfig, output_dir: str | Path, *, kind: str | None
     sampler = make_sampler(tune.sampler, SamplerContext(space, base, seed, tune.line_points))
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(cfg, out, space, target, sampler)
-    objective = Objective(base, space, target, out, sampler)
+    objective = Objective(
+        base, space, target, out, sampler, keep_checkpoints_set="keep_checkpoints" in cfg.train.model_fields_set
+    )
     print(
         f"study {tune.study_name!r} in {storage_label(tune.storage, out)}: {tune.n_trials} trial(s) of "
         f"{tune.sampler} search over {', '.join(space.keys)}; {target.direction} val {target.metric}"
