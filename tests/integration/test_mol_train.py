@@ -59,6 +59,7 @@ def test_dense_network_learns_esol_and_ensembles(tmp_path: Path) -> None:
                 ensemble_size=2).fit(tmp_path / "ffn")  # fmt: skip
     assert res.history["train_loss"][-1] < 0.7 * res.history["train_loss"][0]
     assert res.metrics["test"]["r2"] > 0.0
+    assert res.metrics["training"]["best_epoch_by"] == "val_loss"  # regression follows the loss (train.monitor)
     assert (tmp_path / "ffn" / "member_1" / "logs").exists()
     bundle = load(tmp_path / "ffn")
     assert bundle.meta["model"]["name"] == "ensemble" and bundle.meta["model"]["params"]["size"] == 2

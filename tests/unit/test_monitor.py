@@ -93,6 +93,7 @@ def test_the_kept_weights_are_the_best_validation_auroc_not_the_lowest_loss(
     by_loss, _, _ = _fit(pbmc_binary, "loss", tmp_path / "loss")
     by_auc, model, keep = _fit(pbmc_binary, "metric", tmp_path / "metric")
     loss, auc = np.asarray(by_auc.history["val_loss"]), np.asarray(by_auc.history["val_auroc"])
+    assert (by_loss.monitor, by_auc.monitor) == ("val_loss", "val_auroc")  # recorded: metrics.json best_epoch_by
     assert by_loss.best_epoch == int(np.argmin(by_loss.history["val_loss"]))
     assert by_auc.best_epoch == int(np.argmax(auc))
     assert int(np.argmax(auc)) != int(np.argmin(loss))  # the two rules pick different epochs here

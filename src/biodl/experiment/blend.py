@@ -169,4 +169,5 @@ def blend(chosen: Sequence[Pooled]) -> Trained:
         best_epoch=best.best_epoch,
         epochs=best.epochs,
         two_step=best.two_step,
+        monitor=best.monitor,
     )

@@ -83,6 +83,8 @@ def evaluate_run(cfg: ExperimentConfig, inputs: Inputs, split: Split, prepared: 
     if trained.two_step:
         metrics["label_encoder"] = model.label_encoder_report(y, {"train": tr, "val": va, "test": te})
     metrics["training"] = {"best_epoch": trained.best_epoch, "epochs": trained.epochs}
+    if trained.monitor:  # what chose the kept epoch (train.monitor)
+        metrics["training"]["best_epoch_by"] = trained.monitor
     metrics = to_jsonable(metrics)
     compare_to_baseline(metrics, targets.kind, standard_error=margin_se(inputs, va, preds, base_val, targets.kind))
     meta["metrics"] = {k: metrics[k] for k in ("val", "test") if k in metrics}

@@ -115,6 +115,8 @@ class Trained:
         Whether this process writes the run (only rank zero of a distributed run does).
     two_step
         Whether the model was trained on latent label codes (it then reports its label encoder).
+    monitor
+        What chose ``best_epoch`` (``train.monitor``: ``"val_loss"``, ``"val_auroc"``, ...), if known.
     """
 
     bundle: Bundle
@@ -123,6 +125,7 @@ class Trained:
     epochs: int
     is_global_zero: bool = True
     two_step: bool = False
+    monitor: str | None = None
 
     @property
     def model(self) -> Any:

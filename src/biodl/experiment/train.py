@@ -128,6 +128,7 @@ def train_network(
         epochs=fit.epochs,
         is_global_zero=fit.is_global_zero,
         two_step=two_step,
+        monitor=fit.monitor,
     )
 
 

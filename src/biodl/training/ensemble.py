@@ -80,4 +80,4 @@ def train_ensemble(
         ensemble = Ensemble.blend(members, specs, kind).eval()
     else:
         ensemble = Ensemble.from_members(members, name, params, kind).eval()
-    return FitResult(ensemble, dict(fits[0].history), fits[0].best_epoch, max(f.epochs for f in fits))
+    return FitResult(ensemble, dict(fits[0].history), fits[0].best_epoch, max(f.epochs for f in fits), monitor=fits[0].monitor)

@@ -69,6 +69,8 @@ class FitResult:
         metric; without validation rows: the last epoch).
     epochs
         Number of epochs run.
+    monitor
+        The logged value that chose ``best_epoch`` (``train.monitor``): ``"val_loss"``, ``"val_auroc"``, ...
     """
 
     model: nn.Module
@@ -76,6 +78,7 @@ class FitResult:
     best_epoch: int
     epochs: int
     is_global_zero: bool = True
+    monitor: str = "val_loss"
 
 
 def batches_per_step(dataset: ArrayDataset, batch_size: int, checkpoint_every: int | None = None) -> int:
@@ -321,7 +324,7 @@ def train_model(
             f"after epoch {trainer.current_epoch}"
         )
     model.eval()
-    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
+    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero, select.name)
 
 
 def resume_checkpoint(ckpt_dir: Path) -> tuple[Path, int | None]:
