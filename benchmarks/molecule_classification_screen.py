@@ -63,14 +63,15 @@ def run(job: str, out: Path) -> None:
     t0 = time.time()
     main(["train", "--data-type", "molecule", "--data-path", str(path), "--task", "classification", "--skip-invalid",
           "--split", split, "--split-sizes", "0.8", "0.1", "0.1", "--seed", seed, "--threads", "1", "--model", "ffn",
-          "--set", "train.refit=never", "--output-dir", str(run_dir), "--overwrite", *VARIANTS[variant]])  # fmt: skip
+          "--set", "train.refit=never", "--keep-checkpoints", "none", "--output-dir", str(run_dir), "--overwrite",
+          *VARIANTS[variant]])  # fmt: skip
     m = json.loads((run_dir / "metrics.json").read_text())
     rec = {"v": variant, "d": name, "seed": int(seed), "val": m["val"]["auroc"], "test": m["test"]["auroc"],
            "rf_val": m["baseline"]["val"]["auroc"], "rf_test": m["baseline"]["test"]["auroc"],
            "sec": round(time.time() - t0)}  # fmt: skip
     with out.open("a") as fh:
         fh.write(json.dumps(rec) + "\n")
-    for p in [*run_dir.rglob("*.ckpt"), *run_dir.rglob("weights.safetensors")]:  # ~0.5 GB a run otherwise
+    for p in run_dir.rglob("weights.safetensors"):  # the bundles are not needed by the screen (checkpoints: none)
         p.unlink()
 
 

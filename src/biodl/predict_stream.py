@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from biodl.errors import DataError
-from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns, position_columns
+from biodl.inference import H5_SUFFIXES, append_h5, load_data, output_columns, per_position_frame, position_columns
 
 if TYPE_CHECKING:
     from biodl.bundle import Bundle
@@ -505,11 +505,20 @@ def stream_predict(
     overrides: Mapping[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
     first: Callable[[Chunk], None] | None = None,
+    per_residue: bool = False,
 ) -> tuple[Path, int, float]:
-    """Predictions of ``run`` (an engine's ``predict``) for every row, streamed into ``output``."""
+    """Predictions of ``run`` (an engine's ``predict``) for every row, streamed into ``output``.
+
+    ``per_residue`` (per-position models): the long table, one output row per position of every input
+    sequence (:func:`biodl.inference.per_position_frame`), written chunk by chunk like the rest.
+    """
+    if per_residue and bundle.kind != "positions":
+        raise DataError("--per-residue is for per-position models (trained with --per-position)")
 
     def compute(chunk: Chunk) -> pd.DataFrame:
         out = run(chunk.X_model)
+        if per_residue:
+            return per_position_frame(bundle, chunk.data, out)
         if bundle.kind == "positions":  # one row per sequence: its label string and per-position probabilities
             return pd.DataFrame({"id": chunk.ids, **position_columns(bundle, chunk.data, out)})
         return pd.DataFrame(output_columns(bundle, chunk.ids, out))

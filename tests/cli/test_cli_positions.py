@@ -86,6 +86,28 @@ def test_predict_per_residue_table(run_dir: Path, files: dict[str, Path], tmp_pa
     assert "".join(first.residue) == test.seq.iloc[0] and first.position.tolist() == list(range(1, len(first) + 1))
 
 
+def test_per_residue_table_streamed_in_chunks(run_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:
+    args = ["predict", "--model-path", str(run_dir), "--data-path", str(files["test"]), "--engine", "torch", "--per-residue"]
+    assert main([*args, "--output", str(tmp_path / "whole.csv")]) == 0
+    assert main([*args, "--output", str(tmp_path / "streamed.parquet"), "--chunk-rows", "7"]) == 0  # 20 chains: 3 chunks
+    whole, streamed = pd.read_csv(tmp_path / "whole.csv"), pd.read_parquet(tmp_path / "streamed.parquet")
+    assert len(streamed) == len(whole) == int(pd.read_csv(files["test"]).seq.str.len().sum())
+    assert streamed.id.astype(str).tolist() == whole.id.astype(str).tolist()
+    assert streamed.predicted.tolist() == whole.predicted.tolist() and streamed.residue.tolist() == whole.residue.tolist()
+    np.testing.assert_allclose(streamed.prob_H.to_numpy(), whole.prob_H.to_numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("chunks", [[], ["--chunk-rows", "5"]])
+def test_per_residue_on_a_per_row_model_is_one_line(
+    pbmc_run: Path, small_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], chunks: list[str]
+) -> None:
+    out = tmp_path / "p.csv"
+    code = main(["predict", "--model-path", str(pbmc_run), "--data-path", str(small_csv), "--output", str(out),
+                 "--per-residue", *chunks])  # fmt: skip
+    assert code != 0 and not out.exists()
+    assert "--per-residue is for per-position models" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_parity_at_other_lengths(run_dir: Path, files: dict[str, Path], tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"model.{fmt}"

@@ -117,6 +117,37 @@ def test_network_shapes(stride: int, blocks: list[int]) -> None:
     assert net.embed(x).shape == (3, net.out_channels)
 
 
+def test_rot90_tta_averages_the_four_rotations_and_is_invariant_to_them() -> None:
+    torch.manual_seed(0)
+    net = build_model("chemception", (4, 40, 40), 2, {"filters": 8, "tta": "rot90"}).eval()
+    x = torch.rand(3, 4, 40, 40)
+    with torch.no_grad():
+        views = [net.classify(net.feature_maps(torch.rot90(x, k, dims=(-2, -1)))) for k in range(4)]
+        out = net(x)
+        torch.testing.assert_close(out, torch.stack(views).mean(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(net(torch.rot90(x, 1, dims=(-2, -1))), out, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(views[0], out, atol=1e-4)  # the upright image alone differs
+        net.params.tta = "none"
+        torch.testing.assert_close(net(x), views[0])
+    net.params.tta = "rot90"
+    net.train()
+    assert net(x).shape == (3, 2)  # training: one view (the augmentation rotates)
+
+
+def test_rot90_tta_exports_to_onnx_with_parity() -> None:
+    from biodl.engine import TorchEngine
+    from biodl.export.graph import InferenceNet, onnx_runner, to_onnx
+    from biodl.export.parity import Sample, check_parity
+
+    torch.manual_seed(0)
+    net = InferenceNet(build_model("chemception", (4, 40, 40), 2, {"filters": 8, "tta": "rot90"}), "binary").eval()
+    X = np.random.default_rng(0).random((4, 4, 40, 40), dtype=np.float32)
+    report = check_parity(
+        TorchEngine(net).predict, onnx_runner(to_onnx(net, model_name="chemception")), Sample(X, None, "x", real=False)
+    )
+    assert report.passed, report.summary()
+
+
 def test_gradcam_scores_every_atom_and_sums_its_pixels() -> None:
     mol = Chem.MolFromSmiles(ASPIRIN)
     img, _, px = draw(mol, GRID)

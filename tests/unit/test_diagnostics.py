@@ -115,6 +115,21 @@ def test_u_shaped_validation_is_overfitting_with_best_epoch() -> None:
     assert "epoch 12" in findings[0].message
 
 
+def test_overfitting_names_the_weights_a_metric_kept() -> None:
+    train = 0.1 + 0.6 * np.exp(-T / 8.0)
+    val = 0.3 + 0.002 * (T - 11) ** 2  # lowest validation loss at epoch 12
+    chose_loss = diagnose(_history(train, val), kept=(12, "val_loss"))[0]
+    assert "keep the best-epoch weights" in chose_loss.message and "kept_epoch" not in chose_loss.evidence
+    # train.monitor: metric kept epoch 16, not the lowest-loss epoch: the advice must not say otherwise
+    finding = diagnose(_history(train, val), kept=(16, "val_auroc"))[0]
+    assert finding.kind == "overfitting"
+    assert finding.evidence["best_epoch"] == 12
+    assert (finding.evidence["kept_epoch"], finding.evidence["kept_by"]) == (16, "val_auroc")
+    assert "kept weights are epoch 16's, chosen by val auroc" in finding.message
+    assert f"validation loss {val[15]:.4g}" in finding.message
+    assert "keep the best-epoch weights" not in finding.message
+
+
 def test_overfitting_ignores_nan_validation_epochs() -> None:
     train = 0.1 + 0.6 * np.exp(-T / 8.0)
     val = 0.3 + 0.002 * (T - 11) ** 2

@@ -78,7 +78,7 @@ def predict_streamed(bundle: Bundle, paths: list[str], overrides: dict[str, Any]
 
     out, rows, rate = stream_predict(
         bundle, paths, args.output, lambda X: engines[0].predict(X), overrides=overrides,
-        chunk_rows=args.chunk_rows or CHUNK_ROWS, first=first,
+        chunk_rows=args.chunk_rows or CHUNK_ROWS, first=first, per_residue=bool(getattr(args, "per_residue", False)),
     )  # fmt: skip
     print(f"{rows} predictions written to {out} (streamed in chunks of {args.chunk_rows or CHUNK_ROWS} rows, {rate:.0f} rows/s)")
     return 0

@@ -177,7 +177,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _refit_note(bundle.meta)
     on_cpu = deploy.use_device(bundle, args) == "cpu" and bundle.autocast is None
     paths, over = _data_overrides(args)
-    if paths and on_cpu and not (args.per_residue or args.probability_maps):
+    if args.per_residue and bundle.kind != "positions":
+        from biodl.errors import BiodlError
+
+        raise BiodlError("--per-residue is for per-position models (trained with --per-position)")
+    if paths and on_cpu and not args.probability_maps:
         from biodl.predict_stream import should_stream
 
         if should_stream(bundle, list(paths), args.output, args.chunk_rows):
@@ -191,11 +195,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         frame = write_masks(bundle, data, raw, frame, args.output)
         if args.probability_maps:
             frame = write_probability_maps(bundle, data, raw, frame, args.output)
-    elif getattr(args, "per_residue", False):
-        if bundle.kind != "positions":
-            from biodl.errors import BiodlError
-
-            raise BiodlError("--per-residue is for per-position models (trained with --per-position)")
+    elif args.per_residue:
         from biodl.inference import per_position_frame
 
         frame = per_position_frame(bundle, data, raw)

@@ -38,8 +38,15 @@ class ExperimentConfig(_Section):
         return self
 
     def _apply_model_defaults(self, name: str, defaults: Mapping[str, object]) -> None:
-        """Set the model's recommended settings on every key the user left at its default."""
+        """Set the model's recommended settings on every key the user left at its default.
+
+        A recommended ``train.min_samples`` (epochs sized by samples seen) is not applied when the user
+        chose ``train.max_epochs``: their epoch count stands.
+        """
+        user_epochs = "max_epochs" in self.train.model_fields_set
         for key, value in defaults.items():
+            if key == "train.min_samples" and user_epochs:
+                continue
             *path, field = key.split(".")
             section: BaseModel = self
             for part in path:

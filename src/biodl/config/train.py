@@ -50,6 +50,14 @@ class TrainConfig(_Section):
         "of every training image × the augment_strategy copies)",
     )
     max_epochs: int = Field(default=100, ge=1)
+    min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="size small training sets by samples seen: max_epochs is raised to ceil(min_samples / training "
+        "rows) where that is more (the epoch count a schedule such as cosine counts to; early stopping still ends "
+        "sooner); null: off. A model's recommended value is dropped when you set train.max_epochs yourself; not "
+        "used by train.select_by: cv, which chooses the epoch count",
+    )
     lr_schedule: Literal["none", "plateau", "exponential", "cosine"] = Field(
         default="plateau",
         description="plateau: x lr_factor when the validation loss stalls; exponential: x lr_gamma per epoch; cosine: "

@@ -73,7 +73,13 @@ def finish_run(
     from biodl.experiment.yardstick import baseline_findings
 
     auto = "model_selection" in metrics
-    findings = _level_findings(config, split, targets, history, metrics) + diagnose(history)
+    training = metrics.get("training") or {}
+    kept = (
+        (int(training["best_epoch"]), str(training["best_epoch_by"]))
+        if training.get("best_epoch") is not None and training.get("best_epoch_by")
+        else None
+    )
+    findings = _level_findings(config, split, targets, history, metrics) + diagnose(history, kept)
     findings += baseline_findings(metrics, auto=auto)
     found = [f.to_dict() for f in findings]
     atomic_write_text(out / "diagnostics.json", json.dumps(found, indent=1))

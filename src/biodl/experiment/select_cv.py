@@ -156,6 +156,7 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     folds = fold_rows(rows, k, cfg.train.seed, inputs.data.groups)
     fold_cfg = cfg.model_copy(deep=True)
     fold_cfg.train.early_stopping = False
+    fold_cfg.train.min_samples = None  # the folds train train.max_epochs, snapshotted below
     epochs = snapshot_epochs(cfg.train.max_epochs)
     kind = inputs.targets.kind
     preds: list[dict[int, np.ndarray]] = []
@@ -197,6 +198,7 @@ def select_by_cv(cfg: ExperimentConfig, inputs: Inputs, split: Split, out: Path,
     )
     final_cfg = cfg.model_copy(deep=True)
     final_cfg.train.max_epochs = best_epoch
+    final_cfg.train.min_samples = None  # the chosen epoch count stands
     final_cfg.train.early_stopping = False
     final_split = Split(train=rows, val=np.zeros(0, np.int64), test=split.test, method=f"{split.method}; select_by cv")
     cut = f", threshold {best_t}" if best_t is not None else ""

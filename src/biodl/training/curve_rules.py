@@ -259,8 +259,15 @@ def _check_too_low(epochs: FloatArray, train: FloatArray, lr: FloatArray | None)
     )
 
 
-def _check_overfitting(epochs: FloatArray, train: FloatArray, val: FloatArray) -> Finding | None:
-    """Validation loss rises after its minimum while the training loss falls."""
+def _check_overfitting(
+    epochs: FloatArray, train: FloatArray, val: FloatArray, kept: tuple[int, str] | None = None
+) -> Finding | None:
+    """Validation loss rises after its minimum while the training loss falls.
+
+    ``kept`` = (epoch, logged value that chose it) of the weights the run kept, when known: where a
+    metric (``train.monitor``) chose another epoch than the validation loss's lowest, the finding
+    says which weights were kept instead of advising to keep the lowest-loss epoch's.
+    """
     ok = np.isfinite(train) & np.isfinite(val)
     if int(ok.sum()) < MIN_EPOCHS:
         return None
@@ -294,12 +301,19 @@ def _check_overfitting(epochs: FloatArray, train: FloatArray, val: FloatArray) -
         "epochs_worse_than_best": [_num(ep[i]) for i in worse],
         **_series(ep, train_loss=tr, val_loss=va),
     }
+    advice = "keep the best-epoch weights (early stopping) and add regularisation (dropout, weight decay) or more data."
+    if kept is not None and kept[1] != "val_loss" and kept[0] != int(ep[best]):
+        at = np.flatnonzero(ep == kept[0])
+        loss_there = f", validation loss {_g(va[at[0]])}" if at.size else ""
+        evidence.update(kept_epoch=kept[0], kept_by=kept[1])
+        advice = (
+            f"the kept weights are epoch {_epoch_label(kept[0])}'s, chosen by {kept[1].replace('_', ' ')}{loss_there} "
+            "(train.monitor); add regularisation (dropout, weight decay) or more data."
+        )
     return Finding(
         "overfitting",
         f"validation loss was lowest at epoch {_epoch_label(ep[best])} ({_g(best_val)}) "
         f"and rose to {_g(va[-1])} by epoch {_epoch_label(ep[-1])} while the training "
-        f"loss kept falling ({_g(tr[best])} -> {_g(tr[-1])}); the model overfits: "
-        "keep the best-epoch weights (early stopping) and add regularisation "
-        "(dropout, weight decay) or more data.",
+        f"loss kept falling ({_g(tr[best])} -> {_g(tr[-1])}); the model overfits: " + advice,
         evidence,
     )

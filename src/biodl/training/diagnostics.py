@@ -56,7 +56,7 @@ def _as_array(history: Mapping[str, Sequence[float | None]], key: str, n: int) -
     return values
 
 
-def diagnose(history: Mapping[str, Sequence[float | None]]) -> list[Finding]:
+def diagnose(history: Mapping[str, Sequence[float | None]], kept: tuple[int, str] | None = None) -> list[Finding]:
     """Detect learning-rate and overfitting problems in a training history.
 
     Parameters
@@ -66,6 +66,10 @@ def diagnose(history: Mapping[str, Sequence[float | None]]) -> list[Finding]:
         1, 2, ...), ``val_loss`` (optional, may contain NaN/None for epochs
         without validation) and ``lr`` (optional, reported as evidence;
         ignored unless it has one value per epoch).
+    kept
+        ``(epoch, monitor)`` of the weights the run kept (``metrics.json`` ``training.best_epoch`` and
+        ``best_epoch_by``), if known: an overfitting finding then names them when a metric, not the
+        validation loss, chose them.
 
     Returns
     -------
@@ -109,7 +113,7 @@ def diagnose(history: Mapping[str, Sequence[float | None]]) -> list[Finding]:
     if lr_finding is not None:
         findings.append(lr_finding)
     if val is not None:
-        overfit = _check_overfitting(epochs, train, val)
+        overfit = _check_overfitting(epochs, train, val, kept)
         if overfit is not None:
             findings.append(overfit)
     return findings

@@ -248,6 +248,7 @@ def train_model(
             train_loader = dataset_loader(
                 dataset, batch_size=cfg.batch_size * group, shuffle=True, num_workers=cfg.num_workers, seed=cfg.seed
             )
+    cfg = sized_epochs(cfg, train_loader)
     module = BiodlModule(
         model,
         kind,
@@ -325,6 +326,26 @@ def train_model(
         )
     model.eval()
     return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero, select.name)
+
+
+def sized_epochs(cfg: TrainConfig, loader: DataLoader[Any]) -> TrainConfig:
+    """``cfg`` with ``max_epochs`` raised to ``ceil(train.min_samples / training samples)`` where that is more.
+
+    The training samples are the loader's (rows, or e.g. random crops of a sampled data set); a loader
+    whose length is unknown (streamed stores) keeps ``max_epochs`` (said in one line).
+    """
+    if cfg.min_samples is None:
+        return cfg
+    try:
+        n = len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        print(f"note: train.min_samples is not applied to streamed training data; max_epochs stays {cfg.max_epochs}")
+        return cfg
+    epochs = math.ceil(cfg.min_samples / max(1, n))
+    if epochs <= cfg.max_epochs:
+        return cfg
+    print(f"train.min_samples: {epochs} epochs ({cfg.min_samples:,} samples / {n:,} training rows; max_epochs {cfg.max_epochs})")
+    return cfg.model_copy(update={"max_epochs": epochs})
 
 
 def resume_checkpoint(ckpt_dir: Path) -> tuple[Path, int | None]:
