@@ -37,6 +37,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import RESULTS, write_results
@@ -87,6 +88,7 @@ def train_fold(
     max_epochs: int,
     device: str = "cpu",
     ema: float = 0.0,
+    schedule: str = "plateau",
 ) -> tuple[dict[str, np.ndarray], dict]:
     import torch
     from sklearn.model_selection import train_test_split
@@ -104,7 +106,13 @@ def train_fold(
     xs = norm(xte)
     model = build_model("cnn3d", (1, *xtr.shape[2:]), 1, {**params, "tta": "none"}).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
+    # plateau: x0.5 after 3 epochs without improvement, early stopping after 10; cosine: decay to 1 % over
+    # max_epochs, every epoch trained (biodl's train.lr_schedule: cosine with early_stopping false)
+    sched: Any = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs - 1), eta_min=1e-5)
+        if schedule == "cosine"
+        else torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=3)
+    )
     aug = VolumeAugment(["flip", "rot90"])
     lossf = torch.nn.BCEWithLogitsLoss()
     # ``ema`` > 0: an exponential moving average of the weights after every step, with batch-norm
@@ -136,14 +144,14 @@ def train_fold(
         scored.eval()
         with torch.no_grad():
             vl = float(lossf(scored(xv)[:, 0], yv))
-        sched.step(vl)
+        sched.step() if schedule == "cosine" else sched.step(vl)
         hist.append(round(vl, 4))
         if vl < best:
             best, bad, best_state = vl, 0, {k: v.clone() for k, v in scored.state_dict().items()}
             best_epoch = epoch + 1
         else:
             bad += 1
-            if bad >= 10:
+            if bad >= 10 and schedule != "cosine":
                 break
     assert best_state is not None
     model = scored
@@ -178,10 +186,11 @@ def fold_run(
 
     train = np.setdiff1d(np.arange(len(y)), test)
     t0 = time.time()
-    probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device, args.ema)
+    probs, info = train_fold(x[train], y[train], x[test], seed, params, args.max_epochs, device, args.ema, args.schedule)
     rec = {
         "config": args.config, "params": params, "seed": seed, "fold": f, "k": args.k, "device": device,
         "max_epochs": args.max_epochs, **({"ema": args.ema} if args.ema else {}),
+        **({"schedule": args.schedule} if args.schedule != "plateau" else {}),
         "auroc": {k: float(roc_auc_score(y[test], p)) for k, p in probs.items()},
         "probs": {k: p.round(5).tolist() for k, p in probs.items()}, "test_index": test.tolist(),
         "seconds": round(time.time() - t0, 1), **info,
@@ -286,6 +295,7 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights per step (0: none)")
+    ap.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau", help="learning-rate schedule")
     ap.add_argument("--config", default="default", help="label of the network parameters")
     ap.add_argument("--params", default="{}", help="cnn3d parameters as JSON")
     ap.add_argument("--combine", action="store_true")
