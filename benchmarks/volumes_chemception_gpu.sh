@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17 device check (one GPU, ~10 min): the figures the shared 2-core CPU could not produce in time.
+# Issue 17 device check (one GPU, ~12 min): the figures the shared 2-core CPU could not produce in time.
 #   1. AdrenalMNIST3D 28³: 5-fold CV over train+val, seeds 0 1 2 (single networks, flip vs dihedral TTA, seed ensembles,
 #      logistic regression / random forest on 7³ voxels in the same folds);
 #   2. Tox21 Chemception, the contract command with today's defaults (stem stride 2): metrics.json test.auroc;
@@ -18,7 +18,7 @@ cp benchmarks/results/adrenal_cv* "$OUT/" 2>/dev/null
 timeout 240 $PY -m biodl train --data-type molecule --model chemception --data-path "$DATA/molecules/moleculenet/tox21.csv" \
     --smiles-column smiles --target-columns $T --task classification --skip-invalid --output-dir "$OUT/tox21_chemception" \
     --set train.progress_bar=false > "$OUT/tox21_chemception.log" 2>&1
-timeout 120 $PY -m biodl train --data-type molecule --model chemception --data-path "$DATA/molecules/moleculenet/delaney.csv" \
+timeout 240 $PY -m biodl train --data-type molecule --model chemception --data-path "$DATA/molecules/moleculenet/delaney.csv" \
     --target-columns logp --task regression --output-dir "$OUT/esol_chemception" --set train.progress_bar=false \
     > "$OUT/esol_chemception.log" 2>&1
 grep -h '"auroc"\|"rmse"' "$OUT"/*/metrics.json | head -20
