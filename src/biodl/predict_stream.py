@@ -510,10 +510,9 @@ def stream_predict(
     """Predictions of ``run`` (an engine's ``predict``) for every row, streamed into ``output``.
 
     ``per_residue`` (per-position models): the long table, one output row per position of every input
-    sequence (:func:`biodl.inference.per_position_frame`), written chunk by chunk like the rest.
+    sequence (:func:`biodl.inference.per_position_frame`), written chunk by chunk like the rest (the caller
+    checks that ``bundle`` is one: ``biodl predict`` refuses ``--per-residue`` otherwise, before reading).
     """
-    if per_residue and bundle.kind != "positions":
-        raise DataError("--per-residue is for per-position models (trained with --per-position)")
 
     def compute(chunk: Chunk) -> pd.DataFrame:
         out = run(chunk.X_model)
