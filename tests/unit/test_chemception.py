@@ -160,3 +160,19 @@ def test_gradcam_scores_every_atom_and_sums_its_pixels() -> None:
     net = build_model("chemception", (4, 80, 80), 2, {"filters": 8})
     scores = image_attributions(net, img[None], [mol], GRID, target=1)
     assert scores[0].shape == (mol.GetNumAtoms(),) and np.isfinite(scores[0]).all() and np.abs(scores[0]).sum() > 0
+
+
+def test_gradcam_of_a_rot90_network_turns_with_the_image() -> None:
+    """With ``tta: rot90`` the score is the rotations' mean, so its map is each rotation's map turned back:
+    the map of a turned image is the turned map (the upright view's map alone would not be)."""
+    from biodl.explain.molecule_image import gradcam_maps
+
+    torch.manual_seed(0)
+    net = build_model("chemception", (4, 40, 40), 2, {"filters": 8, "tta": "rot90"}).eval()
+    X = np.random.default_rng(1).random((2, 4, 40, 40), dtype=np.float32)
+    cam = gradcam_maps(net, X, target=1)
+    for k in (1, 2, 3):
+        turned = gradcam_maps(net, np.rot90(X, k, axes=(-2, -1)).copy(), target=1)
+        np.testing.assert_allclose(turned, np.rot90(cam, k, axes=(-2, -1)), rtol=1e-4, atol=1e-6)
+    net.params.tta = "none"  # the upright view's map: not the same map
+    assert not np.allclose(gradcam_maps(net, X, target=1), cam, atol=1e-6)

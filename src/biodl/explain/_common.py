@@ -1,8 +1,8 @@
-"""Helpers shared by the sequence explainers: models, inputs, targets, strands."""
+"""Helpers shared by the explainers: models, inputs, targets, strands, test-time views."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -149,3 +149,17 @@ def _as_2d(y: Any) -> torch.Tensor:
     if y.ndim != 2:
         raise ConfigError(f"the model returned shape {tuple(y.shape)}; explainers need scores of shape (N, T)")
     return y
+
+
+def undo_view(view: Callable[[torch.Tensor], torch.Tensor], arr: torch.Tensor) -> torch.Tensor:
+    """``arr``, computed on ``view(x)``, moved back to the positions of ``x``.
+
+    ``view`` must only permute positions (flips, transposes of equal axes, rotations by 90 degrees),
+    as the test-time views of the image, volume and molecule-image models do; ``arr`` has the view's
+    shape. Exact for any such view: the permutation is read off the view of an index array.
+    """
+    index = torch.arange(arr.numel(), device=arr.device).reshape(arr.shape)
+    source = view(index).reshape(-1)  # position p of the view holds position source[p] of x
+    out = torch.empty_like(arr).reshape(-1)
+    out[source] = arr.reshape(-1)
+    return out.reshape(arr.shape)

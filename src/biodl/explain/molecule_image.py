@@ -25,6 +25,8 @@ from torch import nn
 
 from biodl.data.molecule.image import GridSpec, draw
 from biodl.errors import ConfigError
+from biodl.explain._common import undo_view
+from biodl.models.chemception import ROT90_VIEWS, rotate90
 
 
 def _members(model: nn.Module) -> list[nn.Module]:
@@ -33,7 +35,8 @@ def _members(model: nn.Module) -> list[nn.Module]:
 
 
 def gradcam_maps(model: nn.Module, X: np.ndarray, target: int) -> np.ndarray:
-    """Signed Grad-CAM maps ``(N, S, S)`` at the image resolution (averaged over ensemble members).
+    """Signed Grad-CAM maps ``(N, S, S)`` at the image resolution (averaged over ensemble members and,
+    for ``tta: rot90`` networks, over the four rotations, each map turned back onto the image).
 
     Parameters
     ----------
@@ -50,14 +53,22 @@ def gradcam_maps(model: nn.Module, X: np.ndarray, target: int) -> np.ndarray:
         if not (callable(feature_maps) and callable(classify)):
             raise ConfigError("Grad-CAM on molecule images needs a network with feature maps (model 'chemception')")
         m.eval()
-        with torch.enable_grad():
-            maps = feature_maps(x).detach().requires_grad_(True)
-            out = classify(maps)
-            (grad,) = torch.autograd.grad(out[:, target].sum(), maps)
-        cam = (grad.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1, keepdim=True)
-        cam = F.interpolate(cam, size=tuple(X.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
-        arr = cam.detach().numpy().astype(np.float64)
-        total = arr if total is None else total + arr
+        # with ``tta: rot90`` the score is the mean over the four rotations: so is its map, each view's
+        # map turned back onto the upright image
+        views = ROT90_VIEWS if getattr(getattr(m, "params", None), "tta", "none") == "rot90" else ROT90_VIEWS[:1]
+        for transpose, dims in views:
+
+            def view(v: torch.Tensor, transpose: bool = transpose, dims: tuple[int, ...] = dims) -> torch.Tensor:
+                return rotate90(v, transpose, dims)
+
+            with torch.enable_grad():
+                maps = feature_maps(view(x)).detach().requires_grad_(True)
+                out = classify(maps)
+                (grad,) = torch.autograd.grad(out[:, target].sum(), maps)
+            cam = (grad.mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1, keepdim=True)
+            cam = F.interpolate(cam, size=tuple(X.shape[-2:]), mode="bilinear", align_corners=False)
+            arr = undo_view(view, cam.detach())[:, 0].numpy().astype(np.float64) / len(views)
+            total = arr if total is None else total + arr
     assert total is not None
     return total / len(members)
 

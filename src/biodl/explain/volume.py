@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from biodl.errors import ConfigError
+from biodl.explain._common import undo_view
 
 Target = int | torch.Tensor | None
 
@@ -113,14 +114,34 @@ class GradCAM3D(_Explainer3D):
         self.layer = chosen
 
     def _one(self, x: torch.Tensor, target: int, **kwargs: Any) -> torch.Tensor:
+        """The map of ``x`` ``(1, C, D, H, W)``; for a model with test-time views (``tta``), the mean of
+        each view's map, moved back onto ``x`` (the layer runs once per view)."""
         from captum.attr import LayerGradCam
 
-        cam = LayerGradCam(self.model, self.layer).attribute(x, target=target, relu_attributions=True).detach().float()
-        if cam.ndim == 4:  # a 2-D layer applied per frame: (T, 1, h, w) → (1, 1, T, h, w)
-            cam = cam.sum(1, keepdim=True).permute(1, 0, 2, 3)[None]
-        elif cam.shape[1] != 1:
-            cam = cam.sum(1, keepdim=True)
-        return F.interpolate(cam, size=tuple(x.shape[-3:]), mode="trilinear", align_corners=False)
+        views = _test_time_views(self.model)
+        forward = getattr(self.model, "forward_logits", self.model) if len(views) > 1 else self.model
+        total = torch.zeros((), dtype=torch.float32)
+        for view in views:
+            cam = LayerGradCam(forward, self.layer).attribute(view(x), target=target, relu_attributions=True).detach().float()
+            if cam.ndim == 4:  # a 2-D layer applied per frame: (T, 1, h, w) → (1, 1, T, h, w)
+                cam = cam.sum(1, keepdim=True).permute(1, 0, 2, 3)[None]
+            elif cam.shape[1] != 1:
+                cam = cam.sum(1, keepdim=True)
+            cam = F.interpolate(cam, size=tuple(x.shape[-3:]), mode="trilinear", align_corners=False)
+            total = total + undo_view(view, cam)
+        # the model's score is the views' mean, so its Grad-CAM is the mean of theirs
+        return total / len(views)
+
+
+def _test_time_views(model: nn.Module) -> list[Any]:
+    """The views a volume model averages in evaluation (``params.tta``), identity first; ``[identity]`` without."""
+    tta = getattr(getattr(model, "params", None), "tta", "none")
+    in_shape = getattr(model, "in_shape", None)
+    if tta == "none" or in_shape is None or not callable(getattr(model, "forward_logits", None)):
+        return [lambda v: v]
+    from biodl.models.vision.volume_base import tta_views
+
+    return list(tta_views(in_shape, dihedral=tta == "dihedral"))
 
 
 #: ``biodl explain --method`` names for volume models.

@@ -1,0 +1,42 @@
+"""3-D Grad-CAM of networks that average test-time views (``tta``): each view's map is moved back onto
+the volume, so the map follows the volume when it is flipped or turned."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biodl.explain._common import undo_view
+from biodl.explain.volume import GradCAM3D
+from biodl.models import build_model
+from biodl.models.vision.volume_base import tta_views
+
+
+@pytest.mark.parametrize("tta", ["flip", "dihedral"])
+def test_gradcam_of_a_view_averaging_network_moves_with_the_volume(tta: str) -> None:
+    torch.manual_seed(0)
+    net = build_model("cnn3d", (1, 16, 16, 16), 1, {"tta": tta}).eval()
+    x = torch.zeros(1, 1, 16, 16, 16)
+    x[0, 0, 2:6, 3:8, 1:5] = 1.0
+    x += 0.1 * torch.rand_like(x)
+    cam = GradCAM3D(net).attribute(x, target=0)
+    assert cam.shape == (1, 1, 16, 16, 16) and cam.sum() > 0
+    for view in tta_views((1, 16, 16, 16), dihedral=tta == "dihedral")[1:]:
+        torch.testing.assert_close(GradCAM3D(net).attribute(view(x), target=0), view(cam), rtol=1e-4, atol=1e-6)
+
+
+def test_gradcam_without_views_is_the_plain_map() -> None:
+    from captum.attr import LayerGradCam
+
+    torch.manual_seed(0)
+    net = build_model("cnn3d", (1, 16, 16, 16), 1, {"tta": "none"}).eval()
+    x = torch.rand(1, 1, 16, 16, 16)
+    plain = LayerGradCam(net, net.gradcam_layer()).attribute(x, target=0, relu_attributions=True).detach()
+    expected = torch.nn.functional.interpolate(plain, size=(16, 16, 16), mode="trilinear", align_corners=False)
+    torch.testing.assert_close(GradCAM3D(net).attribute(x, target=0), expected)
+
+
+def test_undo_view_inverts_flips_and_turns() -> None:
+    x = torch.rand(2, 3, 4, 5, 5)
+    for view in tta_views((3, 4, 5, 5), dihedral=True):
+        torch.testing.assert_close(undo_view(view, view(x)), x)
