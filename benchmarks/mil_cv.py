@@ -163,13 +163,14 @@ def main() -> None:
     }
     res = {"facts": facts, "sets": rows, "mean_accuracy": mean, "mean_linear_accuracy": lin}
     stem = ROOT / "benchmarks" / "results" / f"mil_cv_rep{a.rep}{a.tag}"
+    recipe = "with " + " ".join(a.extra) if a.extra else "defaults"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
     lines = [
         f"# mil: 10-fold CV bag accuracy (MIDatasets rep{a.rep}_test_fold), defaults{' ' + ' '.join(a.extra) if a.extra else ''}",
         "",
         f"{facts['machine']}; {facts['date']}; `--threads 1`, niced, {a.jobs} sets side by side.",
         "",
-        "| set | mil (defaults) | ± fold std | AUROC | LR on mean-pooled instances | wall time |",
+        f"| set | mil ({recipe}) | ± fold std | AUROC | LR on mean-pooled instances | wall time |",
         "|---|---|---|---|---|---|",
     ]
     for r in ok:
