@@ -138,3 +138,25 @@ def test_visual_figures(tmp_path: Path) -> None:
     probs = np.random.default_rng(1).random((2, 1, SIZE, SIZE))
     truth = (probs[:, 0] > 0.5).astype(int)
     assert visual.plot_segmentation_overlays(X[:2], truth, probs, tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["binary", "segmentation"])
+def test_gradcam_of_an_ensemble_uses_every_members_maps(kind: str) -> None:
+    """An ensemble's Grad-CAM runs on all its members' layers: two copies of one network (whose
+    averaged probability has the network's own logit) give that network's map."""
+    import copy
+
+    from biodl.models.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    name = "cnn" if kind == "binary" else "unet"
+    if kind == "binary":
+        net = build_model(name, (1, SIZE, SIZE), 1, {"channels": [4, 8]}).eval()
+    else:
+        net = build_model(name, (1, SIZE, SIZE), 1, {"depth": 2, "base_channels": 4}).eval()
+    x = planted_image()
+    ens = Ensemble.from_members([net, copy.deepcopy(net)], name, net.params.model_dump(), kind).eval()
+    single = GradCAM(net).attribute(x, target=0)
+    both = GradCAM(ens).attribute(x, target=0)
+    assert single.abs().sum() > 0
+    torch.testing.assert_close(both, single, rtol=1e-4, atol=1e-6)

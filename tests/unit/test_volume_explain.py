@@ -40,3 +40,20 @@ def test_undo_view_inverts_flips_and_turns() -> None:
     x = torch.rand(2, 3, 4, 5, 5)
     for view in tta_views((3, 4, 5, 5), dihedral=True):
         torch.testing.assert_close(undo_view(view, view(x)), x)
+
+
+def test_gradcam_of_an_ensemble_is_its_members_mean() -> None:
+    import copy
+
+    from biodl.models.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    net = build_model("cnn3d", (1, 16, 16, 16), 1, {"tta": "flip"}).eval()
+    torch.manual_seed(1)
+    other = build_model("cnn3d", (1, 16, 16, 16), 1, {"tta": "flip"}).eval()
+    x = torch.rand(1, 1, 16, 16, 16)
+    ens = Ensemble.from_members([net, other], "cnn3d", net.params.model_dump(), "binary").eval()
+    expected = (GradCAM3D(net).attribute(x, target=0) + GradCAM3D(other).attribute(x, target=0)) / 2
+    torch.testing.assert_close(GradCAM3D(ens).attribute(x, target=0), expected)
+    twins = Ensemble.from_members([net, copy.deepcopy(net)], "cnn3d", net.params.model_dump(), "binary").eval()
+    torch.testing.assert_close(GradCAM3D(twins).attribute(x, target=0), GradCAM3D(net).attribute(x, target=0))

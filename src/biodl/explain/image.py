@@ -112,27 +112,49 @@ class Occlusion(Explainer):
 
 
 class GradCAM(Explainer):
-    """Grad-CAM (Selvaraju et al. 2017) on ``layer`` (default: the model's ``gradcam_layer()``), upsampled to the input."""
+    """Grad-CAM (Selvaraju et al. 2017) on ``layer`` (default: the model's ``gradcam_layer()``), upsampled to the input.
+
+    An ensemble (``members``, e.g. ``--ensemble-size``) without a layer of its own is explained on all
+    its members' layers at once: the ensemble's score, its gradients through every member's maps,
+    the weighted maps summed over members (Grad-CAM on the members' channels side by side).
+    """
 
     name = "gradcam"
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None, *, class_index: int = 1) -> None:
         super().__init__(model, class_index=class_index)
-        getter = getattr(model, "gradcam_layer", None)
-        if layer is None and not callable(getter):
-            raise ConfigError(f"{type(model).__name__} has no default Grad-CAM layer; pass layer=")
-        chosen = layer if layer is not None else getter()  # type: ignore[misc]
-        assert isinstance(chosen, nn.Module)
-        self.layer = chosen
+        self.layers = [layer] if layer is not None else default_gradcam_layers(model)
+
+    @property
+    def layer(self) -> nn.Module:
+        """The (first) layer explained."""
+        return self.layers[0]
 
     def _one(self, fwd: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, target: int, **kwargs: Any) -> torch.Tensor:
         from captum.attr import LayerGradCam
 
-        cam = LayerGradCam(fwd, self.layer).attribute(x, target=target, relu_attributions=True)
-        cam = cam.detach().float()
-        if cam.ndim == 4 and cam.shape[1] != 1:
-            cam = cam.sum(dim=1, keepdim=True)
-        return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        cams = []
+        for layer in self.layers:
+            cam = LayerGradCam(fwd, layer).attribute(x, target=target, relu_attributions=False).detach().float()
+            cams.append(cam.sum(dim=1, keepdim=True) if cam.ndim == 4 and cam.shape[1] != 1 else cam)
+        if all(c.shape == cams[0].shape for c in cams):  # one map size: sum, ReLU, upsample (Grad-CAM's order)
+            return F.interpolate(F.relu(sum(cams[1:], cams[0])), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        ups = [F.interpolate(c, size=x.shape[-2:], mode="bilinear", align_corners=False) for c in cams]
+        return F.relu(sum(ups[1:], ups[0]))
+
+
+def default_gradcam_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's ``gradcam_layer()``, or every member's for an ensemble of networks that have one."""
+    getter = getattr(model, "gradcam_layer", None)
+    if callable(getter):
+        chosen = getter()
+        assert isinstance(chosen, nn.Module)
+        return [chosen]
+    members = getattr(model, "members", None)
+    getters = [getattr(m, "gradcam_layer", None) for m in members] if isinstance(members, nn.ModuleList) else []
+    if getters and all(callable(g) for g in getters):
+        return [g() for g in getters]  # type: ignore[misc]
+    raise ConfigError(f"{type(model).__name__} has no default Grad-CAM layer; pass layer=")
 
 
 #: ``biodl explain --method`` names.

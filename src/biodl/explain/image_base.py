@@ -66,9 +66,12 @@ class SegmentationTarget(nn.Module):
 
 
 def is_segmentation(model: nn.Module) -> bool:
-    """Whether ``model`` is a per-pixel network."""
+    """Whether ``model`` is a per-pixel network (or an ensemble of them)."""
     from biodl.models.vision.base import SegmentationModel
 
+    members = getattr(model, "members", None)
+    if not isinstance(model, SegmentationModel) and isinstance(members, nn.ModuleList) and len(members):
+        return all(is_segmentation(m) for m in members)
     return isinstance(model, SegmentationModel)
 
 

@@ -100,12 +100,21 @@ class Occlusion3D(_Explainer3D):
 
 
 class GradCAM3D(_Explainer3D):
-    """Grad-CAM on ``layer`` (default: the model's ``gradcam_layer()``), upsampled to ``(D, H, W)``."""
+    """Grad-CAM on ``layer`` (default: the model's ``gradcam_layer()``), upsampled to ``(D, H, W)``.
+
+    A network that averages test-time views (``tta``) gets the mean of its views' maps, each moved
+    back onto the volume; an ensemble (``--ensemble-size``) the mean of its members' maps.
+    """
 
     name = "gradcam"
 
     def __init__(self, model: nn.Module, layer: nn.Module | None = None) -> None:
         super().__init__(model)
+        members = getattr(model, "members", None)
+        if layer is None and not callable(getattr(model, "gradcam_layer", None)) and isinstance(members, nn.ModuleList):
+            self.parts = [GradCAM3D(m) for m in members]
+            return
+        self.parts = []
         getter = getattr(model, "gradcam_layer", None)
         if layer is None and not callable(getter):
             raise ConfigError(f"{type(model).__name__} has no default Grad-CAM layer; pass layer=")
@@ -118,6 +127,8 @@ class GradCAM3D(_Explainer3D):
         each view's map, moved back onto ``x`` (the layer runs once per view)."""
         from captum.attr import LayerGradCam
 
+        if self.parts:
+            return sum((part._one(x, target) for part in self.parts), torch.zeros(())) / len(self.parts)
         views = _test_time_views(self.model)
         forward = getattr(self.model, "forward_logits", self.model) if len(views) > 1 else self.model
         total = torch.zeros((), dtype=torch.float32)
