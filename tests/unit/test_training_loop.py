@@ -336,3 +336,25 @@ def test_without_validation_rows_the_last_epochs_weights_are_kept(
     for name, t in model.state_dict().items():
         torch.testing.assert_close(t, kept[name], msg=f"{name}: not the expected epoch's weights")
     assert res.best_epoch == (EPOCHS - 1 if not with_val else int(np.argmin(loss)))
+
+
+@pytest.mark.parametrize("group", [1, None])
+def test_a_one_row_last_batch_is_skipped_for_batch_norm(
+    pbmc: tuple[np.ndarray, np.ndarray], tmp_path: Path, group: int | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training rows = 1 mod the batch size: batch normalisation cannot train on the last one-row batch
+    (a traceback before), so that step is skipped, every epoch a different row (reshuffled)."""
+    X, codes = pbmc
+    data = (X[: 2 * BATCH + 1], codes[: 2 * BATCH + 1])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(X.shape[1], 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    log = StepLog()
+    cfg = TrainConfig(max_epochs=EPOCHS, batch_size=BATCH, progress_bar=False, early_stopping=False, seed=0)
+    res = train_model(model, "multiclass", cfg, data, None, run_dir=tmp_path, extra_callbacks=[log], group_batches=group)
+    assert log.steps == [2 * (e + 1) for e in range(EPOCHS)]  # two full batches an epoch
+    assert np.isfinite(res.history["train_loss"]).all()
+    assert capsys.readouterr().out.count("one-row training batch is skipped") == 1
+    # without batch normalisation nothing is skipped
+    plain = StepLog()
+    fit(data, "multiclass", tmp_path / "plain", plain, group_batches=group)
+    assert plain.steps == [3 * (e + 1) for e in range(EPOCHS)]

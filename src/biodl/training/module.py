@@ -117,6 +117,10 @@ class BiodlModule(L.LightningModule):
         self._losses: dict[str, list[tuple[torch.Tensor, int]]] = {"train": [], "val": []}
         #: set by :meth:`on_train_start`: step without Lightning's per-step hook dispatch
         self._plain_steps = False
+        #: batch normalisation cannot train on a mini-batch of one row (:meth:`training_step` skips it)
+        self._batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        #: one-row training mini-batches skipped so far
+        self.one_row_skipped = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw scores for inputs (compact integer inputs are cast to float here)."""
@@ -176,15 +180,26 @@ class BiodlModule(L.LightningModule):
         opt = self.optimizers()
         assert isinstance(opt, LightningOptimizer)
         if self.micro_batch is None or len(x) <= self.micro_batch:
-            return self._optimisation_step(opt, (x, y))
+            parts = [(x, y)]
+        else:
+            parts = list(zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True))
+        if self._batch_norm and len(parts[-1][0]) == 1 and (len(parts) > 1 or self.trainer.num_training_batches > 1):
+            # the epoch's last mini-batch holds one row (training rows = 1 mod the batch size), which
+            # batch normalisation cannot train on: skip that step, as chemprop does; the rows are
+            # reshuffled every epoch, so a different row sits out each time
+            if not self.one_row_skipped:
+                print("note: a one-row training batch is skipped each epoch (batch normalisation needs two rows)")
+            self.one_row_skipped += 1
+            parts = parts[:-1]
+            if not parts:
+                return torch.zeros((), device=x.device)
         loss = torch.zeros(())
-        parts = list(zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True))
         for xb, yb in parts:
             loss = self._optimisation_step(opt, (xb, yb))
         # Lightning counts this batch as one step for the loggers' step axis; make it count each
         # optimiser step, as global_step does (it adds the last one itself)
         epoch_loop = self.trainer.fit_loop.epoch_loop
-        if hasattr(epoch_loop, "_batches_that_stepped"):
+        if len(parts) > 1 and hasattr(epoch_loop, "_batches_that_stepped"):
             epoch_loop._batches_that_stepped += len(parts) - 1
         return loss
 
