@@ -78,6 +78,10 @@ def test_isbi_crops_short_training(tmp_path: Path) -> None:
     val = result.metrics["val"]
     assert set(val["per_class"]) == {"0", "255"}  # membrane (black) and cell (white)
     assert 0 <= val["pixel_f1"] <= 1 and result.metrics["baseline"]["val"]["pixel_f1"] > 0.5
+    # the network is judged against its baseline on validation Dice, as classifiers are on their metric
+    comparison = result.metrics["baseline_comparison"]
+    assert comparison["metric"] == "dice" and comparison["baseline"] == result.metrics["baseline"]["val"]["dice"]
+    assert result.metrics["network_beats_baseline"] == (val["dice"] >= comparison["baseline"])
     assert (tmp_path / "isbi" / "figures" / "segmentation_overlays.png").exists()
     # a saved model predicts whole 512×512 slices in sliding windows and writes 0/255 masks
     out = tmp_path / "pred" / "masks.csv"

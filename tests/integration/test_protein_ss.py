@@ -56,6 +56,9 @@ def test_train_on_real_chains(subset: Path, tmp_path: Path) -> None:
     assert again["accuracy"] == pytest.approx(manual)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["baseline"]["name"] == "window_logistic" and metrics["baseline"]["val"]["accuracy"] > 0.45
+    # judged against the window baseline on validation Q3
+    assert metrics["baseline_comparison"]["metric"] == "accuracy"
+    assert metrics["baseline_margin"] == pytest.approx(metrics["val"]["accuracy"] - metrics["baseline"]["val"]["accuracy"])
 
 
 def test_max_time_stops_after_the_epoch_in_which_it_is_spent(

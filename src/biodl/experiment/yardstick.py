@@ -23,6 +23,10 @@ from typing import Any
 from biodl.metrics import format_difference, main_metric
 from biodl.training.diagnostics import Finding
 
+#: Kinds judged against their baseline, each on its headline metric (:func:`biodl.metrics.main_metric`):
+#: ROC-AUC, accuracy, RMSE, Dice (segmentation, baseline per pixel), accuracy per position (window baseline).
+KINDS = ("binary", "multiclass", "regression", "segmentation", "positions")
+
 
 def compare_to_baseline(metrics: dict[str, Any], kind: str, *, standard_error: float | None = None) -> dict[str, Any] | None:
     """Set ``network_beats_baseline``, ``baseline_margin`` and ``baseline_comparison`` of ``metrics`` in place.
@@ -33,7 +37,7 @@ def compare_to_baseline(metrics: dict[str, Any], kind: str, *, standard_error: f
     for key in ("network_beats_baseline", "baseline_margin", "baseline_comparison"):
         metrics.pop(key, None)
     base = metrics.get("baseline") or {}
-    if kind not in ("binary", "multiclass", "regression") or not isinstance(base, dict):
+    if kind not in KINDS or not isinstance(base, dict):
         return None
     metric, higher = main_metric(kind)
     net_val, base_val = metrics.get("val") or {}, base.get("val") or {}
