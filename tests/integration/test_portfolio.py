@@ -56,8 +56,15 @@ def tiny_portfolio() -> Any:
 
 @pytest.fixture(scope="module")
 def plain_run(tiny_portfolio: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The run and its metrics; what it printed is in ``metrics["_console"]``."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("auto") / "run"
-    return out, _run(ESOL, out)
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        m = _run(ESOL, out)
+    return out, {**m, "_console": console.getvalue()}
 
 
 def test_every_candidate_is_scored_on_validation_and_saved(plain_run: tuple[Path, dict[str, Any]]) -> None:
@@ -107,6 +114,10 @@ def test_baseline_wins_on_a_small_real_subset(plain_run: tuple[Path, dict[str, A
     wins = [f for f in findings if f["kind"] == "baseline_wins"]
     assert wins and "Try:" in wins[0]["message"]
     assert "beats the network on validation" in (out / "report.html").read_text()
+    # ... and on the console, as a warning line with both values
+    said = f"WARNING: the classical baseline (linear) beats the network on validation: rmse {c['baseline']:.4f}"
+    assert said in m["_console"] and f"the network's {c['network']:.4f}" in m["_console"]
+    assert f"auto: {m['model_selection']['selected']}" in m["_console"].replace("\n", " ")  # the table's title
     # the margin comes with its paired bootstrap standard error over the validation rows, said in every place
     se = c["standard_error"]
     assert 0 < se < 1 and c["within_noise"] == (abs(c["margin"]) <= se)
@@ -146,6 +157,8 @@ def test_time_budget_stops_and_skips(tiny_portfolio: Any, tmp_path: Path) -> Non
     first, second = m["model_selection"]["candidates"]
     assert first["status"] == "trained" and first["stopped_by_budget"] is True
     assert first["ensemble_members"] == 1 and first["epochs"] < 100_000
+    # the clock (CPU time) passes the budget by at most the epoch in progress and the candidate's saving
+    assert first["cpu_seconds"] <= 1.5 + 2.0
     # the refit trains the candidate again no longer than the budget let it run (its log: one line per epoch)
     log = pd.read_csv(tmp_path / "run" / "refit" / "0_ffn" / "logs" / "metrics.csv")
     assert m["refit"]["shipped"] in ("refit", "model_heldout") and log["epoch"].max() + 1 <= first["epochs"]

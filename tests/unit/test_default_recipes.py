@@ -3,6 +3,7 @@ every task; the default network whenever a model is named or a model section is 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from biodl.config import AUTO, ExperimentConfig
@@ -85,3 +86,41 @@ def test_the_encoded_candidate_is_for_narrow_tables_only(capsys: Any) -> None:
     plain = [c for c in wide if c.get("hidden_sizes") is None]  # the model's own defaults, five of them
     assert len(plain) == 1 and plain[0]["train"] == {"ensemble_size": 5}
     assert all("tasks" not in c for c in narrow)  # the portfolio's filter keys are not model settings
+
+
+def test_heavy_tailed_regression_adds_a_huber_variant_of_the_first_candidate() -> None:
+    """FreeSolv-like targets (excess kurtosis > 1 on the training rows) get the first candidate again with
+    the Huber loss, second in the portfolio; light tails, classification, or a loss the user set: none."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from biodl.experiment.portfolio import HEAVY_TAIL_KURTOSIS, candidates_for, tail_kurtosis
+
+    esol = pd.read_csv(Path(__file__).parents[1] / "data" / "esol_subset.csv")["logp"].to_numpy()[:, None]
+    heavy = np.random.default_rng(0).standard_t(3, size=(400, 1))
+    assert tail_kurtosis(esol) < HEAVY_TAIL_KURTOSIS < tail_kurtosis(heavy)
+
+    def offered(y: np.ndarray, kind: str = "regression", **train: object) -> list[dict[str, Any]]:
+        cfg = _tabular("regression" if kind == "regression" else "classification", **({"train": train} if train else {}))
+        inputs = SimpleNamespace(modality=Tabular(cfg.data), targets=SimpleNamespace(kind=kind))
+        prepared = SimpleNamespace(in_shape=(8,), y_fit=y)
+        split = SimpleNamespace(train=np.arange(len(y)))
+        return candidates_for(cfg, inputs, split, prepared)  # type: ignore[arg-type]
+
+    light = offered(esol)
+    with_huber = offered(heavy)
+    assert len(with_huber) == len(light) + 1
+    first, huber = with_huber[0], with_huber[1]
+    assert huber["train"]["loss"] == "huber" and {**huber, "train": first.get("train")} == first
+    assert with_huber[2:] == light[1:]
+    assert not any((c.get("train") or {}).get("loss") for c in light)
+    assert offered(heavy, loss="mse") == light  # the user's loss wins
+    # only the training rows decide: the heavy tail in the other rows is not looked at
+    mixed = np.concatenate([esol, heavy])
+    cfg = _tabular("regression")
+    inputs = SimpleNamespace(modality=Tabular(cfg.data), targets=SimpleNamespace(kind="regression"))
+    only_esol = SimpleNamespace(train=np.arange(len(esol)))
+    got = candidates_for(cfg, inputs, only_esol, SimpleNamespace(in_shape=(8,), y_fit=mixed))  # type: ignore[arg-type]
+    assert got == light

@@ -88,7 +88,9 @@ def finish_run(
     if config.evaluate.plots:
         figures = _figures(out, targets, y_pred, split, history, metric)
     figures.update(extra_figures or {})
-    print_metrics_table(metrics, title=f"{config.model.name} on {', '.join(Path(p).name for p in config.data.path)}")
+    chosen = (metrics.get("model_selection") or {}).get("selected")  # model.name auto: what it chose
+    name = f"auto: {chosen}" if chosen else config.model.name
+    print_metrics_table(metrics, title=f"{name} on {', '.join(Path(p).name for p in config.data.path)}")
     print(format_findings(findings))
     from biodl.experiment.yardstick import verdict
 
