@@ -358,3 +358,10 @@ def test_a_one_row_last_batch_is_skipped_for_batch_norm(
     plain = StepLog()
     fit(data, "multiclass", tmp_path / "plain", plain, group_batches=group)
     assert plain.steps == [3 * (e + 1) for e in range(EPOCHS)]
+    # nor where batch normalisation runs over positions (one row still has 100 values per channel)
+    conv = nn.Sequential(nn.Conv1d(1, 4, 5), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 96, 10))
+    seq = StepLog()
+    train_model(conv, "multiclass", cfg, (data[0][:, None, :], data[1]), None, run_dir=tmp_path / "conv",
+                extra_callbacks=[seq], group_batches=group)  # fmt: skip
+    assert seq.steps == [3 * (e + 1) for e in range(EPOCHS)]
+    assert "one-row" not in capsys.readouterr().out

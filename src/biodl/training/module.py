@@ -183,25 +183,36 @@ class BiodlModule(L.LightningModule):
             parts = [(x, y)]
         else:
             parts = list(zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True))
-        if self._batch_norm and len(parts[-1][0]) == 1 and (len(parts) > 1 or self.trainer.num_training_batches > 1):
-            # the epoch's last mini-batch holds one row (training rows = 1 mod the batch size), which
-            # batch normalisation cannot train on: skip that step, as chemprop does; the rows are
-            # reshuffled every epoch, so a different row sits out each time
-            if not self.one_row_skipped:
-                print("note: a one-row training batch is skipped each epoch (batch normalisation needs two rows)")
-            self.one_row_skipped += 1
-            parts = parts[:-1]
-            if not parts:
-                return torch.zeros((), device=x.device)
-        loss = torch.zeros(())
+        several = len(parts) > 1 or self.trainer.num_training_batches > 1
+        loss, steps = None, 0
         for xb, yb in parts:
-            loss = self._optimisation_step(opt, (xb, yb))
+            if self._batch_norm and len(xb) == 1 and several:  # training rows = 1 mod the batch size
+                out = self._one_row_step(opt, (xb, yb))
+            else:
+                out = self._optimisation_step(opt, (xb, yb))
+            if out is not None:
+                loss, steps = out, steps + 1
         # Lightning counts this batch as one step for the loggers' step axis; make it count each
         # optimiser step, as global_step does (it adds the last one itself)
         epoch_loop = self.trainer.fit_loop.epoch_loop
-        if len(parts) > 1 and hasattr(epoch_loop, "_batches_that_stepped"):
-            epoch_loop._batches_that_stepped += len(parts) - 1
-        return loss
+        if steps > 1 and hasattr(epoch_loop, "_batches_that_stepped"):
+            epoch_loop._batches_that_stepped += steps - 1
+        return loss if loss is not None else torch.zeros((), device=x.device)
+
+    def _one_row_step(self, opt: LightningOptimizer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | None:
+        """The step on a one-row mini-batch, or ``None`` when batch normalisation of dense features cannot
+        take it (convolutions over positions or pixels can): the step is skipped, as chemprop skips it; the
+        rows are reshuffled every epoch, so a different row sits out each time."""
+        try:
+            return self._optimisation_step(opt, batch)
+        except ValueError as err:
+            if "Expected more than 1 value per channel" not in str(err):
+                raise
+        opt.zero_grad(set_to_none=True)
+        if not self.one_row_skipped:
+            print("note: a one-row training batch is skipped each epoch (batch normalisation needs two rows)")
+        self.one_row_skipped += 1
+        return None
 
     def _optimisation_step(self, opt: LightningOptimizer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One mini-batch: loss, zeroed gradients, backward, optional clipping, optimiser step."""
