@@ -402,9 +402,10 @@ def run_pixel_baselines(
 ) -> dict[str, Any]:
     """Per-pixel classical baselines for segmentation, selected on validation like :func:`run_baselines`.
 
-    ``X_*`` are images ``(N, C, H, W)`` and ``y_*`` masks ``(N, H, W)`` (``-1`` unlabelled;
-    binary masks: ``> 0`` foreground). Each pixel is described by hand-crafted filter responses
-    (:func:`biodl.data.image.features.pixel_features`); ``linear`` is a logistic regression and
+    ``X_*`` are images ``(N, C, H, W)`` and ``y_*`` masks ``(N, H, W)``, or volumes ``(N, C, D, H, W)`` and
+    masks ``(N, D, H, W)`` (``-1`` unlabelled; binary masks: ``> 0`` foreground). Each pixel (voxel) is
+    described by hand-crafted filter responses (:func:`biodl.data.image.features.pixel_features`, in 3-D for
+    volumes); ``linear`` is a logistic regression and
     ``random_forest`` a small forest, both fitted on at most :data:`MAX_BASELINE_PIXELS` random
     labelled training pixels.
     """
@@ -418,7 +419,7 @@ def run_pixel_baselines(
     binary = n_classes == 2 or (class_names is not None and len(class_names) == 2)
     target = np.where(yt < 0, -1, (yt > 0).astype(np.int64)) if binary else yt
     feats = pixel_features(X_train)
-    f = feats.transpose(0, 2, 3, 1).reshape(-1, feats.shape[1])
+    f = np.moveaxis(feats, 1, -1).reshape(-1, feats.shape[1])
     t = target.reshape(-1)
     idx = np.flatnonzero(t >= 0)
     if len(idx) == 0:
