@@ -23,6 +23,8 @@ from conftest import shared_path
 ESOL = Path(__file__).resolve().parents[1] / "data" / "esol_subset.csv"
 TINY = ["--set", "model.filters=8", "--set", "model.stem_stride=4", "--set", "train.progress_bar=false", "--threads", "1"]
 TOX21_TASKS = ["NR-AhR", "SR-ARE", "SR-MMP"]
+#: a linear alkane of 60 carbons, ≈ 75 Å long: wider than the 80 × 0.5 Å grid
+LONG_CHAIN = "C" * 60
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,24 @@ def test_serve_takes_smiles(server: Server, esol_run: Path) -> None:
     np.testing.assert_allclose(got, expected, atol=1e-3)
     bad = httpx.post(f"{server.url}/predict", json={"inputs": ["not a smiles(("]}, timeout=60)
     assert bad.status_code == 422
+    # a molecule wider than the 40 Å grid is drawn scaled down, as in training, and the answer says so
+    res = httpx.post(f"{server.url}/predict", json={"inputs": ["CCO", LONG_CHAIN]}, timeout=60)
+    assert res.status_code == 200, res.text
+    small, big = res.json()["predictions"]
+    assert small["notes"] is None
+    assert len(big["notes"]) == 1 and big["notes"][0].startswith("wider than the 40 Å image grid: drawn at scale 0.")
+
+
+def test_predict_says_which_molecules_were_drawn_scaled_down(
+    esol_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "new.csv"
+    pd.DataFrame({"smiles": ["CCO", LONG_CHAIN, "c1ccccc1O"]}).to_csv(data, index=False)
+    capsys.readouterr()
+    assert main(["predict", "--model-path", str(esol_run), "--data-path", str(data), "--output", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: 1 molecule(s) wider than the 40 Å image grid drawn scaled down ({data} row 2;" in err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 3  # predicted, not dropped
 
 
 def test_explain_cli_maps_gradcam_to_atoms(esol_run: Path, tmp_path: Path) -> None:

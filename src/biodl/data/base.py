@@ -142,6 +142,12 @@ class Modality(ABC):
         """
         raise NotImplementedError(f"data type {self.name!r} cannot parse request inputs")
 
+    def input_notes(self, raw: np.ndarray) -> list[str] | None:
+        """For parsed inputs ``raw`` (:meth:`parse_inputs`), one note per input on what was changed before
+        prediction (``""``: nothing), e.g. a molecule drawn scaled down to fit its image grid; ``None``
+        (the default): this data type never changes an input."""
+        return None
+
     def for_fold(self) -> Modality:
         """A fresh instance for one cross-validation fold: what reading the files established
         (formats, columns, window flanks) carried over, nothing fitted. Default: a new instance."""

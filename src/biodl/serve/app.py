@@ -162,8 +162,8 @@ def create_app(
     if plain and isinstance(length, int) and length > 0 and isinstance(getattr(letters, "table", None), bytes):
         one_hot = (letters.table, int(letters.size), length)
 
-    def model_inputs(records: list[Any]) -> np.ndarray:
-        X, _ = bag_inputs(records) if bags else (inputs(records), None)
+    def model_inputs(records: list[Any], notes: list[str] | None = None) -> np.ndarray:
+        X, _ = bag_inputs(records) if bags else (inputs(records, notes), None)
         return X
 
     def bag_inputs(records: list[Any]) -> tuple[np.ndarray, list[list[str]]]:
@@ -179,12 +179,15 @@ def create_app(
         assert out is not None
         return out[0]
 
-    def inputs(records: list[Any]) -> np.ndarray:
+    def inputs(records: list[Any], notes: list[str] | None = None) -> np.ndarray:
+        """Model inputs of request records; ``notes`` (if given) receives one note per record on what was changed."""
         try:
             if one_hot is not None and (X := sequence_rows(records, *one_hot)) is not None:
                 return X
             fast = numeric_rows(records, width) if width is not None else None
             raw = fast if fast is not None else modality.parse_inputs(records)
+            if notes is not None and fast is None:
+                notes.extend(modality.input_notes(raw) or [])
             return np.asarray(modality.transform(raw))
         except NotImplementedError as exc:
             raise RequestError(501, str(exc) or f"data type {modality.name!r} cannot parse request inputs") from None
@@ -246,7 +249,8 @@ def create_app(
                 rec.update(instances=n, instance_weights=[float(v) for v in w[: len(n)]])
             return encode_predictions(records)
         small = len(raw_body) <= INLINE_BODY_BYTES
-        X = model_inputs(body.inputs) if small else await run_in_threadpool(model_inputs, body.inputs)
+        notes: list[str] = []
+        X = model_inputs(body.inputs, notes) if small else await run_in_threadpool(model_inputs, body.inputs, notes)
         out = await run_model(X)
         if bundle.kind == "segmentation":  # PNG encoding of large masks: off the event loop
             records = await run_in_threadpool(prediction_records, bundle, out, probability_maps=body.probability_maps)
@@ -259,6 +263,9 @@ def create_app(
             records = prediction_records(bundle, out, lengths=lengths)
         else:
             records = prediction_records(bundle, out)
+        for rec, note in zip(records, notes, strict=False):  # inputs changed before prediction, said per input
+            if note:
+                rec["notes"] = [note]
         return encode_predictions(records) if small else await run_in_threadpool(encode_predictions, records)
 
     def explain_one(record: Any, target: int | str | None, method: str) -> ExplainResponse:

@@ -58,6 +58,11 @@ class Prediction(BaseModel):
     instance_weights: list[float] | None = Field(
         default=None, description="multiple-instance models: each instance's weight in the bag prediction (pooling share)"
     )
+    notes: list[str] | None = Field(
+        default=None,
+        description="what was changed about this input before prediction (e.g. a molecule wider than Chemception's "
+        "image grid, drawn scaled down as in training); absent when nothing was",
+    )
 
 
 class PredictResponse(BaseModel):

@@ -252,6 +252,9 @@ class MoleculeModality(Modality):
                 f"{len(big)} molecule(s) wider than the {span:g} Å image grid (rows {rows}); "
                 "data.molecule.grid_oversize=scale draws them scaled down, or raise data.molecule.grid_size"
             )
+        rows = ", ".join(f"{origin[i][0]} row {origin[i][1]}" for i, _ in big[:5]) + (", ..." if len(big) > 5 else "")
+        print(f"note: {len(big)} molecule(s) wider than the {span:g} Å image grid drawn scaled down ({rows}; "
+              "data.molecule.grid_oversize=error refuses them)", file=sys.stderr)  # fmt: skip
         smiles = canonical_smiles(mols)
         for i, scale in big:
             report.changed.append(
@@ -263,6 +266,14 @@ class MoleculeModality(Modality):
                     "reason": f"wider than the {span:g} Å image grid: drawn scaled down",
                 }
             )
+
+    def input_notes(self, raw: np.ndarray) -> list[str] | None:
+        """Molecule images: a note for each molecule wider than the grid (drawn scaled down); else ``None``."""
+        if not self.uses_image:
+            return None
+        big = dict(oversized(mols_from_smiles(list(raw)), self.grid))
+        span = self.grid.size * self.grid.resolution
+        return [f"wider than the {span:g} Å image grid: drawn at scale {big[i]:.3f}" if i in big else "" for i in range(len(raw))]
 
     def parse_inputs(self, inputs: list[Any]) -> np.ndarray:
         """SMILES strings or ``{"smiles": ...}`` objects → canonical SMILES ``(N,)``."""
