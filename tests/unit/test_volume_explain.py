@@ -57,3 +57,31 @@ def test_gradcam_of_an_ensemble_is_its_members_mean() -> None:
     torch.testing.assert_close(GradCAM3D(ens).attribute(x, target=0), expected)
     twins = Ensemble.from_members([net, copy.deepcopy(net)], "cnn3d", net.params.model_dump(), "binary").eval()
     torch.testing.assert_close(GradCAM3D(twins).attribute(x, target=0), GradCAM3D(net).attribute(x, target=0))
+
+
+class _BrightCube(torch.nn.Module):
+    """Score = the energy of the local means above 0.2 (3³ box filter): driven by a bright cube, not the faint noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 1, 3, padding=1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.fill_(1 / 27)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.relu(self.conv(x) - 0.2) ** 2).sum(dim=(2, 3, 4))
+
+
+@pytest.mark.parametrize("method", ["saliency", "occlusion"])
+def test_saliency_and_occlusion_find_the_planted_cube(method: str) -> None:
+    from biodl.explain.volume import METHODS
+
+    x = 0.05 * torch.rand(1, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 9:13, 2:6, 5:9] = 1.0
+    maps = METHODS[method](_BrightCube()).attribute(x, target=0)
+    assert maps.shape == (1, 1, 16, 16, 16)
+    m = maps[0, 0].abs()
+    near = m[6:16, 0:9, 2:12].sum() / m.sum()  # the cube and the 3 voxels around it a filter or window reaches
+    assert near > 0.8  # most attribution within 810 of 4,096 voxels
+    d, h, w = (int(v) for v in torch.nonzero(m == m.max())[0])
+    assert 8 <= d <= 13 and 1 <= h <= 6 and 4 <= w <= 9  # the peak on the cube (or its rim)
