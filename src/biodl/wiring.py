@@ -62,7 +62,11 @@ def resolve_experiment(cfg: ExperimentConfig) -> None:
     if cfg.data.task == "segmentation" and "batch_size" not in cfg.train.model_fields_set:
         cfg.train.batch_size = SEGMENTATION_BATCH_SIZE  # counts random crops, not images
     if cfg.data.type not in spec.data_types:
-        raise ConfigError(f"model '{name}' does not take data type '{cfg.data.type}' (it takes: {', '.join(spec.data_types)})")
+        hint = getattr(spec, "data_type_hints", {}).get(cfg.data.type)  # how to give this data as the model's type
+        raise ConfigError(
+            f"model '{name}' does not take data type '{cfg.data.type}' (it takes: {', '.join(spec.data_types)})"
+            + (f"; {hint}" if hint else "")
+        )
     tasks: tuple[str, ...] | None = getattr(spec, "tasks", None)
     if tasks and cfg.data.task is not None and cfg.data.task not in tasks:
         raise ConfigError(f"model '{name}' does not do {cfg.data.task} (it does: {', '.join(tasks)})")

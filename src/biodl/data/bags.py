@@ -59,6 +59,18 @@ def pack_bags(instances: Sequence[np.ndarray], max_instances: int | None = None)
     return out
 
 
+def synthetic_bags(in_shape: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` valid packed bags of model input shape ``in_shape`` (``(M, F + 1)`` or ``(M, C + 1, t, t)``),
+    as :func:`pack_bags` lays them out: 1 to ``M`` standard-normal instances per bag (the first bag full,
+    the second a single instance), zero padding after them, and the 0/1 mask in the last feature/channel.
+    For checks that need inputs of a bag model without data (export parity)."""
+    m, inner = int(in_shape[0]), tuple(int(s) for s in in_shape[1:])
+    shape = (inner[0] - 1, *inner[1:])
+    sizes = rng.integers(1, m + 1, size=n)
+    sizes[: min(n, 2)] = [m, 1][: min(n, 2)]
+    return pack_bags([rng.standard_normal((int(k), *shape)).astype(np.float32) for k in sizes], max_instances=m)
+
+
 def bag_mask(X: np.ndarray) -> np.ndarray:
     """``(N, M)`` boolean mask of real instances of packed bags."""
     m = X[:, :, -1]
@@ -116,7 +128,10 @@ class BagModality(Modality):
     """Bags of table rows or image tiles with one label per bag (multiple-instance learning)."""
 
     name: ClassVar[str] = "bags"
-    input_hint: ClassVar[str] = 'a bag: a list of instance feature rows, or {"instances": [...]}'
+    input_hint: ClassVar[str] = (
+        'a bag: table bags, a list of instance feature rows or {"instances": [...]}; image bags, one whole image '
+        "(base64-encoded PNG, JPEG or TIFF), cut into instances as in training"
+    )
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -136,6 +151,29 @@ class BagModality(Modality):
     @property
     def opts(self) -> Any:
         return self.cfg.bags
+
+    def input_description(self) -> str:
+        """What one request input is for this bag model (table rows or a whole image), for ``GET /model``."""
+        if self.kind != "image":
+            return (
+                "a bag: a list of instances, each a feature row (numbers in the feature-column order, or a {column: value} "
+                'object), or {"instances": [...]}'
+            )
+        opts = self.opts
+        t = opts.tile_size
+        if opts.crops == "objects":
+            cut = f"one {t}×{t} crop per foreground object (at least {opts.min_object_area} pixels)"
+        else:
+            cut = f"{t}×{t} tiles on a grid" + (f" (step {opts.tile_stride})" if opts.tile_stride else "")
+            if opts.foreground is not None:
+                cut += f", keeping tiles with at least {opts.foreground:g} foreground"
+        n = self.image.channels if self.image is not None else None
+        channels = f" ({n} channel{'s' if n != 1 else ''})" if n else ""
+        return (
+            f"an image bag: one whole image{channels} per input (a base64-encoded PNG, JPEG or TIFF file, "
+            f'{{"image": BASE64}}, or nested lists of pixel values), cut into {cut}; each piece is one instance of the bag, '
+            "and the prediction has a weight per instance"
+        )
 
     def _kind(self, paths: list[str]) -> str:
         if self.kind is not None:

@@ -3,9 +3,11 @@
 Parity is measured on real inputs whenever possible, in this order:
 
 1. the rows of ``--data-path`` (read with the bundle's column mapping);
-2. the rows of the data files recorded in the bundle (its training data), when they still
-   exist and are not too large to read quickly;
-3. otherwise synthetic standard-normal inputs of the model's input shape, reported as such.
+2. the rows of the data files or folders recorded in the bundle (its training data: a table, an
+   NPZ file, a folder of images), when they still exist and are not too large to read quickly;
+3. otherwise synthetic inputs of the model's input shape, reported as such: standard-normal values,
+   except that a bag model (``bags`` data type) gets valid bags (standard-normal instances, a 0/1
+   mask of real instances with the padding after them), the only inputs its training gives it.
 """
 
 from __future__ import annotations
@@ -97,13 +99,43 @@ def _pick(n: int, rows: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, size=rows, replace=False))
 
 
+def _size_within(path: Path, budget: int) -> int | None:
+    """Bytes of a file, or of all files under a folder; ``None`` once they exceed ``budget`` (the walk stops there)."""
+    if path.is_file():
+        size = path.stat().st_size
+        return size if size <= budget else None
+    total = 0
+    for f in path.rglob("*"):
+        if f.is_file():
+            total += f.stat().st_size
+            if total > budget:
+                return None
+    return total
+
+
 def _recorded_paths(bundle: Bundle) -> list[str] | None:
+    """The bundle's recorded training files and folders, when all still exist and are small enough to read."""
     paths = list(bundle.data_config.path)
-    if not paths or not all(Path(p).is_file() for p in paths):
+    if not paths or not all(Path(p).is_file() or Path(p).is_dir() for p in paths):
         return None
-    if sum(Path(p).stat().st_size for p in paths) > MAX_RECORDED_BYTES:
-        return None
+    budget = MAX_RECORDED_BYTES
+    for p in paths:
+        size = _size_within(Path(p), budget)
+        if size is None:
+            return None
+        budget -= size
     return paths
+
+
+def _synthetic(bundle: Bundle, n: int) -> tuple[np.ndarray, str]:
+    """Synthetic model inputs ``(n, *in_shape)`` and their description."""
+    in_shape = tuple(int(s) for s in bundle.meta["model"]["in_shape"])
+    rng = np.random.default_rng(0)
+    if bundle.modality.name == "bags":
+        from biodl.data.bags import synthetic_bags
+
+        return synthetic_bags(in_shape, n, rng), "synthetic bags of standard-normal instances"
+    return rng.standard_normal((n, *in_shape)).astype(np.float32), "synthetic standard-normal inputs"
 
 
 def sample_inputs(
@@ -137,7 +169,8 @@ def sample_inputs(
     elif use_recorded:
         recorded = _recorded_paths(bundle)
         if recorded:
-            candidates.append((recorded, None, "the training data file"))
+            kind = "folder" if any(Path(p).is_dir() for p in recorded) else "file"
+            candidates.append((recorded, None, f"the training data {kind}"))
     for files, over, label in candidates:
         try:
             data = load_data(bundle, files, over, require_targets=False)
@@ -149,9 +182,8 @@ def sample_inputs(
         raw = data.X[idx]
         names = ", ".join(Path(f).name for f in files)
         return Sample(bundle.modality.transform(raw), raw, f"{label} {names}", real=True)
-    in_shape = tuple(int(s) for s in bundle.meta["model"]["in_shape"])
-    X = np.random.default_rng(0).standard_normal((min(rows, 64), *in_shape)).astype(np.float32)
-    return Sample(X, None, "synthetic standard-normal inputs (no data file available; pass --data-path to use real rows)", False)
+    X, what = _synthetic(bundle, min(rows, 64))
+    return Sample(X, None, f"{what} (no data file available; pass --data-path to use real rows)", False)
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -125,9 +125,10 @@ def prediction_records(
 def describe_inputs(bundle: Bundle, example: Any = None) -> dict[str, Any]:
     """What ``POST /predict`` accepts for this model."""
     modality = bundle.modality
+    describe = getattr(modality, "input_description", None)  # a description of this model's inputs (bags: rows or images)
     info: dict[str, Any] = {
         "data_type": modality.name,
-        "description": input_hint(modality.name),
+        "description": describe() if callable(describe) else input_hint(modality.name),
         "model_input_shape": [int(s) for s in bundle.meta["model"]["in_shape"]],
     }
     features = getattr(modality, "feature_names", None)

@@ -153,6 +153,13 @@ class MIL(BiodlModel):
 
     Params: ClassVar[type[ModelParams]] = MILParams
     data_types: ClassVar[tuple[str, ...]] = ("bags",)
+    #: What to give instead of another data type (the model-type check in ``biodl.wiring`` appends it).
+    data_type_hints: ClassVar[Mapping[str, str]] = {
+        "tabular": "for a table whose rows are instances of bags, add --bag-column COLUMN (the bag identifier column; "
+        "data.bag_column), one label per bag",
+        "image": "for images as bags of tiles (one label per image), use --data-type bags --bag-instances image "
+        "(data.type: bags, data.bags.instances: image)",
+    }
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression", "multilabel")
     #: Chosen by 10-fold CV (MIDatasets' 2nd repetition) on MUSK1, Elephant, Fox and Tiger: early stopping
     #: on the handful of validation bags these sets leave cost ~2 points of accuracy, so the network trains
