@@ -186,8 +186,9 @@ def create_app(
                 return X
             fast = numeric_rows(records, width) if width is not None else None
             raw = fast if fast is not None else modality.parse_inputs(records)
-            if notes is not None and fast is None:
-                notes.extend(modality.input_notes(raw) or [])
+            describe = getattr(modality, "input_notes", None)  # Modality's hook (absent on duck-typed stand-ins)
+            if notes is not None and fast is None and callable(describe):
+                notes.extend(describe(raw) or [])
             return np.asarray(modality.transform(raw))
         except NotImplementedError as exc:
             raise RequestError(501, str(exc) or f"data type {modality.name!r} cannot parse request inputs") from None
