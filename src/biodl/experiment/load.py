@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from biodl.config import DataConfig, ExperimentConfig
+from biodl.config import DataConfig, ExperimentConfig, ModelConfig
 from biodl.data import DATA_TYPES
+from biodl.data.base import LoadedData
 from biodl.data.store import LazyRows, is_store, open_store
-from biodl.errors import DataError
+from biodl.data.volume.modality import frame_label_names
+from biodl.errors import ConfigError, DataError
 from biodl.experiment.results import Inputs
 
 
@@ -34,7 +37,40 @@ def load_inputs(cfg: ExperimentConfig) -> tuple[ExperimentConfig, Inputs]:
 
         data.targets = reconstruction_targets(data.X)
     assert data.targets is not None
-    return cfg, inputs
+    return resolve_frame_output(cfg, data), inputs
+
+
+def resolve_frame_output(cfg: ExperimentConfig, data: LoadedData) -> ExperimentConfig:
+    """``timelapse``'s ``model.output: auto`` (the default) from the labels: ``frame`` when clips have one
+    label per frame (an NPZ ``labels`` array ``(N, T)``: targets ``frame_0 .. frame_{T-1}``; said in one
+    console line), else ``clip``. An explicit ``model.output: clip`` with per-frame labels is a
+    :class:`ConfigError` naming both (a per-clip network would give every frame the clip's score)."""
+    if cfg.model.name != "timelapse" or data.targets is None:
+        return cfg
+    params = cfg.model.params()
+    output = params.get("output", "auto")
+    shape: tuple[int, ...] = tuple(getattr(data.X, "shape", ()))
+    frames = int(shape[2]) if len(shape) == 5 else 0
+    per_frame = (
+        cfg.data.type == "volume" and bool(cfg.data.volume.time_axis) and frames > 1
+        and list(data.targets.names) == frame_label_names(frames)
+    )  # fmt: skip
+    source = ", ".join(Path(p).name for p in cfg.data.path) or "the data"
+    if per_frame and output == "clip":
+        raise ConfigError(
+            f"model.output=clip predicts one label per clip, but {source} has one label per frame (labels (N, {frames})); "
+            "leave model.output unset (per-frame labels train a per-frame model, output: frame) or give one label per clip"
+        )
+    if output != "auto":
+        return cfg
+    resolved = "frame" if per_frame else "clip"
+    if per_frame:
+        print(
+            f"note: {source} has one label per frame ({frames} frames): timelapse predicts every frame "
+            "(model.output: frame, chosen from the labels)"
+        )
+    model = ModelConfig(name=cfg.model.name, **{**params, "output": resolved})
+    return cfg.model_copy(update={"model": model})
 
 
 def store_data_config(cfg: ExperimentConfig, meta: dict[str, Any]) -> DataConfig:

@@ -102,11 +102,15 @@ class TiffLayout:
         return int(np.prod([n for a, n in zip(self.axes, self.shape) if a not in "YXS"], dtype=np.int64))
 
     def describe(self) -> str:
-        """E.g. ``8 z-slices (ImageJ metadata, axes ZYX)``."""
-        what = {"z": "z-slices", "t": "time frames", "c": "channels", "?": "pages of unknown meaning"}.get(
-            self.plane_axis or "", "plane"
-        )
-        return f"{self.planes} {what} ({self.source}, axes {self.axes})"
+        """E.g. ``8 z-slices (ImageJ metadata, axes ZYX)``, ``12 planes over time and z (ImageJ metadata, axes TZYX)``."""
+        one, many = {
+            "z": ("z-slice", "z-slices"),
+            "t": ("time frame", "time frames"),
+            "zt": ("plane over time and z", "planes over time and z"),
+            "c": ("channel", "channels"),
+            "?": ("page of unknown meaning", "pages of unknown meaning"),
+        }.get(self.plane_axis or "", ("plane", "planes"))
+        return f"{self.planes} {one if self.planes == 1 else many} ({self.source}, axes {self.axes})"
 
 
 def tiff_layout(data: Path | io.BytesIO, name: str) -> TiffLayout:
@@ -189,6 +193,8 @@ def _read_tiff(data: Path | io.BytesIO, name: str, channel_axis: ChannelAxis = "
     if layout.plane_axis in ("z", "t", "zt") or (layout.plane_axis == "?" and channel_axis == "auto" and not rows_of_pixels):
         hint = " --time-axis" if layout.plane_axis == "t" else ""
         channels = "" if layout.plane_axis != "?" else "; to read the pages as channels of one 2-D image set --channel-axis first"
+        if layout.plane_axis == "zt":  # the volume reader takes z or time, not both
+            hint = " (one time point per file, or one z per file with --time-axis)"
         raise DataError(
             f"{name}: holds {layout.describe()}, not one 2-D image; read stacks with --data-type volume{hint}{channels}"
         )

@@ -6,7 +6,9 @@ training-set statistics. ``D`` is depth (z-slices), or time (frames) with ``data
 * Classification: NPZ arrays in MedMNIST 3-D layout (``train_images`` ``(N, D, H, W)``,
   ``train_labels``, ``val_*``, ``test_*``; the predefined split is used), class folders of stacks,
   or a table of stack paths + label column(s). A stack is a multi-page TIFF, an NPY array or a
-  folder of 2-D slices. Per-frame labels of clips: an NPZ ``labels`` array ``(N, T)``.
+  folder of 2-D slices; how its planes were read is printed once per read (one ``note:`` line) and
+  listed in the summary. Per-frame labels of clips: an NPZ ``labels`` array ``(N, T)`` (targets
+  ``frame_0 .. frame_{T-1}``; they make ``timelapse`` predict per frame, :mod:`biodl.experiment.load`).
 * Evaluating a saved model on an NPZ file reads its ``test_*`` arrays, else ``val_*``, else
   ``train_*`` (the most held-out part present), or plain ``images``/``labels``; ``--npz-parts``
   overrides. The summary names the part read.
@@ -101,6 +103,8 @@ class VolumeModality(Modality):
                 )
             src = image_sources.Source(files, ids, image_sources.pd.DataFrame(index=range(len(files))), [], "files")
         volumes, notes = self._volumes(src)
+        if src.arrays is None and notes:
+            print(f"note: {_stacks_read(notes)}")
         summary: dict[str, Any] = {
             "layout": layout,
             "volumes": len(volumes),
@@ -181,7 +185,7 @@ class VolumeModality(Modality):
             frame = src.frame
             if self.opts.time_axis and len(label_cols) == X.shape[2] > 1:
                 frame = frame.rename(columns={c: f"frame_{j}" for j, c in enumerate(label_cols)})
-                label_cols = [f"frame_{j}" for j in range(len(label_cols))]
+                label_cols = frame_label_names(len(label_cols))
             task = cfg.task or ("multilabel" if len(label_cols) > 1 else "classification")
             if task == "segmentation":
                 raise DataError("task 'segmentation' needs mask stacks (--mask-dir, or NPZ masks)")
@@ -386,6 +390,25 @@ class VolumeModality(Modality):
         if "mean" in arrays:
             self.mean = np.asarray(arrays["mean"], dtype=np.float32)
             self.std = np.asarray(arrays["std"], dtype=np.float32)
+
+
+def frame_label_names(frames: int) -> list[str]:
+    """The target names of per-frame labels of ``frames``-frame clips: ``frame_0 .. frame_{T-1}``."""
+    return [f"frame_{j}" for j in range(frames)]
+
+
+def _stacks_read(notes: list[str]) -> str:
+    """One console line on how the stacks' planes were read, e.g. ``24 stacks read: 8 pages read as planes
+    (no metadata)``; several ways with their counts of stacks (at most 5 listed)."""
+    counts: dict[str, int] = {}
+    for n in notes:
+        counts[n] = counts.get(n, 0) + 1
+    head = f"{len(notes)} stack{'s' if len(notes) != 1 else ''} read: "
+    if len(counts) == 1:
+        return head + notes[0]
+    parts = [f"{k} with {n}" for n, k in counts.items()]
+    more = f"; and {len(parts) - 5} other way(s)" if len(parts) > 5 else ""
+    return head + "; ".join(parts[:5]) + more
 
 
 def _single(paths: list[str], what: str) -> str:

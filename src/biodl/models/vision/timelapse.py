@@ -11,6 +11,10 @@ one linear head scores every frame.
   the clip's label.
 * ``output: frame`` (per-frame classification): one output per frame, ``num_outputs = T``
   (labels ``frame_0 .. frame_{T-1}``, binary or regression); logits ``(N, T)``.
+* ``output: auto`` (the default): an experiment resolves it from the labels before building the
+  network — ``frame`` for per-frame labels (an NPZ ``labels`` array ``(N, T)``), else ``clip``
+  (:func:`biodl.experiment.load.resolve_frame_output`); the bundle stores the resolved value. A
+  network built directly with ``auto`` is per clip.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from biodl.models.vision.volume_base import VolumeModel, conv_init_3d
 class TimelapseParams(ModelParams):
     """Hyper-parameters of :class:`TimelapseNet`."""
 
-    output: Literal["clip", "frame"] = Field(default="clip", description="one prediction per clip, or one per frame")
+    output: Literal["auto", "clip", "frame"] = Field(
+        default="auto",
+        description="one prediction per clip, or one per frame; auto: per frame when the labels are per frame, else per clip",
+    )
     channels: list[int] = Field(
         default_factory=lambda: [16, 32, 64], min_length=1, description="2-D frame encoder filters per block"
     )
