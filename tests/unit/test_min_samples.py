@@ -52,3 +52,24 @@ def test_chemception_recommends_samples_unless_the_user_chose_the_epochs() -> No
     assert _resolved(model="chemception", max_epochs=15).min_samples is None  # the user's epoch count stands
     both = _resolved(model="chemception", max_epochs=15, min_samples=1_000)
     assert (both.max_epochs, both.min_samples) == (15, 1_000)
+
+
+def test_ensemble_members_share_the_sized_epochs_said_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.training.ensemble import train_ensemble
+
+    X, cells = pbmc_cells(n=200, genes=20)
+    y = (cells == cells[0]).astype(np.float32)[:, None]
+    cfg = ExperimentConfig.from_dict({
+        "data": {"type": "tabular", "path": ["x.csv"], "task": "classification"},
+        "model": {"name": "mlp", "hidden_sizes": [8]},
+        "train": {"max_epochs": 2, "min_samples": 500, "batch_size": 50, "ensemble_size": 3, "early_stopping": False,
+                  "progress_bar": False, "seed": 0},
+    })  # fmt: skip
+    res = train_ensemble(cfg, (20,), 1, "binary", (X[:100], y[:100]), (X[100:], y[100:]), run_dir=tmp_path)
+    assert res.epochs == 5 and len(res.model.members) == 3  # type: ignore[arg-type]
+    import pandas as pd
+
+    for k in range(3):  # every member trained the 5 sized epochs (ceil(500 / 100 rows)), not 2
+        (log,) = (tmp_path / f"member_{k}" / "logs").rglob("metrics.csv")
+        assert pd.read_csv(log)["epoch"].nunique() == 5
+    assert capsys.readouterr().out.count("train.min_samples: 5 epochs") == 1

@@ -60,6 +60,9 @@ def train_ensemble(
         if configure is not None:
             configure(member)
         member_cfg = cfg.train.model_copy(update={"seed": cfg.train.seed + k, "ensemble_size": 1})
+        if fits and fits[0].max_epochs is not None and cfg.train.min_samples is not None:
+            # the same training rows: member 0's sized epoch limit, not sized (and said) again
+            member_cfg = member_cfg.model_copy(update={"max_epochs": fits[0].max_epochs, "min_samples": None})
         mdir = run_dir / f"member_{k}"
         fits.append(
             train_model(

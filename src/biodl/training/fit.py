@@ -71,6 +71,8 @@ class FitResult:
         Number of epochs run.
     monitor
         The logged value that chose ``best_epoch`` (``train.monitor``): ``"val_loss"``, ``"val_auroc"``, ...
+    max_epochs
+        The epoch limit it trained under (``train.max_epochs``, raised by ``train.min_samples``).
     """
 
     model: nn.Module
@@ -79,6 +81,7 @@ class FitResult:
     epochs: int
     is_global_zero: bool = True
     monitor: str = "val_loss"
+    max_epochs: int | None = None
 
 
 def batches_per_step(dataset: ArrayDataset, batch_size: int, checkpoint_every: int | None = None) -> int:
@@ -325,7 +328,9 @@ def train_model(
             f"after epoch {trainer.current_epoch}"
         )
     model.eval()
-    return FitResult(model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero, select.name)
+    return FitResult(
+        model, history.as_columns(), best.best_epoch, trainer.current_epoch, trainer.is_global_zero, select.name, cfg.max_epochs
+    )
 
 
 def sized_epochs(cfg: TrainConfig, loader: DataLoader[Any]) -> TrainConfig:
