@@ -49,7 +49,8 @@ def train_ensemble(
     name = str(cfg.model.name)
     params = dict(params) if params is not None else cfg.model.params()
     variants = cfg.train.ensemble_variants
-    members, fits, specs = [], [], []
+    members, specs = [], []
+    fits: list[FitResult] = []
     for k in range(cfg.train.ensemble_size):
         if k and stop is not None and stop():
             break
