@@ -356,3 +356,15 @@ def test_cv_column_of_plain_tables(tmp_path: Path) -> None:
     assert [s.test.tolist() for s in splits] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
     with pytest.raises(DataError, match="cv column 'part' not found"):
         cv_folds(12, None, "part", None, (0.6, 0.1, 0.3), 0)
+
+
+def test_images_smaller_than_a_tile_are_padded_and_said_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from biodl.data import DATA_TYPES
+    from conftest import shared_path
+    from mil_data import breast_mosaics
+
+    folder, _ = breast_mosaics(shared_path("images", "breastmnist", "breastmnist_train_val.npz"), tmp_path, n_pos=2, n_neg=2)
+    bags = DATA_TYPES["bags"](DataConfig(type="bags", path=[str(folder)], task="classification", bags={"tile_size": 64}))
+    data = bags.load([str(folder)])
+    assert "4 of 4 image(s) smaller than a 64×64 tile, padded with edge values" in capsys.readouterr().err
+    assert "4 of 4" in data.summary["padded images"]

@@ -7,6 +7,7 @@ columns, or MedMNIST-style NPZ arrays). Images may differ in size: a larger imag
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,12 @@ def load_image_bags(
         src.parts,
     )
     info = {"layout": layout, "images (bags)": len(images), "tile size": opts.tile_size, "tiles": int(sum(len(t) for t in tiles))}
+    padded = sum(min(img.shape[1:]) < opts.tile_size for img in images)
+    if padded:  # tile_image / object_crops pad such images (edge values) to one tile
+        side = f"{opts.tile_size}×{opts.tile_size}"
+        note = f"{padded} of {len(images)} image(s) smaller than a {side} tile, padded with edge values"
+        info["padded images"] = note
+        print(f"note: {note} (a smaller --bag-tile-size keeps several instances per image)", file=sys.stderr)
     if opts.crops == "objects":
         info["instances"] = f"one crop per foreground object (Otsu); {small} object(s) under {opts.min_object_area} px skipped"
     return bags, info
