@@ -43,6 +43,21 @@ def pbmc_cells(n: int = 600, genes: int = 100) -> tuple[np.ndarray, np.ndarray]:
 FAST = ["train.progress_bar=false", "evaluate.baselines=[linear]"]
 
 
+def isbi_stacks(root: Path, crop: int) -> tuple[Path, Path]:
+    """ISBI 2012 slices 0–5 and 6–11 as two volumes (folders of ``crop`` × ``crop`` PNG slices) under
+    ``root/img/{a,b}``, their membrane masks under ``root/mask/{a,b}``; returns the two image folders."""
+    from PIL import Image
+
+    isbi = shared_path("images", "isbi2012_em", "train")
+    for part, slices in (("a", range(0, 6)), ("b", range(6, 12))):
+        for sub in ("img", "mask"):
+            (root / sub / part).mkdir(parents=True)
+        for i in slices:
+            Image.open(isbi / "image" / f"{i}.png").crop((0, 0, crop, crop)).save(root / "img" / part / f"{i}.png")
+            Image.open(isbi / "label" / f"{i}.png").crop((0, 0, crop, crop)).save(root / "mask" / part / f"{i}.png")
+    return root / "img" / "a", root / "img" / "b"
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared/datasets, or skip the test with the reason."""
     p = SHARED.joinpath(*parts)

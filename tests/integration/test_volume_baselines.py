@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from biodl import Experiment
 from biodl.data.image.features import N_FEATURES, pixel_features
-from conftest import shared_path
+from conftest import isbi_stacks
 
 
 def test_voxel_features_filter_in_3d() -> None:
@@ -26,15 +25,9 @@ def test_voxel_features_filter_in_3d() -> None:
 
 
 def test_unet3d_run_reports_its_voxel_baseline(tmp_path: Path) -> None:
-    isbi = shared_path("images", "isbi2012_em", "train")
-    for part, slices in (("a", range(0, 6)), ("b", range(6, 12))):
-        for sub in ("img", "mask"):
-            (tmp_path / sub / part).mkdir(parents=True)
-        for i in slices:
-            Image.open(isbi / "image" / f"{i}.png").crop((0, 0, 64, 64)).save(tmp_path / "img" / part / f"{i}.png")
-            Image.open(isbi / "label" / f"{i}.png").crop((0, 0, 64, 64)).save(tmp_path / "mask" / part / f"{i}.png")
+    a, b = isbi_stacks(tmp_path, 64)
     r = Experiment(
-        data={"type": "volume", "path": [str(tmp_path / "img" / "a"), str(tmp_path / "img" / "b")], "split": "ordered",
+        data={"type": "volume", "path": [str(a), str(b)], "split": "ordered",
               "split_sizes": [0.5, 0.5, 0.0], "image": {"mask_dir": str(tmp_path / "mask")},
               "volume": {"tile_size": [4, 32, 32], "crops_per_volume": 2, "predict_tile_size": [6, 64, 64]}},
         model={"name": "unet3d", "depth": 2, "base_channels": 4},

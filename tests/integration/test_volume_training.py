@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
 
 from biodl import Experiment
 from biodl.bundle import load
 from biodl.cli.main import main
-from conftest import shared_path
+from conftest import isbi_stacks, shared_path
 
 FAST = {"progress_bar": False, "threads": 1, "seed": 0}
 
@@ -126,13 +125,7 @@ def test_serve_answers_like_the_bundle(adrenal_run: Path, adrenal_small: tuple[P
 
 
 def test_unet3d_on_an_isbi_stack(tmp_path: Path) -> None:
-    isbi = shared_path("images", "isbi2012_em", "train")
-    for part, slices in (("a", range(0, 6)), ("b", range(6, 12))):
-        for sub in ("img", "mask"):
-            (tmp_path / sub / part).mkdir(parents=True)
-        for i in slices:
-            Image.open(isbi / "image" / f"{i}.png").crop((0, 0, 96, 96)).save(tmp_path / "img" / part / f"{i}.png")
-            Image.open(isbi / "label" / f"{i}.png").crop((0, 0, 96, 96)).save(tmp_path / "mask" / part / f"{i}.png")
+    isbi_stacks(tmp_path, 96)
     run = tmp_path / "run"
     r = Experiment(
         data={"type": "volume", "path": [str(tmp_path / "img" / "a"), str(tmp_path / "img" / "b")], "split": "ordered",
