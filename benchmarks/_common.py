@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +90,20 @@ def download_sdist(name: str, version: str) -> Path:
         raise SystemExit(f"{url}: SHA-256 does not match PyPI's index")
     target.write_bytes(data)
     return target
+
+
+def screen_main(
+    doc: str | None, run: Callable[[str, Path], None], summarise: Callable[[list[str]], str], jobs: list[str]
+) -> None:
+    """The command line of a screen: ``--out FILE [JOB ...]`` runs jobs (default ``jobs``) appending to FILE;
+    ``--summarise FILE ...`` prints the Markdown summary."""
+    import sys
+
+    argv = sys.argv[1:]
+    if argv and argv[0] == "--summarise":
+        sys.stdout.write(summarise(argv[1:]))
+        return
+    if len(argv) < 2 or argv[0] != "--out":
+        raise SystemExit(doc)
+    for job in argv[2:] or jobs:
+        run(job, Path(argv[1]))

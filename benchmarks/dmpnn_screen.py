@@ -13,11 +13,11 @@ SIDER) play no part. Validation decides; test is reported.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import screen_main
 
 from biodl.cli.main import main
 
@@ -123,12 +123,4 @@ def summarise(files: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if argv and argv[0] == "--summarise":
-        sys.stdout.write(summarise(argv[1:]))
-        sys.exit(0)
-    if len(argv) < 2 or argv[0] != "--out":
-        raise SystemExit(__doc__)
-    jobs = argv[2:] or [f"{v}:{d}:{s}" for v in VARIANTS for d, (_, seeds) in SETS.items() for s in seeds]
-    for job in jobs:
-        run(job, Path(argv[1]))
+    screen_main(__doc__, run, summarise, [f"{v}:{d}:{s}" for v in VARIANTS for d, (_, seeds) in SETS.items() for s in seeds])

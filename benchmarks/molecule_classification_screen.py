@@ -13,12 +13,11 @@ features) is the yardstick. Validation decides; test is reported.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import EXTRA_DATA
+from _common import EXTRA_DATA, screen_main
 
 from biodl.cli.main import main
 
@@ -120,12 +119,4 @@ def summarise(files: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args and args[0] == "--summarise":
-        sys.stdout.write(summarise(args[1:]))
-        sys.exit(0)
-    if len(args) < 2 or args[0] != "--out":
-        raise SystemExit(__doc__)
-    jobs = args[2:] or [f"{v}:{d}:{s}" for v in VARIANTS for d in SETS for s in (0, 1, 2)]
-    for job in jobs:
-        run(job, Path(args[1]))
+    screen_main(__doc__, run, summarise, [f"{v}:{d}:{s}" for v in VARIANTS for d in SETS for s in (0, 1, 2)])
