@@ -159,3 +159,20 @@ def test_molecule_classification_keeps_the_better_family_unless_validation_favou
     wins = rule["gain_over_best"] > rule["standard_error"] > 0
     want = average["val"][metric] if wins else max(c["val"][metric] for c in trained)
     assert average["status"] == ("averaged" if wins else "not chosen") and m["val"][metric] == pytest.approx(want)
+
+
+def test_the_report_draws_atom_attributions_of_the_averaged_families(run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The run report's atom figure of ``auto``'s average: D-MPNN and dense members both attributed (it
+    was skipped with a note, "graph attributions need a D-MPNN")."""
+    from biodl.bundle import load
+    from biodl.explain.run_figures import molecule_figures
+    from biodl.inference import load_data
+
+    out, _ = run
+    bundle = load(out)
+    data = load_data(bundle, [str(ESOL)], {}, require_targets=False)
+    rows = np.arange(4)
+    X = np.asarray(bundle.modality.transform(data.X[rows]))
+    figures = molecule_figures(bundle.modality, bundle.model, X, data, rows, bundle.predict_arrays(X), tmp_path)
+    (path,) = figures.values()
+    assert path.is_file() and len(list(tmp_path.glob("atoms_*.png"))) == 4

@@ -59,7 +59,7 @@ def molecule_figures(
     figdir: Path,
 ) -> dict[str, Path]:
     """Per-atom attributions of the first target for four evaluation molecules."""
-    from biodl.explain.molecule import draw_attributions, graph_attributions, vector_attributions
+    from biodl.explain.molecule import draw_attributions, mixed_graph_attributions, vector_attributions
 
     pick = np.asarray(rows)[:4]
     if len(pick) == 0:
@@ -70,8 +70,8 @@ def molecule_figures(
             from biodl.explain.molecule_image import image_attributions
 
             weights = image_attributions(model, X_model[pick], mols, modality.grid, 0)
-        elif modality.uses_graph:
-            weights = graph_attributions(model, X_model[pick], 0)
+        elif modality.uses_graph:  # D-MPNNs, and dense networks on the graphs' descriptor slots (auto's average)
+            weights = [w for w, _ in mixed_graph_attributions(model, X_model[pick], mols, modality.featurizers, 0)]
         else:
             weights = [w for w, _ in vector_attributions(model, X_model[pick], mols, modality.featurizers, 0)]
         paths = [draw_attributions(m, w, figdir / f"atoms_{i}.png", size=300) for i, (m, w) in enumerate(zip(mols, weights))]
